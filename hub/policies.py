@@ -1,0 +1,130 @@
+"""Channel policies: which channel names exist and who may subscribe or publish (PROTOCOL.md §4).
+
+Pure: standard library only. Policies are matched by exact name, then the longest ``prefix*``,
+then ``*``. ``HUB_CHANNELS`` is merged over ``DEFAULT_POLICIES``; ``null`` removes a default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+RULES = ("anyone", "authenticated", "staff", "owner", "nobody")
+
+
+class PolicyError(ValueError):
+    """A policy in HUB_CHANNELS is malformed."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: the part of a Django user the policies need."""
+
+    username: str | None
+    is_staff: bool = False
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.username is not None
+
+
+ANONYMOUS = Principal(username=None)
+
+
+@dataclass(frozen=True)
+class ChannelPolicy:
+    pattern: str
+    subscribe: str
+    publish: str
+    history: int
+
+    def allows(self, action: str, principal: Principal, channel: str) -> bool:
+        rule = self.subscribe if action == "subscribe" else self.publish
+        return check_rule(rule, principal, channel, self.pattern)
+
+
+def check_rule(rule: str, principal: Principal, channel: str, pattern: str) -> bool:
+    if rule == "nobody":
+        return False
+    if principal.is_staff:
+        return True
+    if rule == "anyone":
+        return True
+    if rule == "authenticated":
+        return principal.is_authenticated
+    if rule == "owner":
+        prefix = pattern[:-1] if pattern.endswith("*") else pattern
+        return principal.is_authenticated and channel[len(prefix):] == principal.username
+    return False  # "staff" and anything unknown (validated away at start-up)
+
+
+DEFAULT_POLICIES: dict[str, dict[str, Any]] = {
+    "jobs": {"subscribe": "authenticated", "publish": "nobody"},
+    "nodes": {"subscribe": "authenticated", "publish": "nobody"},
+    "metrics": {"subscribe": "authenticated", "publish": "nobody"},
+    "notifications": {"subscribe": "authenticated", "publish": "nobody"},
+    "alerts": {"subscribe": "staff", "publish": "nobody"},
+    "user:*": {"subscribe": "owner", "publish": "nobody"},
+    "*": {"subscribe": "authenticated", "publish": "nobody"},
+}
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    exact: Mapping[str, ChannelPolicy]
+    prefixes: tuple[ChannelPolicy, ...]  # longest prefix first
+    catch_all: ChannelPolicy | None
+
+    def resolve(self, channel: str) -> ChannelPolicy | None:
+        """The most specific policy for ``channel``, or None (unknown channel)."""
+        policy = self.exact.get(channel)
+        if policy is not None:
+            return policy
+        for candidate in self.prefixes:
+            if channel.startswith(candidate.pattern[:-1]):
+                return candidate
+        return self.catch_all
+
+
+def _build_one(pattern: str, raw: Any, default_history: int) -> ChannelPolicy:
+    if not isinstance(raw, dict):
+        raise PolicyError(f"policy for {pattern!r} must be an object or null")
+    unknown = set(raw) - {"subscribe", "publish", "history"}
+    if unknown:
+        raise PolicyError(f"policy for {pattern!r} has unknown keys: {sorted(unknown)}")
+    subscribe = raw.get("subscribe", "authenticated")
+    publish = raw.get("publish", "nobody")
+    for key, rule in (("subscribe", subscribe), ("publish", publish)):
+        if rule not in RULES:
+            raise PolicyError(f"policy for {pattern!r}: {key} must be one of {', '.join(RULES)}")
+    history = raw.get("history", default_history)
+    if not isinstance(history, int) or isinstance(history, bool) or history < 0:
+        raise PolicyError(f"policy for {pattern!r}: history must be an integer >= 0")
+    return ChannelPolicy(pattern=pattern, subscribe=subscribe, publish=publish, history=history)
+
+
+def build_policies(overrides: Mapping[str, Any], default_history: int) -> PolicySet:
+    """Merge ``overrides`` over the defaults and index them for matching."""
+    merged: dict[str, Any] = dict(DEFAULT_POLICIES)
+    for pattern, raw in overrides.items():
+        if not isinstance(pattern, str) or not pattern:
+            raise PolicyError("policy keys must be non-empty strings")
+        if "*" in pattern[:-1]:
+            raise PolicyError(f"{pattern!r}: '*' is allowed only at the end")
+        if raw is None:
+            merged.pop(pattern, None)
+        else:
+            merged[pattern] = raw
+    exact: dict[str, ChannelPolicy] = {}
+    prefixes: list[ChannelPolicy] = []
+    catch_all = None
+    for pattern, raw in merged.items():
+        policy = _build_one(pattern, raw, default_history)
+        if pattern == "*":
+            catch_all = policy
+        elif pattern.endswith("*"):
+            prefixes.append(policy)
+        else:
+            exact[pattern] = policy
+    prefixes.sort(key=lambda p: len(p.pattern), reverse=True)
+    return PolicySet(exact=exact, prefixes=tuple(prefixes), catch_all=catch_all)

@@ -1,0 +1,260 @@
+"""The wire protocol (PROTOCOL.md v1), sans I/O: parse client frames, build server frames.
+
+Pure: standard library only. Every server frame has exactly one builder here, and every
+builder returns the finished text, so the engine encodes a publication once and each
+subscriber's socket gets the same string.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+# --- close codes (PROTOCOL.md §3); 4000-4999 are the hub's own -----------------------------
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_TOO_LARGE = 1009
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_AUTH_FAILED = 4001
+CLOSE_IDLE_TIMEOUT = 4008
+CLOSE_CLIENT_ID_IN_USE = 4009
+CLOSE_SLOW_CONSUMER = 4010
+CLOSE_RATE_LIMIT_ABUSE = 4029
+
+# --- error codes -------------------------------------------------------------------------
+INVALID_JSON = "invalid_json"
+INVALID_MESSAGE = "invalid_message"
+UNKNOWN_TYPE = "unknown_type"
+INVALID_CHANNEL = "invalid_channel"
+UNKNOWN_CHANNEL = "unknown_channel"
+FORBIDDEN = "forbidden"
+NOT_AUTHENTICATED = "not_authenticated"
+RATE_LIMITED = "rate_limited"
+TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
+INTERNAL_ERROR = "internal_error"
+ERROR_CODES = frozenset({
+    INVALID_JSON, INVALID_MESSAGE, UNKNOWN_TYPE, INVALID_CHANNEL, UNKNOWN_CHANNEL, FORBIDDEN,
+    NOT_AUTHENTICATED, RATE_LIMITED, TOO_MANY_SUBSCRIPTIONS, INTERNAL_ERROR,
+})
+
+CONTROL_TYPES = frozenset({
+    "connected", "pong", "subscribed", "unsubscribed", "published", "recovered", "heartbeat",
+    "error",
+})
+BUILTIN_CLIENT_TYPES = frozenset({"ping", "pong", "auth", "subscribe", "unsubscribe", "publish"})
+DEFAULT_EVENT = "message"
+MAX_CHANNELS_PER_FRAME = 100
+
+_CHANNEL_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
+_CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_EVENT_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
+
+
+class ProtocolError(Exception):
+    """A client frame the hub refuses; becomes one ``error`` frame, never a close."""
+
+    def __init__(self, code: str, message: str, *, channel: str | None = None,
+                 frame_id: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.channel = channel
+        self.frame_id = frame_id
+
+
+@dataclass(frozen=True)
+class ClientFrame:
+    type: str
+    id: Any  # str | int | None, echoed on the direct reply
+    body: dict[str, Any]
+
+
+def is_valid_channel(name: Any) -> bool:
+    return isinstance(name, str) and _CHANNEL_RE.fullmatch(name) is not None
+
+
+def is_valid_client_id(client_id: str) -> bool:
+    return _CLIENT_ID_RE.fullmatch(client_id) is not None
+
+
+def check_event_name(event: Any) -> str:
+    """The event name a publisher gave, validated; raises ProtocolError(invalid_message)."""
+    if event is None:
+        return DEFAULT_EVENT
+    if not isinstance(event, str) or _EVENT_RE.fullmatch(event) is None:
+        raise ProtocolError(INVALID_MESSAGE, "event must be 1-100 characters of A-Za-z0-9_.:-")
+    if event in CONTROL_TYPES:
+        raise ProtocolError(INVALID_MESSAGE, f"event name {event!r} is reserved")
+    return event
+
+
+def parse_client_frame(text: str | None) -> ClientFrame:
+    """Decode one text frame; raises ProtocolError for anything that is not a usable frame."""
+    if text is None:
+        raise ProtocolError(INVALID_JSON, "frames must be JSON text frames, not binary")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ProtocolError(INVALID_JSON, "frame is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise ProtocolError(INVALID_JSON, "frame must be a JSON object")
+    frame_id = value.get("id")
+    if frame_id is not None and (isinstance(frame_id, bool) or not isinstance(frame_id, (str, int))):
+        raise ProtocolError(INVALID_MESSAGE, "id must be a string or an integer")
+    frame_type = value.get("type")
+    if not isinstance(frame_type, str) or not frame_type:
+        raise ProtocolError(INVALID_MESSAGE, "type is missing or not a string", frame_id=frame_id)
+    return ClientFrame(type=frame_type, id=frame_id, body=value)
+
+
+@dataclass(frozen=True)
+class SubscribeRequest:
+    channels: tuple[str, ...]  # as requested, validity checked per channel later
+    since: dict[str, int]
+
+
+def parse_channels(frame: ClientFrame) -> tuple[Any, ...]:
+    """``channel`` or ``channels`` of a (un)subscribe frame, in request order, deduplicated."""
+    body = frame.body
+    if "channels" in body:
+        channels = body["channels"]
+        if not isinstance(channels, list) or not channels:
+            raise ProtocolError(INVALID_MESSAGE, "channels must be a non-empty list",
+                                frame_id=frame.id)
+        if len(channels) > MAX_CHANNELS_PER_FRAME:
+            raise ProtocolError(INVALID_MESSAGE,
+                                f"at most {MAX_CHANNELS_PER_FRAME} channels per frame",
+                                frame_id=frame.id)
+    elif "channel" in body:
+        channels = [body["channel"]]
+    else:
+        raise ProtocolError(INVALID_MESSAGE, "channel or channels is required", frame_id=frame.id)
+    seen: dict[Any, None] = {}
+    for name in channels:
+        if not isinstance(name, str):
+            raise ProtocolError(INVALID_MESSAGE, "channel names must be strings", frame_id=frame.id)
+        seen.setdefault(name, None)
+    return tuple(seen)
+
+
+def _valid_offset(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def parse_subscribe(frame: ClientFrame) -> SubscribeRequest:
+    channels = parse_channels(frame)
+    since_raw = frame.body.get("since")
+    since: dict[str, int] = {}
+    if since_raw is None:
+        pass
+    elif isinstance(since_raw, dict):
+        for name, offset in since_raw.items():
+            if not _valid_offset(offset):
+                raise ProtocolError(INVALID_MESSAGE, "since offsets must be integers >= 0",
+                                    frame_id=frame.id, channel=name)
+            since[name] = offset
+    elif _valid_offset(since_raw):
+        if "channel" not in frame.body or "channels" in frame.body:
+            raise ProtocolError(INVALID_MESSAGE, "an integer since goes with channel; "
+                                "use {channel: offset} with channels", frame_id=frame.id)
+        since[channels[0]] = since_raw
+    else:
+        raise ProtocolError(INVALID_MESSAGE, "since must be an offset or {channel: offset}",
+                            frame_id=frame.id)
+    return SubscribeRequest(channels=channels, since=since)
+
+
+@dataclass(frozen=True)
+class PublishRequest:
+    channel: str
+    event: str
+    data: Any
+
+
+def parse_publish(frame: ClientFrame) -> PublishRequest:
+    channel = frame.body.get("channel")
+    if not isinstance(channel, str):
+        raise ProtocolError(INVALID_MESSAGE, "channel is required and must be a string",
+                            frame_id=frame.id)
+    if "data" not in frame.body:
+        raise ProtocolError(INVALID_MESSAGE, "data is required", frame_id=frame.id, channel=channel)
+    try:
+        event = check_event_name(frame.body.get("event"))
+    except ProtocolError as exc:
+        raise ProtocolError(exc.code, exc.message, frame_id=frame.id, channel=channel) from None
+    return PublishRequest(channel=channel, event=event, data=frame.body["data"])
+
+
+# --- server frames: one builder each -----------------------------------------------------
+
+def utc_timestamp(now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return now.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def encode(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+def _with_id(frame: dict[str, Any], frame_id: Any) -> dict[str, Any]:
+    if frame_id is not None:
+        frame["id"] = frame_id
+    return frame
+
+
+def build_connected(*, client_id: str, user: str | None, server: str, heartbeat_interval: float,
+                    frame_id: Any = None) -> str:
+    interval = int(heartbeat_interval) if float(heartbeat_interval).is_integer() else heartbeat_interval
+    return encode(_with_id({
+        "type": "connected", "client_id": client_id, "user": user, "server": server,
+        "heartbeat_interval": interval, "timestamp": utc_timestamp(),
+    }, frame_id))
+
+
+def build_pong(frame_id: Any = None) -> str:
+    return encode(_with_id({"type": "pong", "timestamp": utc_timestamp()}, frame_id))
+
+
+def build_heartbeat() -> str:
+    return encode({"type": "heartbeat", "timestamp": utc_timestamp()})
+
+
+def build_error(code: str, message: str, *, channel: str | None = None,
+                frame_id: Any = None) -> str:
+    frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if channel is not None:
+        frame["channel"] = channel
+    return encode(_with_id(frame, frame_id))
+
+
+def build_error_from(exc: ProtocolError) -> str:
+    return build_error(exc.code, exc.message, channel=exc.channel, frame_id=exc.frame_id)
+
+
+def build_subscribed(channel: str, offset: int, epoch: str, frame_id: Any = None) -> str:
+    return encode(_with_id({"type": "subscribed", "channel": channel, "offset": offset,
+                            "epoch": epoch}, frame_id))
+
+
+def build_unsubscribed(channel: str, frame_id: Any = None) -> str:
+    return encode(_with_id({"type": "unsubscribed", "channel": channel}, frame_id))
+
+
+def build_published(channel: str, offset: int, frame_id: Any = None) -> str:
+    return encode(_with_id({"type": "published", "channel": channel, "offset": offset}, frame_id))
+
+
+def build_recovered(channel: str, recovered: bool, missed: int | None = None) -> str:
+    frame: dict[str, Any] = {"type": "recovered", "channel": channel, "recovered": recovered}
+    if recovered:
+        frame["missed"] = missed or 0
+    return encode(frame)
+
+
+def build_publication(*, event: str, channel: str, offset: int, timestamp: str, data: Any) -> str:
+    """A publication frame; built once per publication and shared by every subscriber."""
+    return encode({"type": event, "channel": channel, "offset": offset,
+                   "timestamp": timestamp, "data": data})

@@ -1,0 +1,268 @@
+"""The only settings module. Everything comes from the environment, with safe defaults.
+
+Every variable is validated here, at start-up: a bad value raises ImproperlyConfigured with
+a message that names the variable, so `daphne`, `manage.py` and the tests all stop at once.
+Apps read the resulting ``HUB`` dict lazily through ``hub.conf.hub_settings``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def _env_int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _env_float(name: str, default: float, minimum: float = 0.0) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+
+
+def _env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _env_json_object(name: str) -> dict:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object")
+    return value
+
+
+# --- Django core -------------------------------------------------------------------------
+
+DEBUG = _env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = _env_str("DJANGO_SECRET_KEY") or "dev-only-insecure-key-set-DJANGO_SECRET_KEY-in-production"
+ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "channels",
+    "hub",
+    "slurm_monitor",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "realtime_project.urls"
+ASGI_APPLICATION = "realtime_project.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database: SQLite embedded, DATABASE_URL for PostgreSQL ------------------------------
+
+DATABASE_URL = _env_str("DATABASE_URL")
+if DATABASE_URL:
+    import dj_database_url
+
+    try:
+        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    except Exception as exc:  # dj_database_url raises a variety of errors
+        raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": _env_str("SQLITE_PATH") or str(BASE_DIR / "db.sqlite3"),
+            # Daphne, the monitor and the tests share the file: wait instead of failing.
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE",
+                        "init_command": "PRAGMA journal_mode=WAL;"},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+
+# --- Channel layer: in-process by default, channels-redis with REDIS_URL ------------------
+
+REDIS_URL = _env_str("REDIS_URL")
+HUB_CHANNEL_PREFIX = _env_str("HUB_CHANNEL_PREFIX", "hub")
+if not all(c.isalnum() or c in "-_." for c in HUB_CHANNEL_PREFIX) or not HUB_CHANNEL_PREFIX:
+    raise ImproperlyConfigured("HUB_CHANNEL_PREFIX must be 1+ characters of A-Za-z0-9_.-")
+if REDIS_URL:
+    if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured("REDIS_URL must start with redis://, rediss:// or unix://")
+    # The pub/sub layer: a group_send is one PUBLISH whatever the group size (the default
+    # RedisChannelLayer does one Redis operation per member); see docs/benchmarks.md.
+    # health_check_interval + keepalive: redis-py 8 otherwise drops idle connections
+    # (channels_redis#422), and a dead connection is noticed instead of hanging.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [{
+                    "address": REDIS_URL,
+                    "health_check_interval": 10,
+                    "socket_keepalive": True,
+                    "socket_connect_timeout": 2,
+                    "retry_on_timeout": True,
+                }],
+                "prefix": f"{HUB_CHANNEL_PREFIX}.layer",
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- The hub ---------------------------------------------------------------------------
+
+HUB = {
+    "SERVER_NAME": _env_str("HUB_SERVER_NAME") or f"{socket.gethostname()}-{os.getpid()}",
+    "MAX_CONNECTIONS": _env_int("HUB_MAX_CONNECTIONS", 1000, minimum=1),
+    "MAX_CONNECTIONS_PER_USER": _env_int("HUB_MAX_CONNECTIONS_PER_USER", 20, minimum=1),
+    "MAX_MESSAGE_SIZE": _env_int("HUB_MAX_MESSAGE_SIZE", 1024 * 1024, minimum=64),
+    "HEARTBEAT_INTERVAL": _env_float("HUB_HEARTBEAT_INTERVAL", 30.0, minimum=0.05),
+    "CONNECTION_TIMEOUT": _env_float("HUB_CONNECTION_TIMEOUT", 60.0, minimum=0.1),
+    "REQUIRE_AUTH": _env_bool("HUB_REQUIRE_AUTH", True),
+    "AUTH_TIMEOUT": _env_float("HUB_AUTH_TIMEOUT", 5.0, minimum=0.05),
+    # Empty = only same-host origins (the Host header's own); "*" = any origin.
+    "ALLOWED_ORIGINS": _env_list("HUB_ALLOWED_ORIGINS", []),
+    "RATE_LIMIT": _env_int("HUB_RATE_LIMIT", 60, minimum=1),
+    "MAX_SUBSCRIPTIONS": _env_int("HUB_MAX_SUBSCRIPTIONS", 100, minimum=1),
+    "HISTORY_SIZE": _env_int("HUB_HISTORY_SIZE", 100, minimum=0),
+    "CHANNELS": _env_json_object("HUB_CHANNELS"),
+    "MAX_QUEUED_BYTES": _env_int("HUB_MAX_QUEUED_BYTES", 4 * 1024 * 1024, minimum=1024),
+    "REDIS_URL": REDIS_URL,
+    "CHANNEL_PREFIX": HUB_CHANNEL_PREFIX,
+}
+
+# Channel policies are validated now, not at the first subscribe.
+from hub.policies import PolicyError, build_policies  # noqa: E402
+
+try:
+    build_policies(HUB["CHANNELS"], default_history=HUB["HISTORY_SIZE"])
+except PolicyError as exc:
+    raise ImproperlyConfigured(f"HUB_CHANNELS: {exc}") from None
+
+# --- REST ------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "hub.apis_errors.json_exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Hub API",
+    "DESCRIPTION": "Real-time hub: broadcast, health, clients, channels, notifications.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Logging: tokens never appear (see hub.logging_filters) -----------------------------
+
+LOG_LEVEL = _env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured("LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "hub.logging_filters.RedactSecretsFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
