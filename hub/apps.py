@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class HubConfig(AppConfig):
     name = "hub"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from hub import chat  # noqa: F401  registers the chat_message example type

@@ -38,12 +38,16 @@ class ChannelPolicy:
     publish: str
     history: int
 
-    def allows(self, action: str, principal: Principal, channel: str) -> bool:
+    def allows(self, action: str, principal: Principal, channel: str,
+               auth_required: bool = True) -> bool:
         rule = self.subscribe if action == "subscribe" else self.publish
-        return check_rule(rule, principal, channel, self.pattern)
+        return check_rule(rule, principal, channel, self.pattern, auth_required)
 
 
-def check_rule(rule: str, principal: Principal, channel: str, pattern: str) -> bool:
+def check_rule(rule: str, principal: Principal, channel: str, pattern: str,
+               auth_required: bool = True) -> bool:
+    """With authentication off (HUB_REQUIRE_AUTH=false), ``authenticated`` admits anyone:
+    there is no authentication to pass. ``staff`` and ``owner`` still need an identity."""
     if rule == "nobody":
         return False
     if principal.is_staff:
@@ -51,7 +55,7 @@ def check_rule(rule: str, principal: Principal, channel: str, pattern: str) -> b
     if rule == "anyone":
         return True
     if rule == "authenticated":
-        return principal.is_authenticated
+        return principal.is_authenticated or not auth_required
     if rule == "owner":
         prefix = pattern[:-1] if pattern.endswith("*") else pattern
         return principal.is_authenticated and channel[len(prefix):] == principal.username

@@ -254,7 +254,23 @@ def build_recovered(channel: str, recovered: bool, missed: int | None = None) ->
     return encode(frame)
 
 
+def build_publication_parts(*, event: str, channel: str, timestamp: str,
+                            data: Any) -> tuple[str, str]:
+    """A publication frame split around its offset: ``head + str(offset) + tail``.
+
+    The history backend assigns the offset atomically and joins the parts, so the frame is
+    still encoded once. Raises ProtocolError(invalid_message) when ``data`` is not JSON."""
+    try:
+        data_text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        raise ProtocolError(INVALID_MESSAGE, "data must be JSON-serialisable") from None
+    head = f'{{"type":{json.dumps(event)},"channel":{json.dumps(channel)},"offset":'
+    tail = f',"timestamp":{json.dumps(timestamp)},"data":{data_text}}}'
+    return head, tail
+
+
 def build_publication(*, event: str, channel: str, offset: int, timestamp: str, data: Any) -> str:
     """A publication frame; built once per publication and shared by every subscriber."""
-    return encode({"type": event, "channel": channel, "offset": offset,
-                   "timestamp": timestamp, "data": data})
+    head, tail = build_publication_parts(event=event, channel=channel, timestamp=timestamp,
+                                         data=data)
+    return f"{head}{offset}{tail}"

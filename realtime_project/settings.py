@@ -199,7 +199,9 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # One process; its node's inbox is the only group member, so a deep queue is all it needs.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer",
+                                  "CONFIG": {"capacity": 100_000, "expiry": 60}}}
 
 # --- The hub ---------------------------------------------------------------------------
 

@@ -1,0 +1,319 @@
+"""The WebSocket consumer: thin. Parses nothing itself (``hub.session`` does), carries out
+effects, and lets the node write publications straight to its socket.
+
+Why a plain ASGI application and not ``AsyncWebsocketConsumer``: that class gives every
+socket its own channel-layer channel (with channels-redis pub/sub, one Redis SUBSCRIBE per
+socket) and, since Channels 4.2, a thread hop (``aclose_old_connections``) before every
+handler call. The hub needs neither: the node receives for the whole process, and database
+work (token lookup) goes through ``database_sync_to_async`` only when it happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from typing import Any
+
+from hub import protocol as p
+from hub import session as s
+from hub.auth import principal_for, user_for_token
+from hub.conf import get_policies, hub_settings
+from hub.engine.errors import HubUnavailable, PublishError
+from hub.engine.node import Node, Subscription, get_node
+from hub.handlers import HandlerContext, get_handler, is_registered
+from hub.publish import ALL_CHANNEL, user_channel
+from hub.transport import Payload, make_writer
+
+logger = logging.getLogger("hub.consumer")
+_MISSING = object()
+
+
+class HubConsumer:
+    """One instance per socket. ``state``: authenticating -> connected -> closing."""
+
+    @classmethod
+    def as_asgi(cls):
+        async def app(scope, receive, send):
+            await cls(scope, receive, send).run()
+        return app
+
+    def __init__(self, scope: dict, receive, send) -> None:
+        self.scope, self.receive, self.send = scope, receive, send
+        self.client_id = ""
+        self.username: str | None = None
+        self.state = "authenticating"
+        self.node: Node | None = None
+        self.session: s.Session | None = None
+        self.writer: Any = None
+        self.connected_at = p.utc_timestamp()
+        self.last_seen = time.monotonic()
+        self.auth_deadline = 0.0
+        self.last_ping: str | None = None
+        self.last_pong: str | None = None
+        self._claimed = False
+        self._counted_user = False
+        self._closing = False
+
+    # --- the socket's life ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        if (await self.receive())["type"] != "websocket.connect":
+            return
+        node = self.node = get_node()
+        await node.ensure_started()
+        requested = self.scope.get("url_route", {}).get("kwargs", {}).get("client_id")
+        if requested is not None and not p.is_valid_client_id(requested):
+            await self.send({"type": "websocket.close"})  # 403: not a valid endpoint
+            return
+        token_user = self.scope.get("hub.token_user", _MISSING)
+        if token_user is None:
+            return await self._refuse(p.CLOSE_AUTH_FAILED, "authentication failed")
+        if len(node.connections) >= hub_settings.MAX_CONNECTIONS:
+            return await self._refuse(p.CLOSE_TRY_AGAIN_LATER, "server at connection limit")
+        self.client_id = requested or f"c_{secrets.token_hex(8)}"
+        if not await node.presence.claim_client(self.client_id, None, node.server_name):
+            return await self._refuse(p.CLOSE_CLIENT_ID_IN_USE, "client id in use")
+        self._claimed = True
+        try:
+            await self._serve(node, token_user)
+        finally:
+            await self._cleanup()
+
+    async def _serve(self, node: Node, token_user: Any) -> None:
+        self.writer = make_writer(self.send, hub_settings.MAX_QUEUED_BYTES, self._on_overflow)
+        self.writer.on_transport_pong(self._touch)
+        self.session = s.Session(
+            client_id=self.client_id, policies=get_policies(),
+            require_auth=hub_settings.REQUIRE_AUTH,
+            max_subscriptions=hub_settings.MAX_SUBSCRIPTIONS,
+            rate=s.RateWindow(limit=hub_settings.RATE_LIMIT), is_registered_type=is_registered)
+        await self.send({"type": "websocket.accept"})
+        node.add_connection(self)
+        user = token_user if token_user is not _MISSING else self.scope.get("user")
+        if user is not None and getattr(user, "is_authenticated", False):
+            await self._admit(user, None)
+        elif not hub_settings.REQUIRE_AUTH:
+            await self._admit(None, None)
+        else:
+            self.auth_deadline = time.monotonic() + hub_settings.AUTH_TIMEOUT
+        while True:
+            message = await self.receive()
+            kind = message["type"]
+            if kind == "websocket.receive":
+                await self._on_frame(message.get("text"), message.get("bytes"))
+            elif kind == "websocket.disconnect":
+                return
+
+    async def _refuse(self, code: int, reason: str) -> None:
+        await self.send({"type": "websocket.accept"})
+        await self.send({"type": "websocket.close", "code": code, "reason": reason})
+
+    async def _admit(self, user, frame_id: Any) -> bool:
+        """Authenticated (or anonymous with auth off): limits, implicit channels, connected."""
+        node, session = self.node, self.session
+        principal = principal_for(user)
+        if principal.is_authenticated:
+            count = await node.presence.add_user_connection(principal.username, self.client_id)
+            self._counted_user = True
+            self.username = principal.username
+            if count > hub_settings.MAX_CONNECTIONS_PER_USER:
+                self.request_close(p.CLOSE_TRY_AGAIN_LATER, "user at connection limit")
+                return False
+        implicit = {ALL_CHANNEL} | ({user_channel(principal.username)} if principal.username else set())
+        session.set_principal(principal, implicit)
+        self.state = "connected"
+        self.write_text(p.build_connected(
+            client_id=self.client_id, user=principal.username, server=node.server_name,
+            heartbeat_interval=hub_settings.HEARTBEAT_INTERVAL, frame_id=frame_id))
+        for channel in sorted(implicit):
+            sub = await node.subscribe(self, channel)
+            top, _epoch = await node.history.top(channel)
+            node.go_live(sub, top)
+        return True
+
+    async def _cleanup(self) -> None:
+        node = self.node
+        if hasattr(self.writer, "stop"):
+            self.writer.stop()
+        node.remove_connection(self)
+        try:
+            if self._counted_user and self.username:
+                await node.presence.remove_user_connection(self.username, self.client_id)
+            if self._claimed:
+                await node.presence.release_client(self.client_id, self.username)
+        except Exception:
+            logger.warning("presence cleanup failed for a socket (Redis down?)", exc_info=True)
+
+    # --- frames ---------------------------------------------------------------------------------
+
+    async def _on_frame(self, text: str | None, data: bytes | None) -> None:
+        if self._closing:
+            return
+        self._touch()
+        node = self.node
+        node.stats.messages_received += 1
+        if text is not None and len(text) > hub_settings.MAX_MESSAGE_SIZE // 4 and \
+                len(text.encode("utf-8")) > hub_settings.MAX_MESSAGE_SIZE:
+            self.request_close(p.CLOSE_TOO_LARGE, "frame too large")
+            return
+        for effect in self.session.receive(text, time.monotonic()):
+            await self._apply(effect)
+
+    async def _apply(self, effect: s.Effect) -> None:
+        if isinstance(effect, s.Reply):
+            if effect.error:
+                self.node.stats.count_error(effect.error)
+            self.write_text(effect.text)
+        elif isinstance(effect, s.Close):
+            self.request_close(effect.code, effect.reason)
+        elif isinstance(effect, s.Subscribe):
+            await self._subscribe(effect)
+        elif isinstance(effect, s.Unsubscribe):
+            for channel in effect.channels:
+                self.session.forget(channel)
+                await self.node.unsubscribe(self, channel)
+                self.write_text(p.build_unsubscribed(channel, effect.frame_id))
+        elif isinstance(effect, s.Publish):
+            await self._publish(effect)
+        elif isinstance(effect, s.Authenticate):
+            await self._authenticate(effect)
+        elif isinstance(effect, s.Dispatch):
+            await self._dispatch(effect.frame)
+
+    async def _authenticate(self, effect: s.Authenticate) -> None:
+        user = await user_for_token(effect.token)
+        if user is None:
+            self.request_close(p.CLOSE_AUTH_FAILED, "authentication failed")
+        elif self.session.authenticated:
+            if user.get_username() == self.username:
+                self.write_text(p.build_connected(
+                    client_id=self.client_id, user=self.username, server=self.node.server_name,
+                    heartbeat_interval=hub_settings.HEARTBEAT_INTERVAL, frame_id=effect.frame_id))
+            else:
+                self.write_error(p.ProtocolError(p.INVALID_MESSAGE,
+                                                 "already authenticated as another user",
+                                                 frame_id=effect.frame_id))
+        else:
+            await self._admit(user, effect.frame_id)
+
+    async def _subscribe(self, effect: s.Subscribe) -> None:
+        node, recover = self.node, []
+        for item in effect.items:
+            if isinstance(item, s.Reply):
+                node.stats.count_error(item.error or p.INVALID_MESSAGE)
+                self.write_text(item.text)
+                continue
+            sub = await node.subscribe(self, item.channel)
+            top, epoch = await node.history.top(item.channel)
+            self.write_text(p.build_subscribed(item.channel, top, epoch, effect.frame_id))
+            if item.since is None:
+                node.go_live(sub, top)
+            else:
+                recover.append((sub, item, top, epoch))
+        for sub, item, top, epoch in recover:
+            await self._recover(sub, item, top, epoch)
+
+    async def _recover(self, sub: Subscription, item: s.SubscribeItem, top: int, epoch: str) -> None:
+        """PROTOCOL.md §5: replay after ``since``, then ``recovered``; the live stream resumes
+        after the last replayed offset, so nothing is sent twice or skipped."""
+        publications = None
+        if item.epoch is None or item.epoch == epoch:
+            publications, top, current_epoch = await self.node.history.since(item.channel, item.since)
+            if current_epoch != epoch:
+                publications = None
+        if publications is None:
+            self.write_text(p.build_recovered(item.channel, False))
+            self.node.go_live(sub, top)
+            return
+        for _offset, text in publications:
+            self.write_text(text)
+        last = publications[-1][0] if publications else item.since
+        self.write_text(p.build_recovered(item.channel, True, len(publications)))
+        self.node.go_live(sub, max(last, item.since))
+
+    async def _publish(self, effect: s.Publish) -> None:
+        try:
+            offset = await self.node.publish(effect.channel, effect.event, effect.data)
+        except PublishError as exc:
+            self.write_error(p.ProtocolError(exc.code, exc.message, channel=effect.channel,
+                                             frame_id=effect.frame_id))
+        except HubUnavailable as exc:
+            self.write_error(p.ProtocolError(p.INTERNAL_ERROR, f"not published: {exc}",
+                                             channel=effect.channel, frame_id=effect.frame_id))
+        else:
+            self.write_text(p.build_published(effect.channel, offset, effect.frame_id))
+
+    async def _dispatch(self, frame: p.ClientFrame) -> None:
+        handler = get_handler(frame.type)
+
+        def reply(body: dict) -> None:
+            if frame.id is not None:
+                body = dict(body, id=frame.id)
+            self.write_text(p.encode(body))
+
+        ctx = HandlerContext(client_id=self.client_id, principal=self.session.principal,
+                             subscriptions=frozenset(self.session.subscriptions | self.session.implicit),
+                             frame_id=frame.id, reply=reply)
+        try:
+            await handler(ctx, frame.body)
+        except p.ProtocolError as exc:
+            if exc.frame_id is None:
+                exc.frame_id = frame.id
+            self.write_error(exc)
+        except PublishError as exc:
+            self.write_error(p.ProtocolError(exc.code, exc.message, frame_id=frame.id))
+        except Exception:
+            logger.exception("handler for %r failed", frame.type)
+            self.write_error(p.ProtocolError(p.INTERNAL_ERROR, f"the {frame.type} handler failed",
+                                             frame_id=frame.id))
+
+    # --- what the node and the housekeeping loop call -----------------------------------------
+
+    def write_payload(self, payload: Payload) -> bool:
+        if self.writer.write_payload(payload):
+            self.node.stats.messages_sent += 1
+            return True
+        self.node.stats.dropped_sends += 1
+        return False
+
+    def write_text(self, text: str) -> bool:
+        if self.writer.write_text(text):
+            self.node.stats.messages_sent += 1
+            return True
+        return False
+
+    def write_error(self, exc: p.ProtocolError) -> None:
+        self.node.stats.count_error(exc.code)
+        self.write_text(p.build_error_from(exc))
+
+    def _touch(self) -> None:
+        self.last_seen = time.monotonic()
+
+    def _on_overflow(self) -> None:
+        if not self._closing:
+            self.node.stats.slow_consumer_closes += 1
+            logger.warning("closing slow consumer %s: over %d queued bytes", self.client_id,
+                           hub_settings.MAX_QUEUED_BYTES)
+            self.request_close(p.CLOSE_SLOW_CONSUMER, "slow consumer")
+
+    def request_close(self, code: int, reason: str = "") -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self.state = "closing"
+        self.node.remove_connection(self)
+        asyncio.get_running_loop().create_task(
+            self.send({"type": "websocket.close", "code": code, "reason": reason}))
+
+    def tick(self, now: float, heartbeat: Payload | None) -> None:
+        """Called by the housekeeping loop: timeouts, then the heartbeat."""
+        if self._closing:
+            return
+        if self.state == "authenticating" and self.auth_deadline and now > self.auth_deadline:
+            self.request_close(p.CLOSE_AUTH_FAILED, "authentication timed out")
+        elif now - self.last_seen > hub_settings.CONNECTION_TIMEOUT:
+            self.request_close(p.CLOSE_IDLE_TIMEOUT, "idle timeout")
+        elif heartbeat is not None and self.state == "connected":
+            self.write_payload(heartbeat)

@@ -1,0 +1,114 @@
+"""The read side: cluster-wide figures for REST (/api/health, clients, channels), the admin
+and /metrics. With Redis every process's presence is read; embedded, this process's node."""
+
+from __future__ import annotations
+
+import time
+
+from hub.engine.base import ChannelInfo, ClientInfo, ProcessStats
+from hub.engine.node import Node, get_node
+
+
+def local_process_stats(node: Node) -> ProcessStats:
+    st = node.stats
+    return ProcessStats(
+        server=node.server_name, host=node.host, pid=node.pid, started_at=st.started_at,
+        last_heartbeat=time.time(), active_connections=st.active_connections,
+        total_connections=st.total_connections, messages_sent=st.messages_sent,
+        messages_received=st.messages_received, errors=dict(st.errors),
+        dropped_sends=st.dropped_sends, slow_consumer_closes=st.slow_consumer_closes,
+        subscriptions=node.subscription_counts(), publish_latency_sum=st.latency_sum,
+        publish_latency_count=st.latency_count, alive=True)
+
+
+def local_clients(node: Node) -> list[ClientInfo]:
+    by_conn: dict[object, list[str]] = {}
+    for channel, subs in node.subscriptions.items():
+        for conn in subs:
+            by_conn.setdefault(conn, []).append(channel)
+    return [ClientInfo(
+        client_id=conn.client_id, user=conn.username,
+        channels=tuple(sorted(by_conn.get(conn, ()))), state=conn.state,
+        connected_at=conn.connected_at, last_ping=conn.last_ping, last_pong=conn.last_pong,
+        server=node.server_name, metadata=_metadata(conn)) for conn in node.connections.values()]
+
+
+def _metadata(conn) -> dict:
+    scope = getattr(conn, "scope", {}) or {}
+    client = scope.get("client") or (None, None)
+    agent = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"user-agent"), None)
+    return {"remote_addr": client[0], "path": scope.get("path"), "user_agent": agent}
+
+
+async def _cluster() -> tuple[list[ProcessStats], list[ClientInfo]]:
+    node = get_node()
+    state = await node.presence.cluster_state()
+    if state is None:
+        return [local_process_stats(node)], local_clients(node)
+    return state
+
+
+async def list_processes() -> list[ProcessStats]:
+    processes, _clients = await _cluster()
+    return processes
+
+
+async def list_clients() -> list[ClientInfo]:
+    _processes, clients = await _cluster()
+    return sorted(clients, key=lambda c: c.connected_at)
+
+
+async def get_client(client_id: str) -> ClientInfo | None:
+    return next((c for c in await list_clients() if c.client_id == client_id), None)
+
+
+def _channel_members(clients: list[ClientInfo]) -> dict[str, list[str]]:
+    members: dict[str, list[str]] = {}
+    for client in clients:
+        for channel in client.channels:
+            members.setdefault(channel, []).append(client.client_id)
+    return members
+
+
+async def list_channels() -> list[ChannelInfo]:
+    node = get_node()
+    members = _channel_members(await list_clients())
+    offsets = await node.history.last_offsets(sorted(members))
+    _top, epoch = await node.history.top("")
+    return [ChannelInfo(name=name, subscriber_count=len(ids), subscribers=tuple(sorted(ids)),
+                        last_offset=offsets.get(name, 0), epoch=epoch)
+            for name, ids in sorted(members.items())]
+
+
+async def get_channel(name: str) -> ChannelInfo | None:
+    node = get_node()
+    members = _channel_members(await list_clients()).get(name)
+    offset, epoch = await node.history.top(name)
+    if members is None and offset == 0:
+        return None
+    ids = tuple(sorted(members or ()))
+    return ChannelInfo(name=name, subscriber_count=len(ids), subscribers=ids,
+                       last_offset=offset, epoch=epoch)
+
+
+async def get_health() -> dict:
+    """PROTOCOL.md §6 health figures, cluster-wide. Raises HubUnavailable if Redis is down."""
+    processes, clients = await _cluster()
+    subscriptions: dict[str, int] = {}
+    for proc in processes:
+        for channel, count in proc.subscriptions.items():
+            subscriptions[channel] = subscriptions.get(channel, 0) + count
+    errors = sum(sum(proc.errors.values()) for proc in processes)
+    return {
+        "clients": len(clients),
+        "subscriptions": subscriptions,
+        "active_connections": sum(proc.active_connections for proc in processes),
+        "total_connections": sum(proc.total_connections for proc in processes),
+        "messages_sent": sum(proc.messages_sent for proc in processes),
+        "messages_received": sum(proc.messages_received for proc in processes),
+        "errors": errors,
+        "dropped_sends": sum(proc.dropped_sends for proc in processes),
+        "channels": len(subscriptions),
+        "users_with_connections": len({c.user for c in clients if c.user}),
+        "servers": len(processes),
+    }

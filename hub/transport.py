@@ -1,0 +1,164 @@
+"""Socket writers: how a finished frame text reaches one client socket.
+
+Why not just ``await send({"type": "websocket.send", ...})`` per subscriber? Under daphne,
+that call encodes the text to UTF-8 and frames it once per subscriber, and nothing tells the
+application how much is queued for a slow reader (Twisted buffers without bound). So, when
+the ASGI server is daphne, ``DaphneWriter`` frames a publication once per process with
+autobahn's ``prepareMessage`` (its broadcast primitive), writes the same bytes to every
+subscriber, and reads the transport's queued bytes to find slow consumers. Any other ASGI
+server gets ``AsgiWriter``: a per-socket queue drained by one task, with the same byte limit.
+Both are synchronous to call: the fan-out loop never awaits per subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections import deque
+from typing import Any, Callable
+
+
+class Payload:
+    """One publication's text, encoded and framed at most once per process."""
+
+    __slots__ = ("text", "_bytes", "_prepared", "_factory")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._bytes: bytes | None = None
+        self._prepared: Any = None
+        self._factory: Any = None
+
+    @property
+    def size(self) -> int:
+        return len(self.encoded)
+
+    @property
+    def encoded(self) -> bytes:
+        if self._bytes is None:
+            self._bytes = self.text.encode("utf-8")
+        return self._bytes
+
+    def prepared_for(self, factory: Any) -> Any:
+        if self._prepared is None or self._factory is not factory:
+            self._prepared = factory.prepareMessage(self.encoded, False)
+            self._factory = factory
+        return self._prepared
+
+
+OnOverflow = Callable[[], None]
+
+
+class DaphneWriter:
+    """Writes straight to daphne's autobahn protocol (same event loop: asyncio reactor)."""
+
+    def __init__(self, protocol: Any, server: Any, max_queued_bytes: int,
+                 on_overflow: OnOverflow) -> None:
+        self._protocol = protocol
+        self._server = server
+        self._factory = protocol.factory
+        self._open_state = protocol.STATE_OPEN
+        self._max = max_queued_bytes
+        self._on_overflow = on_overflow
+
+    def _is_open(self) -> bool:
+        return self._protocol.state == self._open_state
+
+    def queued_bytes(self) -> int:
+        transport = self._protocol.transport
+        if transport is None:
+            return 0
+        return (len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
+                + getattr(transport, "_tempDataLen", 0))
+
+    def write_payload(self, payload: Payload) -> bool:
+        if not self._is_open():
+            return False
+        self._protocol.sendPreparedMessage(payload.prepared_for(self._factory))
+        if self.queued_bytes() > self._max:
+            self._on_overflow()
+        return True
+
+    def write_text(self, text: str) -> bool:
+        if not self._is_open():
+            return False
+        self._protocol.sendMessage(text.encode("utf-8"), False)
+        if self.queued_bytes() > self._max:
+            self._on_overflow()
+        return True
+
+    def on_transport_pong(self, callback: Callable[[], None]) -> None:
+        """WebSocket-level pongs count as liveness (PROTOCOL.md §3 idle timeout)."""
+        original = self._protocol.onPong
+
+        def on_pong(payload: bytes) -> None:
+            callback()
+            original(payload)
+
+        self._protocol.onPong = on_pong
+
+
+class AsgiWriter:
+    """Generic ASGI: a bounded per-socket queue drained by one task (uvicorn and others)."""
+
+    def __init__(self, send: Callable, max_queued_bytes: int, on_overflow: OnOverflow) -> None:
+        self._send = send
+        self._queue: deque[str] = deque()
+        self._queued = 0
+        self._max = max_queued_bytes
+        self._on_overflow = on_overflow
+        self._task: asyncio.Task | None = None
+        self._closed = False
+
+    def queued_bytes(self) -> int:
+        return self._queued
+
+    def write_payload(self, payload: Payload) -> bool:
+        return self._enqueue(payload.text, payload.size)
+
+    def write_text(self, text: str) -> bool:
+        return self._enqueue(text, len(text))
+
+    def _enqueue(self, text: str, size: int) -> bool:
+        if self._closed:
+            return False
+        self._queue.append(text)
+        self._queued += size
+        if self._queued > self._max:
+            self._on_overflow()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+        return True
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue and not self._closed:
+                text = self._queue.popleft()
+                self._queued -= len(text)
+                await self._send({"type": "websocket.send", "text": text})
+        except Exception:
+            self._closed = True  # the socket is gone; the consumer sees the disconnect
+        finally:
+            self._task = None
+
+    def on_transport_pong(self, callback: Callable[[], None]) -> None:
+        return None
+
+    def stop(self) -> None:
+        self._closed = True
+        self._queue.clear()
+        self._queued = 0
+
+
+def make_writer(send: Callable, max_queued_bytes: int, on_overflow: OnOverflow):
+    """The fastest writer this ASGI server allows."""
+    if isinstance(send, functools.partial) and send.args:
+        server = getattr(send.func, "__self__", None)
+        protocol = send.args[0]
+        try:
+            from daphne.server import Server
+        except ImportError:  # pragma: no cover - daphne is a requirement
+            Server = None
+        if Server is not None and isinstance(server, Server) and hasattr(protocol, "sendPreparedMessage"):
+            return DaphneWriter(protocol, server, max_queued_bytes, on_overflow)
+    return AsgiWriter(send, max_queued_bytes, on_overflow)
