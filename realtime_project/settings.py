@@ -154,6 +154,8 @@ else:
             # Daphne, the monitor and the tests share the file: wait instead of failing.
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE",
                         "init_command": "PRAGMA journal_mode=WAL;"},
+            # A file, not :memory:, so the daphne processes the tests start share it.
+            "TEST": {"NAME": _env_str("SQLITE_TEST_PATH") or str(BASE_DIR / "var" / "test.sqlite3")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
