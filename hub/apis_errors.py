@@ -1,9 +1,116 @@
-"""DRF exception handler: every error is JSON naming the problem; never an HTML 500."""
+"""DRF exception handler (settings ``EXCEPTION_HANDLER``): every error is JSON naming the
+problem, never an HTML page:
+
+    {"code": "invalid", "message": "channel: This field is required.",
+     "fields": {"channel": ["This field is required."]}}
+
+``code`` is machine-readable (DRF's codes, or the hub's: ``invalid_channel``,
+``unknown_channel``, ``invalid_message``, ``hub_unavailable``, ``payload_too_large``);
+``fields`` (validation errors only) maps a dotted field path to its messages. Hub errors
+become: PublishError -> 400, HubUnavailable or a database outage -> 503, a request body over
+Django's upload limit -> 413. Anything unexpected is logged with its traceback and answered
+500 ``internal_error`` in the same shape.
+"""
 
 from __future__ import annotations
 
-from rest_framework.views import exception_handler
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler, set_rollback
+
+from hub.engine.errors import HubUnavailable, PublishError
+
+logger = logging.getLogger(__name__)
 
 
-def json_exception_handler(exc, context):
-    return exception_handler(exc, context)
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "request body too large"
+    default_code = "payload_too_large"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "a backing service is unavailable"
+    default_code = "hub_unavailable"
+
+
+class FieldError(exceptions.ValidationError):
+    """A 400 naming one field, with a hub error code (e.g. ``invalid_channel``)."""
+
+    def __init__(self, field: str, message: str, code: str = "invalid") -> None:
+        super().__init__({field: [message]}, code=code)
+        self.hub_code = code
+
+
+def publish_error(exc: PublishError, channel_field: str) -> FieldError:
+    """The 400 for a refused publication; ``channel_field`` is the request field that named
+    the channel (``channel`` or ``user``)."""
+    field = "message.type" if exc.code == "invalid_message" else channel_field
+    return FieldError(field, exc.message, code=exc.code)
+
+
+def flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail as ``{"a.b": [messages]}``; top level is non_field_errors."""
+    out: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(detail, list) and all(not isinstance(v, (dict, list)) for v in detail):
+        out[prefix or "non_field_errors"] = [str(v) for v in detail]
+    elif isinstance(detail, list):
+        for index, value in enumerate(detail):
+            out.update(flatten(value, f"{prefix}[{index}]"))
+    else:
+        out[prefix or "non_field_errors"] = [str(detail)]
+    return out
+
+
+def _translate(exc: Exception) -> Exception:
+    if isinstance(exc, Http404):
+        return exceptions.NotFound()
+    if isinstance(exc, DjangoPermissionDenied):
+        return exceptions.PermissionDenied()
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge(str(exc) or None)
+    if isinstance(exc, HubUnavailable):
+        return ServiceUnavailable(f"{exc.service} unavailable")
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return ServiceUnavailable("database unavailable")
+    if isinstance(exc, PublishError):
+        return FieldError("channel", exc.message, code=exc.code)
+    return exc
+
+
+def _body(exc: exceptions.APIException) -> dict[str, Any]:
+    if isinstance(exc, exceptions.ValidationError):
+        fields = flatten(exc.detail)
+        first_field, messages = next(iter(fields.items()), ("non_field_errors", ["invalid input"]))
+        message = messages[0] if first_field == "non_field_errors" else f"{first_field}: {messages[0]}"
+        code = getattr(exc, "hub_code", "invalid")
+        return {"code": code, "message": message, "fields": fields}
+    detail = exc.detail
+    code = getattr(detail, "code", None) or exc.default_code
+    return {"code": str(code), "message": str(detail)}
+
+
+def json_exception_handler(exc: Exception, context: dict) -> Response:
+    exc = _translate(exc)
+    response = exception_handler(exc, context)
+    if response is None:
+        if isinstance(exc, DatabaseError):
+            logger.exception("database error in %s", context.get("view"))
+        else:
+            logger.exception("unhandled error in %s", context.get("view"))
+        set_rollback()
+        return Response({"code": "internal_error", "message": "internal error"},
+                        status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+    response.data = _body(exc)
+    return response

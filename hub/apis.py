@@ -1,0 +1,240 @@
+"""REST views (PROTOCOL.md section 6). Thin: parse input, call one service or selector,
+format output. Errors are raised and shaped by ``hub.apis_errors``.
+
+Reads of live hub state go through ``hub.selectors`` (async) with a deadline, so a dead
+Redis answers 503 in about SELECTOR_TIMEOUT_SECONDS instead of hanging the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.db import connection
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import permissions, status
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from hub import audit, notifications
+from hub import serializers as s
+from hub.apis_errors import FieldError, PayloadTooLarge, publish_error
+from hub.engine.errors import HubUnavailable, PublishError
+from hub.permissions import CanBroadcast, HubApiThrottle, can_notify_others
+from hub.protocol import is_valid_channel, utc_timestamp
+
+SELECTOR_TIMEOUT_SECONDS = 1.5
+MAX_DB_ID = 2**63 - 1
+
+_ERROR_TEXT = {
+    400: "invalid input (the body names the field)", 401: "no or bad credentials",
+    403: "not allowed", 404: "no such object", 405: "method not allowed",
+    413: "request too large", 415: "body must be application/json", 429: "rate limited",
+    503: "a backing service (Redis, the database) is down",
+}
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    return {code: OpenApiResponse(s.ErrorSerializer, description=_ERROR_TEXT[code])
+            for code in (*codes, 405, 429)}
+
+
+def call_selector(name: str, *args: Any) -> Any:
+    """Run ``hub.selectors.<name>(*args)`` from a sync view, bounded in time."""
+    from hub import selectors
+
+    async def bounded():
+        try:
+            return await asyncio.wait_for(getattr(selectors, name)(*args), SELECTOR_TIMEOUT_SECONDS)
+        except asyncio.TimeoutError:
+            raise HubUnavailable("hub", f"no answer within {SELECTOR_TIMEOUT_SECONDS:g}s") from None
+
+    return async_to_sync(bounded)()
+
+
+class HubAPIView(APIView):
+    throttle_classes = [HubApiThrottle]
+    parser_classes = [JSONParser]
+
+
+# --- broadcast -----------------------------------------------------------------------------
+
+class BroadcastView(HubAPIView):
+    permission_classes = [permissions.IsAuthenticated, CanBroadcast]
+
+    @extend_schema(request=s.BroadcastSerializer,
+                   responses={200: s.BroadcastResultSerializer, **errors(400, 401, 403, 413, 415, 503)},
+                   summary="Publish a message to a channel, to all, or to one user", operation_id="broadcast")
+    def post(self, request):
+        body = s.BroadcastSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        target = audit.target_for(channel=body.validated_data.get("channel"),
+                                  user=body.validated_data.get("user"))
+        event = body.validated_data["message"]["type"]
+        data = body.validated_data["message"]["data"]
+        size = audit.encoded_size({"type": event, "data": data})
+        username = request.user.get_username()
+        if size > settings.HUB["MAX_MESSAGE_SIZE"]:
+            audit.record(username, target, event, size, "payload_too_large")
+            raise PayloadTooLarge(f"message is {size} bytes; the limit is {settings.HUB['MAX_MESSAGE_SIZE']}")
+        try:
+            result = audit.broadcast(username, target, event, data)
+        except PublishError as exc:
+            raise publish_error(exc, "user" if target.kind == "user" else "channel") from None
+        return Response({"success": True, "channel": result.channel, "offset": result.offset})
+
+
+# --- health --------------------------------------------------------------------------------
+
+class HealthView(HubAPIView):
+    permission_classes = [permissions.AllowAny]
+    authentication_classes: list = []  # a probe with a stale token still gets an answer
+    throttle_classes: list = []
+
+    @extend_schema(responses={200: s.HealthSerializer, 503: s.UnhealthySerializer, 405: s.ErrorSerializer},
+                   summary="Cluster-wide hub health", operation_id="health")
+    def get(self, request):
+        try:
+            connection.ensure_connection()
+        except Exception as exc:  # any driver error means the database is unusable
+            return _unhealthy("database", str(exc).splitlines()[0] if str(exc) else "unreachable")
+        try:
+            figures = call_selector("get_health")
+        except HubUnavailable as exc:
+            return _unhealthy(exc.service, str(exc))
+        return Response({"status": "healthy", **figures, "timestamp": utc_timestamp()})
+
+
+def _unhealthy(service: str, message: str) -> Response:
+    return Response({"status": "unhealthy", "code": "hub_unavailable", "service": service,
+                     "message": message, "timestamp": utc_timestamp()},
+                    status=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+# --- clients and channels (staff) ----------------------------------------------------------
+
+class StaffView(HubAPIView):
+    permission_classes = [permissions.IsAdminUser]
+
+
+def _client_dict(info) -> dict:
+    return {"client_id": info.client_id, "user": info.user, "channels": list(info.channels),
+            "state": info.state, "connected_at": info.connected_at, "last_ping": info.last_ping,
+            "last_pong": info.last_pong, "server": info.server, "metadata": dict(info.metadata)}
+
+
+def _channel_dict(info) -> dict:
+    return {"name": info.name, "subscriber_count": info.subscriber_count,
+            "subscribers": list(info.subscribers), "last_offset": info.last_offset, "epoch": info.epoch}
+
+
+class ClientListView(StaffView):
+    @extend_schema(responses={200: s.ClientSerializer(many=True), **errors(401, 403, 503)},
+                   summary="Connected clients, cluster-wide", operation_id="clients_list")
+    def get(self, request):
+        return Response([_client_dict(c) for c in call_selector("list_clients")])
+
+
+class ClientDetailView(StaffView):
+    @extend_schema(responses={200: s.ClientSerializer, **errors(401, 403, 404, 503)},
+                   summary="One connected client", operation_id="client_get")
+    def get(self, request, client_id: str):
+        info = call_selector("get_client", client_id)
+        if info is None:
+            return _not_found(f"no connected client {client_id!r}")
+        return Response(_client_dict(info))
+
+
+class ChannelListView(StaffView):
+    @extend_schema(responses={200: s.ChannelSerializer(many=True), **errors(401, 403, 503)},
+                   summary="Channels with subscribers, cluster-wide", operation_id="channels_list")
+    def get(self, request):
+        return Response([_channel_dict(c) for c in call_selector("list_channels")])
+
+
+class ChannelDetailView(StaffView):
+    @extend_schema(responses={200: s.ChannelSerializer, **errors(401, 403, 404, 503)},
+                   summary="One channel: subscribers and last offset", operation_id="channel_get")
+    def get(self, request, name: str):
+        info = call_selector("get_channel", name) if is_valid_channel(name) else None
+        if info is None:
+            return _not_found(f"no channel {name!r}")
+        return Response(_channel_dict(info))
+
+
+def _not_found(message: str) -> Response:
+    return Response({"code": "not_found", "message": message}, status=status.HTTP_404_NOT_FOUND)
+
+
+# --- notifications (the user's own) --------------------------------------------------------
+
+class NotificationListView(HubAPIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(parameters=[s.NotificationQuerySerializer],
+                   responses={200: s.NotificationListSerializer, **errors(400, 401, 503)},
+                   summary="Your notifications, unread first, newest first", operation_id="notifications_list")
+    def get(self, request):
+        query = s.NotificationQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(notifications.list_notifications(request.user.get_username(), **query.validated_data))
+
+    @extend_schema(request=s.NotificationCreateSerializer,
+                   responses={201: s.NotificationSerializer, **errors(400, 401, 403, 413, 415, 503)},
+                   summary="Create a notification (for another user: needs hub.broadcast)", operation_id="notification_create")
+    def post(self, request):
+        body = s.NotificationCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        fields = dict(body.validated_data)
+        me = request.user.get_username()
+        fields["username"] = fields.pop("user", me)
+        if fields["username"] != me and not can_notify_others(request.user):
+            self.permission_denied(request, "notifying another user needs the hub.broadcast permission")
+        try:
+            created = notifications.create_notification(**fields)
+        except notifications.NotificationError as exc:
+            raise FieldError(exc.field, exc.message) from None
+        return Response(created, status=status.HTTP_201_CREATED)
+
+
+def _notification_id(raw: str) -> int | None:
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_DB_ID else None
+
+
+_ID_PARAM = OpenApiParameter("notification_id", OpenApiTypes.INT, OpenApiParameter.PATH)
+
+
+class NotificationDetailView(HubAPIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(parameters=[_ID_PARAM], responses={200: s.NotificationSerializer, **errors(401, 404, 503)},
+                   summary="One of your notifications", operation_id="notification_get")
+    def get(self, request, notification_id: str):
+        pk = _notification_id(notification_id)
+        found = pk and notifications.get_notification(request.user.get_username(), pk)
+        return Response(found) if found else _not_found(f"no notification {notification_id!r}")
+
+
+class NotificationReadView(HubAPIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(parameters=[_ID_PARAM], request=None,
+                   responses={200: s.NotificationSerializer, **errors(401, 404, 503)},
+                   summary="Mark one of your notifications read", operation_id="notification_mark_read")
+    def post(self, request, notification_id: str):
+        pk = _notification_id(notification_id)
+        found = pk and notifications.mark_read(request.user.get_username(), pk)
+        return Response(found) if found else _not_found(f"no notification {notification_id!r}")
+
+
+class NotificationReadAllView(HubAPIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: s.MarkedReadSerializer, **errors(401, 503)},
+                   summary="Mark all your notifications read", operation_id="notifications_mark_all_read")
+    def post(self, request):
+        return Response({"marked": notifications.mark_all_read(request.user.get_username())})

@@ -1,0 +1,234 @@
+"""Prometheus exposition at ``/metrics``, built at scrape time — never on the hot path.
+
+Scraping model: every hub process publishes its ProcessStats (engine housekeeping loop)
+to the presence backend, and ``hub.selectors.list_processes()`` returns those of EVERY
+process (with Redis: cluster-wide). So one ``/metrics`` answer holds the whole cluster,
+each series labelled ``server``: scrape ANY ONE process (or the load balancer in front of
+them) as a single target and aggregate with ``sum without (server)``. Scraping each daphne
+separately also works but every target then reports the same cluster series (dedupe with
+``max by (server)``). If the live backend is down, the figures the processes last wrote to
+the database (HubProcess, see hub.stats_recorder) are served instead and ``hub_stats_live``
+is 0.
+
+The Slurm monitor is another process: it calls ``record_poll(stream, seconds, ok)`` after
+each poll, which adds to a MonitorPollStats row; every hub's /metrics reads those rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.db import DatabaseError, transaction
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from hub.engine.base import ProcessStats
+from hub.engine.errors import HubUnavailable
+
+logger = logging.getLogger(__name__)
+
+LIST_PROCESSES_TIMEOUT_SECONDS = 1.5
+# Publish-to-socket latency bounds, seconds; the engine counts per bucket (+Inf last).
+LATENCY_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+POLL_BUCKETS_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+USER_CHANNEL_PREFIX = "user:"
+
+
+# --- the hub processes -------------------------------------------------------------------
+
+def _stats_from_rows() -> list[ProcessStats]:
+    from hub.models import HubProcess
+
+    return [
+        ProcessStats(
+            server=p.server, host=p.host, pid=p.pid, started_at=p.started_at.timestamp(),
+            last_heartbeat=p.last_heartbeat.timestamp(), active_connections=p.active_connections,
+            total_connections=p.total_connections, messages_sent=p.messages_sent,
+            messages_received=p.messages_received, errors=dict(p.errors),
+            dropped_sends=p.dropped_sends, slow_consumer_closes=p.slow_consumer_closes,
+            subscriptions=dict(p.subscriptions), publish_latency_sum=p.publish_latency_sum,
+            publish_latency_count=p.publish_latency_count, alive=p.is_alive,
+        )
+        for p in HubProcess.objects.all()
+    ]
+
+
+async def _list_live() -> list[ProcessStats]:
+    from hub import selectors
+
+    try:
+        return list(await asyncio.wait_for(selectors.list_processes(), LIST_PROCESSES_TIMEOUT_SECONDS))
+    except asyncio.TimeoutError:
+        raise HubUnavailable("hub", "process list timed out") from None
+
+
+def load_processes() -> tuple[list[ProcessStats], bool]:
+    """(stats of every process, whether they came from the live backend)."""
+    try:
+        return async_to_sync(_list_live)(), True
+    except HubUnavailable as exc:
+        logger.warning("/metrics: live stats unavailable (%s); serving database figures", exc)
+        return _stats_from_rows(), False
+
+
+def _channel_label(channel: str) -> str:
+    # One series per user would explode cardinality; user channels are summed.
+    return USER_CHANNEL_PREFIX + "*" if channel.startswith(USER_CHANNEL_PREFIX) else channel
+
+
+def _latency_buckets(stats: ProcessStats) -> list[tuple[str, float]]:
+    """Cumulative buckets from the engine's per-bucket counts; +Inf alone when absent."""
+    counts = getattr(stats, "publish_latency_buckets", None)
+    if not counts or len(counts) != len(LATENCY_BUCKETS_SECONDS) + 1:
+        return [("+Inf", float(stats.publish_latency_count))]
+    buckets, running = [], 0
+    for bound, count in zip((*LATENCY_BUCKETS_SECONDS, float("inf")), counts):
+        running += count
+        buckets.append(("+Inf" if bound == float("inf") else repr(bound), float(running)))
+    return buckets
+
+
+class HubCollector(Collector):
+    """Series for every hub process, labelled ``server``; alive processes only, except
+    ``hub_process_alive`` which also shows the silent ones as 0."""
+
+    def collect(self) -> Iterable:
+        processes, live = load_processes()
+        yield GaugeMetricFamily("hub_stats_live", "1 if figures came from the live backend, "
+                                "0 if from the database fallback", value=1 if live else 0)
+        alive = GaugeMetricFamily("hub_process_alive", "1 while the process heartbeats", labels=["server"])
+        for p in processes:
+            alive.add_metric([p.server], 1 if p.alive else 0)
+        yield alive
+        running = [p for p in processes if p.alive]
+        yield from _process_families(running)
+
+
+def _per_server(family, processes: Sequence[ProcessStats], attr: str):
+    for p in processes:
+        family.add_metric([p.server], float(getattr(p, attr)))
+    return family
+
+
+def _process_families(processes: Sequence[ProcessStats]) -> Iterable:
+    srv = ["server"]
+    yield _per_server(GaugeMetricFamily("hub_process_start_time_seconds", "Unix start time", labels=srv),
+                      processes, "started_at")
+    yield _per_server(GaugeMetricFamily("hub_process_last_heartbeat_seconds", "Unix time of the last heartbeat",
+                                        labels=srv), processes, "last_heartbeat")
+    yield _per_server(GaugeMetricFamily("hub_connections", "Open WebSocket connections", labels=srv),
+                      processes, "active_connections")
+    yield _per_server(CounterMetricFamily("hub_connections_opened", "WebSocket connections accepted",
+                                          labels=srv), processes, "total_connections")
+    yield _per_server(CounterMetricFamily("hub_frames_received", "Client frames received", labels=srv),
+                      processes, "messages_received")
+    yield _per_server(CounterMetricFamily("hub_frames_sent", "Frames sent to clients", labels=srv),
+                      processes, "messages_sent")
+    yield _per_server(CounterMetricFamily("hub_dropped_sends", "Sends dropped (slow consumer queue full)",
+                                          labels=srv), processes, "dropped_sends")
+    yield _per_server(CounterMetricFamily("hub_slow_consumer_closes", "Sockets closed as slow consumers",
+                                          labels=srv), processes, "slow_consumer_closes")
+    subs = GaugeMetricFamily("hub_subscriptions", "Subscriptions per channel (user:* summed)",
+                             labels=["server", "channel"])
+    errors = CounterMetricFamily("hub_errors", "Protocol errors sent, by code", labels=["server", "code"])
+    latency = HistogramMetricFamily("hub_publish_latency_seconds", "Publish-to-socket latency",
+                                    labels=srv)
+    for p in processes:
+        per_label: dict[str, int] = {}
+        for channel, count in p.subscriptions.items():
+            label = _channel_label(channel)
+            per_label[label] = per_label.get(label, 0) + count
+        for label, count in sorted(per_label.items()):
+            subs.add_metric([p.server, label], float(count))
+        for code, count in sorted(p.errors.items()):
+            errors.add_metric([p.server, code], float(count))
+        latency.add_metric([p.server], _latency_buckets(p), p.publish_latency_sum)
+    yield subs
+    yield errors
+    yield latency
+
+
+# --- the Slurm monitor -------------------------------------------------------------------
+
+def _bucket_index(seconds: float) -> int:
+    for index, bound in enumerate(POLL_BUCKETS_SECONDS):
+        if seconds <= bound:
+            return index
+    return len(POLL_BUCKETS_SECONDS)
+
+
+def record_poll(stream: str, seconds: float, ok: bool) -> None:
+    """Count one Slurm monitor poll of ``stream`` (e.g. "jobs", "nodes"). Sync, one small
+    DB write; never raises (metrics must not break the monitor)."""
+    from hub.models import MonitorPollStats
+
+    try:
+        with transaction.atomic():
+            row, _ = MonitorPollStats.objects.select_for_update().get_or_create(stream=stream[:100])
+            counts = list(row.bucket_counts)
+            counts += [0] * (len(POLL_BUCKETS_SECONDS) + 1 - len(counts))
+            counts[_bucket_index(seconds)] += 1
+            row.bucket_counts = counts
+            row.polls_total += 1
+            row.errors_total += 0 if ok else 1
+            row.duration_sum += max(seconds, 0.0)
+            row.last_poll_at = datetime.now(tz=timezone.utc)
+            row.last_ok = ok
+            row.save()
+    except DatabaseError:
+        logger.exception("record_poll(%r) could not be stored", stream)
+
+
+arecord_poll = sync_to_async(record_poll)
+
+
+class MonitorCollector(Collector):
+    def collect(self) -> Iterable:
+        from hub.models import MonitorPollStats
+
+        stream = ["stream"]
+        duration = HistogramMetricFamily("slurm_monitor_poll_duration_seconds",
+                                         "Slurm monitor poll duration", labels=stream)
+        polls = CounterMetricFamily("slurm_monitor_polls", "Slurm monitor polls", labels=stream)
+        errors = CounterMetricFamily("slurm_monitor_poll_errors", "Slurm monitor failed polls", labels=stream)
+        last = GaugeMetricFamily("slurm_monitor_last_poll_seconds", "Unix time of the last poll",
+                                 labels=stream)
+        for row in MonitorPollStats.objects.all():
+            counts = list(row.bucket_counts) + [0] * (len(POLL_BUCKETS_SECONDS) + 1 - len(row.bucket_counts))
+            buckets, running = [], 0
+            for bound, count in zip((*POLL_BUCKETS_SECONDS, None), counts):
+                running += count
+                buckets.append(("+Inf" if bound is None else repr(bound), float(running)))
+            duration.add_metric([row.stream], buckets, row.duration_sum)
+            polls.add_metric([row.stream], float(row.polls_total))
+            errors.add_metric([row.stream], float(row.errors_total))
+            if row.last_poll_at is not None:
+                last.add_metric([row.stream], row.last_poll_at.timestamp())
+        yield from (duration, polls, errors, last)
+
+
+REGISTRY = CollectorRegistry(auto_describe=False)
+REGISTRY.register(HubCollector())
+REGISTRY.register(MonitorCollector())
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """GET /metrics: Prometheus text (or OpenMetrics when the scraper asks for it)."""
+    if request.method not in ("GET", "HEAD"):
+        response = HttpResponse(b'{"code": "method_not_allowed", "message": "use GET"}',
+                                status=405, content_type="application/json")
+        response["Allow"] = "GET, HEAD"
+        return response
+    started = time.monotonic()
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    body = encoder(REGISTRY)
+    logger.debug("/metrics built in %.3fs", time.monotonic() - started)
+    return HttpResponse(body, content_type=content_type)

@@ -1,0 +1,151 @@
+"""What the hub persists: process stats (live row + time series), the broadcast audit log,
+per-user notifications, and the Slurm monitor's poll figures.
+
+Live hub state (sockets, subscriptions, history) is NOT here: it lives in the engine
+(memory or Redis). These tables are what outlives a process and what the admin shows.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.db import models
+
+
+class HubProcess(models.Model):
+    """One hub server process, upserted by ``hub.stats_recorder.record`` every few seconds.
+
+    ``alive`` is derived: the last heartbeat is younger than HUB_PROCESS_ALIVE_SECONDS.
+    """
+
+    server = models.CharField(max_length=200, unique=True)
+    host = models.CharField(max_length=255, blank=True)
+    pid = models.IntegerField(default=0)
+    started_at = models.DateTimeField()
+    last_heartbeat = models.DateTimeField(db_index=True)
+    active_connections = models.IntegerField(default=0)
+    total_connections = models.BigIntegerField(default=0)
+    subscriptions_total = models.IntegerField(default=0)
+    subscriptions = models.JSONField(default=dict, blank=True)  # channel -> local subscribers
+    messages_sent = models.BigIntegerField(default=0)
+    messages_received = models.BigIntegerField(default=0)
+    errors_total = models.BigIntegerField(default=0)
+    errors = models.JSONField(default=dict, blank=True)  # error code -> count
+    dropped_sends = models.BigIntegerField(default=0)
+    slow_consumer_closes = models.BigIntegerField(default=0)
+    publish_latency_sum = models.FloatField(default=0.0)
+    publish_latency_count = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["server"]
+        verbose_name = "hub process"
+        verbose_name_plural = "hub processes"
+
+    def __str__(self) -> str:
+        return self.server
+
+    @property
+    def is_alive(self) -> bool:
+        from hub.stats_recorder import alive_within_seconds
+
+        return time.time() - self.last_heartbeat.timestamp() <= alive_within_seconds()
+
+
+class StatsSnapshot(models.Model):
+    """A point of the per-process time series; kept HUB_STATS_RETENTION_DAYS days."""
+
+    process = models.ForeignKey(HubProcess, on_delete=models.CASCADE, related_name="snapshots")
+    recorded_at = models.DateTimeField(db_index=True)
+    active_connections = models.IntegerField(default=0)
+    total_connections = models.BigIntegerField(default=0)
+    subscriptions_total = models.IntegerField(default=0)
+    messages_sent = models.BigIntegerField(default=0)
+    messages_received = models.BigIntegerField(default=0)
+    errors_total = models.BigIntegerField(default=0)
+    dropped_sends = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-recorded_at"]
+        indexes = [models.Index(fields=["process", "-recorded_at"])]
+        get_latest_by = "recorded_at"
+
+    def __str__(self) -> str:
+        return f"{self.process_id} @ {self.recorded_at:%Y-%m-%d %H:%M:%S}"
+
+
+class BroadcastAudit(models.Model):
+    """Every REST broadcast attempt, whatever its result. Carries the ``hub.broadcast``
+    permission that ``POST /api/broadcast`` requires."""
+
+    class Target(models.TextChoices):
+        CHANNEL = "channel"
+        ALL = "all"
+        USER = "user"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    username = models.CharField(max_length=150, db_index=True)  # who; kept if the user goes
+    target_kind = models.CharField(max_length=10, choices=Target.choices)
+    target = models.CharField(max_length=200)  # channel name, "all", or the recipient username
+    event_type = models.CharField(max_length=100)
+    size_bytes = models.IntegerField(default=0)  # the encoded message data
+    result = models.CharField(max_length=40)  # "ok" or an error code
+    offset = models.BigIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("broadcast", "Can broadcast through the hub")]
+        verbose_name = "broadcast audit entry"
+        verbose_name_plural = "broadcast audit log"
+
+    def __str__(self) -> str:
+        return f"{self.username} -> {self.target_kind}:{self.target} {self.event_type} [{self.result}]"
+
+
+class Notification(models.Model):
+    """A notification for one user, by username, so the Slurm monitor can notify job owners
+    before they ever log in to the hub."""
+
+    class Severity(models.TextChoices):
+        INFO = "info"
+        SUCCESS = "success"
+        WARNING = "warning"
+        ERROR = "error"
+        CRITICAL = "critical"
+
+    username = models.CharField(max_length=150, db_index=True)
+    type = models.CharField(max_length=100)
+    title = models.CharField(max_length=200)
+    message = models.TextField(blank=True)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.INFO)
+    data = models.JSONField(default=dict, blank=True)
+    read = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["read", "-created", "-id"]  # unread first, newest first
+        indexes = [models.Index(fields=["username", "read", "-created"])]
+
+    def __str__(self) -> str:
+        return f"{self.username}: {self.title}"
+
+
+class MonitorPollStats(models.Model):
+    """Cumulative poll figures of one Slurm monitor stream (jobs, nodes, ...), written by the
+    monitor process through ``hub.metrics.record_poll`` and read by every hub's /metrics."""
+
+    stream = models.CharField(max_length=100, unique=True)
+    polls_total = models.BigIntegerField(default=0)
+    errors_total = models.BigIntegerField(default=0)
+    duration_sum = models.FloatField(default=0.0)
+    bucket_counts = models.JSONField(default=list, blank=True)  # per POLL_BUCKETS_SECONDS, +Inf last
+    last_poll_at = models.DateTimeField(null=True, blank=True)
+    last_ok = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["stream"]
+        verbose_name = "Slurm monitor poll stats"
+        verbose_name_plural = "Slurm monitor poll stats"
+
+    def __str__(self) -> str:
+        return self.stream

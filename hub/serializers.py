@@ -1,0 +1,145 @@
+"""REST input validation and output shapes (PROTOCOL.md section 6). Output serializers
+mirror exactly what the views return, so the OpenAPI schema is the contract schemathesis
+checks the responses against."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from hub.notifications import SEVERITIES
+from hub.protocol import CONTROL_TYPES, DEFAULT_EVENT
+
+CHANNEL_PATTERN = r"^[A-Za-z0-9_.:\-]{1,100}$"
+EVENT_PATTERN = r"^[A-Za-z0-9_.:\-]{1,100}$"
+# A username usable in a ``user:<username>`` channel name.
+USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,95}$"
+MAX_PAGE = 500
+
+
+# --- errors --------------------------------------------------------------------------------
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="machine-readable error code")
+    message = serializers.CharField(help_text="what is wrong, naming the field when there is one")
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
+                                   required=False, help_text="validation errors by dotted field path")
+
+
+# --- broadcast -----------------------------------------------------------------------------
+
+class MessageSerializer(serializers.Serializer):
+    type = serializers.RegexField(EVENT_PATTERN, max_length=100, required=False, default=DEFAULT_EVENT,
+                                  help_text="the event name; not a control type")
+    data = serializers.JSONField(required=False, allow_null=True, default=None)
+
+    def validate_type(self, value: str) -> str:
+        if value in CONTROL_TYPES:
+            raise serializers.ValidationError(f"{value!r} is a reserved control type")
+        return value
+
+
+class BroadcastSerializer(serializers.Serializer):
+    channel = serializers.RegexField(CHANNEL_PATTERN, max_length=100, required=False,
+                                     help_text='a channel name, or "all" for every socket')
+    user = serializers.RegexField(USERNAME_PATTERN, max_length=95, required=False,
+                                  help_text="send to every socket of this user (channel user:<user>)")
+    message = MessageSerializer()
+
+    def validate(self, attrs: dict) -> dict:
+        if ("channel" in attrs) == ("user" in attrs):
+            raise serializers.ValidationError({"channel": ["give exactly one of channel or user"]})
+        return attrs
+
+
+class BroadcastResultSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    channel = serializers.CharField()
+    offset = serializers.IntegerField()
+
+
+# --- health --------------------------------------------------------------------------------
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["healthy"])
+    clients = serializers.IntegerField()
+    subscriptions = serializers.DictField(child=serializers.IntegerField())
+    active_connections = serializers.IntegerField()
+    total_connections = serializers.IntegerField()
+    messages_sent = serializers.IntegerField()
+    messages_received = serializers.IntegerField()
+    errors = serializers.IntegerField()
+    channels = serializers.IntegerField()
+    users_with_connections = serializers.IntegerField()
+    dropped_sends = serializers.IntegerField(required=False)
+    servers = serializers.IntegerField(required=False, help_text="hub processes reporting")
+    timestamp = serializers.DateTimeField()
+
+
+class UnhealthySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["unhealthy"])
+    code = serializers.CharField()
+    message = serializers.CharField()
+    service = serializers.CharField()
+    timestamp = serializers.DateTimeField()
+
+
+# --- clients and channels ------------------------------------------------------------------
+
+class ClientSerializer(serializers.Serializer):
+    client_id = serializers.CharField()
+    user = serializers.CharField(allow_null=True)
+    channels = serializers.ListField(child=serializers.CharField())
+    state = serializers.CharField()
+    connected_at = serializers.CharField()
+    last_ping = serializers.CharField(allow_null=True)
+    last_pong = serializers.CharField(allow_null=True)
+    server = serializers.CharField()
+    metadata = serializers.DictField()
+
+
+class ChannelSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    subscriber_count = serializers.IntegerField()
+    subscribers = serializers.ListField(child=serializers.CharField())
+    last_offset = serializers.IntegerField()
+    epoch = serializers.CharField()
+
+
+# --- notifications -------------------------------------------------------------------------
+
+class NotificationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    user = serializers.CharField()
+    type = serializers.CharField()
+    title = serializers.CharField()
+    message = serializers.CharField(allow_blank=True)
+    severity = serializers.ChoiceField(choices=SEVERITIES)
+    data = serializers.DictField()
+    read = serializers.BooleanField()
+    created = serializers.DateTimeField()
+
+
+class NotificationListSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="how many match the filter")
+    unread = serializers.IntegerField(help_text="how many of the user's are unread")
+    results = NotificationSerializer(many=True)
+
+
+class NotificationQuerySerializer(serializers.Serializer):
+    unread = serializers.BooleanField(required=False, default=False, help_text="only unread ones")
+    limit = serializers.IntegerField(required=False, default=50, min_value=1, max_value=MAX_PAGE)
+    offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=10**9)
+
+
+class NotificationCreateSerializer(serializers.Serializer):
+    user = serializers.CharField(required=False, max_length=150,
+                                 help_text="recipient; default yourself (others need hub.broadcast)")
+    type = serializers.RegexField(EVENT_PATTERN, max_length=100)
+    title = serializers.CharField(max_length=200)
+    message = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+    severity = serializers.ChoiceField(choices=SEVERITIES, required=False, default="info")
+    data = serializers.DictField(required=False, default=dict)
+
+
+class MarkedReadSerializer(serializers.Serializer):
+    marked = serializers.IntegerField(help_text="how many notifications became read")
