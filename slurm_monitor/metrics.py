@@ -1,0 +1,107 @@
+"""PURE: cluster figures from the latest job and node snapshots.
+
+Usage figures are allocations (what Slurm has handed out), the way Slurm itself reports a
+cluster's usage: CPU = allocated / total CPUs, memory = allocated / configured memory,
+GPU = allocated / total GPUs. Nodes that are down (or drained) still count in the totals,
+so a cluster losing nodes shows it. ``cpu_load_percent`` per node is the OS load average
+over the node's CPUs, which the usage figures do not include.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from slurm_monitor.snapshot import Job, Node
+
+ACTIVE_JOB_STATES: frozenset[str] = frozenset({"RUNNING", "COMPLETING", "SUSPENDED", "CONFIGURING"})
+
+
+@dataclass(frozen=True)
+class NodeFigures:
+    name: str
+    state: str
+    cpus: int
+    alloc_cpus: int
+    cpu_usage_percent: float
+    cpu_load_percent: float | None
+    memory_mb: int
+    alloc_memory_mb: int
+    memory_usage_percent: float
+    gpus: int
+    alloc_gpus: int
+    gpu_usage_percent: float
+
+
+@dataclass(frozen=True)
+class ClusterMetrics:
+    cpus_total: int
+    cpus_allocated: int
+    cpu_usage_percent: float
+    memory_total_mb: int
+    memory_allocated_mb: int
+    memory_usage_percent: float
+    gpus_total: int
+    gpus_allocated: int
+    gpu_usage_percent: float
+    jobs_running: int
+    jobs_pending: int
+    jobs_total: int
+    nodes_total: int
+    nodes_idle: int
+    nodes_down: int
+    nodes_drained: int
+    nodes: tuple[NodeFigures, ...]
+
+
+def _percent(part: int, whole: int) -> float:
+    return round(min(100.0, part / whole * 100.0), 1) if whole > 0 else 0.0
+
+
+def node_figures(node: Node) -> NodeFigures:
+    return NodeFigures(
+        name=node.name,
+        state=node.state,
+        cpus=node.cpus,
+        alloc_cpus=node.alloc_cpus,
+        cpu_usage_percent=node.cpu_alloc_percent,
+        cpu_load_percent=node.cpu_load_percent,
+        memory_mb=node.real_memory_mb,
+        alloc_memory_mb=node.alloc_memory_mb,
+        memory_usage_percent=node.memory_alloc_percent,
+        gpus=node.gpus,
+        alloc_gpus=node.alloc_gpus,
+        gpu_usage_percent=node.gpu_alloc_percent,
+    )
+
+
+def compute_metrics(jobs: Mapping[str, Job], nodes: Mapping[str, Node]) -> ClusterMetrics:
+    """Totals over ``nodes`` and counts over ``jobs``; ``jobs_total`` counts every job squeue
+    still lists (finished ones stay listed for Slurm's MinJobAge)."""
+    ordered = [nodes[name] for name in sorted(nodes)]
+    cpus = sum(n.cpus for n in ordered)
+    alloc_cpus = sum(n.alloc_cpus for n in ordered)
+    memory = sum(n.real_memory_mb for n in ordered)
+    alloc_memory = sum(min(n.alloc_memory_mb, n.real_memory_mb) for n in ordered)
+    gpus = sum(n.gpus for n in ordered)
+    alloc_gpus = sum(n.alloc_gpus for n in ordered)
+    states = [j.state for j in jobs.values()]
+    return ClusterMetrics(
+        cpus_total=cpus,
+        cpus_allocated=alloc_cpus,
+        cpu_usage_percent=_percent(alloc_cpus, cpus),
+        memory_total_mb=memory,
+        memory_allocated_mb=alloc_memory,
+        memory_usage_percent=_percent(alloc_memory, memory),
+        gpus_total=gpus,
+        gpus_allocated=alloc_gpus,
+        gpu_usage_percent=_percent(alloc_gpus, gpus),
+        jobs_running=sum(1 for s in states if s in ACTIVE_JOB_STATES),
+        jobs_pending=sum(1 for s in states if s == "PENDING"),
+        jobs_total=len(states),
+        nodes_total=len(ordered),
+        nodes_idle=sum(1 for n in ordered if n.state == "IDLE"),
+        nodes_down=sum(1 for n in ordered if n.state in {"DOWN", "FAIL", "FAILING"}),
+        nodes_drained=sum(1 for n in ordered if n.state in {"DRAINED", "DRAINING"}),
+        nodes=tuple(node_figures(n) for n in ordered),
+    )

@@ -1,0 +1,386 @@
+"""PURE: normalise Slurm's JSON (every release 22.05 to 25.11) into frozen Job and Node records.
+
+Input: the decoded output of ``squeue --json``, ``sinfo --json`` (22.05) or
+``scontrol show nodes --json`` (23.02 on). The shapes differ by release and this module is the
+only place that knows it:
+
+- numbers are plain or ``{"set", "infinite", "number"}``; timestamps too;
+- ``job_state`` is a string (22.05, 23.02) or a list with the base state first;
+- ``exit_code`` is a raw wait status (exit 3 -> 768) or ``{"status", "return_code", "signal"}``;
+- node ``state`` is lower-case with ``state_flags`` (22.05) or an upper-case list;
+- ``free_memory``/``free_mem`` and ``idle_cpus``/``alloc_idle_cpus`` were renamed;
+- Slurm's sentinels (NO_VAL, INFINITE, NO_VAL16, -2) mean "unknown" and become ``None``.
+
+Output is stable whatever the release. Output that is broken (not JSON, no record list, or a
+non-empty ``errors`` list, which is how ``squeue --json`` reports an unreachable controller
+while exiting 0 with no jobs) raises ``SnapshotError``: a broken poll must never look like
+"all jobs ended".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+# NO_VAL, INFINITE (32 and 64 bit), NO_VAL16, INFINITE16 as seen in dumps, and -2 (NO_VAL
+# printed as a signed int by some releases).
+SENTINELS: frozenset[int] = frozenset(
+    {4294967294, 4294967295, 18446744073709551614, 18446744073709551615, 65534, -2}
+)
+
+TERMINAL_JOB_STATES: frozenset[str] = frozenset({
+    "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
+    "PREEMPTED", "BOOT_FAIL", "DEADLINE",
+})
+# Node states after normalisation that mean "not usable".
+UNAVAILABLE_NODE_STATES: frozenset[str] = frozenset({"DOWN", "DRAINED", "DRAINING", "FAIL", "FAILING"})
+
+
+class SnapshotError(ValueError):
+    """The command's output cannot be trusted as a full picture of the cluster."""
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    name: str
+    user: str
+    partition: str
+    state: str  # upper case: PENDING, RUNNING, COMPLETING, COMPLETED, FAILED, ...
+    reason: str | None
+    nodes: str
+    node_count: int | None
+    cpus: int | None
+    gpus: int
+    memory_mb: int | None
+    submit_time: int | None  # unix seconds
+    start_time: int | None
+    end_time: int | None  # only once the job has finished
+    time_limit_minutes: int | None  # None: unlimited or unknown
+    exit_code: int | None  # the process's own exit code (768 -> 3); only once finished
+    signal: int | None  # the signal that ended it, if any
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    state: str  # IDLE, MIXED, ALLOCATED, DOWN, DRAINED, DRAINING, FAIL, FAILING, UNKNOWN, ...
+    flags: tuple[str, ...]  # remaining upper-case flags, sorted (e.g. NOT_RESPONDING)
+    reason: str | None
+    partitions: tuple[str, ...]
+    cpus: int
+    alloc_cpus: int
+    cpu_load: float | None  # load average as reported by the OS (Slurm's cpu_load / 100)
+    real_memory_mb: int
+    alloc_memory_mb: int
+    free_memory_mb: int | None
+    gpus: int
+    alloc_gpus: int
+
+    @property
+    def cpu_alloc_percent(self) -> float:
+        return _percent(self.alloc_cpus, self.cpus)
+
+    @property
+    def cpu_load_percent(self) -> float | None:
+        if self.cpu_load is None or self.cpus <= 0:
+            return None
+        return round(self.cpu_load / self.cpus * 100.0, 1)
+
+    @property
+    def memory_alloc_percent(self) -> float:
+        return _percent(self.alloc_memory_mb, self.real_memory_mb)
+
+    @property
+    def gpu_alloc_percent(self) -> float:
+        return _percent(self.alloc_gpus, self.gpus)
+
+
+def _percent(part: int, whole: int) -> float:
+    return round(min(100.0, part / whole * 100.0), 1) if whole > 0 else 0.0
+
+
+# --- scalar helpers -----------------------------------------------------------------------
+
+
+def unwrap_number(value: Any) -> int | float | None:
+    """A plain number or ``{set, infinite, number}`` -> the number; unset, infinite, a sentinel,
+    null or anything else -> None."""
+    if isinstance(value, dict):
+        if not value.get("set", True) or value.get("infinite", False):
+            return None
+        value = value.get("number")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, int) and value in SENTINELS:
+        return None
+    return value
+
+
+def unwrap_int(value: Any) -> int | None:
+    number = unwrap_number(value)
+    return int(number) if number is not None else None
+
+
+def unwrap_time(value: Any) -> int | None:
+    """A timestamp (plain or object); 0 means "not yet" in every release."""
+    seconds = unwrap_int(value)
+    return seconds if seconds and seconds > 0 else None
+
+
+def normalise_job_state(value: Any) -> str:
+    """``"RUNNING"`` or ``["RUNNING", "COMPLETING"]`` -> one upper-case state.
+
+    A job with the COMPLETING flag is reported as COMPLETING in every release (22.05's
+    ``job_state_string`` does the same), so a cancelled job reads RUNNING -> COMPLETING ->
+    CANCELLED whatever the version."""
+    if isinstance(value, str):
+        return value.strip().upper() or "UNKNOWN"
+    if isinstance(value, (list, tuple)) and value:
+        names = [str(v).upper() for v in value]
+        return "COMPLETING" if "COMPLETING" in names[1:] else names[0]
+    return "UNKNOWN"
+
+
+def decode_exit_code(value: Any) -> tuple[int | None, int | None]:
+    """Raw wait status or the verbose object -> (exit code, signal). Unknown -> (None, None)."""
+    if isinstance(value, dict):
+        code = unwrap_int(value.get("return_code"))
+        signal_obj = value.get("signal")
+        signal = None
+        if isinstance(signal_obj, dict):
+            signal = unwrap_int(signal_obj.get("id", signal_obj.get("signal_id")))
+        return code, (signal or None)
+    status = unwrap_int(value)
+    if status is None or status < 0:
+        return None, None
+    signal = status & 0x7F
+    return (status >> 8) & 0xFF, (signal or None)
+
+
+def normalise_node_state(state: Any, extra_flags: Any = ()) -> tuple[str, tuple[str, ...]]:
+    """``"idle"`` + ``["DRAIN"]`` or ``["IDLE", "DRAIN"]`` -> ("DRAINED", ()).
+
+    DOWN wins; DRAIN on an idle node is DRAINED, on a busy one DRAINING; FAIL likewise
+    FAIL / FAILING. Remaining flags are returned sorted."""
+    if isinstance(state, str):
+        names = [state] if state else []
+    elif isinstance(state, (list, tuple)):
+        names = [str(s) for s in state]
+    else:
+        names = []
+    names = [n.strip().upper() for n in names if str(n).strip()]
+    if isinstance(extra_flags, (list, tuple)):
+        names += [str(f).strip().upper() for f in extra_flags if str(f).strip()]
+    base = names[0] if names else "UNKNOWN"
+    flags = set(names[1:])
+    busy = base in {"ALLOCATED", "MIXED"} or "COMPLETING" in flags
+    if base == "DOWN":
+        state_out = "DOWN"
+        flags -= {"DRAIN"}
+    elif "DRAIN" in flags:
+        state_out = "DRAINING" if busy else "DRAINED"
+        flags.discard("DRAIN")
+    elif "FAIL" in flags:
+        state_out = "FAILING" if busy else "FAIL"
+        flags.discard("FAIL")
+    else:
+        state_out = base
+    return state_out, tuple(sorted(flags))
+
+
+def split_top_level(text: str, sep: str = ",") -> list[str]:
+    """Split on ``sep`` outside parentheses: "gpu:2(S:0-1),mps:100" -> 2 parts."""
+    parts, depth, current = [], 0, []
+    for char in text:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(0, depth - 1)
+        if char == sep and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_gres_gpus(gres: Any) -> int:
+    """Node ``gres``/``gres_used`` -> number of GPUs. "gpu:h100:2,gpu:h200:4" -> 6;
+    "gpu:h100:1(IDX:0)" -> 1; "gpu:4(S:0-1)" -> 4; "" / "N/A" / "(null)" -> 0."""
+    if not isinstance(gres, str):
+        return 0
+    total = 0
+    for item in split_top_level(gres):
+        item = item.split("(", 1)[0]
+        fields = item.split(":")
+        if fields[0].removeprefix("gres/") != "gpu":
+            continue
+        count = fields[-1] if len(fields) > 1 else "1"
+        total += _parse_count(count)
+    return total
+
+
+def _parse_count(text: str) -> int:
+    """"4" -> 4, "100K" -> 102400; a name where a count should be ("gpu:h100") means one."""
+    match = re.fullmatch(r"(\d+)([KMGT]?)", text.strip(), re.IGNORECASE)
+    if not match:
+        return 1 if text.strip() else 0
+    scale = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}[match.group(2).upper()]
+    return int(match.group(1)) * scale
+
+
+def parse_tres(tres: Any) -> dict[str, str]:
+    """"cpu=2,mem=4000M,gres/gpu=1" -> {"cpu": "2", "mem": "4000M", "gres/gpu": "1"}."""
+    if not isinstance(tres, str):
+        return {}
+    pairs = (item.split("=", 1) for item in tres.split(",") if "=" in item)
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def tres_gpus(tres: Mapping[str, str]) -> int:
+    if "gres/gpu" in tres:
+        return _parse_count(tres["gres/gpu"])
+    return sum(_parse_count(v) for k, v in tres.items() if k.startswith("gres/gpu:"))
+
+
+_MEMORY_UNITS_MB = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024, "P": 1024**3}
+
+
+def parse_memory_mb(text: Any) -> int | None:
+    """"4000M" -> 4000, "6.50G" -> 6656, "128G" -> 131072, "512" (MB) -> 512."""
+    if not isinstance(text, str):
+        return None
+    match = re.fullmatch(r"([\d.]+)([KMGTP]?)", text.strip(), re.IGNORECASE)
+    if not match:
+        return None
+    try:
+        value = float(match.group(1))
+    except ValueError:
+        return None
+    return int(round(value * _MEMORY_UNITS_MB[match.group(2).upper() or "M"]))
+
+
+# --- documents ----------------------------------------------------------------------------
+
+
+def load_document(raw: str | bytes | Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+    """Decode a Slurm JSON document and return its ``key`` list, or raise SnapshotError."""
+    if isinstance(raw, (str, bytes)):
+        if not raw.strip():
+            raise SnapshotError("empty output")
+        try:
+            doc = json.loads(raw)
+        except ValueError as exc:
+            raise SnapshotError(f"output is not JSON: {exc}") from None
+    else:
+        doc = raw
+    if not isinstance(doc, dict):
+        raise SnapshotError("output is not a JSON object")
+    errors = doc.get("errors")
+    if isinstance(errors, list) and errors:
+        first = errors[0] if isinstance(errors[0], dict) else {"error": str(errors[0])}
+        detail = first.get("description") or first.get("error") or "unknown error"
+        raise SnapshotError(f"Slurm reported {len(errors)} error(s): {detail}")
+    records = doc.get(key)
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise SnapshotError(f"output has no {key!r} list")
+    return records
+
+
+def parse_job(record: Mapping[str, Any]) -> Job:
+    """One squeue job record (any release) -> Job. Raises SnapshotError without a job id."""
+    job_id = unwrap_int(record.get("job_id"))
+    if job_id is None:
+        raise SnapshotError("a job record has no job_id")
+    state = normalise_job_state(record.get("job_state"))
+    finished = state in TERMINAL_JOB_STATES
+    allocated = parse_tres(record.get("tres_alloc_str"))
+    requested = parse_tres(record.get("tres_req_str"))
+    exit_code, signal = decode_exit_code(record.get("exit_code")) if finished else (None, None)
+    reason = record.get("state_reason")
+    user = record.get("user_name") or (str(record["user_id"]) if "user_id" in record else "")
+    return Job(
+        job_id=str(job_id),
+        name=str(record.get("name") or ""),
+        user=str(user or "unknown"),
+        partition=str(record.get("partition") or ""),
+        state=state,
+        reason=str(reason) if reason and reason != "None" else None,
+        nodes=str(record.get("nodes") or ""),
+        node_count=unwrap_int(record.get("node_count")),
+        cpus=unwrap_int(record.get("cpus")),
+        gpus=tres_gpus(allocated or requested),
+        memory_mb=parse_memory_mb(allocated.get("mem") or requested.get("mem")),
+        submit_time=unwrap_time(record.get("submit_time")),
+        start_time=unwrap_time(record.get("start_time")),
+        end_time=unwrap_time(record.get("end_time")) if finished else None,
+        time_limit_minutes=unwrap_int(record.get("time_limit")),
+        exit_code=exit_code,
+        signal=signal,
+    )
+
+
+def parse_node(record: Mapping[str, Any]) -> Node:
+    """One sinfo (22.05) or scontrol (23.02+) node record -> Node."""
+    name = record.get("name") or record.get("hostname")
+    if not name:
+        raise SnapshotError("a node record has no name")
+    state, flags = normalise_node_state(record.get("state"), record.get("state_flags", ()))
+    cpus = unwrap_int(record.get("cpus")) or 0
+    alloc_cpus = unwrap_int(record.get("alloc_cpus"))
+    if alloc_cpus is None:
+        idle = unwrap_int(record.get("alloc_idle_cpus", record.get("idle_cpus")))
+        alloc_cpus = max(0, cpus - idle) if idle is not None else 0
+    load = unwrap_number(record.get("cpu_load"))
+    free = unwrap_int(record.get("free_mem", record.get("free_memory")))
+    partitions = record.get("partitions") or ()
+    if isinstance(partitions, str):
+        partitions = [p for p in partitions.split(",") if p]
+    reason = record.get("reason")
+    gpus = parse_gres_gpus(record.get("gres"))
+    return Node(
+        name=str(name),
+        state=state,
+        flags=flags,
+        reason=str(reason) if reason else None,
+        partitions=tuple(str(p) for p in partitions),
+        cpus=cpus,
+        alloc_cpus=min(alloc_cpus, cpus) if cpus else alloc_cpus,
+        cpu_load=round(load / 100.0, 2) if load is not None else None,
+        real_memory_mb=unwrap_int(record.get("real_memory")) or 0,
+        alloc_memory_mb=unwrap_int(record.get("alloc_memory")) or 0,
+        free_memory_mb=free,
+        gpus=gpus,
+        alloc_gpus=min(parse_gres_gpus(record.get("gres_used")), gpus),
+    )
+
+
+def parse_jobs(raw: str | bytes | Mapping[str, Any]) -> dict[str, Job]:
+    """``squeue --json`` output -> {job_id: Job}. Raises SnapshotError when broken."""
+    jobs = (parse_job(r) for r in load_document(raw, "jobs"))
+    return {job.job_id: job for job in jobs}
+
+
+def parse_nodes(raw: str | bytes | Mapping[str, Any]) -> dict[str, Node]:
+    """``sinfo --json`` (22.05) or ``scontrol show nodes --json`` -> {name: Node}.
+
+    A document with no nodes at all is broken: a cluster always has nodes."""
+    nodes = [parse_node(r) for r in load_document(raw, "nodes")]
+    if not nodes:
+        raise SnapshotError("output lists no nodes")
+    return {node.name: node for node in nodes}
+
+
+def slurm_release(raw: str | bytes | Mapping[str, Any]) -> str | None:
+    """The ``meta`` release string ("22.05.8"), whichever capitalisation the release uses."""
+    try:
+        doc = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+        meta = doc.get("meta", {})
+        slurm = meta.get("slurm") or meta.get("Slurm") or {}
+        return slurm.get("release")
+    except (ValueError, AttributeError):
+        return None
