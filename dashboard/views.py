@@ -1,0 +1,74 @@
+"""The dashboard: one page at ``/`` (login required) that loads its state over REST and then
+follows the hub over WebSocket (static/dashboard/dashboard.js), plus the static-file view
+that lets daphne serve the page's JavaScript and CSS without a build or collectstatic step.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from pathlib import Path
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.staticfiles import finders
+from django.core.exceptions import SuspiciousFileOperation
+from django.http import Http404, HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+from django.views.static import serve
+
+STATIC_CACHE_SECONDS = 300
+
+# The page's endpoints, in one place so the template and the tests agree.
+API_URLS = {
+    "jobs": "/api/cluster/jobs",
+    "nodes": "/api/cluster/nodes",
+    "metrics": "/api/cluster/metrics",
+    "notifications": "/api/notifications",
+    "alerts": "/api/cluster/alerts",
+}
+
+
+def build_page_config(request: HttpRequest) -> dict:
+    """What dashboard.js needs to start: who is looking, where the hub and the API are."""
+    user = request.user
+    return {
+        "user": user.get_username(),
+        "isStaff": bool(user.is_staff),
+        "wsUrl": "/ws/",
+        "api": API_URLS,
+        "csrfToken": get_token(request),
+        "logoutUrl": "/accounts/logout/",
+    }
+
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/index.html", {"config": build_page_config(request)})
+
+
+@require_GET
+def static_file(request: HttpRequest, path: str) -> HttpResponse:
+    """Serve an app's static file (``hub/hub-client.js``, ``dashboard/...``) through Django.
+
+    daphne serves no static files itself and the project has no build step, so Django does,
+    from the apps' ``static/`` folders only (the staticfiles finders refuse paths that leave
+    them). A front proxy or collectstatic can take over in production without page changes.
+    """
+    normalized = posixpath.normpath(path).lstrip("/")
+    if normalized.startswith("..") or normalized != path.lstrip("/"):
+        raise Http404("no such file")
+    try:
+        found = finders.find(normalized)
+    except SuspiciousFileOperation:
+        raise Http404("no such file") from None
+    if not found or isinstance(found, list):
+        raise Http404("no such file")
+    found_path = Path(found)
+    response = serve(request, found_path.name, document_root=str(found_path.parent))
+    if found_path.suffix in {".js", ".mjs"}:
+        response["Content-Type"] = "text/javascript; charset=utf-8"
+    response["Cache-Control"] = f"public, max-age={STATIC_CACHE_SECONDS}"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
