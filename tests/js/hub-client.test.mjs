@@ -2,8 +2,10 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 
-import { HubClient, backoffDelay, connect, resolveUrl } from "../../hub/static/hub/hub-client.js";
 import { FakeClock, makeFakeWebSocket } from "./fakes.mjs";
+import { loadModule } from "./load.mjs";
+
+const { HubClient, backoffDelay, connect, resolveUrl } = await loadModule("../../hub/static/hub/hub-client.js");
 
 const LOCATION = { href: "http://hub.example:8000/dashboard/?x=1" };
 

@@ -1,4 +1,5 @@
-"""Runs the JavaScript client's unit tests (tests/js/*.test.mjs) under Node's own test runner.
+"""Runs the JavaScript unit tests (tests/js/*.test.mjs: the hub client, the dashboard's model)
+under Node's own test runner.
 
 Node >= 18 is required (scripts/setup-chromium installs Debian's nodejs when it is missing);
 no npm packages are used.
@@ -14,11 +15,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_hub_client_js_unit_tests():
+def test_js_unit_tests():
     node = shutil.which("node")
     assert node, "node is not installed: run scripts/setup-chromium (installs nodejs)"
     result = subprocess.run(
-        [node, "--test", "tests/js/"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [node, "--test", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests" / "js").glob("*.test.mjs"))],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output

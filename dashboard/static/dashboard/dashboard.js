@@ -176,14 +176,16 @@ const feeds = {
       const current = body.current ?? body.metrics ?? (Array.isArray(body) ? null : body);
       if (current && typeof current === "object") {
         store.metricsRaw = current;
-        addSample(current, current.timestamp ?? body.timestamp);
+        mergeNodeFigures(current);
+        addSample(current, current.collected_at ?? current.timestamp ?? body.timestamp);
       }
     },
     applyEvent(msg) {
       if (msg.type !== "metrics_update") return;
       store.metricsRaw = msg.data || {};
       store.lastMetricsEventAt = Date.now();
-      addSample(store.metricsRaw, msg.data?.timestamp ?? msg.timestamp);
+      if (mergeNodeFigures(store.metricsRaw)) schedule("nodes");
+      addSample(store.metricsRaw, msg.data?.collected_at ?? msg.timestamp);
     },
   }),
   notifications: new Feed("notifications", {
@@ -251,6 +253,16 @@ function loadHistory() {
 
 function saveHistory() {
   try { sessionStorage.setItem(HISTORY_KEY, JSON.stringify(store.history)); } catch (_) { /* full or off */ }
+}
+
+/** Metrics carry per-node allocations (memory, GPUs) that node events do not: merge them. */
+function mergeNodeFigures(metrics) {
+  const perNode = Array.isArray(metrics.per_node) ? metrics.per_node : [];
+  for (const raw of perNode) {
+    const figures = M.normNode(raw);
+    if (figures) store.nodes.set(figures.name, { ...(store.nodes.get(figures.name) || {}), ...figures });
+  }
+  return perNode.length > 0;
 }
 
 function addSample(raw, when) {
@@ -477,21 +489,23 @@ function renderNodes() {
   for (const node of nodes) {
     let t = nodeTiles.get(node.name);
     if (!t) { t = nodeTile(node); nodeTiles.set(node.name, t); }
-    const tone = M.nodeTone(node.state);
+    const tone = M.nodeTone(node.state, node.flags);
     counts[tone] = (counts[tone] || 0) + 1;
     if (t.tile.dataset.state !== undefined && t.tile.dataset.state !== node.state) flash(t.tile);
     t.tile.dataset.state = node.state;
     t.tile.dataset.tone = tone;
     setText(t.name, node.name);
-    setText(t.state, titleCase(node.state.split("+")[0]) + (node.state.includes("+") ? "+" : ""));
-    t.state.title = node.state;
+    const flags = (node.flags || []).filter((f) => f && !node.state.includes(f.toUpperCase()));
+    setText(t.state, titleCase(node.state.split("+")[0]) + (node.state.includes("+") || flags.length ? "+" : ""));
+    t.state.title = [node.state, ...flags].join("+");
     setBar(t.cpu, node.cpusAlloc, node.cpusTotal);
     setBar(t.mem, node.memAlloc, node.memTotal, M.formatMegabytes);
     setBar(t.gpu, node.gpusAlloc, node.gpusTotal);
     setText(t.reason, node.reason || "");
     t.reason.hidden = !node.reason;
-    t.tile.title = [node.name, node.state, node.partitions && `partitions: ${node.partitions}`,
-      node.cpuLoad !== undefined && `load ${node.cpuLoad}`].filter(Boolean).join(" · ");
+    t.tile.title = [node.name, [node.state, ...flags].join("+"), node.partitions && `partitions: ${node.partitions}`,
+      node.cpuLoadPercent !== undefined ? `load ${Math.round(node.cpuLoadPercent)}%` : node.cpuLoad !== undefined && `load ${node.cpuLoad}`]
+      .filter(Boolean).join(" · ");
     const expected = previous ? previous.nextSibling : grid.firstChild;
     if (expected !== t.tile) grid.insertBefore(t.tile, expected);
     previous = t.tile;
@@ -601,27 +615,34 @@ function renderNotifications() {
   document.title = unread ? `(${unread}) Cluster hub` : "Cluster hub";
 }
 
-async function markRead(ids) {
+async function markRead(ids, { all = false } = {}) {
   const targets = ids.map(String).filter((id) => store.notifications.get(id) && !store.notifications.get(id).read);
   for (const id of targets) store.notifications.get(id).read = true; // optimistic
   schedule("notifications");
-  const results = await Promise.allSettled(targets.map((id) =>
-    api(`${config.api.notifications}/${encodeURIComponent(id)}/read`, { method: "POST", body: {} })));
-  let failed = 0;
-  results.forEach((result, i) => {
-    const n = store.notifications.get(targets[i]);
-    if (result.status === "rejected") { failed += 1; if (n) n.read = false; }
-    else if (n && result.value && typeof result.value === "object") {
-      const fresh = M.normNotification(result.value.notification || result.value);
-      if (fresh) store.notifications.set(targets[i], { ...n, ...fresh, read: true });
+  const remote = targets.filter((id) => !store.notifications.get(id).local);
+  if (!remote.length) return;
+  let failed = [];
+  if (all) {
+    try {
+      await api(`${config.api.notifications}/read`, { method: "POST", body: {} });
+    } catch (_) {
+      failed = remote;
     }
-  });
-  if (failed) toast(`Could not mark ${failed} notification${failed > 1 ? "s" : ""} read`, "error");
+  } else {
+    const results = await Promise.allSettled(remote.map((id) =>
+      api(`${config.api.notifications}/${encodeURIComponent(id)}/read`, { method: "POST", body: {} })));
+    failed = remote.filter((_, i) => results[i].status === "rejected");
+  }
+  for (const id of failed) {
+    const n = store.notifications.get(id);
+    if (n) n.read = false;
+  }
+  if (failed.length) toast(`Could not mark ${failed.length} notification${failed.length > 1 ? "s" : ""} read`, "error");
   schedule("notifications");
 }
 
 $("mark-all-read").addEventListener("click", () =>
-  markRead([...store.notifications.values()].filter((n) => !n.read).map((n) => n.id)));
+  markRead([...store.notifications.values()].filter((n) => !n.read).map((n) => n.id), { all: true }));
 $("notifications-toggle").addEventListener("click", () => {
   const panel = $("notifications");
   panel.scrollIntoView({ behavior: "smooth", block: "start" });

@@ -20,6 +20,11 @@ function num(value) {
   return Number.isFinite(n) ? n : undefined;
 }
 
+function sumOf(...values) {
+  const known = values.filter((v) => v !== undefined);
+  return known.length ? known.reduce((a, b) => a + b, 0) : undefined;
+}
+
 function text(value) {
   if (value === undefined || value === null) return undefined;
   if (Array.isArray(value)) return value.length ? value.map(String).join(",") : undefined;
@@ -86,7 +91,7 @@ export function normJob(raw) {
     state: normState(first(raw.state, raw.job_state, raw.status)),
     previousState: raw.previous_state !== undefined ? normState(raw.previous_state) : undefined,
     nodes: text(first(raw.nodes, raw.node_list, raw.nodelist, raw.batch_host)),
-    reason: text(first(raw.reason, raw.state_reason, raw.pending_reason)),
+    reason: "reason" in raw ? (text(raw.reason) ?? "") : text(first(raw.state_reason, raw.pending_reason)),
     cpus: num(first(raw.cpus, raw.num_cpus, raw.cpus_requested, raw.ncpus)),
     gpus: num(first(raw.gpus, raw.num_gpus, raw.gpus_requested)),
     memory: num(first(raw.memory_mb, raw.memory, raw.mem)),
@@ -161,9 +166,9 @@ export function distinct(items, field) {
 // --- nodes -------------------------------------------------------------------------------
 
 /** Colour family of a node state: idle | mixed | allocated | down | drain | reserved | other. */
-export function nodeTone(state) {
+export function nodeTone(state, extraFlags = []) {
   const s = normState(state);
-  const flags = s.split(/[+,\s]+/);
+  const flags = [...s.split(/[+,\s]+/), ...extraFlags.map((f) => normState(f))];
   if (flags.some((f) => ["DOWN", "FAIL", "FAILING", "NOT_RESPONDING", "NO_RESPOND", "POWERED_DOWN", "ERROR"].includes(f) || f.endsWith("*"))) return "down";
   if (flags.some((f) => f.startsWith("DRAIN"))) return "drain";
   if (flags.includes("RESERVED") || flags.includes("MAINT")) return "reserved";
@@ -180,15 +185,17 @@ export function normNode(raw) {
   const node = {
     name,
     state: normState(first(raw.state, raw.node_state, raw.status)),
+    flags: Array.isArray(raw.flags) ? raw.flags.map(String) : undefined,
     partitions: text(first(raw.partitions, raw.partition)),
     cpusTotal: num(first(raw.cpus_total, raw.cpus, raw.cpu_total, raw.total_cpus)),
     cpusAlloc: num(first(raw.cpus_allocated, raw.cpus_alloc, raw.alloc_cpus, raw.cpu_alloc)),
     cpuLoad: num(first(raw.cpu_load, raw.load)),
-    memTotal: num(first(raw.memory_total_mb, raw.memory_total, raw.real_memory, raw.memory)),
-    memAlloc: num(first(raw.memory_allocated_mb, raw.memory_allocated, raw.memory_alloc, raw.alloc_memory, raw.alloc_mem)),
+    cpuLoadPercent: num(raw.cpu_load_percent),
+    memTotal: num(first(raw.real_memory_mb, raw.memory_mb, raw.memory_total_mb, raw.memory_total, raw.real_memory, raw.memory)),
+    memAlloc: num(first(raw.alloc_memory_mb, raw.memory_allocated_mb, raw.memory_allocated, raw.memory_alloc, raw.alloc_memory, raw.alloc_mem)),
     gpusTotal: num(first(raw.gpus_total, raw.gpus, raw.gpu_total)),
     gpusAlloc: num(first(raw.gpus_allocated, raw.gpus_alloc, raw.alloc_gpus, raw.gpus_used)),
-    reason: text(first(raw.reason, raw.state_reason)),
+    reason: "reason" in raw ? (text(raw.reason) ?? "") : text(raw.state_reason),
   };
   for (const key of Object.keys(node)) if (node[key] === undefined) delete node[key];
   return node;
@@ -223,27 +230,27 @@ export function normMetrics(raw = {}, { nodes, jobs } = {}) {
   const r = raw && typeof raw === "object" ? raw : {};
   const pick = (...keys) => num(first(...keys.map((k) => k.split(".").reduce((o, p) => (o == null ? undefined : o[p]), r))));
   const m = {
-    jobsRunning: pick("jobs_running", "running_jobs", "jobs.running"),
-    jobsPending: pick("jobs_pending", "pending_jobs", "jobs.pending"),
-    nodesTotal: pick("nodes_total", "total_nodes", "nodes.total"),
-    nodesDown: pick("nodes_down", "down_nodes", "nodes.down"),
-    nodesIdle: pick("nodes_idle", "idle_nodes", "nodes.idle"),
-    cpusTotal: pick("cpus_total", "total_cpus", "cpus.total"),
-    cpusAlloc: pick("cpus_allocated", "cpus_alloc", "allocated_cpus", "cpus.allocated"),
-    memTotal: pick("memory_total_mb", "memory_total", "memory.total"),
-    memAlloc: pick("memory_allocated_mb", "memory_allocated", "memory_alloc", "memory.allocated"),
-    gpusTotal: pick("gpus_total", "total_gpus", "gpus.total"),
-    gpusAlloc: pick("gpus_allocated", "gpus_alloc", "allocated_gpus", "gpus.allocated"),
-    cpuUtil: pick("cpu_utilization", "cpu_util", "cpu_percent", "utilization.cpu"),
-    memUtil: pick("memory_utilization", "memory_util", "memory_percent", "utilization.memory"),
-    gpuUtil: pick("gpu_utilization", "gpu_util", "gpu_percent", "utilization.gpu"),
+    jobsRunning: pick("jobs.running", "jobs_running", "running_jobs"),
+    jobsPending: pick("jobs.pending", "jobs_pending", "pending_jobs"),
+    nodesTotal: pick("nodes.total", "nodes_total", "total_nodes"),
+    nodesDown: sumOf(pick("nodes.down", "nodes_down", "down_nodes"), pick("nodes.drained", "nodes_drained")),
+    nodesIdle: pick("nodes.idle", "nodes_idle", "idle_nodes"),
+    cpusTotal: pick("cpu.total", "cpus.total", "cpus_total", "total_cpus"),
+    cpusAlloc: pick("cpu.allocated", "cpus.allocated", "cpus_allocated", "cpus_alloc", "allocated_cpus"),
+    memTotal: pick("memory.total_mb", "memory.total", "memory_total_mb", "memory_total"),
+    memAlloc: pick("memory.allocated_mb", "memory.allocated", "memory_allocated_mb", "memory_allocated"),
+    gpusTotal: pick("gpu.total", "gpus.total", "gpus_total", "total_gpus"),
+    gpusAlloc: pick("gpu.allocated", "gpus.allocated", "gpus_allocated", "gpus_alloc", "allocated_gpus"),
+    cpuUtil: pick("cpu.usage_percent", "cpu_usage_percent", "cpu_utilization"),
+    memUtil: pick("memory.usage_percent", "memory_usage_percent", "memory_utilization"),
+    gpuUtil: pick("gpu.usage_percent", "gpu_usage_percent", "gpu_utilization"),
   };
   if (nodes && nodes.size) {
     const all = [...nodes.values()];
     const sum = (key) => all.reduce((acc, n) => acc + (n[key] || 0), 0);
     m.nodesTotal ??= all.length;
-    m.nodesDown ??= all.filter((n) => ["down", "drain"].includes(nodeTone(n.state))).length;
-    m.nodesIdle ??= all.filter((n) => nodeTone(n.state) === "idle").length;
+    m.nodesDown ??= all.filter((n) => ["down", "drain"].includes(nodeTone(n.state, n.flags))).length;
+    m.nodesIdle ??= all.filter((n) => nodeTone(n.state, n.flags) === "idle").length;
     m.cpusTotal ??= sum("cpusTotal") || undefined;
     m.cpusAlloc ??= m.cpusTotal !== undefined ? sum("cpusAlloc") : undefined;
     m.memTotal ??= sum("memTotal") || undefined;
@@ -257,10 +264,10 @@ export function normMetrics(raw = {}, { nodes, jobs } = {}) {
     m.jobsPending ??= all.filter((j) => jobTone(j.state) === "pending").length;
   }
   const pct = (used, total) => (total ? Math.min(100, Math.max(0, (100 * (used || 0)) / total)) : undefined);
-  const asPct = (v) => (v === undefined ? undefined : v <= 1 && v > 0 && !Number.isInteger(v) ? v * 100 : v);
-  m.cpuUtil = asPct(m.cpuUtil) ?? pct(m.cpusAlloc, m.cpusTotal);
-  m.memUtil = asPct(m.memUtil) ?? pct(m.memAlloc, m.memTotal);
-  m.gpuUtil = asPct(m.gpuUtil) ?? pct(m.gpusAlloc, m.gpusTotal);
+  // Percentages are 0-100 on the wire; without a total there is nothing to be a share of.
+  m.cpuUtil = m.cpusTotal === 0 ? undefined : m.cpuUtil ?? pct(m.cpusAlloc, m.cpusTotal);
+  m.memUtil = m.memTotal === 0 ? undefined : m.memUtil ?? pct(m.memAlloc, m.memTotal);
+  m.gpuUtil = m.gpusTotal === 0 ? undefined : m.gpuUtil ?? pct(m.gpusAlloc, m.gpusTotal);
   return m;
 }
 
@@ -303,10 +310,19 @@ export function sparklinePaths(points, { width = 120, height = 32, now = Date.no
 
 // --- notifications -----------------------------------------------------------------------
 
+let liveNotificationCount = 0;
+
+/**
+ * A notification from REST or an event. One without an `id` (the monitor running without the
+ * hub's notification service) gets a local one and `local: true`: it cannot be marked on the server.
+ */
 export function normNotification(raw) {
-  if (!raw || typeof raw !== "object" || raw.id === undefined || raw.id === null) return null;
+  if (!raw || typeof raw !== "object") return null;
+  const local = raw.id === undefined || raw.id === null;
+  if (local && !raw.title && !raw.message) return null;
   return {
-    id: raw.id,
+    id: local ? `local-${++liveNotificationCount}` : raw.id,
+    local,
     user: text(first(raw.user, raw.username)),
     type: text(raw.type) || "notification",
     title: text(first(raw.title, raw.subject)) || "Notification",
@@ -326,6 +342,12 @@ export function sortNotifications(list) {
 
 // --- alerts ------------------------------------------------------------------------------
 
+/** "cluster_cpu_high" -> "Cluster cpu high" */
+export function humanize(id) {
+  const words = String(id).replace(/[_-]+/g, " ").trim();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
 export function normAlert(raw, timestamp) {
   if (!raw || typeof raw !== "object") return null;
   const id = text(first(raw.alert_id, raw.id, raw.key, raw.name, raw.title));
@@ -333,9 +355,9 @@ export function normAlert(raw, timestamp) {
   return {
     id,
     severity: (text(first(raw.severity, raw.level)) || "warning").toLowerCase(),
-    title: text(first(raw.title, raw.name, raw.summary)) || "Alert",
+    title: text(first(raw.title, raw.name, raw.summary)) || humanize(id),
     message: text(first(raw.message, raw.description, raw.detail)) || "",
-    since: toMillis(first(raw.since, raw.started_at, raw.created, raw.timestamp)) ?? toMillis(timestamp),
+    since: toMillis(first(raw.raised_at, raw.since, raw.started_at, raw.created, raw.timestamp)) ?? toMillis(timestamp),
   };
 }
 

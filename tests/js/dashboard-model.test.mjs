@@ -1,0 +1,272 @@
+// Unit tests for dashboard/static/dashboard/model.js, the dashboard's pure part.
+// Payloads mirror slurm_monitor/events.py (job_fields, node_fields, metrics_fields) and
+// hub/notifications.py (to_dict).
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+
+import { loadModule } from "./load.mjs";
+
+const M = await loadModule("../../dashboard/static/dashboard/model.js");
+
+const JOB = {
+  job_id: "1001", name: "train", user: "alice", partition: "gpu", state: "PENDING", reason: "Priority",
+  nodes: null, node_count: 1, cpus: 8, gpus: 2, memory_mb: 16000, submit_time: "2026-11-22T10:00:00.000Z",
+  start_time: null, end_time: null, time_limit_minutes: 60, exit_code: null, signal: null,
+};
+const NODE = {
+  node: "gpu01", state: "MIXED", flags: [], reason: null, partitions: ["gpu", "all"], cpus: 64, alloc_cpus: 16,
+  cpu_load: 12.5, cpu_load_percent: 19.5, cpu_alloc_percent: 25, real_memory_mb: 256000,
+  alloc_memory_mb: 64000, free_memory_mb: 100000, gpus: 4, alloc_gpus: 2,
+};
+const METRICS = {
+  cpu: { total: 128, allocated: 32, usage_percent: 25 },
+  memory: { total_mb: 512000, allocated_mb: 128000, usage_percent: 25 },
+  gpu: { total: 8, allocated: 6, usage_percent: 75 },
+  jobs: { running: 3, pending: 5, total: 9 },
+  nodes: { idle: 1, down: 1, drained: 1, total: 4 },
+  per_node: [],
+  collected_at: "2026-11-22T10:00:05.000Z",
+};
+const T0 = Date.parse("2026-11-22T10:00:00.000Z");
+
+describe("jobs", () => {
+  test("normJob reads the monitor's job record", () => {
+    const job = M.normJob(JOB);
+    assert.equal(job.id, "1001");
+    assert.equal(job.state, "PENDING");
+    assert.equal(job.reason, "Priority");
+    assert.equal(job.cpus, 8);
+    assert.equal(job.gpus, 2);
+    assert.equal(job.submitTime, T0);
+    assert.equal("startTime" in job, false);
+    assert.equal(job.timeLimit, 60);
+  });
+
+  test("normJob tolerates other spellings and junk", () => {
+    assert.equal(M.normJob({ id: 7, job_state: ["RUNNING"], user_name: "bob" }).state, "RUNNING");
+    assert.equal(M.normJob({ jobid: 7, state: "running" }).state, "RUNNING");
+    assert.equal(M.normJob({ job_id: 7 }).state, "UNKNOWN");
+    assert.equal(M.normJob({ name: "no id" }), null);
+    assert.equal(M.normJob(null), null);
+    assert.equal(M.normJob({ job_id: 1, submit_time: 1763805600 }).submitTime, 1763805600000);
+  });
+
+  test("PENDING -> RUNNING -> COMPLETED updates one record and keeps what events omit", () => {
+    const jobs = new Map();
+    M.applyJobEvent(jobs, { type: "job_submitted", channel: "jobs", offset: 1, data: JOB });
+    M.applyJobEvent(jobs, { type: "job_state_changed", channel: "jobs", offset: 2, timestamp: "2026-11-22T10:01:00Z",
+      data: { job_id: "1001", state: "RUNNING", previous_state: "PENDING", reason: null, nodes: "gpu01",
+        start_time: "2026-11-22T10:01:00.000Z" } });
+    let job = jobs.get("1001");
+    assert.equal(job.state, "RUNNING");
+    assert.equal(job.previousState, "PENDING");
+    assert.equal(job.nodes, "gpu01");
+    assert.equal(job.reason, "", "an explicit null reason clears the pending reason");
+    assert.equal(job.cpus, 8, "fields the event does not carry are kept");
+    M.applyJobEvent(jobs, { type: "job_state_changed", channel: "jobs", offset: 3,
+      data: { job_id: "1001", state: "COMPLETED", previous_state: "RUNNING", end_time: "2026-11-22T10:31:00.000Z" } });
+    job = jobs.get("1001");
+    assert.equal(job.state, "COMPLETED");
+    assert.equal(M.jobTime(job).label, "30m 00s");
+    assert.equal(jobs.size, 1);
+    assert.deepEqual(M.applyJobEvent(jobs, { type: "job_removed", data: { job_id: "1001", state: "COMPLETED" } }),
+      { id: "1001", change: "remove" });
+    assert.equal(jobs.size, 0);
+  });
+
+  test("events that are not about a job are ignored", () => {
+    const jobs = new Map();
+    assert.equal(M.applyJobEvent(jobs, { type: "message", data: "hello" }), null);
+    assert.equal(M.applyJobEvent(jobs, { type: "job_state_changed", data: {} }), null);
+    assert.equal(jobs.size, 0);
+  });
+
+  test("jobTone groups states into colour families", () => {
+    assert.equal(M.jobTone("PENDING"), "pending");
+    assert.equal(M.jobTone("RUNNING"), "running");
+    assert.equal(M.jobTone("COMPLETING"), "running");
+    assert.equal(M.jobTone("COMPLETED"), "done");
+    assert.equal(M.jobTone("FAILED"), "failed");
+    assert.equal(M.jobTone("OUT_OF_MEMORY"), "failed");
+    assert.equal(M.jobTone("TIMEOUT"), "failed");
+    assert.equal(M.jobTone("CANCELLED"), "cancelled");
+    assert.equal(M.jobTone("WHATEVER"), "other");
+  });
+
+  test("filterJobs filters by user, partition, state and text; newest first", () => {
+    const jobs = new Map();
+    const add = (raw) => { const j = M.normJob(raw); jobs.set(j.id, j); };
+    add({ job_id: "9", name: "alpha", user: "alice", partition: "cpu", state: "RUNNING" });
+    add({ job_id: "10", name: "beta", user: "bob", partition: "gpu", state: "PENDING" });
+    add({ job_id: "100", name: "gamma", user: "alice", partition: "cpu,gpu", state: "COMPLETED" });
+    const ids = (f) => M.filterJobs(jobs, f).map((j) => j.id);
+    assert.deepEqual(ids({}), ["100", "10", "9"]);
+    assert.deepEqual(ids({ user: "alice" }), ["100", "9"]);
+    assert.deepEqual(ids({ partition: "gpu" }), ["100", "10"]);
+    assert.deepEqual(ids({ state: "PENDING" }), ["10"]);
+    assert.deepEqual(ids({ state: "ACTIVE" }), ["10", "9"]);
+    assert.deepEqual(ids({ q: "gam" }), ["100"]);
+    assert.deepEqual(ids({ q: "10" }), ["100", "10"]);
+    assert.deepEqual(M.distinct([...jobs.values()], "partition"), ["cpu", "gpu"]);
+  });
+});
+
+describe("nodes", () => {
+  test("normNode reads the monitor's node record", () => {
+    const node = M.normNode(NODE);
+    assert.equal(node.name, "gpu01");
+    assert.equal(node.cpusTotal, 64);
+    assert.equal(node.cpusAlloc, 16);
+    assert.equal(node.memTotal, 256000);
+    assert.equal(node.memAlloc, 64000);
+    assert.equal(node.gpusTotal, 4);
+    assert.equal(node.gpusAlloc, 2);
+    assert.equal(node.partitions, "gpu,all");
+    assert.equal(node.reason, "");
+  });
+
+  test("state and resource events merge into the known node", () => {
+    const nodes = new Map();
+    M.applyNodeEvent(nodes, { type: "node_added", data: NODE });
+    M.applyNodeEvent(nodes, { type: "node_state_changed", data: { node: "gpu01", state: "DRAINING", previous_state: "MIXED",
+      flags: ["DRAIN"], reason: "disk errors" } });
+    assert.equal(nodes.get("gpu01").reason, "disk errors");
+    assert.equal(M.nodeTone(nodes.get("gpu01").state, nodes.get("gpu01").flags), "drain");
+    M.applyNodeEvent(nodes, { type: "node_resource_change", data: { node: "gpu01", cpus: 64, alloc_cpus: 48 } });
+    assert.equal(nodes.get("gpu01").cpusAlloc, 48);
+    assert.equal(nodes.get("gpu01").memAlloc, 64000);
+    M.applyNodeEvent(nodes, { type: "node_state_changed", data: { node: "gpu01", state: "IDLE", flags: [], reason: null } });
+    assert.equal(nodes.get("gpu01").reason, "", "the drain reason goes with the drain");
+    M.applyNodeEvent(nodes, { type: "node_removed", data: { node: "gpu01", state: "IDLE" } });
+    assert.equal(nodes.size, 0);
+  });
+
+  test("nodeTone maps Slurm states and flags", () => {
+    assert.equal(M.nodeTone("IDLE"), "idle");
+    assert.equal(M.nodeTone("MIXED"), "mixed");
+    assert.equal(M.nodeTone("ALLOCATED"), "allocated");
+    assert.equal(M.nodeTone("DOWN"), "down");
+    assert.equal(M.nodeTone("idle*"), "down");
+    assert.equal(M.nodeTone("DRAINED"), "drain");
+    assert.equal(M.nodeTone("IDLE", ["DRAIN"]), "drain");
+    assert.equal(M.nodeTone("MIXED+DRAIN"), "drain");
+    assert.equal(M.nodeTone(["ALLOCATED", "DRAIN"]), "allocated");
+    assert.equal(M.nodeTone("RESERVED"), "reserved");
+    assert.equal(M.nodeTone(undefined), "other");
+  });
+});
+
+describe("metrics", () => {
+  test("normMetrics reads the nested metrics_update payload", () => {
+    const m = M.normMetrics(METRICS);
+    assert.equal(m.jobsRunning, 3);
+    assert.equal(m.jobsPending, 5);
+    assert.equal(m.cpuUtil, 25);
+    assert.equal(m.memUtil, 25);
+    assert.equal(m.gpuUtil, 75);
+    assert.equal(m.nodesTotal, 4);
+    assert.equal(m.nodesDown, 2, "down and drained nodes are both unavailable");
+  });
+
+  test("normMetrics derives what is missing from the stores", () => {
+    const nodes = new Map([["a", M.normNode(NODE)], ["b", M.normNode({ ...NODE, node: "b", state: "DOWN", alloc_cpus: 0 })]]);
+    const jobs = new Map([["1", M.normJob({ job_id: 1, state: "RUNNING" })], ["2", M.normJob({ job_id: 2, state: "PENDING" })]]);
+    const m = M.normMetrics({}, { nodes, jobs });
+    assert.equal(m.nodesTotal, 2);
+    assert.equal(m.nodesDown, 1);
+    assert.equal(m.cpusTotal, 128);
+    assert.equal(m.cpuUtil, 12.5);
+    assert.equal(m.gpuUtil, 50);
+    assert.equal(m.jobsRunning, 1);
+    assert.equal(m.jobsPending, 1);
+  });
+
+  test("no GPUs means no GPU percentage", () => {
+    const m = M.normMetrics({ gpu: { total: 0, allocated: 0, usage_percent: 0 } });
+    assert.equal(m.gpuUtil, undefined);
+  });
+
+  test("pushSample keeps the last hour in time order", () => {
+    const history = [];
+    M.pushSample(history, { t: T0, v: 1 }, T0);
+    M.pushSample(history, { t: T0 + 60_000, v: 2 }, T0 + 60_000);
+    M.pushSample(history, { t: T0 + 30_000, v: 3 }, T0 + 60_000);
+    assert.deepEqual(history.map((s) => s.v), [1, 3, 2]);
+    M.pushSample(history, { t: T0 + M.HOUR_MS + 45_000, v: 4 }, T0 + M.HOUR_MS + 45_000);
+    assert.deepEqual(history.map((s) => s.v), [2, 4]);
+  });
+
+  test("sparklinePaths spans the window and scales into the box", () => {
+    const now = T0 + M.HOUR_MS;
+    const paths = M.sparklinePaths([{ t: T0, v: 0 }, { t: T0 + M.HOUR_MS / 2, v: 50 }, { t: now, v: 100 }],
+      { now, width: 120, height: 32, min: 0, max: 100, pad: 2 });
+    assert.equal(paths.line, "M0 30 L60 16 L120 2");
+    assert.ok(paths.area.endsWith("L120 32 L0 32 Z"));
+    assert.deepEqual(paths.last, { x: 120, y: 2 });
+    assert.equal(M.sparklinePaths([], { now }), null);
+    assert.equal(M.sparklinePaths([{ t: now, v: undefined }], { now }), null);
+    const single = M.sparklinePaths([{ t: now, v: 5 }], { now });
+    assert.ok(single.line.startsWith("M119"), single.line);
+  });
+});
+
+describe("notifications and alerts", () => {
+  test("normNotification reads the hub's notification", () => {
+    const n = M.normNotification({ id: 3, user: "alice", type: "job_completed", title: "Job 1 completed",
+      message: "ok", severity: "success", data: { job_id: "1" }, read: false, created: "2026-11-22T10:00:00Z" });
+    assert.equal(n.id, 3);
+    assert.equal(n.local, false);
+    assert.equal(n.created, T0);
+    assert.equal(n.read, false);
+  });
+
+  test("a notification without an id gets a local one", () => {
+    const a = M.normNotification({ title: "Node down", severity: "error" });
+    const b = M.normNotification({ title: "Node down", severity: "error" });
+    assert.equal(a.local, true);
+    assert.notEqual(a.id, b.id);
+    assert.equal(M.normNotification({}), null);
+  });
+
+  test("sortNotifications: unread first, then newest", () => {
+    const list = [
+      { id: 1, read: true, created: 3 }, { id: 2, read: false, created: 1 }, { id: 3, read: false, created: 2 },
+    ];
+    assert.deepEqual(M.sortNotifications(list).map((n) => n.id), [3, 2, 1]);
+  });
+
+  test("normAlert reads the monitor's alert", () => {
+    const alert = M.normAlert({ alert_id: "cluster_cpu_high", severity: "warning", message: "CPU 95%",
+      value: 95, threshold: 90, raised_at: "2026-11-22T10:00:00.000Z" });
+    assert.deepEqual(alert, { id: "cluster_cpu_high", severity: "warning", title: "Cluster cpu high",
+      message: "CPU 95%", since: T0 });
+  });
+});
+
+describe("formatting", () => {
+  test("durations, ages, sizes, percentages", () => {
+    assert.equal(M.formatDuration(0), "0s");
+    assert.equal(M.formatDuration(59_000), "59s");
+    assert.equal(M.formatDuration(61_000), "1m 01s");
+    assert.equal(M.formatDuration(3_600_000 + 5 * 60_000), "1h 05m");
+    assert.equal(M.formatDuration(2 * 86_400_000 + 3_600_000), "2d 1h");
+    assert.equal(M.formatDuration(undefined), "");
+    assert.equal(M.formatAgo(T0, T0 + 2000), "just now");
+    assert.equal(M.formatAgo(T0, T0 + 90_000), "1m ago");
+    assert.equal(M.formatAgo(T0, T0 + 7_200_000), "2h ago");
+    assert.equal(M.formatMegabytes(512), "512 MB");
+    assert.equal(M.formatMegabytes(1536), "1.5 GB");
+    assert.equal(M.formatMegabytes(256000), "250 GB");
+    assert.equal(M.formatMegabytes(3 * 1024 * 1024), "3.0 TB");
+    assert.equal(M.formatPercent(42.4), "42%");
+    assert.equal(M.formatPercent(undefined), "–");
+  });
+
+  test("jobTime: waiting, running, ran", () => {
+    const now = T0 + 600_000;
+    assert.deepEqual(M.jobTime({ state: "PENDING", submitTime: T0 }, now), { label: "10m 00s", hint: "waiting" });
+    assert.deepEqual(M.jobTime({ state: "RUNNING", startTime: T0 }, now), { label: "10m 00s", hint: "running" });
+    assert.deepEqual(M.jobTime({ state: "FAILED", startTime: T0, endTime: T0 + 5000 }, now), { label: "5s", hint: "ran" });
+    assert.deepEqual(M.jobTime({ state: "RUNNING" }, now), { label: "", hint: "" });
+  });
+});
