@@ -16,6 +16,22 @@ USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,95}$"
 MAX_PAGE = 500
 
 
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers and booleans instead of turning them into text."""
+
+    default_error_messages = {"not_a_string": "Must be a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
+class StrictRegexField(serializers.RegexField, StrictCharField):
+    default_error_messages = {**serializers.RegexField.default_error_messages,
+                              **StrictCharField.default_error_messages}
+
+
 # --- errors --------------------------------------------------------------------------------
 
 class ErrorSerializer(serializers.Serializer):
@@ -28,7 +44,7 @@ class ErrorSerializer(serializers.Serializer):
 # --- broadcast -----------------------------------------------------------------------------
 
 class MessageSerializer(serializers.Serializer):
-    type = serializers.RegexField(EVENT_PATTERN, max_length=100, required=False, default=DEFAULT_EVENT,
+    type = StrictRegexField(EVENT_PATTERN, max_length=100, required=False, default=DEFAULT_EVENT,
                                   help_text="the event name; not a control type")
     data = serializers.JSONField(required=False, allow_null=True, default=None)
 
@@ -39,9 +55,9 @@ class MessageSerializer(serializers.Serializer):
 
 
 class BroadcastSerializer(serializers.Serializer):
-    channel = serializers.RegexField(CHANNEL_PATTERN, max_length=100, required=False,
+    channel = StrictRegexField(CHANNEL_PATTERN, max_length=100, required=False,
                                      help_text='a channel name, or "all" for every socket')
-    user = serializers.RegexField(USERNAME_PATTERN, max_length=95, required=False,
+    user = StrictRegexField(USERNAME_PATTERN, max_length=95, required=False,
                                   help_text="send to every socket of this user (channel user:<user>)")
     message = MessageSerializer()
 
@@ -132,11 +148,11 @@ class NotificationQuerySerializer(serializers.Serializer):
 
 
 class NotificationCreateSerializer(serializers.Serializer):
-    user = serializers.CharField(required=False, max_length=150,
+    user = StrictCharField(required=False, max_length=150,
                                  help_text="recipient; default yourself (others need hub.broadcast)")
-    type = serializers.RegexField(EVENT_PATTERN, max_length=100)
-    title = serializers.CharField(max_length=200)
-    message = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+    type = StrictRegexField(EVENT_PATTERN, max_length=100)
+    title = StrictCharField(max_length=200)
+    message = StrictCharField(required=False, allow_blank=True, default="", max_length=10_000)
     severity = serializers.ChoiceField(choices=SEVERITIES, required=False, default="info")
     data = serializers.DictField(required=False, default=dict)
 
