@@ -208,6 +208,14 @@ describe("metrics", () => {
     const single = M.sparklinePaths([{ t: now, v: 5 }], { now });
     assert.ok(single.line.startsWith("M119"), single.line);
   });
+
+  test("sparklinePaths stretches a short history over the width", () => {
+    const now = T0 + 10 * 60_000;
+    const paths = M.sparklinePaths([{ t: T0, v: 0 }, { t: now, v: 10 }], { now, width: 100, height: 20, pad: 0 });
+    assert.equal(paths.line, "M0 20 L100 0");
+    const tiny = M.sparklinePaths([{ t: now - 1000, v: 1 }, { t: now, v: 2 }], { now, width: 60, height: 20, pad: 0 });
+    assert.equal(tiny.line, "M59 20 L60 0", "at least a minute wide");
+  });
 });
 
 describe("notifications and alerts", () => {
@@ -259,6 +267,11 @@ describe("formatting", () => {
     assert.equal(M.formatMegabytes(256000), "250 GB");
     assert.equal(M.formatMegabytes(3 * 1024 * 1024), "3.0 TB");
     assert.equal(M.formatPercent(42.4), "42%");
+    assert.equal(M.formatMegabytesPair(0, 192000), "0 / 188 GB");
+    assert.equal(M.formatMegabytesPair(25600, 192000), "25 / 188 GB");
+    assert.equal(M.formatMegabytesPair(1536, 8192), "1.5 / 8 GB");
+    assert.equal(M.formatMegabytesPair(100, 512), "100 / 512 MB");
+    assert.equal(M.formatMegabytesPair(1, undefined), "");
     assert.equal(M.formatPercent(undefined), "–");
   });
 

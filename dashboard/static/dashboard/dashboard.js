@@ -456,14 +456,14 @@ function bar(label) {
   return { wrap, fill, value };
 }
 
-function setBar(b, used, total, formatter = String) {
+function setBar(b, used, total, formatter = (u, t) => `${u} / ${t}`) {
   const known = total !== undefined && total > 0;
   b.wrap.hidden = !known;
   if (!known) return;
   const pct = Math.max(0, Math.min(100, (100 * (used || 0)) / total));
   b.fill.style.width = `${pct.toFixed(1)}%`;
   b.fill.dataset.level = pct >= 90 ? "high" : pct >= 60 ? "mid" : "low";
-  setText(b.value, `${formatter(used || 0)} / ${formatter(total)}`);
+  setText(b.value, formatter(used || 0, total));
   b.wrap.title = `${Math.round(pct)}% allocated`;
 }
 
@@ -499,7 +499,7 @@ function renderNodes() {
     setText(t.state, titleCase(node.state.split("+")[0]) + (node.state.includes("+") || flags.length ? "+" : ""));
     t.state.title = [node.state, ...flags].join("+");
     setBar(t.cpu, node.cpusAlloc, node.cpusTotal);
-    setBar(t.mem, node.memAlloc, node.memTotal, M.formatMegabytes);
+    setBar(t.mem, node.memAlloc, node.memTotal, M.formatMegabytesPair);
     setBar(t.gpu, node.gpusAlloc, node.gpusTotal);
     setText(t.reason, node.reason || "");
     t.reason.hidden = !node.reason;
@@ -519,10 +519,10 @@ function renderNodes() {
 // --- metrics -----------------------------------------------------------------------------
 
 const METRIC_CARDS = [
-  { key: "jobsRunning", label: "Running jobs", tone: "running", format: (v) => (v ?? "–"), detail: (m) => (m.jobsPending !== undefined ? `${m.jobsPending} pending` : "") },
+  { key: "jobsRunning", label: "Running jobs", tone: "running", format: (v) => (v ?? "–"), detail: (m) => (m.jobsTotal !== undefined ? `of ${m.jobsTotal} listed` : "") },
   { key: "jobsPending", label: "Pending jobs", tone: "pending", format: (v) => (v ?? "–"), detail: () => "waiting in queue" },
   { key: "cpuUtil", label: "CPU allocated", tone: "cpu", format: M.formatPercent, max: 100, detail: (m) => (m.cpusTotal ? `${m.cpusAlloc ?? 0} / ${m.cpusTotal} cores` : "") },
-  { key: "memUtil", label: "Memory allocated", tone: "mem", format: M.formatPercent, max: 100, detail: (m) => (m.memTotal ? `${M.formatMegabytes(m.memAlloc ?? 0)} / ${M.formatMegabytes(m.memTotal)}` : "") },
+  { key: "memUtil", label: "Memory allocated", tone: "mem", format: M.formatPercent, max: 100, detail: (m) => (m.memTotal ? M.formatMegabytesPair(m.memAlloc, m.memTotal) : "") },
   { key: "gpuUtil", label: "GPU allocated", tone: "gpu", format: M.formatPercent, max: 100, optional: (m) => !m.gpusTotal && m.gpuUtil === undefined, detail: (m) => (m.gpusTotal ? `${m.gpusAlloc ?? 0} / ${m.gpusTotal} GPUs` : "") },
   { key: "nodesUp", label: "Nodes available", tone: "nodes", format: (v) => (v ?? "–"), detail: (m) => (m.nodesTotal !== undefined ? `of ${m.nodesTotal}${m.nodesDown ? ` · ${m.nodesDown} down/draining` : ""}` : "") },
 ];

@@ -232,6 +232,7 @@ export function normMetrics(raw = {}, { nodes, jobs } = {}) {
   const m = {
     jobsRunning: pick("jobs.running", "jobs_running", "running_jobs"),
     jobsPending: pick("jobs.pending", "jobs_pending", "pending_jobs"),
+    jobsTotal: pick("jobs.total", "jobs_total", "total_jobs"),
     nodesTotal: pick("nodes.total", "nodes_total", "total_nodes"),
     nodesDown: sumOf(pick("nodes.down", "nodes_down", "down_nodes"), pick("nodes.drained", "nodes_drained")),
     nodesIdle: pick("nodes.idle", "nodes_idle", "idle_nodes"),
@@ -262,6 +263,7 @@ export function normMetrics(raw = {}, { nodes, jobs } = {}) {
     const all = [...jobs.values()];
     m.jobsRunning ??= all.filter((j) => jobTone(j.state) === "running").length;
     m.jobsPending ??= all.filter((j) => jobTone(j.state) === "pending").length;
+    m.jobsTotal ??= all.length;
   }
   const pct = (used, total) => (total ? Math.min(100, Math.max(0, (100 * (used || 0)) / total)) : undefined);
   // Percentages are 0-100 on the wire; without a total there is nothing to be a share of.
@@ -290,14 +292,18 @@ export function pushSample(history, sample, now = Date.now(), windowMs = HOUR_MS
  * width x height box: {line, area, last: {x, y}} or null with fewer than one value.
  */
 export function sparklinePaths(points, { width = 120, height = 32, now = Date.now(), windowMs = HOUR_MS,
-  min, max, pad = 2 } = {}) {
+  min, max, pad = 2, minSpanMs = 60_000 } = {}) {
   const values = points.filter((p) => Number.isFinite(p.v));
   if (!values.length) return null;
   const lo = min ?? Math.min(...values.map((p) => p.v));
   let hi = max ?? Math.max(...values.map((p) => p.v));
   if (hi === lo) hi = lo + 1;
-  const start = now - windowMs;
-  const x = (t) => Math.max(0, Math.min(width, ((t - start) / windowMs) * width));
+  // The x axis covers the last `windowMs`, or less while there is less history, so a page
+  // open for five minutes draws five minutes across the whole width.
+  const oldest = Math.min(...values.map((p) => p.t));
+  const span = Math.max(minSpanMs, Math.min(windowMs, now - oldest));
+  const start = now - span;
+  const x = (t) => Math.max(0, Math.min(width, ((t - start) / span) * width));
   const y = (v) => pad + (height - 2 * pad) * (1 - (v - lo) / (hi - lo));
   const coords = values.map((p) => [x(p.t), y(p.v)]);
   if (coords.length === 1) coords.unshift([Math.max(0, coords[0][0] - 1), coords[0][1]]);
@@ -393,6 +399,15 @@ export function formatMegabytes(mb) {
   if (gb < 1024) return `${gb < 10 ? gb.toFixed(1) : Math.round(gb)} GB`;
   const tb = gb / 1024;
   return `${tb < 10 ? tb.toFixed(1) : Math.round(tb)} TB`;
+}
+
+/** "25 / 188 GB": both sides in the unit that suits the total. */
+export function formatMegabytesPair(used, total) {
+  if (total === undefined || !Number.isFinite(total)) return "";
+  const u = Number.isFinite(used) ? used : 0;
+  const [div, unit] = total >= 1024 * 1024 ? [1024 * 1024, "TB"] : total >= 1024 ? [1024, "GB"] : [1, "MB"];
+  const fmt = (v) => { const x = v / div; return x === 0 ? "0" : x < 10 && !Number.isInteger(x) ? x.toFixed(1) : String(Math.round(x)); };
+  return `${fmt(u)} / ${fmt(total)} ${unit}`;
 }
 
 export function formatPercent(value) {
