@@ -1,1 +1,16 @@
-urlpatterns: list = []
+"""``/api/cluster/...``: included at the site root; each route with and without a slash."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from slurm_monitor import apis
+
+urlpatterns = [
+    path("api/cluster/jobs", apis.ClusterJobsView.as_view(), name="cluster-jobs"),
+    path("api/cluster/jobs/", apis.ClusterJobsView.as_view(schema=None)),
+    path("api/cluster/nodes", apis.ClusterNodesView.as_view(), name="cluster-nodes"),
+    path("api/cluster/nodes/", apis.ClusterNodesView.as_view(schema=None)),
+    path("api/cluster/metrics", apis.ClusterMetricsView.as_view(), name="cluster-metrics"),
+    path("api/cluster/metrics/", apis.ClusterMetricsView.as_view(schema=None)),
+]

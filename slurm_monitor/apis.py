@@ -1,0 +1,70 @@
+"""REST: the latest cluster state, for a dashboard's first paint (live events follow).
+
+    GET /api/cluster/jobs?user=alice&partition=gpu&state=RUNNING,PENDING&limit=100&offset=0
+    GET /api/cluster/nodes?state=DRAINED
+    GET /api/cluster/metrics
+
+Authenticated users. Thin: validate the query, call one ``store`` reader. Answers are
+``{"count", "results", "updated_at", "source"}`` (``{"metrics", "updated_at", "source"}`` for
+metrics); ``updated_at`` is null until the monitor has saved that stream once.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from slurm_monitor import store
+
+STATE_PATTERN = r"^[A-Za-z_]{1,32}(,[A-Za-z_]{1,32}){0,31}$"
+
+
+class JobQuerySerializer(serializers.Serializer):
+    user = serializers.CharField(required=False, max_length=150)
+    partition = serializers.CharField(required=False, max_length=200)
+    state = serializers.RegexField(STATE_PATTERN, required=False,
+                                   help_text="one state or a comma-separated list, e.g. RUNNING,PENDING")
+    limit = serializers.IntegerField(required=False, default=1000, min_value=1,
+                                     max_value=store.JOB_LIST_LIMIT_MAX)
+    offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=10**9)
+
+
+class NodeQuerySerializer(serializers.Serializer):
+    state = serializers.RegexField(STATE_PATTERN, required=False)
+
+
+def _states(raw: str | None) -> list[str] | None:
+    return [s.upper() for s in raw.split(",")] if raw else None
+
+
+class ClusterView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+
+class ClusterJobsView(ClusterView):
+    @extend_schema(parameters=[JobQuerySerializer], summary="Slurm jobs as last polled",
+                   operation_id="cluster_jobs")
+    def get(self, request):
+        query = JobQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        q = query.validated_data
+        return Response(store.list_jobs(user=q.get("user"), partition=q.get("partition"),
+                                        states=_states(q.get("state")), limit=q["limit"],
+                                        offset=q["offset"]))
+
+
+class ClusterNodesView(ClusterView):
+    @extend_schema(parameters=[NodeQuerySerializer], summary="Slurm nodes as last polled",
+                   operation_id="cluster_nodes")
+    def get(self, request):
+        query = NodeQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(store.list_nodes(states=_states(query.validated_data.get("state"))))
+
+
+class ClusterMetricsView(ClusterView):
+    @extend_schema(summary="The latest metrics_update payload", operation_id="cluster_metrics")
+    def get(self, request):
+        return Response(store.get_metrics())

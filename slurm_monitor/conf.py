@@ -1,0 +1,93 @@
+"""The monitor's settings, read from the environment at start-up (never at import).
+
+| variable | default | meaning |
+|---|---|---|
+| ``SLURM_MONITOR_JOBS_INTERVAL`` | 5 | seconds between ``squeue`` polls |
+| ``SLURM_MONITOR_NODES_INTERVAL`` | 10 | seconds between node polls |
+| ``SLURM_MONITOR_METRICS_INTERVAL`` | 15 | seconds between ``metrics_update`` events |
+| ``SLURM_MONITOR_COMMAND_TIMEOUT`` | 20 | seconds a Slurm command may take before it is killed |
+| ``SLURM_MONITOR_SINK`` | auto | ``layer`` (hub.publish; needs REDIS_URL to reach daphne), ``http`` (REST), ``auto`` |
+| ``HUB_URL`` | http://127.0.0.1:8000 | the hub the ``http`` sink posts to |
+| ``SLURM_MONITOR_SERVICE_USER`` | slurm-monitor | the account the ``http`` sink authenticates as |
+| ``SLURM_MONITOR_BIN_DIR`` | (PATH) | directory holding squeue/sinfo/scontrol |
+
+Command-line options of ``run_slurm_monitor`` override these. A bad value raises
+``ConfigError`` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+from urllib.parse import urlsplit
+
+SINK_CHOICES = ("auto", "layer", "http")
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message names the variable or option."""
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    jobs_interval: float = 5.0
+    nodes_interval: float = 10.0
+    metrics_interval: float = 15.0
+    command_timeout: float = 20.0
+    sink: str = "auto"
+    hub_url: str = "http://127.0.0.1:8000"
+    service_user: str = "slurm-monitor"
+    bin_dir: str = ""
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum:g}, got {value:g}")
+    return value
+
+
+def check_interval(name: str, value: float, minimum: float = 0.05) -> float:
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum:g} seconds, got {value:g}")
+    return value
+
+
+def check_sink(name: str, value: str) -> str:
+    if value not in SINK_CHOICES:
+        raise ConfigError(f"{name} must be one of {', '.join(SINK_CHOICES)}, got {value!r}")
+    return value
+
+
+def check_hub_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL such as http://127.0.0.1:8000, got {value!r}")
+    return value.rstrip("/")
+
+
+def load_config(env: Mapping[str, str] | None = None) -> MonitorConfig:
+    env = os.environ if env is None else env
+    user = env.get("SLURM_MONITOR_SERVICE_USER", "").strip() or "slurm-monitor"
+    if len(user) > 150:
+        raise ConfigError("SLURM_MONITOR_SERVICE_USER must be at most 150 characters")
+    bin_dir = env.get("SLURM_MONITOR_BIN_DIR", "").strip()
+    if bin_dir and not os.path.isdir(bin_dir):
+        raise ConfigError(f"SLURM_MONITOR_BIN_DIR is not a directory: {bin_dir!r}")
+    return MonitorConfig(
+        jobs_interval=_number(env, "SLURM_MONITOR_JOBS_INTERVAL", 5.0, 0.05),
+        nodes_interval=_number(env, "SLURM_MONITOR_NODES_INTERVAL", 10.0, 0.05),
+        metrics_interval=_number(env, "SLURM_MONITOR_METRICS_INTERVAL", 15.0, 0.05),
+        command_timeout=_number(env, "SLURM_MONITOR_COMMAND_TIMEOUT", 20.0, 0.1),
+        sink=check_sink("SLURM_MONITOR_SINK", env.get("SLURM_MONITOR_SINK", "").strip() or "auto"),
+        hub_url=check_hub_url("HUB_URL", env.get("HUB_URL", "").strip() or "http://127.0.0.1:8000"),
+        service_user=user,
+        bin_dir=bin_dir,
+    )

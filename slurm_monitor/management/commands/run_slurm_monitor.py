@@ -1,0 +1,52 @@
+"""``python manage.py run_slurm_monitor``: poll Slurm (or a simulated cluster) and push the
+changes into the hub. Thin: options -> ``slurm_monitor.service.serve``. See
+``slurm_monitor.conf`` for the environment variables the options override."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from django.core.management.base import BaseCommand, CommandError
+
+from slurm_monitor.conf import SINK_CHOICES, ConfigError, check_hub_url, check_interval, load_config
+from slurm_monitor.service import RunOptions, serve
+
+
+class Command(BaseCommand):
+    help = "Poll Slurm and publish jobs, nodes, metrics, notifications and alerts to the hub."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--jobs-interval", type=float, help="seconds between squeue polls (5)")
+        parser.add_argument("--nodes-interval", type=float, help="seconds between node polls (10)")
+        parser.add_argument("--metrics-interval", type=float, help="seconds between metrics_update (15)")
+        parser.add_argument("--command-timeout", type=float, help="seconds before a Slurm command is killed (20)")
+        parser.add_argument("--once", action="store_true", help="poll each stream once and exit")
+        parser.add_argument("--mock", action="store_true", help="use the simulated cluster")
+        parser.add_argument("--fallback-mock", action="store_true",
+                            help="use the simulated cluster when squeue is not installed")
+        parser.add_argument("--seed", type=int, help="random seed of the simulated cluster")
+        parser.add_argument("--sink", choices=SINK_CHOICES,
+                            help="layer: hub.publish (needs REDIS_URL to reach daphne); "
+                                 "http: the hub's REST API; auto (default): layer iff REDIS_URL")
+        parser.add_argument("--hub-url", help="the hub for the http sink (HUB_URL, http://127.0.0.1:8000)")
+
+    def handle(self, *args, **options) -> None:
+        try:
+            config = load_config()
+            overrides = {}
+            for option, field in (("jobs_interval", "jobs_interval"), ("nodes_interval", "nodes_interval"),
+                                  ("metrics_interval", "metrics_interval"),
+                                  ("command_timeout", "command_timeout")):
+                if options[option] is not None:
+                    overrides[field] = check_interval("--" + option.replace("_", "-"), options[option])
+            if options["sink"]:
+                overrides["sink"] = options["sink"]
+            if options["hub_url"]:
+                overrides["hub_url"] = check_hub_url("--hub-url", options["hub_url"])
+            config = dataclasses.replace(config, **overrides)
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from None
+        run = RunOptions(config=config, once=options["once"], mock=options["mock"],
+                         fallback_mock=options["fallback_mock"], seed=options["seed"])
+        asyncio.run(serve(run))

@@ -1,0 +1,70 @@
+"""Start-up wiring for ``run_slurm_monitor``: pick the data source and the sink, then run.
+
+Source: real Slurm commands, or the simulated cluster (``--mock``; ``--fallback-mock`` uses it
+only when ``squeue`` is not installed, which is how ``scripts/run`` demos with no Slurm).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+
+from slurm_monitor.collector import SlurmCollector, run_command
+from slurm_monitor.conf import MonitorConfig
+from slurm_monitor.monitor import Intervals, Monitor, install_stop_signals
+from slurm_monitor.sinks import build_sink
+
+logger = logging.getLogger("slurm_monitor")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    config: MonitorConfig
+    once: bool = False
+    mock: bool = False
+    fallback_mock: bool = False
+    seed: int | None = None
+
+
+def slurm_installed(bin_dir: str = "") -> bool:
+    if bin_dir:
+        return os.access(os.path.join(bin_dir, "squeue"), os.X_OK)
+    return shutil.which("squeue") is not None
+
+
+def build_collector(options: RunOptions) -> tuple[SlurmCollector, str]:
+    """(collector, source label)."""
+    config = options.config
+    use_mock = options.mock or (options.fallback_mock and not slurm_installed(config.bin_dir))
+    if use_mock:
+        from slurm_monitor.mock import MockCluster
+
+        if not options.mock:
+            logger.info("no squeue found: using the simulated cluster")
+        cluster = MockCluster(seed=options.seed)
+        return SlurmCollector(runner=cluster.run, timeout=config.command_timeout), "mock"
+    return SlurmCollector(runner=run_command, timeout=config.command_timeout,
+                          bin_dir=config.bin_dir), "slurm"
+
+
+async def serve(options: RunOptions) -> None:
+    """Run until SIGTERM/SIGINT (or one round with ``once``)."""
+    config = options.config
+    collector, source = build_collector(options)
+    sink = await build_sink(config.sink, config.hub_url, config.service_user)
+    if sink.name == "http":
+        logger.info("publishing through the hub's REST API at %s as %s", config.hub_url, config.service_user)
+    else:
+        logger.info("publishing through the channel layer (hub.publish)")
+    monitor = Monitor(collector, sink, Intervals(config.jobs_interval, config.nodes_interval,
+                                                 config.metrics_interval), source=source)
+    if options.once:
+        await monitor.run_once()
+        logger.info("one round done: %s", dict(monitor.stats))
+        return
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    await monitor.run(stop)
