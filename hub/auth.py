@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 
 from hub.policies import ANONYMOUS, Principal
@@ -68,9 +67,47 @@ def principal_for(user) -> Principal:
     return Principal(username=user.get_username(), is_staff=bool(user.is_staff))
 
 
-class HubTokenMiddleware:
-    """Resolves a handshake token (header or query) into ``scope["hub.token_user"]``:
-    a user, None for a bad token, or absent when no token was sent."""
+def _user_for_session_sync(session_key: str):
+    from types import SimpleNamespace
+
+    from django.contrib.auth import get_user
+    from django.contrib.sessions.backends.base import SessionBase
+    from importlib import import_module
+
+    from django.conf import settings
+
+    store: SessionBase = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    user = get_user(SimpleNamespace(session=store))
+    return user if user.is_authenticated else None
+
+
+user_for_session = database_sync_to_async(_user_for_session_sync)
+
+
+def session_key_from(scope: dict[str, Any]) -> str | None:
+    from http.cookies import SimpleCookie
+
+    from django.conf import settings
+
+    for name, value in scope.get("headers", ()):
+        if name == b"cookie":
+            cookie = SimpleCookie()
+            try:
+                cookie.load(value.decode("latin-1"))
+            except Exception:
+                return None
+            morsel = cookie.get(settings.SESSION_COOKIE_NAME)
+            return morsel.value if morsel else None
+    return None
+
+
+class HubAuthMiddleware:
+    """Sets ``scope["hub.token_user"]`` (a user, or None for a bad token) when the handshake
+    carried a token, else ``scope["user"]`` from the session cookie when there is one.
+
+    Why not Channels' AuthMiddlewareStack: its SessionMiddleware wraps ``send`` for every
+    socket (for cookie saving, which WebSocket cannot do) and hides the server's own send
+    callable, which the fan-out writes to directly (hub.transport)."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
@@ -80,9 +117,8 @@ class HubTokenMiddleware:
             token = extract_handshake_token(scope)
             if token is not NO_TOKEN:
                 scope = dict(scope, **{"hub.token_user": await user_for_token(token)})
+            else:
+                key = session_key_from(scope)
+                if key:
+                    scope = dict(scope, user=await user_for_session(key))
         return await self.inner(scope, receive, send)
-
-
-def HubAuthMiddleware(inner):
-    """Session cookie (Channels' AuthMiddlewareStack) plus handshake tokens."""
-    return AuthMiddlewareStack(HubTokenMiddleware(inner))

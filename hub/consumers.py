@@ -10,7 +10,6 @@ work (token lookup) goes through ``database_sync_to_async`` only when it happens
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import time
@@ -107,8 +106,11 @@ class HubConsumer:
                 return
 
     async def _refuse(self, code: int, reason: str) -> None:
+        writer = make_writer(self.send, hub_settings.MAX_QUEUED_BYTES, lambda: None)
         await self.send({"type": "websocket.accept"})
-        await self.send({"type": "websocket.close", "code": code, "reason": reason})
+        writer.close(code, reason)
+        while (await self.receive())["type"] != "websocket.disconnect":
+            pass
 
     async def _admit(self, user, frame_id: Any) -> bool:
         """Authenticated (or anonymous with auth off): limits, implicit channels, connected."""
@@ -304,8 +306,7 @@ class HubConsumer:
         self._closing = True
         self.state = "closing"
         self.node.remove_connection(self)
-        asyncio.get_running_loop().create_task(
-            self.send({"type": "websocket.close", "code": code, "reason": reason}))
+        self.writer.close(code, reason)
 
     def tick(self, now: float, heartbeat: Payload | None) -> None:
         """Called by the housekeeping loop: timeouts, then the heartbeat."""

@@ -60,6 +60,9 @@ class DaphneWriter:
         self._open_state = protocol.STATE_OPEN
         self._max = max_queued_bytes
         self._on_overflow = on_overflow
+        # autobahn drops the TCP connection on an oversized or invalid frame by default;
+        # PROTOCOL.md promises a close code (1009 too large, 1007 invalid UTF-8).
+        protocol.failByDrop = False
 
     def _is_open(self) -> bool:
         return self._protocol.state == self._open_state
@@ -86,6 +89,13 @@ class DaphneWriter:
         if self.queued_bytes() > self._max:
             self._on_overflow()
         return True
+
+    def close(self, code: int, reason: str = "") -> None:
+        """autobahn's public ``sendClose`` refuses 1001, 1009 and 1013 from an application
+        (it allows 1000 and 3000-4999), but PROTOCOL.md uses them; ``sendCloseFrame`` is
+        the same close handshake without that check."""
+        if self._is_open():
+            self._protocol.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8")[:123])
 
     def on_transport_pong(self, callback: Callable[[], None]) -> None:
         """WebSocket-level pongs count as liveness (PROTOCOL.md §3 idle timeout)."""
@@ -143,6 +153,12 @@ class AsgiWriter:
 
     def on_transport_pong(self, callback: Callable[[], None]) -> None:
         return None
+
+    def close(self, code: int, reason: str = "") -> None:
+        self._closed = True
+        self._queue.clear()
+        asyncio.get_running_loop().create_task(
+            self._send({"type": "websocket.close", "code": code, "reason": reason}))
 
     def stop(self) -> None:
         self._closed = True

@@ -154,8 +154,10 @@ else:
             # Daphne, the monitor and the tests share the file: wait instead of failing.
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE",
                         "init_command": "PRAGMA journal_mode=WAL;"},
-            # A file, not :memory:, so the daphne processes the tests start share it.
-            "TEST": {"NAME": _env_str("SQLITE_TEST_PATH") or str(BASE_DIR / "var" / "test.sqlite3")},
+            # A file, not :memory:, so the daphne processes the tests start share it; one per
+            # test run, so concurrent runs in one checkout do not recreate each other's.
+            "TEST": {"NAME": _env_str("SQLITE_TEST_PATH")
+                     or str(BASE_DIR / "var" / f"test-{os.getpid()}.sqlite3")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -223,6 +225,8 @@ HUB = {
     "HISTORY_SIZE": _env_int("HUB_HISTORY_SIZE", 100, minimum=0),
     "CHANNELS": _env_json_object("HUB_CHANNELS"),
     "MAX_QUEUED_BYTES": _env_int("HUB_MAX_QUEUED_BYTES", 4 * 1024 * 1024, minimum=1024),
+    # Modules that register application message types (hub.handlers.register) at start-up.
+    "HANDLER_MODULES": _env_list("HUB_HANDLER_MODULES", []),
     "REDIS_URL": REDIS_URL,
     "CHANNEL_PREFIX": HUB_CHANNEL_PREFIX,
 }
