@@ -181,7 +181,9 @@ class NotificationListView(HubAPIView):
     def get(self, request):
         query = s.NotificationQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        return Response(notifications.list_notifications(request.user.get_username(), **query.validated_data))
+        q = query.validated_data
+        return Response(notifications.list_notifications(
+            request.user.get_username(), unread_only=q["unread"], limit=q["limit"], offset=q["offset"]))
 
     @extend_schema(request=s.NotificationCreateSerializer,
                    responses={201: s.NotificationSerializer, **errors(400, 401, 403, 413, 415, 503)},
