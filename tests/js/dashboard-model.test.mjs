@@ -74,6 +74,16 @@ describe("jobs", () => {
     assert.equal(jobs.size, 0);
   });
 
+  test("a stale change never takes a finished job back; a requeue does", () => {
+    const jobs = new Map([["7", M.normJob({ job_id: "7", state: "COMPLETED", cpus: 4 })]]);
+    const stale = { type: "job_state_changed", data: { job_id: "7", state: "RUNNING", previous_state: "PENDING" } };
+    assert.equal(M.applyJobEvent(jobs, stale), null);
+    assert.equal(jobs.get("7").state, "COMPLETED");
+    const requeue = { type: "job_state_changed", data: { job_id: "7", state: "PENDING", previous_state: "COMPLETED" } };
+    assert.deepEqual(M.applyJobEvent(jobs, requeue), { id: "7", change: "upsert" });
+    assert.equal(jobs.get("7").state, "PENDING");
+  });
+
   test("events that are not about a job are ignored", () => {
     const jobs = new Map();
     assert.equal(M.applyJobEvent(jobs, { type: "message", data: "hello" }), null);

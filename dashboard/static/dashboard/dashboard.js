@@ -143,6 +143,7 @@ const feeds = {
   jobs: new Feed("jobs", {
     url: config.api.jobs,
     applySnapshot(body) {
+      if (body && body.source) store.source = body.source;
       const next = new Map();
       for (const raw of M.extractList(body, "jobs")) {
         const job = M.normJob(raw);
@@ -173,7 +174,8 @@ const feeds = {
       if (!body || typeof body !== "object") return;
       const series = M.extractList(body, "history", "samples", "series");
       for (const raw of series) addSample(raw, raw.timestamp ?? raw.time ?? raw.t);
-      const current = body.current ?? body.metrics ?? (Array.isArray(body) ? null : body);
+      // GET /api/cluster/metrics: {metrics: <metrics_update data> | null, updated_at, source}
+      const current = "metrics" in body ? body.metrics : (body.current ?? (Array.isArray(body) ? null : body));
       if (current && typeof current === "object") {
         store.metricsRaw = current;
         mergeNodeFigures(current);
@@ -189,7 +191,7 @@ const feeds = {
     },
   }),
   notifications: new Feed("notifications", {
-    url: config.api.notifications,
+    url: `${config.api.notifications}?limit=100`,
     applySnapshot(body) {
       const next = new Map();
       for (const raw of M.extractList(body, "notifications")) {
@@ -692,6 +694,7 @@ function renderFooter() {
   const parts = [];
   if (hub.server) parts.push(`hub ${hub.server}`);
   if (hub.clientId) parts.push(`client ${hub.clientId}`);
+  if (store.source) parts.push(`data from ${store.source === "mock" ? "the simulated cluster" : store.source}`);
   setText($("footer-server"), parts.join(" · "));
   setText($("footer-updated"), store.lastEventAt ? `last event ${M.formatAgo(store.lastEventAt)}` : "");
 }

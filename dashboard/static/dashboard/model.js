@@ -122,13 +122,27 @@ export function applyJobEvent(jobs, msg, now = Date.now()) {
     jobs.delete(job.id);
     return { id: job.id, change: "remove" };
   }
-  const merged = mergeJob(jobs.get(job.id), job);
+  const known = jobs.get(job.id);
+  if (msg.type === "job_state_changed" && isStale(known, job)) return null;
+  const merged = mergeJob(known, job);
   merged.updatedAt = toMillis(msg.timestamp) ?? now;
   if (msg.type === "job_state_changed" && job.previousState === undefined && jobs.get(job.id)) {
     merged.previousState = jobs.get(job.id).state;
   }
   jobs.set(job.id, merged);
   return { id: job.id, change: "upsert" };
+}
+
+const FINAL_TONES = new Set(["done", "failed", "cancelled"]);
+
+/**
+ * A state change that would take a finished job back to an earlier state, from a state other
+ * than the one we know (e.g. a RUNNING event replayed after a snapshot that already says
+ * COMPLETED). A real requeue names the finished state as its previous_state and passes.
+ */
+function isStale(known, update) {
+  if (!known || !FINAL_TONES.has(jobTone(known.state)) || FINAL_TONES.has(jobTone(update.state))) return false;
+  return update.previousState !== undefined && update.previousState !== known.state;
 }
 
 /** Jobs matching the filters, newest first (by numeric id, so rows keep their places). */
