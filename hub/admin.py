@@ -25,6 +25,14 @@ class HubProcessAdmin(ReadOnlyAdmin):
                     "dropped_sends", "last_heartbeat", "started_at")
     search_fields = ("server", "host")
     readonly_fields = [f.name for f in HubProcess._meta.fields] + ["alive", "mean_publish_latency_ms"]
+    fieldsets = [
+        (None, {"fields": ["server", "alive", "host", "pid", "started_at", "last_heartbeat"]}),
+        ("Connections", {"fields": ["active_connections", "total_connections", "subscriptions_total",
+                                    "subscriptions"]}),
+        ("Traffic", {"fields": ["messages_received", "messages_sent", "publish_latency_count",
+                                "mean_publish_latency_ms"]}),
+        ("Problems", {"fields": ["errors_total", "errors", "dropped_sends", "slow_consumer_closes"]}),
+    ]
 
     @admin.display(boolean=True, description="alive")
     def alive(self, obj: HubProcess) -> bool:
