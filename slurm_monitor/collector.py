@@ -91,17 +91,16 @@ class SlurmCollector:
         self.bin_dir = bin_dir
         self.release: tuple[int, int] | None = None
         self.commands_run: Counter[str] = Counter()
-        self.last_seconds: float = 0.0
-        self.last_command: str = ""
+        self.last_run: dict[str, tuple[str, float]] = {}  # stream -> (command, seconds)
 
     def _argv(self, argv: Sequence[str]) -> list[str]:
         return [os.path.join(self.bin_dir, argv[0]), *argv[1:]] if self.bin_dir else list(argv)
 
-    async def _run(self, argv: Sequence[str]) -> CommandResult:
+    async def _run(self, argv: Sequence[str], stream: str = "") -> CommandResult:
         self.commands_run[argv[0]] += 1
-        self.last_command = " ".join(argv)
         result = await self.runner(self._argv(argv), self.timeout)
-        self.last_seconds = result.seconds
+        if stream:
+            self.last_run[stream] = (" ".join(argv), result.seconds)
         if result.returncode != 0:
             detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
             raise CollectError(f"{' '.join(argv)} exited {result.returncode}: "
@@ -118,7 +117,7 @@ class SlurmCollector:
         return self.release
 
     async def collect_jobs(self) -> dict[str, Job]:
-        result = await self._run(["squeue", "--all", "--json"])
+        result = await self._run(["squeue", "--all", "--json"], "jobs")
         try:
             return parse_jobs(result.stdout)
         except SnapshotError as exc:
@@ -126,7 +125,7 @@ class SlurmCollector:
 
     async def collect_nodes(self) -> dict[str, Node]:
         argv = nodes_command(await self.slurm_release())
-        result = await self._run(argv)
+        result = await self._run(argv, "nodes")
         try:
             return parse_nodes(result.stdout)
         except SnapshotError as exc:

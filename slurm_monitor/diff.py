@@ -95,9 +95,10 @@ def diff_nodes(
     marks: Mapping[str, ResourceMark],
 ) -> tuple[Changes, dict[str, ResourceMark]]:
     """Returns the changes and the new marks (pass them back in on the next call)."""
-    new_marks = {name: marks.get(name) or mark_of(node) for name, node in current.items()}
     if previous is None:
         return Changes(), {name: mark_of(node) for name, node in current.items()}
+    new_marks = {name: marks.get(name) or mark_of(previous.get(name, node))
+                 for name, node in current.items()}
     publications: list[Publication] = []
     notifications: list[Notification] = []
     for name in sorted(set(previous) | set(current)):

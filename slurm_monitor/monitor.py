@@ -79,9 +79,9 @@ class Monitor:
         sent = await self.deliver(changes, "jobs")
         await self._save("jobs", store.save_jobs, current)
         self.stats["jobs_polls"] += 1
+        command, seconds = self.collector.last_run.get("jobs", ("squeue", 0.0))
         logger.info("jobs poll: %s took %.2fs, %d jobs, %d/%d events sent (%.2fs total)",
-                    self.collector.last_command, self.collector.last_seconds, len(current), sent, len(changes),
-                    time.monotonic() - started)
+                    command, seconds, len(current), sent, len(changes), time.monotonic() - started)
         return sent
 
     async def poll_nodes(self) -> int:
@@ -100,9 +100,9 @@ class Monitor:
         sent = await self.deliver(changes, "nodes")
         await self._save("nodes", store.save_nodes, current)
         self.stats["nodes_polls"] += 1
+        command, seconds = self.collector.last_run.get("nodes", ("nodes", 0.0))
         logger.info("nodes poll: %s took %.2fs, %d nodes, %d/%d events sent (%.2fs total)",
-                    self.collector.last_command, self.collector.last_seconds, len(current), sent, len(changes),
-                    time.monotonic() - started)
+                    command, seconds, len(current), sent, len(changes), time.monotonic() - started)
         return sent
 
     async def publish_metrics(self) -> int:
