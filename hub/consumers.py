@@ -126,13 +126,19 @@ class HubConsumer:
         implicit = {ALL_CHANNEL} | ({user_channel(principal.username)} if principal.username else set())
         session.set_principal(principal, implicit)
         self.state = "connected"
+        # Implicit channels first: once `connected` arrives, messages to the user reach it.
+        for channel in sorted(implicit):
+            try:
+                sub = await node.subscribe(self, channel)
+                top, _epoch = await node.history.top(channel)
+            except HubUnavailable:
+                logger.warning("implicit channel %s not joined: Redis unavailable", channel)
+                await node.unsubscribe(self, channel)
+                continue
+            node.go_live(sub, top)
         self.write_text(p.build_connected(
             client_id=self.client_id, user=principal.username, server=node.server_name,
             heartbeat_interval=hub_settings.HEARTBEAT_INTERVAL, frame_id=frame_id))
-        for channel in sorted(implicit):
-            sub = await node.subscribe(self, channel)
-            top, _epoch = await node.history.top(channel)
-            node.go_live(sub, top)
         return True
 
     async def _cleanup(self) -> None:
@@ -161,7 +167,13 @@ class HubConsumer:
             self.request_close(p.CLOSE_TOO_LARGE, "frame too large")
             return
         for effect in self.session.receive(text, time.monotonic()):
-            await self._apply(effect)
+            try:
+                await self._apply(effect)
+            except HubUnavailable as exc:
+                self.write_error(p.ProtocolError(p.INTERNAL_ERROR, f"not done: {exc}"))
+            except Exception:  # a bug must not become a 1011 close for the client
+                logger.exception("effect %s failed", type(effect).__name__)
+                self.write_error(p.ProtocolError(p.INTERNAL_ERROR, "internal error"))
 
     async def _apply(self, effect: s.Effect) -> None:
         if isinstance(effect, s.Reply):
@@ -207,8 +219,16 @@ class HubConsumer:
                 node.stats.count_error(item.error or p.INVALID_MESSAGE)
                 self.write_text(item.text)
                 continue
-            sub = await node.subscribe(self, item.channel)
-            top, epoch = await node.history.top(item.channel)
+            try:
+                sub = await node.subscribe(self, item.channel)
+                top, epoch = await node.history.top(item.channel)
+            except HubUnavailable as exc:
+                self.session.forget(item.channel)
+                await node.unsubscribe(self, item.channel)
+                self.write_error(p.ProtocolError(
+                    p.INTERNAL_ERROR, f"not subscribed: {exc}", channel=item.channel,
+                    frame_id=effect.frame_id))
+                continue
             self.write_text(p.build_subscribed(item.channel, top, epoch, effect.frame_id))
             if item.since is None:
                 node.go_live(sub, top)
@@ -222,7 +242,11 @@ class HubConsumer:
         after the last replayed offset, so nothing is sent twice or skipped."""
         publications = None
         if item.epoch is None or item.epoch == epoch:
-            publications, top, current_epoch = await self.node.history.since(item.channel, item.since)
+            try:
+                publications, top, current_epoch = await self.node.history.since(
+                    item.channel, item.since)
+            except HubUnavailable:
+                current_epoch = None
             if current_epoch != epoch:
                 publications = None
         if publications is None:

@@ -7,7 +7,7 @@ import logging
 from channels.layers import get_channel_layer
 
 from hub.conf import get_policies, hub_settings
-from hub.engine.node import Node
+from hub.engine.node import Node, group_name
 
 logger = logging.getLogger("hub.engine")
 
@@ -28,7 +28,15 @@ def build_node() -> Node:
         from hub.engine.redis import RedisHistory, RedisPresence, redis_client
 
         client = redis_client(hub_settings.REDIS_URL)
-        history = RedisHistory(client, prefix=hub_settings.CHANNEL_PREFIX)
+        layer = get_channel_layer()
+        prefix = hub_settings.CHANNEL_PREFIX
+
+        def group_channel_for(channel: str) -> str:
+            # The pub/sub layer's own Redis channel for the group (verified end to end by
+            # tests/hub/test_cluster.py: a change in channels-redis fails delivery there).
+            return layer._get_layer()._get_group_channel_name(group_name(prefix, channel))
+
+        history = RedisHistory(client, prefix=prefix, group_channel_for=group_channel_for)
         presence = RedisPresence(client, prefix=hub_settings.CHANNEL_PREFIX,
                                  ttl_seconds=max(3.0, 2 * hub_settings.HEARTBEAT_INTERVAL))
     else:

@@ -19,13 +19,15 @@ GROUP_REFRESH_SECONDS = 3600.0
 
 
 def tick_seconds(heartbeat: float, connection_timeout: float, auth_timeout: float) -> float:
-    return max(0.05, min(heartbeat, connection_timeout / 4, auth_timeout / 4, 5.0))
+    return max(0.05, min(heartbeat / 2, connection_timeout / 4, auth_timeout / 4, 5.0))
 
 
 async def run_housekeeping(node, *, heartbeat: float, connection_timeout: float,
                            auth_timeout: float, report) -> None:
     """Runs until cancelled; never dies on one failed sweep (logs with the traceback)."""
     tick = tick_seconds(heartbeat, connection_timeout, auth_timeout)
+    # Presence keys expire after two heartbeats: report at least twice per heartbeat.
+    report_every = min(STATS_REPORT_SECONDS, heartbeat / 2)
     now = time.monotonic()
     next_beat, next_report, next_refresh = now + heartbeat, now, now + GROUP_REFRESH_SECONDS
     while True:
@@ -38,7 +40,7 @@ async def run_housekeeping(node, *, heartbeat: float, connection_timeout: float,
             for conn in list(node.connections.values()):
                 conn.tick(now, beat)
             if now >= next_report:
-                next_report = now + STATS_REPORT_SECONDS
+                next_report = now + report_every
                 await report(node)
             if now >= next_refresh:
                 next_refresh = now + GROUP_REFRESH_SECONDS

@@ -31,6 +31,7 @@ logger = logging.getLogger("hub.engine")
 _GROUP_SAFE = re.compile(r"[A-Za-z0-9\-.]*")
 _MAX_GROUP_NAME = 99
 MAX_RECOVERY_BUFFER = 10_000
+JOIN_TIMEOUT_SECONDS = 2.0
 
 
 def group_name(prefix: str, channel: str) -> str:
@@ -195,7 +196,16 @@ class Node:
         await self.ensure_started()
         async with self._lock(channel):
             if channel not in self._joined:
-                await self.layer.group_add(group_name(self.prefix, channel), self.inbox)
+                try:
+                    await asyncio.wait_for(
+                        self.layer.group_add(group_name(self.prefix, channel), self.inbox),
+                        JOIN_TIMEOUT_SECONDS)
+                except (asyncio.TimeoutError, OSError, ConnectionError) as exc:
+                    raise HubUnavailable("redis", type(exc).__name__) from None
+                except Exception as exc:
+                    if _is_redis_error(exc):
+                        raise HubUnavailable("redis", type(exc).__name__) from None
+                    raise
                 self._joined.add(channel)
 
     async def _leave(self, channel: str) -> None:
@@ -238,9 +248,13 @@ class Node:
             raise PublishError(exc.code, exc.message) from None
         started = time.time()
         try:
-            offset, text = await self.history.append(channel, maxlen, head, tail)
-            await self.layer.group_send(group_name(self.prefix, channel), {
-                "type": "hub.fanout", "c": channel, "o": offset, "t": text, "ts": started})
+            if getattr(self.history, "fans_out", False):
+                # Redis: offset, history and delivery in one atomic step (hub.engine.redis).
+                offset, _text = await self.history.append(channel, maxlen, head, tail, fanout=True)
+            else:
+                offset, text = await self.history.append(channel, maxlen, head, tail)
+                await self.layer.group_send(group_name(self.prefix, channel), {
+                    "type": "hub.fanout", "c": channel, "o": offset, "t": text, "ts": started})
         except HubUnavailable:
             raise
         except (OSError, ConnectionError, asyncio.TimeoutError) as exc:

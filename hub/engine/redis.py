@@ -1,0 +1,225 @@
+"""Redis backends (with ``REDIS_URL``): history in Redis Streams, cluster-wide presence.
+
+Publishing is one Lua script: bump the channel's offset, ``XADD`` the frame to the channel's
+stream (``MAXLEN`` = the channel's history) and ``PUBLISH`` it to the channel-layer group, in
+one atomic step. Why not ``XADD`` then ``layer.group_send``: two processes publishing on one
+channel could then deliver offsets 6 before 5, and a client that reconnects with ``since=6``
+would silently miss 5. Inside the script Redis orders delivery exactly as it orders offsets.
+The message is the channels-redis pub/sub layer's own wire form (msgpack, via Redis' built-in
+cmsgpack) on the layer's own group channel, so membership and receiving stay channels-redis'.
+
+The epoch lives in one key; a Redis that lost its data (restart without persistence) has no
+epoch key, so the next publication or subscribe makes a new one and clients recovering from
+the old epoch are told ``recovered: false``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from dataclasses import asdict
+from typing import Any, Awaitable, Callable, TypeVar
+
+from redis import asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from hub.engine.base import ClientInfo, ProcessStats
+from hub.engine.errors import HubUnavailable
+
+OPERATION_TIMEOUT_SECONDS = 1.5
+T = TypeVar("T")
+
+_PUBLISH_LUA = """
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  redis.call('SET', KEYS[3], ARGV[4])
+  epoch = ARGV[4]
+end
+local offset = redis.call('INCR', KEYS[2])
+local text = ARGV[2] .. offset .. ARGV[3]
+local maxlen = tonumber(ARGV[1])
+if maxlen > 0 then
+  redis.call('XADD', KEYS[1], 'MAXLEN', maxlen, offset .. '-0', 't', text)
+end
+if ARGV[5] ~= '' then
+  local message = cmsgpack.pack({type = 'hub.fanout', c = ARGV[6], o = offset, t = text,
+                                 ts = tonumber(ARGV[7])})
+  redis.call('PUBLISH', ARGV[5], message)
+end
+return {offset, text, epoch}
+"""
+
+_TOP_LUA = """
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  redis.call('SET', KEYS[2], ARGV[1])
+  epoch = ARGV[1]
+end
+local offset = tonumber(redis.call('GET', KEYS[1]) or '0')
+return {offset, epoch}
+"""
+
+
+def redis_client(url: str, max_connections: int = 64) -> aioredis.Redis:
+    """A client for real load: a *blocking* pool (a burst of connects waits briefly for a
+    free connection instead of failing, as redis-py's default pool does past its size),
+    keepalive plus health checks (redis-py 8 otherwise loses idle connections:
+    channels_redis#422), and short timeouts so an outage fails fast instead of hanging."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=OPERATION_TIMEOUT_SECONDS,
+        socket_connect_timeout=1.0, socket_timeout=OPERATION_TIMEOUT_SECONDS,
+        socket_keepalive=True, health_check_interval=10,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1))
+    return aioredis.Redis(connection_pool=pool)
+
+
+async def guarded(operation: Awaitable[T]) -> T:
+    """Run a Redis call; any failure or timeout becomes HubUnavailable("redis")."""
+    try:
+        return await asyncio.wait_for(operation, OPERATION_TIMEOUT_SECONDS)
+    except HubUnavailable:
+        raise
+    except (asyncio.TimeoutError, OSError, aioredis.RedisError) as exc:
+        raise HubUnavailable("redis", type(exc).__name__) from None
+
+
+class RedisHistory:
+    fans_out = True  # append(..., fanout=True) also delivers to the layer group
+
+    def __init__(self, client: aioredis.Redis, prefix: str,
+                 group_channel_for: Callable[[str], str] | None = None) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._group_channel_for = group_channel_for
+        self._publish = client.register_script(_PUBLISH_LUA)
+        self._top = client.register_script(_TOP_LUA)
+        self.epoch_key = f"{prefix}:epoch"
+
+    def _keys(self, channel: str) -> list[str]:
+        return [f"{self._prefix}:stream:{channel}", f"{self._prefix}:offset:{channel}",
+                self.epoch_key]
+
+    async def append(self, channel: str, maxlen: int, head: str, tail: str,
+                     fanout: bool = False) -> tuple[int, str]:
+        """Assign the next offset, keep the frame, and (``fanout``) deliver it to every
+        process subscribed to the channel's group, atomically."""
+        group_channel = self._group_channel_for(channel) if fanout and self._group_channel_for else ""
+        offset, text, _epoch = await guarded(self._publish(
+            keys=self._keys(channel),
+            args=[maxlen, head, tail, secrets.token_hex(4), group_channel, channel,
+                  repr(time.time())]))
+        return int(offset), text.decode() if isinstance(text, bytes) else text
+
+    async def top(self, channel: str) -> tuple[int, str]:
+        keys = self._keys(channel)
+        offset, epoch = await guarded(self._top(keys=[keys[1], self.epoch_key],
+                                                args=[secrets.token_hex(4)]))
+        return int(offset), epoch.decode() if isinstance(epoch, bytes) else epoch
+
+    async def since(self, channel: str, offset: int) -> tuple[list[tuple[int, str]] | None, int, str]:
+        top, epoch = await self.top(channel)
+        if offset > top:
+            return None, top, epoch
+        if offset == top:
+            return [], top, epoch
+        entries = await guarded(self._redis.xrange(self._keys(channel)[0], min=f"({offset}-0",
+                                                   max="+"))
+        items = [(int(entry_id.split(b"-")[0]), fields[b"t"].decode()) for entry_id, fields in entries]
+        items = [item for item in items if item[0] <= top]
+        if not items or items[0][0] != offset + 1:
+            return None, top, epoch
+        return items, top, epoch
+
+    async def last_offsets(self, channels: list[str]) -> dict[str, int]:
+        if not channels:
+            return {}
+        values = await guarded(self._redis.mget([self._keys(name)[1] for name in channels]))
+        return {name: int(value or 0) for name, value in zip(channels, values)}
+
+
+class RedisPresence:
+    """Each process keeps its figures and its clients in Redis under keys that expire
+    ``ttl_seconds`` after its last report: a process killed with SIGKILL drops out of every
+    count within that time. Client ids and per-user connections are claimed cluster-wide."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str, ttl_seconds: float) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self.ttl_ms = int(ttl_seconds * 1000)
+        self._servers_key = f"{prefix}:servers"
+
+    def _client_key(self, client_id: str) -> str:
+        return f"{self._prefix}:client:{client_id}"
+
+    def _user_key(self, user: str) -> str:
+        return f"{self._prefix}:user:{user}"
+
+    def _proc_key(self, server: str) -> str:
+        return f"{self._prefix}:proc:{server}"
+
+    async def claim_client(self, client_id: str, user: str | None, server: str) -> bool:
+        try:
+            return bool(await guarded(self._redis.set(self._client_key(client_id), server,
+                                                      nx=True, px=self.ttl_ms)))
+        except HubUnavailable:
+            return True  # Redis down: uniqueness is checked in this process only
+
+    async def release_client(self, client_id: str, user: str | None) -> None:
+        await guarded(self._redis.delete(self._client_key(client_id)))
+
+    async def add_user_connection(self, user: str, client_id: str) -> int:
+        now = time.time()
+        key = self._user_key(user)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zremrangebyscore(key, "-inf", now)
+                pipe.zadd(key, {client_id: now + self.ttl_ms / 1000})
+                pipe.pexpire(key, self.ttl_ms)
+                pipe.zcard(key)
+                results = await guarded(pipe.execute())
+        except HubUnavailable:
+            return 1  # Redis down: the per-user limit cannot be checked cluster-wide
+        return int(results[-1])
+
+    async def remove_user_connection(self, user: str, client_id: str) -> None:
+        await guarded(self._redis.zrem(self._user_key(user), client_id))
+
+    async def publish_state(self, stats: ProcessStats, clients: list[ClientInfo]) -> None:
+        """Refresh this process's figures, its clients and their claims (TTL)."""
+        expiry = time.time() + self.ttl_ms / 1000
+        body = json.dumps({"stats": asdict(stats), "clients": [asdict(c) for c in clients]})
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._proc_key(stats.server), body, px=self.ttl_ms)
+            pipe.sadd(self._servers_key, stats.server)
+            for client in clients:
+                pipe.pexpire(self._client_key(client.client_id), self.ttl_ms)
+                if client.user:
+                    pipe.zadd(self._user_key(client.user), {client.client_id: expiry})
+                    pipe.pexpire(self._user_key(client.user), self.ttl_ms)
+            await guarded(pipe.execute())
+
+    async def cluster_state(self) -> tuple[list[ProcessStats], list[ClientInfo]]:
+        servers = sorted(s.decode() for s in await guarded(self._redis.smembers(self._servers_key)))
+        if not servers:
+            return [], []
+        bodies = await guarded(self._redis.mget([self._proc_key(s) for s in servers]))
+        processes, clients, gone = [], [], []
+        for server, body in zip(servers, bodies):
+            if body is None:
+                gone.append(server)
+                continue
+            record = json.loads(body)
+            processes.append(ProcessStats(**record["stats"]))
+            clients.extend(_client_info(c) for c in record["clients"])
+        if gone:
+            await guarded(self._redis.srem(self._servers_key, *gone))
+        return processes, clients
+
+
+def _client_info(raw: dict[str, Any]) -> ClientInfo:
+    raw = dict(raw)
+    raw["channels"] = tuple(raw.get("channels", ()))
+    return ClientInfo(**raw)
