@@ -521,51 +521,54 @@ def aggregate(reports: list[dict], first_send: int, n_acked: int) -> dict:
 
 
 def run_fanout(targets: list[Target], publisher: Target, channel: str = "bench",
-               mode: str = "paced", rate: float = 20, duration: float = 10, window: int = 20,
-               count: int = 0, batch: int = 50, pad: int = 0, procs: int = 2,
-               concurrency: int = 100, quiet: float = 3.0, max_wait: float = 20.0,
-               on_ready=None) -> dict:
+               procs: int = 2, concurrency: int = 100, **publish_kw) -> dict:
     """Connect and subscribe every target's subscribers, publish, wait for delivery, count."""
     t_begin = time.monotonic()
-    pool = SubscriberPool(targets, channel, procs=procs, concurrency=concurrency)
-    pub = None
-    try:
+    with SubscriberPool(targets, channel, procs=procs, concurrency=concurrency) as pool:
         result = {"subs_wanted": sum(t.subs for t in targets)}
         result.update(pool.connect_summary())
-        pub = Worker(publisher_worker, {
-            "host": publisher.host, "port": publisher.port, "path": publisher.path,
-            "channel": channel, "mode": mode, "rate": rate, "duration": duration,
-            "window": window, "count": count, "batch": batch, "pad": pad})
+        result.update(publish_and_count(pool, publisher, channel, **publish_kw))
+    result["wall_s"] = round(time.monotonic() - t_begin, 1)
+    return result
+
+
+def publish_and_count(pool: SubscriberPool, publisher: Target, channel: str = "bench",
+                      mode: str = "paced", rate: float = 20, duration: float = 10,
+                      window: int = 20, count: int = 0, batch: int = 50, pad: int = 0,
+                      quiet: float = 3.0, max_wait: float = 20.0, on_go=None) -> dict:
+    """Run the publisher against an already subscribed pool, then collect the counts."""
+    pub = Worker(publisher_worker, {
+        "host": publisher.host, "port": publisher.port, "path": publisher.path,
+        "channel": channel, "mode": mode, "rate": rate, "duration": duration,
+        "window": window, "count": count, "batch": batch, "pad": pad})
+    try:
         pub.expect("ready", 30)
-        if on_ready is not None:
-            on_ready()
+        if on_go is not None:
+            on_go()
         pub.send("go")
         prep = pub.expect("report", duration + 660 if mode == "blast" else duration + 120)
         reports = pool.finish(prep["acked"], quiet, max_wait)
         n_acked = prep["n_acked"]
         span_pub = (prep["last_send"] - prep["first_send"]) / 1e9
-        result.update({
+        result = {
             "mode": mode, "published": prep["sent"], "acked": n_acked,
             "publish_errors": prep["errors"], "publisher_stalled": prep["stalled"],
             "publish_rate": round(prep["sent"] / span_pub, 1) if span_pub > 0 else None,
             "publisher_cpu_s": round(prep["cpu"], 2),
-            "publisher_cpu_per_pub_us": round(prep["cpu"] / prep["sent"] * 1e6, 1) if prep["sent"] else None,
-        })
+        }
         result.update(lat_summary([prep["ack_rtt"]], "ack"))
         result.update(aggregate([r for _, r in reports], prep["first_send"], n_acked))
         labels = sorted({label for label, _ in reports})
         if len(labels) > 1:
             result["by_target"] = {
-                label: aggregate([r for lb, r in reports if lb == label], prep["first_send"], n_acked)
+                label: aggregate([r for lb, r in reports if lb == label], prep["first_send"],
+                                 n_acked)
                 for label in labels}
         pub.send("close")
         pub.expect("closed", 10)
-        result["wall_s"] = round(time.monotonic() - t_begin, 1)
         return result
     finally:
-        if pub is not None:
-            pub.stop()
-        pool.stop()
+        pub.stop()
 
 
 def parse_url(url: str) -> tuple[str, int, str]:

@@ -18,7 +18,16 @@ PY = sys.executable
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
-LOG_DIR = Path(os.environ.get("BENCH_LOG_DIR") or tempfile.mkdtemp(prefix="hub-bench-"))
+_log_dir: Path | None = None
+
+
+def log_dir() -> Path:
+    """Where server logs, the private SQLite file and Redis's dir go (one per bench run)."""
+    global _log_dir
+    if _log_dir is None:
+        _log_dir = Path(os.environ.get("BENCH_LOG_DIR") or tempfile.mkdtemp(prefix="hub-bench-"))
+        _log_dir.mkdir(parents=True, exist_ok=True)
+    return _log_dir
 
 BENCH_CHANNELS = json.dumps({"bench": {"subscribe": "anyone", "publish": "anyone", "history": 0}})
 
@@ -65,7 +74,7 @@ class Proc:
     def __init__(self, name: str, argv: list[str], env: dict | None = None, port: int | None = None,
                  cwd: Path = ROOT) -> None:
         self.name, self.port = name, port
-        self.log_path = LOG_DIR / f"{name}-{port or 'x'}-{int(time.time())}.log"
+        self.log_path = log_dir() / f"{name}-{port or 'x'}-{int(time.time())}.log"
         self.log = open(self.log_path, "wb")
         full_env = dict(os.environ)
         full_env.update(env or {})
@@ -110,7 +119,7 @@ def start_redis(port: int | None = None) -> Proc:
     exe = shutil.which("redis-server") or "redis-server"
     p = Proc("redis", [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                        "--appendonly", "no", "--protected-mode", "yes", "--maxclients", "20000",
-                       "--dir", str(LOG_DIR)], port=port)
+                       "--dir", str(log_dir())], port=port)
     return p.wait_ready(20)
 
 
@@ -123,7 +132,7 @@ def hub_env(redis_url: str | None = None, name: str = "hub-bench", extra: dict |
         "HUB_MAX_CONNECTIONS": "20000",
         "HUB_MAX_CONNECTIONS_PER_USER": "20000",
         "HUB_SERVER_NAME": name,
-        "SQLITE_PATH": str(LOG_DIR / "bench.sqlite3"),
+        "SQLITE_PATH": str(log_dir() / "bench.sqlite3"),
         "PYTHONUNBUFFERED": "1",
     }
     if redis_url:
@@ -136,7 +145,7 @@ def hub_env(redis_url: str | None = None, name: str = "hub-bench", extra: dict |
 
 def migrate(env: dict) -> None:
     """Create the bench's private SQLite database once (the hub's HTTP side may need tables)."""
-    marker = LOG_DIR / ".migrated"
+    marker = log_dir() / ".migrated"
     if marker.exists():
         return
     full = dict(os.environ)
