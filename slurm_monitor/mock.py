@@ -25,6 +25,7 @@ RELEASE = "25.11.0"
 MIN_JOB_AGE_SECONDS = 60
 COMPLETING_SECONDS = 2
 MAX_TICKS_PER_ADVANCE = 900
+MAX_PENDING_JOBS = 25  # users stop submitting to a full queue, so it stays bounded
 USERS = {"alice": 1001, "bob": 1002, "carol": 1003, "dave": 1004}
 JOB_NAMES = ("train_resnet", "preprocess", "sim_md", "render", "align_reads", "eval", "sweep")
 
@@ -123,7 +124,8 @@ class MockCluster:
             self.now = until  # a long pause (e.g. a suspended laptop): skip, don't replay
 
     def _tick(self) -> None:
-        if self.rng.random() < self.submit_per_second:
+        pending = sum(1 for j in self.jobs.values() if j.state == "PENDING")
+        if self.rng.random() < self.submit_per_second and pending < MAX_PENDING_JOBS:
             self.submit()
         self._node_events()
         self._finish_jobs()
@@ -134,7 +136,7 @@ class MockCluster:
     def submit(self, user: str | None = None, cpus: int | None = None, gpus: int | None = None,
                duration: float | None = None, outcome: str | None = None) -> MockJob:
         rng = self.rng
-        gpus = gpus if gpus is not None else (rng.choice([1, 2, 4]) if rng.random() < 0.2 else 0)
+        gpus = gpus if gpus is not None else (rng.choice([1, 2, 4]) if rng.random() < 0.12 else 0)
         limit = rng.choice([2, 5, 10])
         roll = rng.random()
         job = MockJob(
@@ -154,19 +156,29 @@ class MockCluster:
     def _usable(self, node: MockNode) -> bool:
         return node.down_until is None and node.drain_until is None
 
+    def _free_all(self) -> dict[str, list[int]]:
+        """node -> [free CPUs, free memory MB, free GPUs]."""
+        free = {n.name: [n.cpus, n.memory_mb, n.gpus] for n in self.nodes.values()}
+        for job in self.jobs.values():
+            if job.node in free and job.state in ("RUNNING", "COMPLETING"):
+                room = free[job.node]
+                room[0], room[1], room[2] = room[0] - job.cpus, room[1] - job.memory_mb, room[2] - job.gpus
+        return free
+
     def _free(self, node: MockNode) -> tuple[int, int, int]:
-        mine = [j for j in self.jobs.values() if j.node == node.name and j.state in ("RUNNING", "COMPLETING")]
-        return (node.cpus - sum(j.cpus for j in mine), node.memory_mb - sum(j.memory_mb for j in mine),
-                node.gpus - sum(j.gpus for j in mine))
+        cpus, memory, gpus = self._free_all()[node.name]
+        return cpus, memory, gpus
 
     def _schedule(self) -> None:
+        free = self._free_all()
         for job in sorted((j for j in self.jobs.values() if j.state == "PENDING"), key=lambda j: j.job_id):
             candidates = [n for n in self.nodes.values()
                           if n.partition == job.partition and self._usable(n)]
             for node in candidates:
-                cpus, memory, gpus = self._free(node)
-                if cpus >= job.cpus and memory >= job.memory_mb and gpus >= job.gpus:
+                room = free[node.name]
+                if room[0] >= job.cpus and room[1] >= job.memory_mb and room[2] >= job.gpus:
                     job.state, job.node, job.start_time, job.reason = "RUNNING", node.name, self.now, "None"
+                    room[0], room[1], room[2] = room[0] - job.cpus, room[1] - job.memory_mb, room[2] - job.gpus
                     break
             else:
                 job.reason = "Resources" if candidates else "PartitionNodeLimit"
@@ -216,8 +228,9 @@ class MockCluster:
                 node.drain_until, node.reason = self.now + rng.uniform(60, 180), "scheduled maintenance"
 
     def _update_loads(self) -> None:
+        free = self._free_all()
         for node in self.nodes.values():
-            busy = node.cpus - self._free(node)[0] if node.down_until is None else 0
+            busy = node.cpus - free[node.name][0] if node.down_until is None else 0
             target = busy * self.rng.uniform(0.8, 1.0)
             node.load = round(node.load + (target - node.load) * 0.5, 2)
 
