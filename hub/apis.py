@@ -13,7 +13,6 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import connection
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, status
 from rest_framework.parsers import JSONParser
@@ -25,10 +24,11 @@ from hub import serializers as s
 from hub.apis_errors import FieldError, PayloadTooLarge, publish_error
 from hub.engine.errors import HubUnavailable, PublishError
 from hub.permissions import CanBroadcast, HubApiThrottle, can_notify_others
-from hub.protocol import is_valid_channel, utc_timestamp
+from hub.protocol import is_valid_channel, is_valid_client_id, utc_timestamp
 
 SELECTOR_TIMEOUT_SECONDS = 1.5
 MAX_DB_ID = 2**63 - 1
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
 
 _ERROR_TEXT = {
     400: "invalid input (the body names the field)", 401: "no or bad credentials",
@@ -140,10 +140,12 @@ class ClientListView(StaffView):
 
 
 class ClientDetailView(StaffView):
-    @extend_schema(responses={200: s.ClientSerializer, **errors(401, 403, 404, 503)},
+    @extend_schema(parameters=[OpenApiParameter("client_id", str, OpenApiParameter.PATH,
+                                                pattern=CLIENT_ID_PATTERN)],
+                   responses={200: s.ClientSerializer, **errors(401, 403, 404, 503)},
                    summary="One connected client", operation_id="client_get")
     def get(self, request, client_id: str):
-        info = call_selector("get_client", client_id)
+        info = call_selector("get_client", client_id) if is_valid_client_id(client_id) else None
         if info is None:
             return _not_found(f"no connected client {client_id!r}")
         return Response(_client_dict(info))
@@ -157,7 +159,9 @@ class ChannelListView(StaffView):
 
 
 class ChannelDetailView(StaffView):
-    @extend_schema(responses={200: s.ChannelSerializer, **errors(401, 403, 404, 503)},
+    @extend_schema(parameters=[OpenApiParameter("name", str, OpenApiParameter.PATH,
+                                                pattern=s.CHANNEL_PATTERN)],
+                   responses={200: s.ChannelSerializer, **errors(401, 403, 404, 503)},
                    summary="One channel: subscribers and last offset", operation_id="channel_get")
     def get(self, request, name: str):
         info = call_selector("get_channel", name) if is_valid_channel(name) else None
@@ -207,7 +211,8 @@ def _notification_id(raw: str) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_DB_ID else None
 
 
-_ID_PARAM = OpenApiParameter("notification_id", OpenApiTypes.INT, OpenApiParameter.PATH)
+_ID_PARAM = OpenApiParameter("notification_id", {"type": "integer", "minimum": 1, "maximum": MAX_DB_ID},
+                             OpenApiParameter.PATH)
 
 
 class NotificationDetailView(HubAPIView):

@@ -21,6 +21,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404
+from drf_spectacular.generators import SchemaGenerator
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler, set_rollback
@@ -114,3 +115,45 @@ def json_exception_handler(exc: Exception, context: dict) -> Response:
                         status=status.HTTP_500_INTERNAL_SERVER_ERROR)
     response.data = _body(exc)
     return response
+
+
+# --- the error shape in the OpenAPI schema ----------------------------------------------------
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "code": {"type": "string", "description": "machine-readable error code"},
+        "message": {"type": "string", "description": "what is wrong, naming the field when there is one"},
+        "fields": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                   "description": "validation errors by dotted field path"},
+    },
+    "required": ["code", "message"],
+}
+ERROR_STATUS_TEXT = {
+    "400": "invalid input (the body names the field)", "401": "no or bad credentials",
+    "403": "not allowed", "404": "no such object", "405": "method not allowed",
+    "406": "cannot render the accepted media type", "413": "request too large",
+    "415": "unsupported request media type", "429": "rate limited",
+    "503": "a backing service (Redis, the database) is down",
+}
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+class ErrorDocumentingGenerator(SchemaGenerator):
+    """Documents, on EVERY operation of the site (the hub's and other apps'), the JSON error
+    answers this handler can give: an operation documents its own errors where it knows
+    better; this fills in the rest, so the whole schema tells the truth about errors."""
+
+    def get_schema(self, request=None, public=False):
+        schema = super().get_schema(request=request, public=public)
+        schema.setdefault("components", {}).setdefault("schemas", {}).setdefault("Error", ERROR_SCHEMA)
+        ref = {"$ref": "#/components/schemas/Error"}
+        for item in schema.get("paths", {}).values():
+            for method, operation in item.items():
+                if method not in _HTTP_METHODS:
+                    continue
+                responses = operation.setdefault("responses", {})
+                for code, text in ERROR_STATUS_TEXT.items():
+                    responses.setdefault(code, {"description": text,
+                                                "content": {"application/json": {"schema": ref}}})
+        return schema

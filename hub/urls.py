@@ -9,6 +9,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from hub import apis
+from hub.apis_errors import ErrorDocumentingGenerator
 from hub.metrics import metrics_view
 
 
@@ -35,7 +36,7 @@ urlpatterns = [
     *_both("api/notifications/<str:notification_id>", apis.NotificationDetailView, "hub-notification"),
     *_both("api/notifications/<str:notification_id>/read", apis.NotificationReadView,
            "hub-notification-read"),
-    *_both("api/schema", SpectacularAPIView, "hub-schema"),
+    *_both("api/schema", SpectacularAPIView, "hub-schema", generator_class=ErrorDocumentingGenerator),
     *_both("api/docs", SpectacularSwaggerView, "hub-docs", url_name="hub-schema"),
     path("metrics", metrics_view, name="hub-metrics"),
     path("metrics/", metrics_view),
