@@ -110,12 +110,20 @@ def render(results: list[dict]) -> str:
             ("max ms", "connect_max_ms"),
             ("Redis clients before/max/after", lambda r: f"{r['redis_clients_before']} / {r['redis_clients_max']} / {r['redis_clients_after']}" if "redis_clients_max" in r else None),
             ("Redis connections opened", "redis_connections_opened"),
+            ("SYNs over listen backlog", "listen_overflows"),
             ("server CPU s", "server_cpu_s"), ("others' CPU s", "others_cpu_s"), ("note", _err)]))
     if by("layer"):
         parts.append("### Issue 3: publisher's cost of `group_send` (channels-redis)\n\n" + _table(by("layer"), [
             ("layer", "layer"), ("group members", "group_members"), ("reps", "reps"),
             ("p50 ms", "group_send_p50_ms"), ("mean ms", "group_send_mean_ms"),
             ("max ms", "group_send_max_ms"), ("note", _err)]))
+    if by("publish-cost"):
+        parts.append("### Publisher's cost: `await hub.publish.publish(...)` vs subscribers\n\n" + _table(by("publish-cost"), [
+            ("backend", "backend"), ("where the subscribers are", "where"),
+            ("subscribers", lambda r: r.get("subscribers_in_other_process", r.get("local_subscribers"))),
+            ("publish p50 ms", "publish_p50_ms"), ("publish mean ms", "publish_mean_ms"),
+            ("publish max ms", "publish_max_ms"), ("local fan-out p50 ms", "fanout_p50_ms"),
+            ("note", _err)]))
     return "\n\n".join(p for p in parts if p)
 
 

@@ -297,6 +297,7 @@ def sc_idle(run: Run) -> None:
                               "lat_p99_ms", "closes", "errors"):
                         out[f"{k}" if k not in ("closes", "errors") else f"final_{k}"] = res.get(k)
                     out["subs"] = res.get("subs")
+                    out["client_cpu_s"] = res.get("client_cpu_s")
                     return out
                 rec = measured(run, "idle", kind, [s.server], fn, s.extra)
                 run.emit(rec)
@@ -388,6 +389,20 @@ class RedisWatch(threading.Thread):
         return out
 
 
+def listen_drops() -> dict:
+    """TcpExt ListenOverflows/ListenDrops: SYNs dropped because a listen backlog was full."""
+    try:
+        with open("/proc/net/netstat") as f:
+            lines = f.read().splitlines()
+        for head, vals in zip(lines[::2], lines[1::2]):
+            if head.startswith("TcpExt:"):
+                d = dict(zip(head.split()[1:], (int(v) for v in vals.split()[1:])))
+                return {"ListenOverflows": d.get("ListenOverflows", 0), "ListenDrops": d.get("ListenDrops", 0)}
+    except OSError:
+        pass
+    return {}
+
+
 def sc_connect(run: Run) -> None:
     n = 500 if run.quick else 2000
     for kind in run.args.servers:
@@ -397,9 +412,11 @@ def sc_connect(run: Run) -> None:
         try:
             with Servers(kind) as s:
                 def fn():
+                    d0 = listen_drops()
                     with SubscriberPool([Target(HOST, s.server.port, "/ws/", n)], "bench",
                                         procs=run.args.procs, concurrency=100) as pool:
                         c = pool.connect_summary()
+                    c["listen_overflows"] = listen_drops().get("ListenOverflows", 0) - d0.get("ListenOverflows", 0)
                     c["connects_per_s"] = round(c["connected"] / c["connect_elapsed_s"], 1)
                     c["mode"] = "as fast as possible, 100 in flight, connect+subscribe"
                     return c
@@ -416,6 +433,7 @@ def sc_connect(run: Run) -> None:
         try:
             with Servers(kind, redis=True) as s:
                 def fn():
+                    d0 = listen_drops()
                     watch = RedisWatch(s.redis_url)
                     watch.start()
                     with SubscriberPool([Target(HOST, s.server.port, "/ws/", 500 * seconds)], "bench",
@@ -424,6 +442,7 @@ def sc_connect(run: Run) -> None:
                         c = pool.connect_summary()
                         time.sleep(1)
                         c.update(watch.finish())
+                    c["listen_overflows"] = listen_drops().get("ListenOverflows", 0) - d0.get("ListenOverflows", 0)
                     c["connects_per_s"] = round(c["connected"] / c["connect_elapsed_s"], 1)
                     c["mode"] = "paced 500/s, connect+subscribe, hub on Redis"
                     return c
@@ -437,11 +456,32 @@ def sc_layer(run: Run) -> None:
     from bench.layer_cost import measure_all
 
     redis = procs.start_redis()
+    url = f"redis://{HOST}:{redis.port}/0"
     try:
         sizes = [1, 1000, 5000] if not run.quick else [1, 1000]
-        for rec in asyncio.run(measure_all(f"redis://{HOST}:{redis.port}/0", sizes,
-                                           reps=10 if run.quick else 20)):
-            run.emit({"scenario": "layer", "server": "channels-redis", **rec})
+        try:
+            for rec in asyncio.run(measure_all(url, sizes, reps=10 if run.quick else 20)):
+                run.emit({"scenario": "layer", "server": "channels-redis", **rec})
+        except Exception as exc:
+            run.emit({"scenario": "layer", "server": "channels-redis",
+                      "error": f"{type(exc).__name__}: {exc}"[:300]})
+        # The hub's own publish() cost vs local subscribers (memory; Redis, same and other process).
+        sizes_s = ",".join(str(n) for n in ([0, 1000, 5000] if not run.quick else [0, 1000]))
+        for extra in ([], ["--redis", url]):
+            cmd = [procs.PY, "-m", "bench.publish_cost", "--sizes", sizes_s,
+                   "--reps", "20" if run.quick else "50", *extra]
+            env = dict(os.environ, **procs.hub_env(url if extra else None))
+            try:
+                out = subprocess.run(cmd, cwd=procs.ROOT, env=env, capture_output=True, text=True,
+                                     timeout=300)
+                lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+                if not lines:
+                    raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "no output")
+                for ln in lines:
+                    run.emit({"scenario": "publish-cost", "server": "hub publish()", **json.loads(ln)})
+            except Exception as exc:
+                run.emit({"scenario": "publish-cost", "server": "hub publish()",
+                          "error": f"{type(exc).__name__}: {exc}"[:300]})
     finally:
         redis.stop()
 
