@@ -250,6 +250,8 @@ class HubConsumer:
             if current_epoch != epoch:
                 publications = None
         if publications is None:
+            logger.info("recovery of %s from offset %s not possible (top %s, epoch %s/%s)",
+                        item.channel, item.since, top, item.epoch, epoch)
             self.write_text(p.build_recovered(item.channel, False))
             self.node.go_live(sub, top)
             return

@@ -23,12 +23,13 @@ def origin_allowed(origin: str, allowed: list[str], allowed_hosts: list[str]) ->
     parts = urlsplit(origin.strip().lower())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return False
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     if not allowed:
-        return validate_host(parts.hostname, allowed_hosts)
+        return validate_host(host, allowed_hosts)
     normalized = f"{parts.scheme}://{parts.netloc}"
     host_patterns = [entry.lower() for entry in allowed if "://" not in entry]
     return (normalized in {entry.lower().rstrip("/") for entry in allowed}
-            or validate_host(parts.hostname, host_patterns))
+            or validate_host(host, host_patterns))
 
 
 class OriginCheckMiddleware:

@@ -91,12 +91,16 @@ def check_event_name(event: Any) -> str:
     return event
 
 
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_client_frame(text: str | None) -> ClientFrame:
     """Decode one text frame; raises ProtocolError for anything that is not a usable frame."""
     if text is None:
         raise ProtocolError(INVALID_JSON, "frames must be JSON text frames, not binary")
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         raise ProtocolError(INVALID_JSON, "frame is not valid JSON") from None
     if not isinstance(value, dict):
@@ -196,7 +200,10 @@ def utc_timestamp(now: datetime | None = None) -> str:
 
 
 def encode(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON. ASCII-only on purpose: a client may send a lone surrogate as a JSON
+    escape (``"\\ud800"``); echoed raw it could not be encoded to UTF-8 and the frame
+    would be lost, escaped it is valid text."""
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=True)
 
 
 def _with_id(frame: dict[str, Any], frame_id: Any) -> dict[str, Any]:
@@ -261,7 +268,7 @@ def build_publication_parts(*, event: str, channel: str, timestamp: str,
     The history backend assigns the offset atomically and joins the parts, so the frame is
     still encoded once. Raises ProtocolError(invalid_message) when ``data`` is not JSON."""
     try:
-        data_text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        data_text = json.dumps(data, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
         raise ProtocolError(INVALID_MESSAGE, "data must be JSON-serialisable") from None
     head = f'{{"type":{json.dumps(event)},"channel":{json.dumps(channel)},"offset":'

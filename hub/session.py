@@ -141,8 +141,6 @@ class Session:
         kind = frame.type
         if kind == "ping":
             return [Reply(p.build_pong(frame.id))]
-        if kind == "pong":
-            return []
         if kind == "auth":
             token = frame.body.get("token")
             if not isinstance(token, str) or not token:
@@ -151,6 +149,8 @@ class Session:
         if not self.admitted:
             raise p.ProtocolError(p.NOT_AUTHENTICATED, "authenticate first: send auth",
                                   frame_id=frame.id)
+        if kind == "pong":
+            return []
         if kind == "subscribe":
             return [self._subscribe(frame)]
         if kind == "unsubscribe":

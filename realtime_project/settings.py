@@ -178,8 +178,10 @@ LOGIN_REDIRECT_URL = "/"
 
 REDIS_URL = _env_str("REDIS_URL")
 HUB_CHANNEL_PREFIX = _env_str("HUB_CHANNEL_PREFIX", "hub")
-if not all(c.isalnum() or c in "-_." for c in HUB_CHANNEL_PREFIX) or not HUB_CHANNEL_PREFIX:
-    raise ImproperlyConfigured("HUB_CHANNEL_PREFIX must be 1+ characters of A-Za-z0-9_.-")
+# At most 30: hashed group names are prefix + 67 characters and must stay under 100.
+if (not HUB_CHANNEL_PREFIX or len(HUB_CHANNEL_PREFIX) > 30
+        or not all(c.isalnum() or c in "-_." for c in HUB_CHANNEL_PREFIX)):
+    raise ImproperlyConfigured("HUB_CHANNEL_PREFIX must be 1-30 characters of A-Za-z0-9_.-")
 if REDIS_URL:
     if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured("REDIS_URL must start with redis://, rediss:// or unix://")

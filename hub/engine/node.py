@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import re
+import secrets
 import socket
 import time
 from typing import Any, Protocol
@@ -32,6 +33,7 @@ _GROUP_SAFE = re.compile(r"[A-Za-z0-9\-.]*")
 _MAX_GROUP_NAME = 99
 MAX_RECOVERY_BUFFER = 10_000
 JOIN_TIMEOUT_SECONDS = 2.0
+BARRIER_WAIT_SECONDS = 0.7
 
 
 def group_name(prefix: str, channel: str) -> str:
@@ -98,6 +100,7 @@ class Node:
         self.inbox: str | None = None
         self._tasks: list[asyncio.Task] = []
         self._started = asyncio.Lock()
+        self._barriers: dict[str, asyncio.Future] = {}
         self._timings = timings or {"heartbeat": 30.0, "connection_timeout": 60.0,
                                     "auth_timeout": 5.0}
         self._report = report
@@ -130,8 +133,13 @@ class Node:
                 await asyncio.sleep(0.5)
                 continue
             try:
-                if message.get("type") == "hub.fanout":
+                kind = message.get("type")
+                if kind == "hub.fanout":
                     self.fan_out(message["c"], message["o"], message["t"], message.get("ts"))
+                elif kind == "hub.barrier":
+                    arrived = self._barriers.get(message.get("m"))
+                    if arrived is not None and not arrived.done():
+                        arrived.set_result(None)
             except Exception:
                 logger.exception("fan-out failed for %r", message.get("c"))
 
@@ -206,7 +214,29 @@ class Node:
                     if _is_redis_error(exc):
                         raise HubUnavailable("redis", type(exc).__name__) from None
                     raise
+                await self._barrier(channel)
                 self._joined.add(channel)
+
+    async def _barrier(self, channel: str) -> None:
+        """Wait until this process really receives the group. redis-py's ``subscribe`` does
+        not wait for Redis to confirm SUBSCRIBE, so a publication made right after
+        ``group_add`` returns could still miss us while the history top we read next is
+        already older than it: a silent gap. A marker sent through the group and received
+        back proves the subscription is live."""
+        marker = secrets.token_hex(8)
+        arrived = self._barriers[marker] = asyncio.get_running_loop().create_future()
+        try:
+            for _attempt in range(3):
+                await self.layer.group_send(group_name(self.prefix, channel),
+                                            {"type": "hub.barrier", "m": marker})
+                try:
+                    await asyncio.wait_for(asyncio.shield(arrived), BARRIER_WAIT_SECONDS)
+                    return
+                except asyncio.TimeoutError:
+                    continue
+            raise HubUnavailable("redis", "subscription not confirmed")
+        finally:
+            self._barriers.pop(marker, None)
 
     async def _leave(self, channel: str) -> None:
         async with self._lock(channel):

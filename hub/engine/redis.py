@@ -29,7 +29,7 @@ from redis.backoff import ExponentialBackoff
 from hub.engine.base import ClientInfo, ProcessStats
 from hub.engine.errors import HubUnavailable
 
-OPERATION_TIMEOUT_SECONDS = 1.5
+OPERATION_TIMEOUT_SECONDS = 1.0
 T = TypeVar("T")
 
 _PUBLISH_LUA = """
@@ -70,7 +70,7 @@ def redis_client(url: str, max_connections: int = 64) -> aioredis.Redis:
     channels_redis#422), and short timeouts so an outage fails fast instead of hanging."""
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=OPERATION_TIMEOUT_SECONDS,
-        socket_connect_timeout=1.0, socket_timeout=OPERATION_TIMEOUT_SECONDS,
+        socket_connect_timeout=0.5, socket_timeout=OPERATION_TIMEOUT_SECONDS,
         socket_keepalive=True, health_check_interval=10,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1))
     return aioredis.Redis(connection_pool=pool)

@@ -147,10 +147,17 @@ def test_pairs_collide_only_when_equal(a, b):
     assert (group_name("hub", a) == group_name("hub", b)) == (a == b)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: settings accept any length of HUB_CHANNEL_PREFIX, but group_name's hashed form is "
-    "len(prefix)+67 chars, so a prefix over 32 chars yields group names Channels rejects "
-    "(length must be < 100) for every long channel name"))
-def test_long_configured_prefix_still_gives_valid_group_names():
-    prefix = "p" * 40  # accepted by realtime_project/settings.py's HUB_CHANNEL_PREFIX check
+def test_longest_allowed_prefix_still_gives_valid_group_names():
+    prefix = "p" * 30  # the longest realtime_project/settings.py accepts
     assert_channels_accepts(group_name(prefix, ":" * 100))
+
+
+def test_settings_refuse_a_prefix_too_long_for_group_names():
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, HUB_CHANNEL_PREFIX="p" * 31)
+    result = subprocess.run([sys.executable, "manage.py", "check"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "HUB_CHANNEL_PREFIX" in result.stderr

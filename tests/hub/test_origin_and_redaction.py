@@ -75,10 +75,6 @@ def test_origin_allowed(origin, allowed, allowed_hosts, ok):
     assert origin_allowed(origin, allowed, allowed_hosts) is ok
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: IPv6 hosts never match. urlsplit().hostname drops the brackets ('::1') while "
-    "ALLOWED_HOSTS / host patterns spell them '[::1]' (settings' default ALLOWED_HOSTS has "
-    "'[::1]'), so a page at http://[::1]:8000 is refused with 403 despite the docstring"))
 @pytest.mark.parametrize("allowed, allowed_hosts", [([], ["[::1]"]), (["[::1]"], [])])
 def test_ipv6_origin_matches_its_bracketed_host(allowed, allowed_hosts):
     assert origin_allowed("http://[::1]:8000", allowed, allowed_hosts) is True

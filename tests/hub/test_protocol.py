@@ -139,9 +139,6 @@ def test_binary_frame_is_invalid_json():
     raises_code(p.INVALID_JSON, p.parse_client_frame, None)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: PROTOCOL.md §3 says invalid_json when 'the frame is not JSON'; NaN/Infinity are not "
-    "JSON (RFC 8259) but json.loads accepts them, so the frame parses"))
 @pytest.mark.parametrize("text", [
     '{"type": "ping", "x": NaN}',
     '{"type": "ping", "x": Infinity}',
@@ -571,11 +568,6 @@ def test_every_builder_returns_one_compact_json_object_text(text):
     assert isinstance(json.loads(text), dict)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: JSON escapes like \\ud800 decode to lone surrogates; builders encode with "
-    "ensure_ascii=False and keep them, so the frame text cannot be encoded as UTF-8 and "
-    "Payload.encoded raises UnicodeEncodeError: a publication whose data holds one is stored "
-    "in history but never delivered (node.fan_out stops at the first local subscriber)"))
 @pytest.mark.parametrize("data", ["\ud800", {"text": "a\udfffb"}, {"k\ud83d": 1}, ["\udc00"]])
 def test_publication_text_is_always_utf8_encodable(data):
     try:
@@ -587,10 +579,6 @@ def test_publication_text_is_always_utf8_encodable(data):
     text.encode("utf-8")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a client frame may carry lone surrogates via JSON escapes (\\ud800); parse accepts "
-    "them and the reply echoing id/channel is not UTF-8 encodable, so the consumer cannot "
-    "send it (the client gets internal_error instead of its reply)"))
 @pytest.mark.parametrize("text", [
     '{"type": "ping", "id": "\\ud800"}',
     '{"type": "ping", "id": "ok\\udfff"}',

@@ -98,10 +98,6 @@ def test_pong_has_no_effect_once_admitted(principal):
     assert send(session, {"type": "pong", "id": 3}) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: PROTOCOL.md §2: with HUB_REQUIRE_AUTH on, an unauthenticated socket may send only "
-    "auth (and ping); anything else gets not_authenticated. Session answers pong with no "
-    "effect before the admitted check"))
 def test_pong_before_auth_is_not_authenticated():
     session = make_session(require_auth=True)
     assert error_of(only(send(session, {"type": "pong"})))["code"] == "not_authenticated"
@@ -502,10 +498,6 @@ def test_error_reply_helper():
                                       "channel": "c", "id": 1}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: lone surrogates from JSON escapes are echoed into replies (id, invalid channel "
-    "name), making reply text that cannot be encoded as UTF-8, so the consumer fails to "
-    "send it (internal_error instead of pong / invalid_channel)"))
 @pytest.mark.parametrize("body", [
     '{"type": "ping", "id": "\\ud800"}',
     '{"type": "subscribe", "channel": "\\udfff"}',
