@@ -1,0 +1,94 @@
+"""The monitor as a real process feeding a real hub (daphne), through both sinks:
+``http`` (the embedded hub: REST with the service token) and ``layer`` (Redis channel layer).
+Slurm is played by ``fake_slurm``; the real cluster is in test_e2e_slurm.py."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import pytest
+
+from tests.slurm_monitor import shapes
+from tests.slurm_monitor.wsclient import Subscriber, counts
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHANNELS = ["jobs", "nodes", "metrics", "notifications", "alerts", "user:alice"]
+FAST = ["--jobs-interval", "0.3", "--nodes-interval", "0.3", "--metrics-interval", "1"]
+
+PENDING = shapes.with_changes(shapes.JOBS[:1], "id", 101)
+FAILED = shapes.with_changes(shapes.JOBS[:1], "id", 101, state="FAILED", nodes="gpu01",
+                             start=1700000100, end=1700000200, raw_exit=3 << 8)
+CN01_DRAINED = shapes.with_changes(shapes.NODES, "name", "cn01", base="IDLE", alloc=0, flags=["DRAIN"],
+                                   reason="maintenance")
+CN03_BACK = shapes.with_changes(CN01_DRAINED, "name", "cn03", base="IDLE", flags=[], reason="")
+
+
+@pytest.fixture
+def alice(make_user):
+    """Owner of the fake jobs, and staff (the alerts channel is staff-only)."""
+    return make_user("alice", staff=True)[1]
+
+
+@pytest.mark.parametrize("sink", ["http", "layer"])
+async def test_events_reach_subscribers_exactly_once(sink, alice, hub_server, redis_url, fake_slurm,
+                                                     monitor_process):
+    env = {"REDIS_URL": redis_url} if sink == "layer" else {}
+    server = hub_server(env=env)
+    monitor = monitor_process([*FAST, "--sink", sink, "--hub-url", server.url],
+                              {**env, "SLURM_MONITOR_BIN_DIR": fake_slurm.dir}, name=f"monitor-{sink}")
+    await asyncio.to_thread(monitor.wait_for_log, "nodes poll:")
+    client = await Subscriber.open(server.ws_url, alice, CHANNELS)
+
+    fake_slurm.set_jobs(PENDING)
+    await client.wait_for(lambda f: f["type"] == "job_submitted" and f["channel"] == "user:alice")
+    fake_slurm.set_jobs(FAILED)
+    note = await client.wait_for(lambda f: f["type"] == "notification" and f["channel"] == "user:alice")
+    assert (note["data"]["type"], note["data"]["data"]["exit_code"]) == ("job_failed", 3)
+    assert note["data"]["id"] > 0  # persisted by the hub's notification service
+    fake_slurm.set_nodes(CN01_DRAINED)
+    await client.wait_for(lambda f: f["type"] == "notification" and f["data"]["type"] == "node_drained")
+    fake_slurm.set_nodes(CN03_BACK)  # the only down node is back: the nodes_down alert resolves
+    await client.wait_for(lambda f: f["type"] == "alert_resolved")
+    await client.wait_for(lambda f: f["type"] == "metrics_update")
+    await asyncio.to_thread(monitor.wait_for_log, "nodes poll:", monitor.log_text().count("nodes poll:") + 3)
+
+    assert await asyncio.to_thread(monitor.stop, signal.SIGTERM) == 0
+    await client.close()
+    seen = counts(client.publications(), lambda f: (f["channel"], f["type"], f["data"].get("job_id")
+                                                    or f["data"].get("node") or f["data"].get("alert_id")
+                                                    or f["data"].get("type")))
+    expected = {
+        ("jobs", "job_submitted", "101"): 1, ("user:alice", "job_submitted", "101"): 1,
+        ("jobs", "job_state_changed", "101"): 1, ("user:alice", "job_state_changed", "101"): 1,
+        ("notifications", "notification", "job_failed"): 1, ("user:alice", "notification", "job_failed"): 1,
+        ("nodes", "node_state_changed", "cn01"): 1, ("nodes", "node_state_changed", "cn03"): 1,
+        ("nodes", "node_resource_change", "cn01"): 1,
+        ("notifications", "notification", "node_drained"): 1,
+        ("alerts", "alert_resolved", "nodes_down"): 1,
+    }
+    assert {k: v for k, v in seen.items() if k[1] != "metrics_update"} == expected
+    assert "received SIGTERM" in monitor.log_text() and "monitor stopped" in monitor.log_text()
+
+
+async def test_one_poll_serves_every_viewer(alice, hub_server, fake_slurm, monitor_process):
+    """The Slurm commands per round do not depend on how many clients are connected."""
+    server = hub_server(env={"HUB_MAX_CONNECTIONS_PER_USER": "50"})
+    env = {"SLURM_MONITOR_BIN_DIR": fake_slurm.dir}
+    args = ["--once", "--sink", "http", "--hub-url", server.url]
+    fake_slurm.set_jobs(shapes.JOBS)
+    assert await asyncio.to_thread(monitor_process(args, env, "once-0").wait) == 0
+    alone = fake_slurm.calls()
+    assert sorted(alone) == ["scontrol --version", "scontrol show nodes --json", "squeue --all --json"]
+
+    clients = await asyncio.gather(*(Subscriber.open(server.ws_url, alice, ["jobs", "nodes", "metrics"])
+                                     for _ in range(25)))
+    fake_slurm.set_jobs(FAILED)
+    assert await asyncio.to_thread(monitor_process(args, env, "once-25").wait) == 0
+    assert sorted(fake_slurm.calls()[len(alone):]) == sorted(alone)
+    for client in clients:  # ... and every one of them was served by that single poll
+        await client.wait_for(lambda f: f["type"] == "metrics_update", timeout=20)
+        await client.wait_for(lambda f: f["type"] == "job_state_changed", timeout=20)
+    for client in clients:
+        await client.close()

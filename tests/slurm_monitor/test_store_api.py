@@ -1,0 +1,105 @@
+"""store (latest state in the database) and GET /api/cluster/{jobs,nodes,metrics}."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from slurm_monitor import store
+from slurm_monitor.events import build_metrics_update, job_fields, node_fields
+from slurm_monitor.metrics import compute_metrics
+from slurm_monitor.models import ClusterJob
+from tests.slurm_monitor.test_snapshot import EXPECTED_JOBS, EXPECTED_NODES
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def client():
+    user = get_user_model().objects.create_user("viewer", password="x")
+    api = APIClient()
+    api.force_authenticate(user)
+    return api
+
+
+def saved_everything():
+    store.save_jobs(None, EXPECTED_JOBS, "test")
+    store.save_nodes(None, EXPECTED_NODES, "test")
+    store.save_metrics(build_metrics_update(compute_metrics(EXPECTED_JOBS, EXPECTED_NODES),
+                                            1700000000.0).data, "test")
+
+
+def test_save_and_load_round_trip():
+    assert store.load_jobs() is None and store.load_nodes() is None  # never saved: no baseline
+    saved_everything()
+    assert store.load_jobs() == EXPECTED_JOBS
+    assert store.load_nodes() == EXPECTED_NODES
+
+
+def test_incremental_saves():
+    store.save_jobs(None, EXPECTED_JOBS)
+    changed = dict(EXPECTED_JOBS)
+    del changed["107"]
+    changed["102"] = dataclasses.replace(changed["102"], state="COMPLETED", exit_code=0)
+    store.save_jobs(EXPECTED_JOBS, changed)
+    assert store.load_jobs() == changed
+    assert ClusterJob.objects.get(job_id="102").state == "COMPLETED"
+    store.save_jobs(None, {})  # unknown previous: rewrite everything
+    assert store.load_jobs() == {}
+
+
+def test_jobs_api(client):
+    saved_everything()
+    body = client.get("/api/cluster/jobs").json()
+    assert body["count"] == 7 and body["source"] == "test" and body["updated_at"].endswith("Z")
+    assert body["results"][0] == job_fields(EXPECTED_JOBS["101"])
+    assert [j["job_id"] for j in body["results"]] == ["101", "102", "103", "104", "105", "106", "107"]
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("?user=alice", ["101", "105", "107"]),
+    ("?partition=gpu", ["101", "106"]),
+    ("?state=RUNNING", ["102"]),
+    ("?state=running,pending", ["101", "102"]),
+    ("?user=alice&state=COMPLETED", ["107"]),
+    ("?user=nobody", []),
+    ("?limit=2&offset=1", ["102", "103"]),
+])
+def test_jobs_api_filters(client, query, expected):
+    saved_everything()
+    body = client.get("/api/cluster/jobs" + query).json()
+    assert [j["job_id"] for j in body["results"]] == expected
+
+
+@pytest.mark.parametrize("query, field", [
+    ("?state=RUN NING", "state"), ("?state=" + "A" * 40, "state"), ("?limit=0", "limit"),
+    ("?limit=abc", "limit"), ("?offset=-1", "offset"), ("?user=" + "u" * 151, "user"),
+])
+def test_jobs_api_rejects_bad_queries_naming_the_field(client, query, field):
+    response = client.get("/api/cluster/jobs" + query)
+    assert response.status_code == 400
+    assert field in response.json()["fields"]
+
+
+def test_nodes_and_metrics_api(client):
+    saved_everything()
+    nodes = client.get("/api/cluster/nodes").json()
+    assert nodes["results"] == [node_fields(EXPECTED_NODES[n]) for n in sorted(EXPECTED_NODES)]
+    drained = client.get("/api/cluster/nodes/?state=DRAINED,DRAINING").json()
+    assert [n["node"] for n in drained["results"]] == ["cn02", "gpu02"]
+    metrics = client.get("/api/cluster/metrics").json()
+    assert metrics["metrics"]["cpu"] == {"total": 224, "allocated": 92, "usage_percent": 41.1}
+
+
+def test_before_the_monitor_ran(client):
+    assert client.get("/api/cluster/jobs").json() == {"count": 0, "results": [], "updated_at": None,
+                                                       "source": ""}
+    assert client.get("/api/cluster/metrics").json() == {"metrics": None, "updated_at": None, "source": ""}
+
+
+@pytest.mark.parametrize("path", ["/api/cluster/jobs", "/api/cluster/nodes", "/api/cluster/metrics"])
+def test_cluster_api_needs_authentication(path):
+    assert APIClient().get(path).status_code == 401
