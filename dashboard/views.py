@@ -14,11 +14,14 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
+from django.urls import Resolver404, resolve
 from django.views.decorators.http import require_GET
 from django.views.static import serve
 
 
-# The page's endpoints, in one place so the template and the tests agree.
+# The page's endpoints, in one place so the template and the tests agree. Optional ones
+# (alerts: the active alerts, for staff) are offered only when some app routes them.
+OPTIONAL_API = ("alerts",)
 API_URLS = {
     "jobs": "/api/cluster/jobs?limit=5000",
     "nodes": "/api/cluster/nodes",
@@ -31,14 +34,23 @@ API_URLS = {
 def build_page_config(request: HttpRequest) -> dict:
     """What dashboard.js needs to start: who is looking, where the hub and the API are."""
     user = request.user
+    api = {name: url for name, url in API_URLS.items() if name not in OPTIONAL_API or _routed(url)}
     return {
         "user": user.get_username(),
         "isStaff": bool(user.is_staff),
         "wsUrl": "/ws/",
-        "api": API_URLS,
+        "api": api,
         "csrfToken": get_token(request),
         "logoutUrl": "/accounts/logout/",
     }
+
+
+def _routed(url: str) -> bool:
+    try:
+        resolve(url.split("?", 1)[0])
+    except Resolver404:
+        return False
+    return True
 
 
 @login_required

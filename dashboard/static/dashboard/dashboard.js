@@ -102,6 +102,8 @@ class Feed {
     this.again = false;
     this.buffer = [];
     this.loadedAt = 0;
+    this.loadStartedAt = 0;
+    this.live = false; // one of its channels is subscribed, so events after now will come
     this.failed = false;
     this.retryTimer = null;
   }
@@ -111,6 +113,7 @@ class Feed {
     if (this.loading) { this.again = true; return; }
     this.loading = true;
     this.again = false;
+    this.loadStartedAt = Date.now();
     clearTimeout(this.retryTimer);
     try {
       const body = await api(this.url);
@@ -211,7 +214,7 @@ const feeds = {
     },
   }),
   alerts: new Feed("alerts", {
-    url: config.isStaff ? config.api.alerts : null,
+    url: config.isStaff ? config.api.alerts ?? null : null,
     optional: true,
     applySnapshot(body) {
       const next = new Map();
@@ -426,7 +429,7 @@ function renderJobs() {
   }
   const total = store.jobs.size;
   setText($("jobs-count"), rows.length === total ? `${total}` : `${rows.length} of ${total}`);
-  $("jobs-empty").hidden = shown.length > 0 || feeds.jobs.loading;
+  $("jobs-empty").hidden = shown.length > 0 || !feeds.jobs.loadedAt;
   const more = $("jobs-more");
   more.hidden = rows.length <= MAX_JOB_ROWS;
   setText(more, `Showing the newest ${MAX_JOB_ROWS} of ${rows.length} jobs; filter to narrow down.`);
@@ -513,7 +516,7 @@ function renderNodes() {
     previous = t.tile;
   }
   setText($("nodes-count"), nodes.length ? String(nodes.length) : "");
-  $("nodes-empty").hidden = nodes.length > 0 || feeds.nodes.loading;
+  $("nodes-empty").hidden = nodes.length > 0 || !feeds.nodes.loadedAt;
   $("nodes-legend").replaceChildren(...NODE_TONES.filter((tone) => counts[tone]).map((tone) =>
     el("span", { class: `legend-item tone-${tone}` }, el("span", { class: "swatch" }), `${TONE_LABELS[tone]} ${counts[tone]}`)));
 }
@@ -713,9 +716,12 @@ hub.on("auth_failed", () => {
   toast("Your session has ended. Sign in again to continue.", "error");
 });
 hub.on("subscribed", ({ channel, initial }) => {
-  // A snapshot loaded before the subscription began may have missed events in between.
+  // Load a feed's snapshot once its events flow, so none falls between the two; a snapshot
+  // taken earlier (the hub was slow to answer) is taken again.
   const feed = feeds[CHANNEL_FEEDS[channel]];
-  if (feed && initial && feed.loadedAt) feed.reload();
+  if (!feed || !initial || feed.live) return;
+  feed.live = true;
+  feed.reload();
 });
 hub.on("reset", ({ channel }) => {
   const feed = feeds[CHANNEL_FEEDS[channel]];
@@ -736,7 +742,9 @@ for (const [channel, feedName] of Object.entries(CHANNEL_FEEDS)) {
   });
 }
 
-for (const feed of Object.values(feeds)) feed.reload();
+// Normally each feed loads when its subscription starts; if the hub is slow or down, show
+// what REST knows meanwhile (and load again once live).
+setTimeout(() => { for (const feed of Object.values(feeds)) if (!feed.live && !feed.loadStartedAt) feed.reload(); }, 1500);
 schedule("jobs", "nodes", "metrics", "notifications", "alerts");
 setInterval(() => schedule("tick"), 5000);
 document.addEventListener("visibilitychange", () => { if (!document.hidden) schedule("jobs", "nodes", "metrics", "notifications", "tick"); });
