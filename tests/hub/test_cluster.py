@@ -289,3 +289,22 @@ def _raw_subscriber(port: int) -> socket.socket:
     sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
     time.sleep(0.3)
     return sock
+
+
+async def test_group_membership_cannot_expire(hub_server, redis_server):
+    """channels-redis' default layer keeps group members in sorted sets that expire after
+    ``group_expiry`` (24 h): a socket open longer would silently stop receiving. The hub's
+    membership is a live SUBSCRIBE of the pub/sub layer: no key, so nothing to expire
+    (and the node re-adds its groups hourly anyway)."""
+    import redis
+
+    server = hub_server(cluster_env(redis_server.url))
+    ws, _ = await connected(f"{server.ws_url}/ws/")
+    await subscribe(ws, "feed")
+    client = redis.Redis.from_url(redis_server.url)
+    channels = [c.decode() for c in client.pubsub_channels("*__group__*")]
+    feed = [c for c in channels if c.endswith(".c.feed")]
+    assert feed and client.pubsub_numsub(feed[0])[0][1] == 1
+    keys = [k.decode() for k in client.keys("*")]
+    assert not [k for k in keys if "group" in k], keys  # no membership record with a TTL
+    await ws.close()
