@@ -155,11 +155,14 @@ def login(page, base_url: str, username: str, password: str = PASSWORD) -> None:
 
 
 class MonitorProcess:
-    """``manage.py run_slurm_monitor --mock`` publishing through the hub's REST API."""
+    """``manage.py run_slurm_monitor --mock`` publishing through the hub's REST API (``http``
+    sink, the embedded hub) or straight into the shared Redis layer (``layer`` sink)."""
 
-    def __init__(self, hub_url: str, seed: int) -> None:
+    def __init__(self, hub_url: str, seed: int, sink: str = "http", env: dict | None = None) -> None:
         self.hub_url = hub_url
         self.seed = seed
+        self.sink = sink
+        self.env = env or {}
         self.proc: subprocess.Popen | None = None
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.log_path = LOG_DIR / f"slurm-monitor-{os.getpid()}-{seed}.log"
@@ -168,11 +171,12 @@ class MonitorProcess:
         env = dict(os.environ)
         env.update({"DJANGO_SETTINGS_MODULE": "realtime_project.settings", "PYTHONUNBUFFERED": "1"})
         env.update(database_env())
+        env.update(self.env)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "manage.py", "run_slurm_monitor", "--mock", "--seed", str(self.seed),
              "--jobs-interval", "0.5", "--nodes-interval", "1", "--metrics-interval", "2",
-             "--sink", "http", "--hub-url", self.hub_url],
+             "--sink", self.sink, "--hub-url", self.hub_url],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         return self
@@ -195,8 +199,8 @@ class MonitorProcess:
 def slurm_monitor():
     started: list[MonitorProcess] = []
 
-    def start(hub_url: str, seed: int = 10) -> MonitorProcess:
-        monitor = MonitorProcess(hub_url, seed).start()
+    def start(hub_url: str, seed: int = 10, sink: str = "http", env: dict | None = None) -> MonitorProcess:
+        monitor = MonitorProcess(hub_url, seed, sink, env).start()
         started.append(monitor)
         return monitor
 

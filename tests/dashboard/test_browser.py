@@ -6,7 +6,9 @@ Waits are generous (the simulated cluster runs in real time); nothing here measu
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 
 import pytest
 
@@ -71,11 +73,22 @@ def test_job_goes_pending_running_completed_without_reload(hub_server, slurm_mon
 
 
 @pytest.mark.timeout(480)
-def test_reconnects_and_catches_up_after_hub_restart(hub_server, slurm_monitor, make_user, pages):
+@pytest.mark.parametrize("mode", ["embedded", "redis"])
+def test_reconnects_and_catches_up_after_hub_restart(mode, hub_server, slurm_monitor, make_user, pages,
+                                                      request):
+    """Embedded: the restarted hub has a new history epoch, so the page reloads over REST.
+    Redis: the monitor keeps publishing into Redis while daphne is down, and the page
+    resubscribes with ``since`` and gets the missed events replayed (recovered: true)."""
     from slurm_monitor.models import ClusterJob
 
-    server = hub_server()
-    slurm_monitor(server.url, seed=10)
+    if mode == "redis":
+        env = {"REDIS_URL": request.getfixturevalue("redis_url"),
+               "HUB_CHANNEL_PREFIX": f"dash{os.getpid()}{uuid.uuid4().hex[:8]}"}
+        server = hub_server(env)
+        slurm_monitor(server.url, seed=10, sink="layer", env=env)
+    else:
+        server = hub_server()
+        slurm_monitor(server.url, seed=10)
     orm(make_user, "alice")
     page = pages.open()
     login(page, server.url, "alice")
@@ -114,8 +127,12 @@ def test_reconnects_and_catches_up_after_hub_restart(hub_server, slurm_monitor, 
     assert shown != before
     assert page.evaluate("window.__pageId") == page_id, "the page reloaded"
     assert page.evaluate("window.dashboardHub.connectedCount") >= 2
-    recovery = page.evaluate("window.__recovery")
-    assert any(r["channel"] == "jobs" for r in recovery), recovery
+    recovery = [r for r in page.evaluate("window.__recovery") if r["channel"] == "jobs"]
+    if mode == "redis":
+        assert {"kind": "recovered", "channel": "jobs", "recovered": True} in recovery, recovery
+        assert not [r for r in recovery if r["kind"] == "reset"], recovery
+    else:
+        assert any(r["kind"] == "reset" for r in recovery), recovery
     assert page.locator("#connection-text").inner_text() == "Live"
     assert not pages.page_errors()
 
@@ -216,4 +233,39 @@ def test_staff_see_alerts_and_the_page_fits_a_phone(hub_server, make_user, pages
 
     broadcast("alerts", "alert_resolved", {"alert_id": "nodes_down", "message": "No node is down any more"})
     staff_page.locator("#alerts").wait_for(state="hidden")
+    assert not pages.page_errors()
+
+
+@pytest.mark.timeout(180)
+def test_client_answers_heartbeats_and_works_at_the_server_root(hub_server, make_user, pages):
+    """hub-client.js in the browser: the hub closes sockets that stay silent for
+    HUB_CONNECTION_TIMEOUT (3 s here) and sends a heartbeat every second; the client's pongs
+    keep both the dashboard's socket and a second client on the server root (``/``) open."""
+    server = hub_server({"HUB_HEARTBEAT_INTERVAL": "1", "HUB_CONNECTION_TIMEOUT": "3"})
+    orm(make_user, "alice")
+    page = pages.open()
+    login(page, server.url, "alice")
+    reply = page.evaluate("""async () => {
+      const { connect } = await import("/static/hub/hub-client.js");
+      const root = connect("/");
+      window.rootClient = root;
+      window.rootBeats = 0;
+      root.on("heartbeat", () => { window.rootBeats += 1; });
+      await new Promise((resolve) => root.once("connected", resolve));
+      return { url: root.url, pong: (await root.ping()).type, user: root.user };
+    }""")
+    assert reply == {"url": f"{server.ws_url}/", "pong": "pong", "user": "alice"}
+
+    # The control: a bare socket that never answers is closed by the hub (4008).
+    page.evaluate("""() => {
+      window.silentClose = null;
+      const ws = new WebSocket(location.origin.replace("http", "ws") + "/ws/");
+      ws.onclose = (event) => { window.silentClose = event.code; };
+    }""")
+    assert page.wait_for_function("window.silentClose", timeout=60_000).json_value() == 4008
+    page.wait_for_function("window.rootBeats >= 8", timeout=60_000)
+    assert page.evaluate("window.dashboardHub.connectedCount") == 1, "the dashboard's socket was dropped"
+    assert page.evaluate("window.rootClient.connectedCount") == 1, "the root client's socket was dropped"
+    assert page.evaluate("window.rootClient.state") == "connected"
+    assert page.locator('#connection[data-state="connected"]').count() == 1
     assert not pages.page_errors()
