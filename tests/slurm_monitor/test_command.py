@@ -1,0 +1,92 @@
+"""run_slurm_monitor: options and settings, --once, --mock, clean exit on SIGTERM and SIGINT."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from slurm_monitor.conf import ConfigError, MonitorConfig, load_config
+from slurm_monitor.models import ClusterJob, ClusterStream
+from slurm_monitor.sinks import HttpSink, LayerSink, ensure_service_token, resolve_sink_kind
+
+
+def test_defaults():
+    assert load_config({}) == MonitorConfig(jobs_interval=5.0, nodes_interval=10.0, metrics_interval=15.0)
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"SLURM_MONITOR_JOBS_INTERVAL": "abc"}, "SLURM_MONITOR_JOBS_INTERVAL"),
+    ({"SLURM_MONITOR_NODES_INTERVAL": "0"}, "SLURM_MONITOR_NODES_INTERVAL"),
+    ({"SLURM_MONITOR_METRICS_INTERVAL": "-1"}, "SLURM_MONITOR_METRICS_INTERVAL"),
+    ({"SLURM_MONITOR_COMMAND_TIMEOUT": "x"}, "SLURM_MONITOR_COMMAND_TIMEOUT"),
+    ({"SLURM_MONITOR_SINK": "kafka"}, "SLURM_MONITOR_SINK"),
+    ({"HUB_URL": "ftp://hub"}, "HUB_URL"),
+    ({"SLURM_MONITOR_BIN_DIR": "/nonexistent/bin"}, "SLURM_MONITOR_BIN_DIR"),
+])
+def test_bad_settings_name_the_variable(env, variable):
+    with pytest.raises(ConfigError, match=variable):
+        load_config(env)
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--jobs-interval", "0"], "--jobs-interval"),
+    (["--metrics-interval", "-5"], "--metrics-interval"),
+    (["--hub-url", "not a url"], "--hub-url"),
+])
+def test_bad_options_name_the_option(args, option):
+    with pytest.raises(CommandError, match=option):
+        call_command("run_slurm_monitor", *args)
+
+
+def test_bad_environment_stops_the_command(monkeypatch):
+    monkeypatch.setenv("SLURM_MONITOR_JOBS_INTERVAL", "soon")
+    with pytest.raises(CommandError, match="SLURM_MONITOR_JOBS_INTERVAL"):
+        call_command("run_slurm_monitor", "--once", "--mock")
+
+
+def test_sink_choice(settings):
+    settings.REDIS_URL = ""
+    assert resolve_sink_kind("auto") == "http"
+    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
+    assert resolve_sink_kind("auto") == "layer"
+    assert resolve_sink_kind("http") == "http"
+    assert isinstance(LayerSink(), LayerSink) and HttpSink("http://h", "t").hub_url == "http://h"
+
+
+@pytest.mark.django_db
+def test_service_account_gets_the_broadcast_permission():
+    token = ensure_service_token("slurm-monitor")
+    assert ensure_service_token("slurm-monitor") == token  # idempotent
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.get(username="slurm-monitor")
+    assert user.has_perm("hub.broadcast") and not user.has_usable_password()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_once_with_the_simulated_cluster_saves_the_state(monitor_process, hub_server):
+    server = hub_server()
+    monitor = monitor_process(["--once", "--mock", "--seed", "5", "--hub-url", server.url], name="once-mock")
+    assert monitor.wait() == 0, monitor.log_text()
+    log = monitor.log_text()
+    assert "jobs poll: squeue --all --json took" in log
+    assert "nodes poll: scontrol show nodes --json took" in log
+    assert "publishing through the hub's REST API" in log
+    assert ClusterJob.objects.exists()
+    assert set(ClusterStream.objects.values_list("name", flat=True)) == {"jobs", "nodes", "metrics"}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_clean_exit_on_signals(sig, monitor_process):
+    # No hub at this address: deliveries fail (logged) while the loop goes on.
+    monitor = monitor_process(["--mock", "--jobs-interval", "0.2", "--nodes-interval", "0.2",
+                               "--metrics-interval", "0.5", "--hub-url", "http://127.0.0.1:9"],
+                              name=f"signal-{sig.name}")
+    monitor.wait_for_log("jobs poll:", count=3)
+    assert monitor.stop(sig) == 0
+    log = monitor.log_text()
+    assert f"received {sig.name}, stopping" in log and "monitor stopped" in log
+    assert "Traceback" not in log
