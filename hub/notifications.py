@@ -41,6 +41,8 @@ class NotificationError(ValueError):
 def _check_text(field: str, value: Any, max_length: int, *, allow_empty: bool = False) -> str:
     if not isinstance(value, str):
         raise NotificationError(field, "must be a string")
+    if "\x00" in value:
+        raise NotificationError(field, "must not contain NUL (U+0000) characters")
     if not value.strip() and not allow_empty:
         raise NotificationError(field, "must not be empty")
     if len(value) > max_length:
@@ -59,7 +61,19 @@ def _check_data(data: Any) -> dict:
         raise NotificationError("data", "must be JSON-serialisable") from None
     if size > DATA_MAX_BYTES:
         raise NotificationError("data", f"at most {DATA_MAX_BYTES} bytes of JSON")
+    if _has_nul(data):  # PostgreSQL's jsonb cannot store U+0000
+        raise NotificationError("data", "must not contain NUL (U+0000) characters")
     return data
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def validate(username: Any, type: Any, title: Any, message: Any, severity: Any,

@@ -77,6 +77,9 @@ def test_defaults_and_unknown_users_are_fine(pushed):
     ({"data": {"blob": "x" * (svc.DATA_MAX_BYTES + 1)}}, "data"),
     ({"data": {"bad": object()}}, "data"),
     ({"username": ""}, "user"),
+    ({"title": "nul\x00"}, "title"),
+    ({"data": {"k": ["nul\x00"]}}, "data"),
+    ({"data": {"nul\x00": 1}}, "data"),
 ])
 def test_bad_input_raises_naming_the_field(pushed, kwargs, field):
     args = {"username": "alice", "type": "t", "title": "T", "message": "m", **kwargs}
@@ -189,6 +192,8 @@ def test_rest_create_for_myself_and_for_others_with_permission(pushed):
     ({"title": "x"}, "type"), ({"type": "t"}, "title"), ({"type": "t", "title": "x", "severity": "meh"}, "severity"),
     ({"type": "t", "title": "x", "data": "text"}, "data"), ({"type": "t", "title": 3}, "title"),
     ({"type": "t", "title": "x", "data": {"b": "x" * (svc.DATA_MAX_BYTES + 1)}}, "data"),
+    ({"type": "t", "title": "x", "data": {"b": "\x00"}}, "data"),  # PostgreSQL cannot store it
+    ({"type": "t", "title": "x\x00"}, "title"),
 ])
 def test_rest_create_bad_input_is_400(pushed, body, field):
     response = client_for("alice").post("/api/notifications", body, format="json")
