@@ -189,7 +189,7 @@ def test_notification_arrives_and_is_marked_read(hub_server, make_user, pages):
 
 
 @pytest.mark.timeout(180)
-def test_staff_see_alerts_and_the_page_fits_a_phone(hub_server, make_user, pages):
+def test_staff_alerts_job_filters_and_phone_layout(hub_server, make_user, pages):
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
@@ -233,6 +233,39 @@ def test_staff_see_alerts_and_the_page_fits_a_phone(hub_server, make_user, pages
 
     broadcast("alerts", "alert_resolved", {"alert_id": "nodes_down", "message": "No node is down any more"})
     staff_page.locator("#alerts").wait_for(state="hidden")
+
+    # Filters: user, partition, state (and the URL remembers them).
+    for job_id, user, partition, state in [("78", "root", "cpu", "RUNNING"), ("79", "carol", "cpu", "COMPLETED"),
+                                           ("80", "carol", "gpu", "RUNNING")]:
+        broadcast("jobs", "job_submitted", {"job_id": job_id, "name": f"job{job_id}", "user": user,
+                                            "partition": partition, "state": state})
+    staff_page.locator('#jobs-body tr[data-job-id="80"]').wait_for()
+
+    def shown() -> list[str]:
+        return staff_page.eval_on_selector_all("#jobs-body tr[data-job-id]", "rows => rows.map(r => r.dataset.jobId)")
+
+    assert shown() == ["80", "79", "78", "77"]
+    staff_page.select_option("#filter-user", "carol")
+    staff_page.wait_for_function("document.querySelectorAll('#jobs-body tr').length === 2")
+    assert shown() == ["80", "79"]
+    staff_page.select_option("#filter-partition", "cpu")
+    staff_page.wait_for_function("document.querySelectorAll('#jobs-body tr').length === 1")
+    assert shown() == ["79"]
+    assert "user=carol" in staff_page.url and "partition=cpu" in staff_page.url
+    staff_page.select_option("#filter-user", "")
+    staff_page.select_option("#filter-partition", "")
+    staff_page.select_option("#filter-state", "RUNNING")
+    staff_page.wait_for_function("document.querySelectorAll('#jobs-body tr').length === 2")
+    assert shown() == ["80", "78"]
+    staff_page.select_option("#filter-state", "ACTIVE")
+    staff_page.wait_for_function("document.querySelectorAll('#jobs-body tr').length === 3")
+    assert shown() == ["80", "78", "77"]
+    staff_page.select_option("#filter-user", "root")  # "Mine"
+    staff_page.wait_for_function("document.querySelectorAll('#jobs-body tr').length === 1")
+    assert shown() == ["78"]
+    assert staff_page.locator("#jobs-count").inner_text() == "1 of 4"
+    staff_page.fill("#filter-q", "nothing-matches")
+    staff_page.locator("#jobs-empty").wait_for()
     assert not pages.page_errors()
 
 
