@@ -19,6 +19,16 @@ from hub.models import HubProcess, StatsSnapshot
 from tests.wsutil import connected, recv_until, send_json
 
 
+@pytest.fixture(autouse=True)
+async def _close_worker_thread_connections():
+    """sync_to_async runs ORM calls in asgiref's worker thread, whose connection would
+    otherwise stay open and keep PostgreSQL from dropping the test database."""
+    yield
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
+
+
 def stats(server="hub-t", heartbeat=None, **kw) -> ProcessStats:
     now = heartbeat if heartbeat is not None else time.time()
     base = dict(server=server, host="box", pid=42, started_at=now - 100, last_heartbeat=now,

@@ -23,6 +23,16 @@ HTTP_TIMEOUT_SECONDS = 10  # a hang guard, not a latency assertion
 
 
 @pytest.fixture(autouse=True)
+async def _close_worker_thread_connections():
+    """sync_to_async runs ORM calls in asgiref's worker thread, whose connection would
+    otherwise stay open and keep PostgreSQL from dropping the test database."""
+    yield
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_throttle():
     cache.clear()
 

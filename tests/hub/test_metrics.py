@@ -20,6 +20,16 @@ from hub.metrics import LATENCY_BUCKETS_SECONDS, POLL_BUCKETS_SECONDS, record_po
 from tests.wsutil import connected, recv_until, send_json
 
 
+@pytest.fixture(autouse=True)
+async def _close_worker_thread_connections():
+    """sync_to_async runs ORM calls in asgiref's worker thread, whose connection would
+    otherwise stay open and keep PostgreSQL from dropping the test database."""
+    yield
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
+
+
 @dataclasses.dataclass(frozen=True)
 class StatsWithBuckets(ProcessStats):
     publish_latency_buckets: tuple[int, ...] = ()

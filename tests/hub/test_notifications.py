@@ -18,6 +18,16 @@ from hub import publish as hub_publish
 from hub.engine.errors import HubUnavailable
 from hub.models import Notification
 
+@pytest.fixture(autouse=True)
+async def _close_worker_thread_connections():
+    """sync_to_async runs ORM calls in asgiref's worker thread, whose connection would
+    otherwise stay open and keep PostgreSQL from dropping the test database."""
+    yield
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
+
+
 NOTIFICATION_KEYS = {"id", "user", "type", "title", "message", "severity", "data", "read", "created"}
 
 
