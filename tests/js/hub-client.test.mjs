@@ -91,6 +91,18 @@ describe("connection", () => {
     assert.equal(client.heartbeatInterval, 10);
   });
 
+  test("a repeated `connected` on the same socket does not resubscribe", () => {
+    const { client, WS, of } = setup();
+    client.subscribe("jobs", () => {});
+    client.connect("/ws/");
+    const ws = WS.last();
+    ws.accept();
+    ws.serverSend({ type: "connected", client_id: "c_1", user: "alice", heartbeat_interval: 30 });
+    assert.equal(ws.sentOfType("subscribe").length, 1);
+    assert.equal(of("state").filter((s) => s.state === "connected").length, 1);
+    assert.equal(client.connectedCount, 1);
+  });
+
   test("module-level connect() works against the server root", () => {
     const WS = makeFakeWebSocket();
     const client = connect("ws://127.0.0.1:9000/", { WebSocket: WS, window: null });

@@ -448,6 +448,7 @@ export class HubClient extends Emitter {
   }
 
   _onConnected(frame) {
+    if (this.state === "connected") return; // a repeated hello on the same socket changes nothing
     this.attempt = 0;
     this.connectedCount += 1;
     this.clientId = frame.client_id ?? null;
