@@ -8,7 +8,7 @@ when an active rule's value falls back to ``clear_at`` or below. The gap between
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from slurm_monitor.events import Publication, build_alert, build_alert_resolved
@@ -31,6 +31,7 @@ class ActiveAlert:
     alert_id: str
     raised_at: float
     value: float
+    data: dict = field(default_factory=dict, compare=False)  # the ``alert`` event's payload
 
 
 DEFAULT_RULES: tuple[AlertRule, ...] = (
@@ -62,10 +63,9 @@ def evaluate_alerts(
         current = still_active.get(rule.alert_id)
         if current is None and value > rule.threshold:
             message = rule.raised_message.format(value=value, threshold=rule.threshold)
-            publications.append(
-                build_alert(rule.alert_id, rule.severity, message, value, rule.threshold, now)
-            )
-            still_active[rule.alert_id] = ActiveAlert(rule.alert_id, now, value)
+            alert = build_alert(rule.alert_id, rule.severity, message, value, rule.threshold, now)
+            publications.append(alert)
+            still_active[rule.alert_id] = ActiveAlert(rule.alert_id, now, value, alert.data)
         elif current is not None and value <= rule.clear_at:
             message = rule.resolved_message.format(value=value, threshold=rule.threshold)
             publications.append(

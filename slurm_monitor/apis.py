@@ -3,8 +3,9 @@
     GET /api/cluster/jobs?user=alice&partition=gpu&state=RUNNING,PENDING&limit=100&offset=0
     GET /api/cluster/nodes?state=DRAINED
     GET /api/cluster/metrics
+    GET /api/cluster/alerts          (staff: the active alerts)
 
-Authenticated users. Thin: validate the query, call one ``store`` reader. Answers are
+Authenticated users (alerts: staff, like the ``alerts`` channel). Thin: validate the query, call one ``store`` reader. Answers are
 ``{"count", "results", "updated_at", "source"}`` (``{"metrics", "updated_at", "source"}`` for
 metrics); ``updated_at`` is null until the monitor has saved that stream once.
 """
@@ -68,3 +69,12 @@ class ClusterMetricsView(ClusterView):
     @extend_schema(summary="The latest metrics_update payload", operation_id="cluster_metrics")
     def get(self, request):
         return Response(store.get_metrics())
+
+
+class ClusterAlertsView(ClusterView):
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(summary="Active cluster alerts (each an alert event's payload)",
+                   operation_id="cluster_alerts")
+    def get(self, request):
+        return Response(store.list_alerts())

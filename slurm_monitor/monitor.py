@@ -73,6 +73,7 @@ class Monitor:
         except CollectError as exc:
             self.stats["jobs_failed"] += 1
             logger.warning("jobs poll failed after %.2fs, nothing sent: %s", time.monotonic() - started, exc)
+            await self._record_poll("jobs", time.monotonic() - started, False)
             return 0
         changes = diff_jobs(self.jobs, current)
         self.jobs = current
@@ -80,6 +81,7 @@ class Monitor:
         await self._save("jobs", store.save_jobs, current)
         self.stats["jobs_polls"] += 1
         command, seconds = self.collector.last_run.get("jobs", ("squeue", 0.0))
+        await self._record_poll("jobs", seconds, True)
         logger.info("jobs poll: %s took %.2fs, %d jobs, %d/%d events sent (%.2fs total)",
                     command, seconds, len(current), sent, len(changes), time.monotonic() - started)
         return sent
@@ -91,7 +93,9 @@ class Monitor:
         except CollectError as exc:
             self.stats["nodes_failed"] += 1
             logger.warning("nodes poll failed after %.2fs, nothing sent: %s", time.monotonic() - started, exc)
+            await self._record_poll("nodes", time.monotonic() - started, False)
             return 0
+        first = self.nodes is None
         changes, self.marks = diff_nodes(self.nodes, current, self.marks)
         self.nodes = current
         self.alerts, alert_events = evaluate_alerts(
@@ -99,8 +103,11 @@ class Monitor:
         changes = Changes(changes.publications + alert_events, changes.notifications)
         sent = await self.deliver(changes, "nodes")
         await self._save("nodes", store.save_nodes, current)
+        if alert_events or first:
+            await self._write("alerts", store.save_alerts, [a.data for a in self.alerts.values()])
         self.stats["nodes_polls"] += 1
         command, seconds = self.collector.last_run.get("nodes", ("nodes", 0.0))
+        await self._record_poll("nodes", seconds, True)
         logger.info("nodes poll: %s took %.2fs, %d nodes, %d/%d events sent (%.2fs total)",
                     command, seconds, len(current), sent, len(changes), time.monotonic() - started)
         return sent
@@ -111,11 +118,7 @@ class Monitor:
             return 0
         publication = build_metrics_update(compute_metrics(self.jobs or {}, self.nodes), self.clock())
         sent = await self.deliver(Changes((publication,)), "metrics")
-        if self.persist:
-            try:
-                await _db(store.save_metrics)(publication.data, self.source)
-            except Exception:
-                logger.exception("metrics: saving the latest metrics failed")
+        await self._write("metrics", store.save_metrics, publication.data)
         self.stats["metrics_sent"] += sent
         return sent
 
@@ -143,6 +146,27 @@ class Monitor:
                            stream, failures, len(changes), first_error)
         self.stats["events_sent"] += sent
         return sent
+
+    async def _write(self, what: str, save: Callable[..., None], data: Any) -> None:
+        if not self.persist:
+            return
+        try:
+            await _db(save)(data, self.source)
+        except Exception:
+            logger.exception("saving the latest %s failed", what)
+
+    async def _record_poll(self, stream: str, seconds: float, ok: bool) -> None:
+        """Poll figures for the hub's /metrics (``hub.metrics.record_poll``), when present."""
+        if not self.persist:
+            return
+        try:
+            from hub.metrics import record_poll
+        except ImportError:
+            return
+        try:
+            await _db(record_poll)(stream, seconds, ok)
+        except Exception:
+            logger.exception("recording the %s poll's figures failed", stream)
 
     async def _save(self, stream: str, save: Callable[..., None], current: dict) -> None:
         if not self.persist:

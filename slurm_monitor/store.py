@@ -71,6 +71,11 @@ def save_metrics(payload: dict[str, Any], source: str = "") -> None:
     _touch("metrics", source, payload)
 
 
+def save_alerts(active: list[dict[str, Any]], source: str = "") -> None:
+    """The active alerts (each an ``alert`` event's payload)."""
+    _touch("alerts", source, {"active": active})
+
+
 def _job(record: dict[str, Any]) -> Job | None:
     try:
         return Job(**record)
@@ -141,3 +146,9 @@ def list_nodes(states: list[str] | None = None) -> dict[str, Any]:
 def get_metrics() -> dict[str, Any]:
     updated_at, source, data = _stream_info("metrics")
     return {"metrics": data or None, "updated_at": updated_at, "source": source}
+
+
+def list_alerts() -> dict[str, Any]:
+    updated_at, source, data = _stream_info("alerts")
+    active = data.get("active", []) if isinstance(data, dict) else []
+    return {"count": len(active), "results": active, "updated_at": updated_at, "source": source}

@@ -13,4 +13,6 @@ urlpatterns = [
     path("api/cluster/nodes/", apis.ClusterNodesView.as_view(schema=None)),
     path("api/cluster/metrics", apis.ClusterMetricsView.as_view(), name="cluster-metrics"),
     path("api/cluster/metrics/", apis.ClusterMetricsView.as_view(schema=None)),
+    path("api/cluster/alerts", apis.ClusterAlertsView.as_view(), name="cluster-alerts"),
+    path("api/cluster/alerts/", apis.ClusterAlertsView.as_view(schema=None)),
 ]

@@ -5,13 +5,18 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from slurm_monitor import store
+from slurm_monitor.collector import CollectError, SlurmCollector
 from slurm_monitor.events import build_metrics_update, job_fields, node_fields
 from slurm_monitor.metrics import compute_metrics
 from slurm_monitor.models import ClusterJob
+from slurm_monitor.monitor import Monitor
+from tests.slurm_monitor import shapes
+from tests.slurm_monitor.test_monitor import RecordingSink, ScriptedSlurm, squeue
 from tests.slurm_monitor.test_snapshot import EXPECTED_JOBS, EXPECTED_NODES
 
 pytestmark = pytest.mark.django_db
@@ -103,3 +108,35 @@ def test_before_the_monitor_ran(client):
 @pytest.mark.parametrize("path", ["/api/cluster/jobs", "/api/cluster/nodes", "/api/cluster/metrics"])
 def test_cluster_api_needs_authentication(path):
     assert APIClient().get(path).status_code == 401
+
+
+def test_alerts_api_is_for_staff(client):
+    store.save_alerts([{"alert_id": "nodes_down", "severity": "critical", "message": "1 node(s) down",
+                        "value": 1.0, "threshold": 0.0, "raised_at": "2023-11-14T22:13:20.000Z"}], "test")
+    assert client.get("/api/cluster/alerts").status_code == 403
+    staff = get_user_model().objects.create_user("boss", password="x", is_staff=True)
+    api = APIClient()
+    api.force_authenticate(staff)
+    body = api.get("/api/cluster/alerts/").json()
+    assert body["count"] == 1 and body["results"][0]["alert_id"] == "nodes_down"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_monitor_saves_state_alerts_and_poll_figures():
+    from hub.models import MonitorPollStats
+
+    runner = ScriptedSlurm("24.05", [squeue("24.05", shapes.JOBS), CollectError("timed out")])
+    monitor = Monitor(SlurmCollector(runner=runner), RecordingSink(), source="slurm")
+    await monitor.poll_jobs()
+    await monitor.poll_jobs()  # fails
+    await monitor.poll_nodes()
+    await monitor.publish_metrics()
+
+    def check():
+        assert store.load_jobs() == EXPECTED_JOBS and store.load_nodes() == EXPECTED_NODES
+        assert [a["alert_id"] for a in store.list_alerts()["results"]] == ["nodes_down"]  # cn03 is down
+        assert store.get_metrics()["metrics"]["jobs"] == {"running": 2, "pending": 1, "total": 7}
+        stats = {row.stream: (row.polls_total, row.errors_total) for row in MonitorPollStats.objects.all()}
+        assert stats == {"jobs": (2, 1), "nodes": (1, 0)}
+
+    await sync_to_async(check)()
