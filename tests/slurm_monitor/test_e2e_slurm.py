@@ -47,7 +47,8 @@ def clean_cluster(node: str) -> None:
         number, _, name = job_id.partition(" ")
         if name.startswith(PREFIX):
             slurm("scancel", number)
-    if "drain" in node_state(node):
+    state = node_state(node)
+    if "drain" in state or state.startswith(("down", "fail")):
         slurm("scontrol", "update", f"nodename={node}", "state=resume")
     wait_until(lambda: node_state(node) == "idle", f"node {node} idle")
 
