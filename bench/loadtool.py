@@ -195,9 +195,10 @@ def _receive_loop(pipe, clients: list, stats: RecvStats, cpu0: float) -> None:
                         "closes": dict(stats.closes), "deliveries": stats.deliveries,
                         "heartbeats": stats.heartbeats}))
                 elif cmd == "finish":
-                    acked = arg["acked"]
+                    accepted = arg["accepted"]
                     finishing = {
-                        "acked": acked, "want": len(clients) * sum(acked),
+                        "accepted": accepted, "sent": len(accepted),
+                        "want": len(clients) * sum(accepted),
                         "t_end": time.monotonic() + arg["max_wait"], "quiet": arg["quiet"],
                         "last": -1, "last_change": time.monotonic()}
                 elif cmd == "close":
@@ -206,9 +207,13 @@ def _receive_loop(pipe, clients: list, stats: RecvStats, cpu0: float) -> None:
                 f, now = finishing, time.monotonic()
                 if stats.deliveries != f["last"]:
                     f["last"], f["last_change"] = stats.deliveries, now
-                if (stats.distinct >= f["want"] or now > f["t_end"]
-                        or now - f["last_change"] > f["quiet"]):
-                    pipe.send(("report", _report(clients, stats, f["acked"], cpu0)))
+                end = ("complete" if stats.distinct >= f["want"] else
+                       "quiet" if now - f["last_change"] > f["quiet"] else
+                       "deadline" if now > f["t_end"] else None)
+                if end is not None:
+                    rep = _report(clients, stats, f["accepted"], f["sent"], cpu0)
+                    rep["end"] = end
+                    pipe.send(("report", rep))
                     finishing = None
     finally:
         ep.close()
@@ -217,18 +222,20 @@ def _receive_loop(pipe, clients: list, stats: RecvStats, cpu0: float) -> None:
                 c.transport.resume_reading()
 
 
-def _report(clients: list, stats: RecvStats, acked: bytes, cpu0: float) -> dict:
-    a = int.from_bytes(acked, "little")
+def _report(clients: list, stats: RecvStats, accepted: bytes, sent: int, cpu0: float) -> dict:
+    """Per socket: which accepted publications (sent, not refused) never arrived
+    (``missing``), and any ``bseq`` that is not an accepted publication (``bogus``)."""
+    a = int.from_bytes(accepted, "little")
     a_count = a.bit_count()
-    lost = unexpected = 0
+    missing = bogus = 0
     for c in clients:
         s = int.from_bytes(c.seen, "little")
         both = (a & s).bit_count()
-        lost += a_count - both
-        unexpected += s.bit_count() - both
+        missing += a_count - both
+        bogus += s.bit_count() - both
     return {
         "subs": len(clients), "deliveries": stats.deliveries, "distinct": stats.distinct,
-        "dups": stats.dups, "lost": lost, "unexpected": unexpected,
+        "dups": stats.dups, "missing": missing, "bogus": bogus,
         "first_rx": stats.first_rx, "last_rx": stats.last_rx,
         "lats": stats.lats.tobytes(), "closes": dict(stats.closes),
         "errors": dict(stats.errors), "heartbeats": stats.heartbeats,
@@ -261,6 +268,7 @@ async def _publisher_main(pipe, cfg: dict) -> None:
     sent_at: dict[int, int] = {}
     ack_rtt = array("q")
     acked = bytearray()
+    refused: set[int] = set()  # publications answered with an error frame
     errors: dict[str, int] = {}
     wake = asyncio.Event()
     state = {"own_max": -1, "acks": 0, "blasted": None}
@@ -283,7 +291,9 @@ async def _publisher_main(pipe, cfg: dict) -> None:
         elif t == "error":
             code = str(obj.get("code"))
             errors[code] = errors.get(code, 0) + 1
-            sent_at.pop(obj.get("id"), None)
+            i = obj.get("id")
+            if sent_at.pop(i, None) is not None:
+                refused.add(i)
             wake.set()
 
     def on_pub(seq: int) -> None:
@@ -360,8 +370,11 @@ async def _publisher_main(pipe, cfg: dict) -> None:
         except asyncio.TimeoutError:
             pass
     cpu = _cpu() - cpu0
+    accepted = bytearray(b"\x01" * i)  # sent and not refused: every subscriber must get these
+    for r in refused:
+        accepted[r] = 0
     pipe.send(("report", {
-        "sent": i, "acked": bytes(acked), "n_acked": sum(acked), "ack_rtt": ack_rtt.tobytes(),
+        "sent": i, "accepted": bytes(accepted), "refused": len(refused), "acked": bytes(acked), "n_acked": sum(acked), "ack_rtt": ack_rtt.tobytes(),
         "errors": errors, "first_send": first_send, "last_send": last_send, "cpu": cpu,
         "stalled": stalled, "unacked": len(sent_at) if mode != "blast" else 0,
         "closes": dict(stats.closes),
@@ -488,9 +501,9 @@ class SubscriberPool:
                 out["closes"][k] = out["closes"].get(k, 0) + v
         return out
 
-    def finish(self, acked: bytes, quiet: float, max_wait: float) -> list[tuple[str, dict]]:
+    def finish(self, accepted: bytes, quiet: float, max_wait: float) -> list[tuple[str, dict]]:
         for _, w in self.workers:
-            w.send("finish", {"acked": acked, "quiet": quiet, "max_wait": max_wait})
+            w.send("finish", {"accepted": accepted, "quiet": quiet, "max_wait": max_wait})
         return [(label, w.expect("report", max_wait + 60)) for label, w in self.workers]
 
     def stop(self) -> None:
@@ -498,10 +511,20 @@ class SubscriberPool:
             w.stop()
 
 
-def aggregate(reports: list[dict], first_send: int, n_acked: int) -> dict:
+def aggregate(reports: list[dict], first_send: int, n_accepted: int) -> dict:
+    """Sum the workers' reports. Expected = subscribers x publications the server accepted
+    (every publish frame sent, minus those answered with an error). ``lost`` is only known
+    once delivery stopped (everything arrived, or nothing arrived for ``quiet`` s); when the
+    run hit its deadline while deliveries were still flowing, ``lost`` is None and
+    ``in_flight_at_cutoff`` counts what had not arrived yet."""
     out = {k: sum(r[k] for r in reports) for k in
-           ("subs", "deliveries", "distinct", "dups", "lost", "unexpected", "heartbeats")}
-    out["expected"] = out["subs"] * n_acked
+           ("subs", "deliveries", "distinct", "dups", "missing", "bogus", "heartbeats")}
+    out["expected"] = out["subs"] * n_accepted
+    ends = sorted({r["end"] for r in reports})
+    out["end"] = ",".join(ends)
+    out["drained"] = "deadline" not in ends
+    out["lost"] = out["missing"] if out["drained"] else None
+    out["in_flight_at_cutoff"] = 0 if out["drained"] else out["missing"]
     last_rx = max((r["last_rx"] for r in reports if r["last_rx"]), default=0)
     span = (last_rx - first_send) / 1e9 if last_rx else 0
     out["deliver_span_s"] = round(span, 3)
@@ -540,29 +563,31 @@ def publish_and_count(pool: SubscriberPool, publisher: Target, channel: str = "b
     pub = Worker(publisher_worker, {
         "host": publisher.host, "port": publisher.port, "path": publisher.path,
         "channel": channel, "mode": mode, "rate": rate, "duration": duration,
-        "window": window, "count": count, "batch": batch, "pad": pad})
+        "window": window, "count": count, "batch": batch, "pad": pad, "ack_wait": max_wait})
     try:
         pub.expect("ready", 30)
         if on_go is not None:
             on_go()
         pub.send("go")
-        prep = pub.expect("report", duration + 660 if mode == "blast" else duration + 120)
-        reports = pool.finish(prep["acked"], quiet, max_wait)
+        prep = pub.expect("report", duration + 660 if mode == "blast" else duration + max_wait + 60)
+        reports = pool.finish(prep["accepted"], quiet, max_wait)
         n_acked = prep["n_acked"]
+        n_accepted = sum(prep["accepted"])
         span_pub = (prep["last_send"] - prep["first_send"]) / 1e9
         result = {
             "mode": mode, "published": prep["sent"], "acked": n_acked,
             "publish_errors": prep["errors"], "publisher_stalled": prep["stalled"],
+            "unacked": prep["unacked"], "refused": prep["refused"],
             "publish_rate": round(prep["sent"] / span_pub, 1) if span_pub > 0 else None,
             "publisher_cpu_s": round(prep["cpu"], 2),
         }
         result.update(lat_summary([prep["ack_rtt"]], "ack"))
-        result.update(aggregate([r for _, r in reports], prep["first_send"], n_acked))
+        result.update(aggregate([r for _, r in reports], prep["first_send"], n_accepted))
         labels = sorted({label for label, _ in reports})
         if len(labels) > 1:
             result["by_target"] = {
                 label: aggregate([r for lb, r in reports if lb == label], prep["first_send"],
-                                 n_acked)
+                                 n_accepted)
                 for label in labels}
         pub.send("close")
         pub.expect("closed", 10)

@@ -156,17 +156,20 @@ def migrate(env: dict) -> None:
 
 
 SERVERS = ("hub-daphne", "hub-uvicorn", "vanilla-channels", "websockets", "raw-asyncio")
+EXPERIMENTS = ("hub-daphne-directwrite",)  # bench/experiments: only with --servers
 
 
 def start_server(kind: str, port: int | None = None, redis_url: str | None = None,
                  name: str = "hub-bench", extra_env: dict | None = None) -> Proc:
     """Start one server under test on 127.0.0.1; returns once it listens."""
     port = port or free_port()
-    if kind in ("hub-daphne", "hub-uvicorn"):
+    if kind.startswith("hub-"):
         env = hub_env(redis_url, name, extra_env)
         migrate(env)
         if kind == "hub-daphne":
             argv = [PY, "-m", "hub.server", "-b", "127.0.0.1", "-p", str(port)]
+        elif kind == "hub-daphne-directwrite":  # bench/experiments: not the hub as shipped
+            argv = [PY, "-m", "bench.experiments.hub_direct_write", "-b", "127.0.0.1", "-p", str(port)]
         else:
             argv = [PY, "-m", "uvicorn", "realtime_project.asgi:application", "--host", "127.0.0.1",
                     "--port", str(port), "--no-access-log", "--log-level", "warning",
@@ -186,7 +189,8 @@ def start_server(kind: str, port: int | None = None, redis_url: str | None = Non
         argv = [PY, "-m", "bench.trivial_server", "--port", str(port)]
     else:
         raise ValueError(kind)
-    env.update(extra_env or {}) if kind not in ("hub-daphne", "hub-uvicorn") else None
+    if not kind.startswith("hub-"):
+        env.update(extra_env or {})
     return Proc(kind, argv, env=env, port=port).wait_ready(90)
 
 

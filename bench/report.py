@@ -41,6 +41,8 @@ def _err(r: dict) -> str:
 
 def _lost(r: dict):
     if r.get("lost") is None:
+        if r.get("in_flight_at_cutoff"):
+            return f"? ({r['in_flight_at_cutoff']:,} not delivered at cutoff, still flowing)"
         return None
     exp = r.get("expected") or 0
     pct = f" ({100 * r['lost'] / exp:.1f} %)" if exp and r["lost"] else ""

@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -71,7 +72,8 @@ class Run:
 
 
 def summary_line(r: dict) -> str:
-    keys = ("scenario", "server", "subs", "published", "deliveries_per_s", "lost", "dups",
+    keys = ("scenario", "server", "subs", "published", "acked", "deliveries_per_s", "lost",
+            "in_flight_at_cutoff", "dups",
             "lat_p50_ms", "lat_p99_ms", "ack_p99_ms", "server_cpu_s", "client_cpu_s",
             "others_cpu_s", "rss_per_conn_kb", "connects_per_s", "error")
     return " ".join(f"{k}={r[k]}" for k in keys if k in r and r[k] is not None)
@@ -293,7 +295,7 @@ def sc_idle(run: Run) -> None:
                            "rss_after_hold_mb": round(rss2 / 2**20, 1),
                            "rss_per_conn_kb": round((max(rss1, rss2) - rss0) / max(1, conn["connected"]) / 1024, 2),
                            "server_fds": fds1 - fds0}
-                    for k in ("published", "acked", "deliveries", "lost", "dups", "lat_p50_ms",
+                    for k in ("published", "acked", "deliveries", "lost", "in_flight_at_cutoff", "dups", "lat_p50_ms",
                               "lat_p99_ms", "closes", "errors"):
                         out[f"{k}" if k not in ("closes", "errors") else f"final_{k}"] = res.get(k)
                     out["subs"] = res.get("subs")
@@ -508,9 +510,16 @@ def main(argv=None) -> None:
     if unknown:
         ap.error(f"unknown scenario(s): {sorted(unknown)}")
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    bad = set(args.servers) - set(procs.SERVERS)
+    bad = set(args.servers) - set(procs.SERVERS) - set(procs.EXPERIMENTS)
     if bad:
         ap.error(f"unknown server(s): {sorted(bad)}")
+    # Stop cleanly (servers stopped by PID in ``finally`` blocks) on TERM, and on INT even
+    # when started in the background (where the shell leaves SIGINT ignored).
+    def _stop(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     try:
         import resource
 

@@ -30,8 +30,9 @@ def test_load_tool_smoke_zero_lost(transactional_db, hub_server):
     assert res["published"] == 20
     assert res["acked"] == 20, res["publish_errors"]
     assert res["subs"] == N
+    assert res["drained"], res["end"]
     assert res["lost"] == 0
     assert res["dups"] == 0
-    assert res["unexpected"] == 0
+    assert res["bogus"] == 0
     assert res["deliveries"] == N * 20
     assert res["closes"] == {}
