@@ -74,15 +74,12 @@ class BroadcastView(HubAPIView):
         body.is_valid(raise_exception=True)
         target = audit.target_for(channel=body.validated_data.get("channel"),
                                   user=body.validated_data.get("user"))
-        event = body.validated_data["message"]["type"]
-        data = body.validated_data["message"]["data"]
-        size = audit.encoded_size({"type": event, "data": data})
-        username = request.user.get_username()
-        if size > settings.HUB["MAX_MESSAGE_SIZE"]:
-            audit.record(username, target, event, size, "payload_too_large")
-            raise PayloadTooLarge(f"message is {size} bytes; the limit is {settings.HUB['MAX_MESSAGE_SIZE']}")
+        message = body.validated_data["message"]
         try:
-            result = audit.broadcast(username, target, event, data)
+            result = audit.broadcast(request.user.get_username(), target, message["type"], message["data"],
+                                     max_size=settings.HUB["MAX_MESSAGE_SIZE"])
+        except audit.MessageTooLarge as exc:
+            raise PayloadTooLarge(str(exc)) from None
         except PublishError as exc:
             raise publish_error(exc, "user" if target.kind == "user" else "channel") from None
         return Response({"success": True, "channel": result.channel, "offset": result.offset})

@@ -25,6 +25,7 @@ PUBLISH_TIMEOUT_SECONDS = 1.5
 RESULT_OK = "ok"
 RESULT_UNAVAILABLE = "hub_unavailable"
 RESULT_INTERNAL = "internal_error"
+RESULT_TOO_LARGE = "payload_too_large"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,15 @@ class BroadcastTarget:
         if self.kind == "user":
             return hub_publish.user_channel(self.name)
         return self.name
+
+
+class MessageTooLarge(Exception):
+    """The encoded message is over the limit; nothing was published (the attempt is audited)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"message is {size} bytes; the limit is {limit}")
+        self.size = size
+        self.limit = limit
 
 
 @dataclass(frozen=True)
@@ -71,12 +81,17 @@ async def _publish_bounded(target: BroadcastTarget, event: str, data: Any) -> in
         raise HubUnavailable("hub", f"no answer within {PUBLISH_TIMEOUT_SECONDS:g}s") from None
 
 
-def broadcast(username: str, target: BroadcastTarget, event: str, data: Any) -> BroadcastResult:
+def broadcast(username: str, target: BroadcastTarget, event: str, data: Any, *,
+              max_size: int | None = None) -> BroadcastResult:
     """Publish ``event``/``data`` to ``target`` as ``username``; audit it whatever happens.
 
-    Raises PublishError or HubUnavailable after recording the failure.
+    Raises MessageTooLarge (over ``max_size`` bytes), PublishError or HubUnavailable after
+    recording the failure.
     """
     size = encoded_size({"type": event, "data": data})
+    if max_size is not None and size > max_size:
+        record(username, target, event, size, RESULT_TOO_LARGE)
+        raise MessageTooLarge(size, max_size)
     try:
         offset = async_to_sync(_publish_bounded)(target, event, data)
     except PublishError as exc:

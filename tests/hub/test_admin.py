@@ -112,8 +112,6 @@ def cell(html: str, field: str) -> list[str]:
 
 @pytest.mark.django_db(transaction=True)
 async def test_staff_reads_live_figures_in_the_admin(hub_server, make_user):
-    from django.contrib.auth.models import Permission
-
     from hub.metrics import record_poll
     from hub.notifications import create_notification
 
