@@ -31,12 +31,12 @@ from prometheus_client.registry import Collector
 
 from hub.engine.base import ProcessStats
 from hub.engine.errors import HubUnavailable
+# Publish-to-socket latency bounds, seconds; the engine counts per bucket (+Inf last).
+from hub.engine.stats import LATENCY_BUCKETS_SECONDS
 
 logger = logging.getLogger(__name__)
 
 LIST_PROCESSES_TIMEOUT_SECONDS = 1.5
-# Publish-to-socket latency bounds, seconds; the engine counts per bucket (+Inf last).
-LATENCY_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 POLL_BUCKETS_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 USER_CHANNEL_PREFIX = "user:"
 
@@ -84,7 +84,9 @@ def _channel_label(channel: str) -> str:
 
 
 def _latency_buckets(stats: ProcessStats) -> list[tuple[str, float]]:
-    """Cumulative buckets from the engine's per-bucket counts; +Inf alone when absent."""
+    """Cumulative buckets from ``stats.publish_latency_buckets`` (per-bucket counts over
+    LATENCY_BUCKETS_SECONDS, +Inf last, as the engine's NodeStats keeps them); only the +Inf
+    bucket (= count) when the stats do not carry them."""
     counts = getattr(stats, "publish_latency_buckets", None)
     if not counts or len(counts) != len(LATENCY_BUCKETS_SECONDS) + 1:
         return [("+Inf", float(stats.publish_latency_count))]
