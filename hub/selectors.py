@@ -18,7 +18,8 @@ def local_process_stats(node: Node) -> ProcessStats:
         messages_received=st.messages_received, errors=dict(st.errors),
         dropped_sends=st.dropped_sends, slow_consumer_closes=st.slow_consumer_closes,
         subscriptions=node.subscription_counts(), publish_latency_sum=st.latency_sum,
-        publish_latency_count=st.latency_count, alive=True)
+        publish_latency_count=st.latency_count,
+        publish_latency_buckets=tuple(st.latency_buckets), alive=True)
 
 
 def local_clients(node: Node) -> list[ClientInfo]:

@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "hub",
     "slurm_monitor",
@@ -258,6 +259,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Real-time hub: broadcast, health, clients, channels, notifications.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema `manage.py spectacular` writes is the one /api/schema serves.
+    "DEFAULT_GENERATOR_CLASS": "hub.apis_errors.ErrorDocumentingGenerator",
+    # Swagger UI from the installed sidecar package, not a CDN (works offline).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Logging: tokens never appear (see hub.logging_filters) -----------------------------

@@ -28,6 +28,8 @@ class ProcessStats:
     subscriptions: dict[str, int] = field(default_factory=dict)  # channel -> local subscribers
     publish_latency_sum: float = 0.0
     publish_latency_count: int = 0
+    # per-bucket counts over hub.engine.stats.LATENCY_BUCKETS_SECONDS, +Inf last
+    publish_latency_buckets: tuple[int, ...] = ()
     alive: bool = True
 
 

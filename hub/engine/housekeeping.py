@@ -11,6 +11,7 @@ import logging
 import time
 
 from hub import protocol as p
+from hub.engine.repair import check_delivery
 from hub.transport import Payload
 
 logger = logging.getLogger("hub.engine")
@@ -42,6 +43,7 @@ async def run_housekeeping(node, *, heartbeat: float, connection_timeout: float,
             if now >= next_report:
                 next_report = now + report_every
                 await report(node)
+                await check_delivery(node)
             if now >= next_refresh:
                 next_refresh = now + GROUP_REFRESH_SECONDS
                 await node.refresh_groups()

@@ -101,6 +101,8 @@ class Node:
         self._tasks: list[asyncio.Task] = []
         self._started = asyncio.Lock()
         self._barriers: dict[str, asyncio.Future] = {}
+        self.last_offsets: dict[str, int] = {}  # per channel, last offset fanned out here
+        self.channel_epochs: dict[str, str] = {}
         self._timings = timings or {"heartbeat": 30.0, "connection_timeout": 60.0,
                                     "auth_timeout": 5.0}
         self._report = report
@@ -135,7 +137,8 @@ class Node:
             try:
                 kind = message.get("type")
                 if kind == "hub.fanout":
-                    self.fan_out(message["c"], message["o"], message["t"], message.get("ts"))
+                    self.fan_out(message["c"], message["o"], message["t"], message.get("ts"),
+                                 message.get("e"))
                 elif kind == "hub.barrier":
                     arrived = self._barriers.get(message.get("m"))
                     if arrived is not None and not arrived.done():
@@ -243,6 +246,8 @@ class Node:
             if channel in self.subscriptions or channel not in self._joined:
                 return
             self._joined.discard(channel)
+            self.last_offsets.pop(channel, None)
+            self.channel_epochs.pop(channel, None)
             try:
                 await self.layer.group_discard(group_name(self.prefix, channel), self.inbox)
             except Exception:
@@ -284,7 +289,8 @@ class Node:
             else:
                 offset, text = await self.history.append(channel, maxlen, head, tail)
                 await self.layer.group_send(group_name(self.prefix, channel), {
-                    "type": "hub.fanout", "c": channel, "o": offset, "t": text, "ts": started})
+                    "type": "hub.fanout", "c": channel, "o": offset, "t": text, "ts": started,
+                    "e": self.history.epoch})
         except HubUnavailable:
             raise
         except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
@@ -296,15 +302,41 @@ class Node:
         self.stats.published += 1
         return offset
 
-    def fan_out(self, channel: str, offset: int, text: str, published_at: float | None) -> None:
+    def fan_out(self, channel: str, offset: int, text: str, published_at: float | None,
+                epoch: str | None = None) -> None:
+        """Deliver one publication to this process's subscribers. Offsets seen before in
+        the same epoch are skipped (a repair replay may overlap the live stream); a new epoch
+        means the history was lost, so local subscribers are told ``recovered: false``."""
         subs = self.subscriptions.get(channel)
         if not subs:
             return
+        if epoch is not None and self.channel_epochs.get(channel) != epoch:
+            if channel in self.channel_epochs:
+                self.reset_channel(channel)
+            self.channel_epochs[channel] = epoch
+            self.last_offsets[channel] = 0
+        elif offset <= self.last_offsets.get(channel, 0):
+            return
+        self.last_offsets[channel] = offset
         payload = Payload(text)
         for sub in list(subs.values()):
             sub.deliver(offset, payload)
         if published_at is not None:
             self.stats.observe_latency(time.time() - published_at)
+
+    def reset_channel(self, channel: str) -> None:
+        """Tell local subscribers their stream has a gap the history cannot fill."""
+        text = p.build_recovered(channel, False)
+        for sub in list(self.subscriptions.get(channel, {}).values()):
+            sub.conn.write_text(text)
+
+    def restart_listener(self) -> None:
+        for task in self._tasks:
+            if task.get_name() == "hub-node-listener":
+                task.cancel()
+        self._tasks = [t for t in self._tasks if t.get_name() != "hub-node-listener"]
+        self._tasks.append(asyncio.get_running_loop().create_task(
+            self._listen(), name="hub-node-listener"))
 
     # --- figures ---------------------------------------------------------------------------
 

@@ -46,7 +46,7 @@ if maxlen > 0 then
 end
 if ARGV[5] ~= '' then
   local message = cmsgpack.pack({type = 'hub.fanout', c = ARGV[6], o = offset, t = text,
-                                 ts = tonumber(ARGV[7])})
+                                 ts = tonumber(ARGV[7]), e = epoch})
   redis.call('PUBLISH', ARGV[5], message)
 end
 return {offset, text, epoch}
@@ -212,7 +212,7 @@ class RedisPresence:
                 gone.append(server)
                 continue
             record = json.loads(body)
-            processes.append(ProcessStats(**record["stats"]))
+            processes.append(_process_stats(record["stats"]))
             clients.extend(_client_info(c) for c in record["clients"])
         if gone:
             await guarded(self._redis.srem(self._servers_key, *gone))
@@ -223,3 +223,9 @@ def _client_info(raw: dict[str, Any]) -> ClientInfo:
     raw = dict(raw)
     raw["channels"] = tuple(raw.get("channels", ()))
     return ClientInfo(**raw)
+
+
+def _process_stats(raw: dict[str, Any]) -> ProcessStats:
+    raw = dict(raw)
+    raw["publish_latency_buckets"] = tuple(raw.get("publish_latency_buckets", ()))
+    return ProcessStats(**raw)
