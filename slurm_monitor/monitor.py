@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from asgiref.sync import sync_to_async
+from django.db import close_old_connections
 
 from slurm_monitor import store
 from slurm_monitor.alerts import ActiveAlert, evaluate_alerts
 from slurm_monitor.collector import CollectError, SlurmCollector
 from slurm_monitor.diff import Changes, ResourceMark, diff_jobs, diff_nodes
-from slurm_monitor.events import build_metrics_update
+from slurm_monitor.events import Publication, build_metrics_update
 from slurm_monitor.metrics import compute_metrics
 from slurm_monitor.sinks import Sink, SinkError
 from slurm_monitor.snapshot import Job, Node
@@ -42,7 +43,18 @@ class Intervals:
 
 
 def _db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-    return sync_to_async(func, thread_sensitive=True)
+    """Run ORM work in asgiref's worker thread. A long-running process is outside Django's
+    request cycle, so stale or broken connections are dropped here, around each call (and
+    none is held between polls: PostgreSQL restarts and test databases can go away)."""
+
+    def call(*args: Any) -> Any:
+        close_old_connections()
+        try:
+            return func(*args)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(call, thread_sensitive=True)
 
 
 class Monitor:
@@ -126,20 +138,21 @@ class Monitor:
         """Publish every event (and to its job owner), then every notification. Returns how many
         went out; failures are counted and the first is logged."""
         sent, failures, first_error = 0, 0, ""
-        for publication in changes.publications:
+        for item in (*changes.publications, *changes.notifications):
             try:
-                await self.sink.publish(publication.channel, publication.event, publication.data)
-                if publication.user:
-                    await self.sink.send_to_user(publication.user, publication.event, publication.data)
+                if isinstance(item, Publication):
+                    await self.sink.publish(item.channel, item.event, item.data)
+                    if item.user:
+                        await self.sink.send_to_user(item.user, item.event, item.data)
+                else:
+                    await self.sink.notify(item)
                 sent += 1
             except SinkError as exc:
                 failures, first_error = failures + 1, first_error or str(exc)
-        for notification in changes.notifications:
-            try:
-                await self.sink.notify(notification)
-                sent += 1
-            except SinkError as exc:
-                failures, first_error = failures + 1, first_error or str(exc)
+            except Exception as exc:  # a bug or an unexpected library error: deliver the rest
+                if not first_error:
+                    logger.exception("%s: delivering %s failed", stream, type(item).__name__)
+                failures, first_error = failures + 1, first_error or repr(exc)
         if failures:
             self.stats["delivery_failures"] += failures
             logger.warning("%s: %d of %d events not delivered; first: %s",

@@ -22,6 +22,16 @@ from tests.slurm_monitor.test_snapshot import EXPECTED_JOBS, EXPECTED_NODES
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+async def _close_worker_thread_connections():
+    """ORM calls made through sync_to_async run in asgiref's worker thread: close its
+    connection, or PostgreSQL cannot drop the test database."""
+    yield
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
+
+
 @pytest.fixture
 def client():
     user = get_user_model().objects.create_user("viewer", password="x")
