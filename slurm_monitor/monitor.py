@@ -18,6 +18,7 @@ import signal
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Awaitable, Callable
 
 from asgiref.sync import sync_to_async
@@ -195,9 +196,18 @@ class Monitor:
     # --- running --------------------------------------------------------------------------------
 
     async def load_baseline(self) -> None:
-        """Diff the first poll against what the previous run saved (used by --once)."""
+        """Diff the first poll against what the previous run saved, active alerts included
+        (used by --once, so a cron-driven monitor reports each change once)."""
         self.jobs = self.saved_jobs = await _db(store.load_jobs)()
         self.nodes = self.saved_nodes = await _db(store.load_nodes)()
+        self.alerts = {}
+        for data in (await _db(store.list_alerts)())["results"]:
+            try:
+                raised_at = datetime.fromisoformat(data["raised_at"]).timestamp()
+                self.alerts[data["alert_id"]] = ActiveAlert(data["alert_id"], raised_at,
+                                                            float(data["value"]), data)
+            except (KeyError, TypeError, ValueError):
+                logger.warning("ignoring an unreadable saved alert: %r", data)
 
     async def run_once(self) -> None:
         await self.load_baseline()

@@ -150,3 +150,20 @@ async def test_monitor_saves_state_alerts_and_poll_figures():
         assert stats == {"jobs": (2, 1), "nodes": (1, 0)}
 
     await sync_to_async(check)()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_once_runs_diff_against_the_previous_run():
+    """Cron-style --once: each run reports what changed since the last one, alerts included."""
+    def once(jobs):
+        sink = RecordingSink()
+        runner = ScriptedSlurm("25.05", [squeue("25.05", jobs)])
+        return Monitor(SlurmCollector(runner=runner), sink), sink
+
+    first, first_sink = once(shapes.JOBS[:1])
+    await first.run_once()  # nothing saved yet: a baseline, but cn03 is down
+    assert first_sink.events("jobs") == [] and first_sink.events("alerts") == [("alerts", "alert", "")]
+    second, second_sink = once(shapes.with_changes(shapes.JOBS[:1], "id", 101, state="RUNNING"))
+    await second.run_once()
+    assert second_sink.events("jobs") == [("jobs", "job_state_changed", "101")]
+    assert second_sink.events("alerts") == []  # still active, already told
