@@ -197,7 +197,7 @@ def _receive_loop(pipe, clients: list, stats: RecvStats, cpu0: float) -> None:
                 elif cmd == "finish":
                     accepted = arg["accepted"]
                     finishing = {
-                        "accepted": accepted, "sent": len(accepted),
+                        "accepted": accepted, "acked": arg["acked"],
                         "want": len(clients) * sum(accepted),
                         "t_end": time.monotonic() + arg["max_wait"], "quiet": arg["quiet"],
                         "last": -1, "last_change": time.monotonic()}
@@ -211,7 +211,7 @@ def _receive_loop(pipe, clients: list, stats: RecvStats, cpu0: float) -> None:
                        "quiet" if now - f["last_change"] > f["quiet"] else
                        "deadline" if now > f["t_end"] else None)
                 if end is not None:
-                    rep = _report(clients, stats, f["accepted"], f["sent"], cpu0)
+                    rep = _report(clients, stats, f["accepted"], f["acked"], cpu0)
                     rep["end"] = end
                     pipe.send(("report", rep))
                     finishing = None
@@ -222,20 +222,25 @@ def _receive_loop(pipe, clients: list, stats: RecvStats, cpu0: float) -> None:
                 c.transport.resume_reading()
 
 
-def _report(clients: list, stats: RecvStats, accepted: bytes, sent: int, cpu0: float) -> dict:
-    """Per socket: which accepted publications (sent, not refused) never arrived
-    (``missing``), and any ``bseq`` that is not an accepted publication (``bogus``)."""
-    a = int.from_bytes(accepted, "little")
+def _report(clients: list, stats: RecvStats, accepted: bytes, acked: bytes, cpu0: float) -> dict:
+    """Per socket: which acknowledged publications never arrived (``missing``), how many
+    publications sent but never acknowledged (nor refused) arrived anyway
+    (``unconfirmed_delivered``), and any ``bseq`` that was not sent (``bogus``)."""
+    acc = int.from_bytes(accepted, "little")
+    a = int.from_bytes(acked, "little") & acc
     a_count = a.bit_count()
-    missing = bogus = 0
+    missing = bogus = unconfirmed = 0
     for c in clients:
         s = int.from_bytes(c.seen, "little")
         both = (a & s).bit_count()
+        in_acc = (acc & s).bit_count()
         missing += a_count - both
-        bogus += s.bit_count() - both
+        unconfirmed += in_acc - both
+        bogus += s.bit_count() - in_acc
     return {
         "subs": len(clients), "deliveries": stats.deliveries, "distinct": stats.distinct,
         "dups": stats.dups, "missing": missing, "bogus": bogus,
+        "unconfirmed_delivered": unconfirmed, "dup_samples": stats.dup_samples,
         "first_rx": stats.first_rx, "last_rx": stats.last_rx,
         "lats": stats.lats.tobytes(), "closes": dict(stats.closes),
         "errors": dict(stats.errors), "heartbeats": stats.heartbeats,
@@ -501,9 +506,11 @@ class SubscriberPool:
                 out["closes"][k] = out["closes"].get(k, 0) + v
         return out
 
-    def finish(self, accepted: bytes, quiet: float, max_wait: float) -> list[tuple[str, dict]]:
+    def finish(self, accepted: bytes, acked: bytes, quiet: float,
+               max_wait: float) -> list[tuple[str, dict]]:
         for _, w in self.workers:
-            w.send("finish", {"accepted": accepted, "quiet": quiet, "max_wait": max_wait})
+            w.send("finish", {"accepted": accepted, "acked": acked, "quiet": quiet,
+                              "max_wait": max_wait})
         return [(label, w.expect("report", max_wait + 60)) for label, w in self.workers]
 
     def stop(self) -> None:
@@ -511,15 +518,17 @@ class SubscriberPool:
             w.stop()
 
 
-def aggregate(reports: list[dict], first_send: int, n_accepted: int) -> dict:
-    """Sum the workers' reports. Expected = subscribers x publications the server accepted
-    (every publish frame sent, minus those answered with an error). ``lost`` is only known
-    once delivery stopped (everything arrived, or nothing arrived for ``quiet`` s); when the
-    run hit its deadline while deliveries were still flowing, ``lost`` is None and
-    ``in_flight_at_cutoff`` counts what had not arrived yet."""
+def aggregate(reports: list[dict], first_send: int, n_acked: int) -> dict:
+    """Sum the workers' reports. Expected = subscribers x publications the server
+    acknowledged (``published``). ``lost`` is only known once delivery stopped (everything
+    sent arrived, or nothing arrived for ``quiet`` s); when the run hit its deadline while
+    deliveries were still flowing, ``lost`` is None and ``in_flight_at_cutoff`` counts the
+    acknowledged deliveries not there yet. Publications sent but never acknowledged by the
+    end are reported by the publisher as ``unconfirmed`` (not counted as lost)."""
     out = {k: sum(r[k] for r in reports) for k in
-           ("subs", "deliveries", "distinct", "dups", "missing", "bogus", "heartbeats")}
-    out["expected"] = out["subs"] * n_accepted
+           ("subs", "deliveries", "distinct", "dups", "missing", "bogus", "unconfirmed_delivered",
+            "heartbeats")}
+    out["expected"] = out["subs"] * n_acked
     ends = sorted({r["end"] for r in reports})
     out["end"] = ",".join(ends)
     out["drained"] = "deadline" not in ends
@@ -539,6 +548,9 @@ def aggregate(reports: list[dict], first_send: int, n_accepted: int) -> dict:
             errors[k] = errors.get(k, 0) + v
     out["closes"] = closes
     out["errors"] = errors
+    samples = [x for r in reports for x in r.get("dup_samples", [])][:20]
+    if samples:
+        out["dup_samples"] = [{"client_id": c, "bseq": q, "rx_ns": t} for c, q, t in samples]
     out["client_cpu_s"] = round(sum(r["cpu"] for r in reports), 2)
     return out
 
@@ -570,24 +582,23 @@ def publish_and_count(pool: SubscriberPool, publisher: Target, channel: str = "b
             on_go()
         pub.send("go")
         prep = pub.expect("report", duration + 660 if mode == "blast" else duration + max_wait + 60)
-        reports = pool.finish(prep["accepted"], quiet, max_wait)
+        reports = pool.finish(prep["accepted"], prep["acked"], quiet, max_wait)
         n_acked = prep["n_acked"]
-        n_accepted = sum(prep["accepted"])
         span_pub = (prep["last_send"] - prep["first_send"]) / 1e9
         result = {
             "mode": mode, "published": prep["sent"], "acked": n_acked,
             "publish_errors": prep["errors"], "publisher_stalled": prep["stalled"],
-            "unacked": prep["unacked"], "refused": prep["refused"],
+            "unconfirmed": prep["unacked"], "refused": prep["refused"],
             "publish_rate": round(prep["sent"] / span_pub, 1) if span_pub > 0 else None,
             "publisher_cpu_s": round(prep["cpu"], 2),
         }
         result.update(lat_summary([prep["ack_rtt"]], "ack"))
-        result.update(aggregate([r for _, r in reports], prep["first_send"], n_accepted))
+        result.update(aggregate([r for _, r in reports], prep["first_send"], n_acked))
         labels = sorted({label for label, _ in reports})
         if len(labels) > 1:
             result["by_target"] = {
                 label: aggregate([r for lb, r in reports if lb == label], prep["first_send"],
-                                 n_accepted)
+                                 n_acked)
                 for label in labels}
         pub.send("close")
         pub.expect("closed", 10)

@@ -55,6 +55,7 @@ def _rate(r: dict):
 
 FANOUT_COLS = [
     ("server", "server"), ("N", "subs"), ("published", "published"), ("pub/s", _rate),
+    ("acked (unconfirmed)", lambda r: f"{_fmt(r.get('acked'))}" + (f" ({_fmt(r['unconfirmed'])})" if r.get("unconfirmed") else "")),
     ("deliveries/s", "deliveries_per_s"), ("lost", _lost), ("dup", "dups"),
     ("p50 ms", "lat_p50_ms"), ("p99 ms", "lat_p99_ms"), ("max ms", "lat_max_ms"),
     ("ack p50/p99 ms", lambda r: f"{_fmt(r.get('ack_p50_ms'))} / {_fmt(r.get('ack_p99_ms'))}"),

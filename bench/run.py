@@ -72,7 +72,7 @@ class Run:
 
 
 def summary_line(r: dict) -> str:
-    keys = ("scenario", "server", "subs", "published", "acked", "deliveries_per_s", "lost",
+    keys = ("scenario", "server", "subs", "published", "acked", "unconfirmed", "deliveries_per_s", "lost",
             "in_flight_at_cutoff", "dups",
             "lat_p50_ms", "lat_p99_ms", "ack_p99_ms", "server_cpu_s", "client_cpu_s",
             "others_cpu_s", "rss_per_conn_kb", "connects_per_s", "error")

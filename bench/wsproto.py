@@ -56,7 +56,7 @@ class RecvStats:
     """Counters shared by all sockets of one worker (cheaper than per-socket counters)."""
 
     __slots__ = ("lats", "deliveries", "distinct", "dups", "first_rx", "last_rx", "closes",
-                 "errors", "heartbeats")
+                 "errors", "heartbeats", "dup_samples")
 
     def __init__(self) -> None:
         self.lats = array("q")  # receipt - publisher timestamp, ns
@@ -68,6 +68,7 @@ class RecvStats:
         self.closes: dict[str, int] = {}  # close code -> count (server-initiated or lost)
         self.errors: dict[str, int] = {}  # protocol error codes received
         self.heartbeats = 0
+        self.dup_samples: list = []  # (socket's client_id, bseq, receipt time ns): first few
 
 
 class WSClient(asyncio.Protocol):
@@ -92,6 +93,7 @@ class WSClient(asyncio.Protocol):
         self.seen = bytearray(64)  # seen[seq] = 1 once publication seq arrived here
         self.frag: list[bytes] | None = None
         self.frag_op = 0
+        self.client_id = None
         self.welcome = loop.create_future()  # the server's {"type": "connected"} frame
         self.waiters: dict[str, asyncio.Future] = {}  # reply type -> future (one at a time)
 
@@ -164,6 +166,8 @@ class WSClient(asyncio.Protocol):
                         seen.extend(bytes(max(seq + 1 - len(seen), len(seen))))
                     if seen[seq]:
                         stats.dups += 1
+                        if len(stats.dup_samples) < 20:
+                            stats.dup_samples.append((self.client_id, seq, now))
                     else:
                         seen[seq] = 1
                         stats.distinct += 1
@@ -226,6 +230,7 @@ class WSClient(asyncio.Protocol):
             self.stats.heartbeats += 1
             self.send_json({"type": "pong"})
         elif t == "connected":
+            self.client_id = obj.get("client_id")
             if not self.welcome.done():
                 self.welcome.set_result(obj)
         elif t == "error":
