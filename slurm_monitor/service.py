@@ -1,7 +1,8 @@
 """Start-up wiring for ``run_slurm_monitor``: pick the data source and the sink, then run.
 
-Source: real Slurm commands, or the simulated cluster (``--mock``; ``--fallback-mock`` uses it
-only when ``squeue`` is not installed, which is how ``scripts/run`` demos with no Slurm).
+Source: real Slurm commands, or the simulated cluster (``--mock``). ``--fallback-mock`` is for
+demos (``scripts/run``): the simulated cluster when ``squeue`` is not installed or Slurm does not
+answer at start-up; once running, a real cluster's outages are reported, never papered over.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import shutil
 from dataclasses import dataclass
 
-from slurm_monitor.collector import SlurmCollector, run_command
+from slurm_monitor.collector import CollectError, SlurmCollector, run_command
 from slurm_monitor.conf import MonitorConfig
 from slurm_monitor.monitor import Intervals, Monitor, install_stop_signals
 from slurm_monitor.sinks import build_sink
@@ -35,25 +36,35 @@ def slurm_installed(bin_dir: str = "") -> bool:
     return shutil.which("squeue") is not None
 
 
-def build_collector(options: RunOptions) -> tuple[SlurmCollector, str]:
+def mock_collector(options: RunOptions) -> tuple[SlurmCollector, str]:
+    from slurm_monitor.mock import MockCluster
+
+    cluster = MockCluster(seed=options.seed)
+    return SlurmCollector(runner=cluster.run, timeout=options.config.command_timeout), "mock"
+
+
+async def build_collector(options: RunOptions) -> tuple[SlurmCollector, str]:
     """(collector, source label)."""
     config = options.config
-    use_mock = options.mock or (options.fallback_mock and not slurm_installed(config.bin_dir))
-    if use_mock:
-        from slurm_monitor.mock import MockCluster
-
-        if not options.mock:
-            logger.info("no squeue found: using the simulated cluster")
-        cluster = MockCluster(seed=options.seed)
-        return SlurmCollector(runner=cluster.run, timeout=config.command_timeout), "mock"
-    return SlurmCollector(runner=run_command, timeout=config.command_timeout,
-                          bin_dir=config.bin_dir), "slurm"
+    if options.mock:
+        return mock_collector(options)
+    if options.fallback_mock and not slurm_installed(config.bin_dir):
+        logger.info("no squeue found: using the simulated cluster")
+        return mock_collector(options)
+    collector = SlurmCollector(runner=run_command, timeout=config.command_timeout, bin_dir=config.bin_dir)
+    if options.fallback_mock:
+        try:
+            await collector.collect_jobs()
+        except CollectError as exc:
+            logger.warning("Slurm does not answer (%s): using the simulated cluster", exc)
+            return mock_collector(options)
+    return collector, "slurm"
 
 
 async def serve(options: RunOptions) -> None:
     """Run until SIGTERM/SIGINT (or one round with ``once``)."""
     config = options.config
-    collector, source = build_collector(options)
+    collector, source = await build_collector(options)
     sink = await build_sink(config.sink, config.hub_url, config.service_user)
     if sink.name == "http":
         logger.info("publishing through the hub's REST API at %s as %s", config.hub_url, config.service_user)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 
 import pytest
@@ -90,3 +91,23 @@ def test_clean_exit_on_signals(sig, monitor_process):
     log = monitor.log_text()
     assert f"received {sig.name}, stopping" in log and "monitor stopped" in log
     assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("setup, source", [
+    ("missing", "mock"),       # no squeue at all
+    ("broken", "mock"),        # squeue installed, Slurm not answering
+    ("working", "slurm"),
+])
+async def test_fallback_mock_only_without_a_working_slurm(setup, source, fake_slurm, tmp_path):
+    from slurm_monitor.service import RunOptions, build_collector
+
+    bin_dir = fake_slurm.dir
+    if setup == "missing":
+        bin_dir = tmp_path / "empty"
+        bin_dir.mkdir()
+    elif setup == "broken":
+        (fake_slurm.dir / "squeue.json").write_text("")  # squeue prints nothing: broken
+    config = dataclasses.replace(load_config({}), bin_dir=str(bin_dir))
+    collector, label = await build_collector(RunOptions(config=config, fallback_mock=True))
+    assert label == source
+    assert len(await collector.collect_nodes()) > 0
