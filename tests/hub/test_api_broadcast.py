@@ -223,13 +223,20 @@ def test_a_publish_that_hangs_is_cut_off_as_503(publisher, monkeypatch):
 
 
 def test_rate_limit_is_429_with_retry_after(publisher, monkeypatch):
-    monkeypatch.setenv("HUB_API_RATE_LIMIT", "2/min")
+    monkeypatch.setenv("HUB_API_RATE_LIMIT", "1/min")
+    monkeypatch.setenv("HUB_API_BROADCASTER_RATE_LIMIT", "2/min")  # publisher can broadcast
     body = {"channel": "jobs", "message": {"type": "x"}}
     assert [post(publisher, body).status_code for _ in range(2)] == [200, 200]
     response = post(publisher, body)
     assert response.status_code == 429
     assert response.json()["code"] == "throttled"
     assert int(response.headers["Retry-After"]) > 0
+
+
+def test_broadcasters_have_their_own_higher_limit(publisher, monkeypatch):
+    monkeypatch.setenv("HUB_API_RATE_LIMIT", "2/min")
+    body = {"channel": "jobs", "message": {"type": "x"}}
+    assert [post(publisher, body).status_code for _ in range(5)] == [200] * 5
 
 
 def test_bad_rate_limit_setting_names_the_variable(monkeypatch):
