@@ -12,7 +12,8 @@ metrics); ``updated_at`` is null until the monitor has saved that stream once.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,8 +24,8 @@ STATE_PATTERN = r"^[A-Za-z_]{1,32}(,[A-Za-z_]{1,32}){0,31}$"
 
 
 class JobQuerySerializer(serializers.Serializer):
-    user = serializers.CharField(required=False, max_length=150)
-    partition = serializers.CharField(required=False, max_length=200)
+    user = serializers.CharField(required=False, min_length=1, max_length=150)
+    partition = serializers.CharField(required=False, min_length=1, max_length=200)
     state = serializers.RegexField(STATE_PATTERN, required=False,
                                    help_text="one state or a comma-separated list, e.g. RUNNING,PENDING")
     limit = serializers.IntegerField(required=False, default=1000, min_value=1,
@@ -36,6 +37,19 @@ class NodeQuerySerializer(serializers.Serializer):
     state = serializers.RegexField(STATE_PATTERN, required=False)
 
 
+_LIST = inline_serializer("ClusterList", {
+    "count": serializers.IntegerField(),
+    "results": serializers.ListField(child=serializers.DictField()),
+    "updated_at": serializers.DateTimeField(allow_null=True),
+    "source": serializers.CharField(allow_null=True),
+})
+_METRICS = inline_serializer("ClusterMetrics", {
+    "metrics": serializers.DictField(allow_null=True),
+    "updated_at": serializers.DateTimeField(allow_null=True),
+    "source": serializers.CharField(allow_null=True),
+})
+
+
 def _states(raw: str | None) -> list[str] | None:
     return [s.upper() for s in raw.split(",")] if raw else None
 
@@ -45,7 +59,8 @@ class ClusterView(APIView):
 
 
 class ClusterJobsView(ClusterView):
-    @extend_schema(parameters=[JobQuerySerializer], summary="Slurm jobs as last polled",
+    @extend_schema(parameters=[JobQuerySerializer], responses={200: _LIST},
+                   summary="Slurm jobs as last polled",
                    operation_id="cluster_jobs")
     def get(self, request):
         query = JobQuerySerializer(data=request.query_params)
@@ -57,7 +72,8 @@ class ClusterJobsView(ClusterView):
 
 
 class ClusterNodesView(ClusterView):
-    @extend_schema(parameters=[NodeQuerySerializer], summary="Slurm nodes as last polled",
+    @extend_schema(parameters=[NodeQuerySerializer], responses={200: _LIST},
+                   summary="Slurm nodes as last polled",
                    operation_id="cluster_nodes")
     def get(self, request):
         query = NodeQuerySerializer(data=request.query_params)
@@ -66,7 +82,8 @@ class ClusterNodesView(ClusterView):
 
 
 class ClusterMetricsView(ClusterView):
-    @extend_schema(summary="The latest metrics_update payload", operation_id="cluster_metrics")
+    @extend_schema(responses={200: _METRICS}, summary="The latest metrics_update payload",
+                   operation_id="cluster_metrics")
     def get(self, request):
         return Response(store.get_metrics())
 
@@ -74,7 +91,8 @@ class ClusterMetricsView(ClusterView):
 class ClusterAlertsView(ClusterView):
     permission_classes = [permissions.IsAdminUser]
 
-    @extend_schema(summary="Active cluster alerts (each an alert event's payload)",
+    @extend_schema(responses={200: _LIST},
+                   summary="Active cluster alerts (each an alert event's payload)",
                    operation_id="cluster_alerts")
     def get(self, request):
         return Response(store.list_alerts())
