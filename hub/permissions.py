@@ -9,18 +9,13 @@
 
 from __future__ import annotations
 
-import os
-
-from django.core.exceptions import ImproperlyConfigured
 from rest_framework.permissions import BasePermission
 from rest_framework.throttling import SimpleRateThrottle
 
+from realtime_project.env import env_rate
+
 BROADCAST_PERMISSION = "hub.broadcast"
 RATE_LIMIT_DEFAULT = "600/min"
-_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60,
-            "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
-
-
 class CanBroadcast(BasePermission):
     message = "broadcasting needs the hub.broadcast permission"
 
@@ -40,17 +35,7 @@ BROADCASTER_RATE_LIMIT_DEFAULT = "12000/min"
 def api_rate_limit(variable: str = "HUB_API_RATE_LIMIT",
                    default: str = RATE_LIMIT_DEFAULT) -> tuple[int, int]:
     """(requests, seconds) from HUB_API_RATE_LIMIT (or ``variable``)."""
-    raw = os.environ.get(variable, "").strip() or default
-    count, _, period = raw.partition("/")
-    try:
-        requests = int(count)
-    except ValueError:
-        requests = 0
-    seconds = _PERIODS.get(period.strip().lower())
-    if requests < 1 or seconds is None:
-        raise ImproperlyConfigured(
-            f"{variable} must look like 600/min (periods: s, min, h, day), got {raw!r}")
-    return requests, seconds
+    return env_rate(variable, default)
 
 
 class HubApiThrottle(SimpleRateThrottle):

@@ -9,13 +9,12 @@ error that names the variable.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta, timezone
 
-from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
 from hub.engine.base import ProcessStats
+from realtime_project.env import env_number
 
 SNAPSHOT_SECONDS_DEFAULT = 60.0
 RETENTION_DAYS_DEFAULT = 7.0
@@ -23,16 +22,7 @@ ALIVE_SECONDS_DEFAULT = 30.0
 
 
 def _env_positive_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
-    if not value > 0:
-        raise ImproperlyConfigured(f"{name} must be > 0, got {raw!r}")
-    return value
+    return env_number(name, default, 0.0, exclusive=True)
 
 
 def snapshot_interval_seconds() -> float:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from realtime_project.env import env_number, env_rate
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -22,29 +24,11 @@ def _env_str(name: str, default: str = "") -> str:
 
 
 def _env_int(name: str, default: int, minimum: int = 0) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {value}")
-    return value
+    return env_number(name, default, minimum, cast=int)
 
 
 def _env_float(name: str, default: float, minimum: float = 0.0) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {value}")
-    return value
+    return env_number(name, default, minimum)
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -233,6 +217,12 @@ HUB = {
     "REDIS_URL": REDIS_URL,
     "CHANNEL_PREFIX": HUB_CHANNEL_PREFIX,
 }
+
+# Read by the apps at use; validated here so a bad value stops start-up.
+for _name in ("HUB_STATS_SNAPSHOT_SECONDS", "HUB_STATS_RETENTION_DAYS", "HUB_PROCESS_ALIVE_SECONDS"):
+    env_number(_name, 1.0, 0.0, exclusive=True)
+env_rate("HUB_API_RATE_LIMIT", "600/min")
+env_rate("HUB_API_BROADCASTER_RATE_LIMIT", "12000/min")
 
 # Channel policies are validated now, not at the first subscribe.
 from hub.policies import PolicyError, build_policies  # noqa: E402

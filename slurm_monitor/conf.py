@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import urlsplit
 
+from realtime_project.env import env_number
+
 SINK_CHOICES = ("auto", "layer", "http")
 
 
@@ -42,16 +44,7 @@ class MonitorConfig:
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum:g}, got {value:g}")
-    return value
+    return env_number(name, default, minimum, env=env, error=ConfigError)
 
 
 def check_interval(name: str, value: float, minimum: float = 0.05) -> float:
