@@ -59,9 +59,10 @@ def database_env() -> dict[str, str]:
 class HubServer:
     """A real daphne running the hub. ``log_text()`` is everything it printed."""
 
-    def __init__(self, env: dict[str, str], name: str) -> None:
+    def __init__(self, env: dict[str, str], name: str, args: list[str] | None = None) -> None:
         self.port = free_port()
         self.env = env
+        self.args = list(args or [])
         self.name = name
         self.proc: subprocess.Popen | None = None
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -83,7 +84,7 @@ class HubServer:
         env.update(self.env)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hub.server", "-b", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "hub.server", "-b", "127.0.0.1", "-p", str(self.port), *self.args],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         wait_for_port(self.port, self.proc)
@@ -114,9 +115,11 @@ class HubServer:
 def hub_server(request):
     servers: list[HubServer] = []
 
-    def start(env: dict[str, str] | None = None, name: str | None = None) -> HubServer:
+    def start(env: dict[str, str] | None = None, name: str | None = None,
+              args: list[str] | None = None) -> HubServer:
+        """``args`` go to daphne (e.g. ``["--ping-interval", "1"]``)."""
         server = HubServer({k: str(v) for k, v in (env or {}).items()},
-                           name or f"hub-{len(servers) + 1}")
+                           name or f"hub-{len(servers) + 1}", args)
         servers.append(server)
         return server.start()
 

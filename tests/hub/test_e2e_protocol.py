@@ -210,6 +210,18 @@ async def test_heartbeats_and_idle_timeout(hub_server):
     await lively.close()
 
 
+async def test_websocket_level_pongs_count_as_liveness(hub_server):
+    """A client that sends no frames but answers daphne's WebSocket pings (as `websockets`
+    does by itself) is alive: no 4008, unlike one that answers nothing (test above)."""
+    server = hub_server({**OPEN, "HUB_HEARTBEAT_INTERVAL": "60", "HUB_CONNECTION_TIMEOUT": "3"},
+                        args=["--ping-interval", "1", "--ping-timeout", "30"])
+    ws, _ = await connected(f"{server.ws_url}/ws/", ping_interval=None)
+    await asyncio.sleep(7)  # over twice the timeout, with daphne pinging every ~2 s
+    await send_json(ws, {"type": "ping", "id": "alive"})
+    assert (await recv_until(ws, lambda f: f["type"] == "pong"))["id"] == "alive"
+    await ws.close()
+
+
 async def test_every_error_code_over_a_real_socket(hub_server, make_user):
     from asgiref.sync import sync_to_async
 
