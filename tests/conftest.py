@@ -147,7 +147,8 @@ class RedisServer:
     def start(self) -> "RedisServer":
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir], stdout=subprocess.DEVNULL,
+             "--appendonly", "no", "--dir", self.dir, "--enable-debug-command", "local"],
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
         wait_for_port(self.port, self.proc)
         return self

@@ -30,6 +30,8 @@ from hub.engine.base import ClientInfo, ProcessStats
 from hub.engine.errors import HubUnavailable
 
 OPERATION_TIMEOUT_SECONDS = 1.0
+PUBLISH_ATTEMPTS = 2
+PUBLISH_ATTEMPT_SECONDS = 0.85  # two attempts stay under REST's 2 s promise
 T = TypeVar("T")
 
 _PUBLISH_LUA = """
@@ -37,6 +39,10 @@ local epoch = redis.call('GET', KEYS[3])
 if not epoch then
   redis.call('SET', KEYS[3], ARGV[4])
   epoch = ARGV[4]
+end
+local done = redis.call('GET', KEYS[4])
+if done then
+  return {tonumber(done), '', epoch}
 end
 local offset = redis.call('INCR', KEYS[2])
 local text = ARGV[2] .. offset .. ARGV[3]
@@ -49,6 +55,7 @@ if ARGV[5] ~= '' then
                                  ts = tonumber(ARGV[7]), e = epoch})
   redis.call('PUBLISH', ARGV[5], message)
 end
+redis.call('SET', KEYS[4], offset, 'EX', 60)
 return {offset, text, epoch}
 """
 
@@ -76,10 +83,10 @@ def redis_client(url: str, max_connections: int = 64) -> aioredis.Redis:
     return aioredis.Redis(connection_pool=pool)
 
 
-async def guarded(operation: Awaitable[T]) -> T:
+async def guarded(operation: Awaitable[T], timeout: float = OPERATION_TIMEOUT_SECONDS) -> T:
     """Run a Redis call; any failure or timeout becomes HubUnavailable("redis")."""
     try:
-        return await asyncio.wait_for(operation, OPERATION_TIMEOUT_SECONDS)
+        return await asyncio.wait_for(operation, timeout)
     except HubUnavailable:
         raise
     except (asyncio.TimeoutError, OSError, aioredis.RedisError) as exc:
@@ -107,10 +114,22 @@ class RedisHistory:
         """Assign the next offset, keep the frame, and (``fanout``) deliver it to every
         process subscribed to the channel's group, atomically."""
         group_channel = self._group_channel_for(channel) if fanout and self._group_channel_for else ""
-        offset, text, _epoch = await guarded(self._publish(
-            keys=self._keys(channel),
-            args=[maxlen, head, tail, secrets.token_hex(4), group_channel, channel,
-                  repr(time.time())]))
+        # A publication id makes the script idempotent: a call that timed out may still have
+        # run, so the one retry (and redis-py's own) returns the same offset instead of
+        # publishing twice, and a slow Redis is not reported as a failure that did happen.
+        publication_key = f"{self._prefix}:pub:{secrets.token_hex(12)}"
+        args = [maxlen, head, tail, secrets.token_hex(4), group_channel, channel, repr(time.time())]
+        for attempt in range(PUBLISH_ATTEMPTS):
+            try:
+                offset, text, _epoch = await guarded(
+                    self._publish(keys=[*self._keys(channel), publication_key], args=args),
+                    PUBLISH_ATTEMPT_SECONDS)
+                break
+            except HubUnavailable as exc:
+                if exc.detail != "TimeoutError" or attempt == PUBLISH_ATTEMPTS - 1:
+                    raise
+        if not text:  # the retry found it done: rebuild the same frame text
+            text = f"{head}{int(offset)}{tail}"
         return int(offset), text.decode() if isinstance(text, bytes) else text
 
     async def top(self, channel: str) -> tuple[int, str]:
