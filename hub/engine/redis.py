@@ -29,7 +29,10 @@ from redis.backoff import ExponentialBackoff
 from hub.engine.base import ClientInfo, ProcessStats
 from hub.engine.errors import HubUnavailable
 
-OPERATION_TIMEOUT_SECONDS = 1.0
+# Generous for reads on the connect/subscribe path: under a connect storm the event loop
+# itself is the bottleneck, and a timeout there fails a subscribe that Redis would serve.
+# Publishing has its own, tighter budget below (REST answers within 2 s).
+OPERATION_TIMEOUT_SECONDS = 2.5
 PUBLISH_ATTEMPTS = 2
 PUBLISH_ATTEMPT_SECONDS = 0.85  # two attempts stay under REST's 2 s promise
 T = TypeVar("T")
