@@ -127,15 +127,16 @@ class HubConsumer:
         session.set_principal(principal, implicit)
         self.state = "connected"
         # Implicit channels first: once `connected` arrives, messages to the user reach it.
+        # No `subscribed` frame for these, so no history top to read: everything buffered
+        # since registration is new to this socket (one Redis round trip less per connect).
         for channel in sorted(implicit):
             try:
                 sub = await node.subscribe(self, channel)
-                top, _epoch = await node.history.top(channel)
             except HubUnavailable:
                 logger.warning("implicit channel %s not joined: Redis unavailable", channel)
                 await node.unsubscribe(self, channel)
                 continue
-            node.go_live(sub, top)
+            node.go_live(sub, 0)
         self.write_text(p.build_connected(
             client_id=self.client_id, user=principal.username, server=node.server_name,
             heartbeat_interval=hub_settings.HEARTBEAT_INTERVAL, frame_id=frame_id))
