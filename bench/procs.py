@@ -156,7 +156,7 @@ def migrate(env: dict) -> None:
 
 
 SERVERS = ("hub-daphne", "hub-uvicorn", "vanilla-channels", "websockets", "raw-asyncio")
-EXPERIMENTS = ("hub-daphne-directwrite",)  # bench/experiments: only with --servers
+EXPERIMENTS: tuple[str, ...] = ()  # bench/experiments servers, only with --servers (none now)
 
 
 def start_server(kind: str, port: int | None = None, redis_url: str | None = None,
@@ -168,8 +168,6 @@ def start_server(kind: str, port: int | None = None, redis_url: str | None = Non
         migrate(env)
         if kind == "hub-daphne":
             argv = [PY, "-m", "hub.server", "-b", "127.0.0.1", "-p", str(port)]
-        elif kind == "hub-daphne-directwrite":  # bench/experiments: not the hub as shipped
-            argv = [PY, "-m", "bench.experiments.hub_direct_write", "-b", "127.0.0.1", "-p", str(port)]
         else:
             argv = [PY, "-m", "uvicorn", "realtime_project.asgi:application", "--host", "127.0.0.1",
                     "--port", str(port), "--no-access-log", "--log-level", "warning",

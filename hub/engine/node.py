@@ -319,8 +319,11 @@ class Node:
             return
         self.last_offsets[channel] = offset
         payload = Payload(text)
-        for sub in list(subs.values()):
-            sub.deliver(offset, payload)
+        for sub in list(subs.values()):  # a write may close a socket and change ``subs``
+            if sub.buffer is None:  # live: Subscription.deliver inlined (once per subscriber)
+                sub.conn.write_payload(payload)
+            else:
+                sub.deliver(offset, payload)
         if published_at is not None:
             self.stats.observe_latency(time.time() - published_at)
 
