@@ -12,7 +12,6 @@ metrics); ``updated_at`` is null until the monitor has saved that stream once.
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers
 from rest_framework.response import Response

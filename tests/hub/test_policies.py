@@ -5,9 +5,6 @@ Pure tests: no server, no database.
 
 from __future__ import annotations
 
-import ast
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -20,19 +17,6 @@ STAFF = Principal("root", is_staff=True)
 WHO = {"anon": ANONYMOUS, "alice": ALICE, "bob": BOB, "staff": STAFF}
 
 DEFAULTS = build_policies({}, default_history=100)
-
-
-def test_policies_import_only_the_standard_library():
-    tree = ast.parse(Path(pol.__file__).read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            names = [node.module or ""]
-        else:
-            continue
-        for name in names:
-            assert name.split(".")[0] in sys.stdlib_module_names | {"__future__"}, name
 
 
 def test_principal():

