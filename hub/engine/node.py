@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import re
 import secrets
 import socket
 import time
@@ -29,7 +28,6 @@ from hub.transport import Payload
 
 logger = logging.getLogger("hub.engine")
 
-_GROUP_SAFE = re.compile(r"[A-Za-z0-9\-.]*")
 _MAX_GROUP_NAME = 99
 MAX_RECOVERY_BUFFER = 10_000
 JOIN_TIMEOUT_SECONDS = 2.0

@@ -256,7 +256,7 @@ async def test_slow_reader_is_closed_and_others_keep_up(hub_server, redis_server
     async def read_fast():
         nonlocal received
         while received < count:
-            frame = await recv_until(fast, lambda f: f["type"] == "message")
+            await recv_until(fast, lambda f: f["type"] == "message")
             received += 1
 
     reader = asyncio.create_task(read_fast())
