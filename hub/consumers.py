@@ -307,9 +307,9 @@ class HubConsumer:
 
     def write_payload(self, payload: Payload) -> bool:
         if self.writer.write_payload(payload):
-            self.node.stats.messages_sent += 1
+            self.node.stats.messages_sent += payload.count
             return True
-        self.node.stats.dropped_sends += 1
+        self.node.stats.dropped_sends += payload.count
         return False
 
     def write_text(self, text: str) -> bool:

@@ -137,6 +137,9 @@ def _process_families(processes: Sequence[ProcessStats]) -> Iterable:
                                           labels=srv), processes, "dropped_sends")
     yield _per_server(CounterMetricFamily("hub_slow_consumer_closes", "Sockets closed as slow consumers",
                                           labels=srv), processes, "slow_consumer_closes")
+    yield _per_server(CounterMetricFamily(
+        "hub_coalesced_writes", "Socket writes that carried several publications (fan-out catching up)",
+        labels=srv), processes, "coalesced_writes")
     subs = GaugeMetricFamily("hub_subscriptions", "Subscriptions per channel (user:* summed)",
                              labels=["server", "channel"])
     errors = CounterMetricFamily("hub_errors", "Protocol errors sent, by code", labels=["server", "code"])

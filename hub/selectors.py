@@ -17,7 +17,7 @@ def local_process_stats(node: Node) -> ProcessStats:
         total_connections=st.total_connections, messages_sent=st.messages_sent,
         messages_received=st.messages_received, errors=dict(st.errors),
         dropped_sends=st.dropped_sends, slow_consumer_closes=st.slow_consumer_closes,
-        subscriptions=node.subscription_counts(), publish_latency_sum=st.latency_sum,
+        coalesced_writes=st.coalesced_writes, subscriptions=node.subscription_counts(), publish_latency_sum=st.latency_sum,
         publish_latency_count=st.latency_count,
         publish_latency_buckets=tuple(st.latency_buckets), alive=True)
 

@@ -22,6 +22,7 @@ class Payload:
     """One publication's text, encoded and framed at most once per process."""
 
     __slots__ = ("text", "_bytes", "_prepared", "_factory", "frame")
+    count = 1  # messages it carries
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -46,6 +47,53 @@ class Payload:
             self._factory = factory
             self.frame = self._prepared.payloadHybi
         return self._prepared
+
+    def parts(self) -> tuple["Payload", ...]:
+        return (self,)
+
+    def send_prepared(self, protocol: Any) -> None:
+        """The slow path: through autobahn, which keeps its own send queue in order."""
+        protocol.sendPreparedMessage(self._prepared)
+
+
+class PayloadBatch(Payload):
+    """Several publications for the same sockets, each still its own WebSocket message.
+
+    Written when a fan-out is behind (``hub.engine.node``): the frames go out back to back
+    in one ``send`` per socket instead of one each, so a process that cannot keep up pays
+    one syscall per socket per catch-up instead of one per publication, and the backlog
+    shrinks instead of growing. What a client receives is byte for byte the same frames."""
+
+    __slots__ = ("items", "count")
+
+    def __init__(self, items: list[Payload]) -> None:
+        self.items = items
+        self.count = len(items)
+        self.text = ""
+        self._bytes = None
+        self._prepared = None
+        self._factory = None
+        self.frame = None
+
+    @property
+    def size(self) -> int:
+        return sum(item.size for item in self.items)
+
+    def prepared_for(self, factory: Any) -> Any:
+        if self._factory is not factory:
+            for item in self.items:
+                if item._factory is not factory:
+                    item.prepared_for(factory)
+            self.frame = b"".join([item.frame for item in self.items])
+            self._factory = factory
+        return None
+
+    def parts(self) -> tuple[Payload, ...]:
+        return tuple(self.items)
+
+    def send_prepared(self, protocol: Any) -> None:
+        for item in self.items:
+            protocol.sendPreparedMessage(item._prepared)
 
 
 OnOverflow = Callable[[], None]
@@ -113,13 +161,13 @@ class DaphneWriter:
             except BlockingIOError:
                 sent = 0
             except OSError:
-                protocol.sendPreparedMessage(payload._prepared)
+                payload.send_prepared(protocol)
                 return True
             if sent == len(frame):
                 return True  # nothing queued before, nothing queued now
             t.write(frame[sent:])
         else:
-            protocol.sendPreparedMessage(payload._prepared)
+            payload.send_prepared(protocol)
         if self.queued_bytes() > self._max:
             self._on_overflow()
         return True
@@ -179,7 +227,10 @@ class AsgiWriter:
         return self._queued
 
     def write_payload(self, payload: Payload) -> bool:
-        return self._enqueue(payload.text, payload.size)
+        ok = True
+        for part in payload.parts():
+            ok = self._enqueue(part.text, part.size) and ok
+        return ok
 
     def write_text(self, text: str) -> bool:
         return self._enqueue(text, len(text))

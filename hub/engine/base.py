@@ -25,6 +25,7 @@ class ProcessStats:
     errors: dict[str, int] = field(default_factory=dict)  # by error code
     dropped_sends: int = 0
     slow_consumer_closes: int = 0
+    coalesced_writes: int = 0  # socket writes carrying several publications (a catch-up)
     subscriptions: dict[str, int] = field(default_factory=dict)  # channel -> local subscribers
     publish_latency_sum: float = 0.0
     publish_latency_count: int = 0

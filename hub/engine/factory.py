@@ -49,7 +49,7 @@ def build_node() -> Node:
                 timings={"heartbeat": hub_settings.HEARTBEAT_INTERVAL,
                          "connection_timeout": hub_settings.CONNECTION_TIMEOUT,
                          "auth_timeout": hub_settings.AUTH_TIMEOUT},
-                report=report_stats)
+                report=report_stats, fanout_chunk=hub_settings.FANOUT_CHUNK)
 
 
 async def report_stats(node: Node) -> None:

@@ -24,12 +24,17 @@ from typing import Any, Protocol
 from hub import protocol as p
 from hub.engine.errors import HubUnavailable, PublishError
 from hub.engine.stats import NodeStats
-from hub.transport import Payload
+from hub.transport import Payload, PayloadBatch
 
 logger = logging.getLogger("hub.engine")
 
 _MAX_GROUP_NAME = 99
 MAX_RECOVERY_BUFFER = 10_000
+# Sockets written per turn of the event loop during a fan-out (HUB_FANOUT_CHUNK). Between
+# turns the process reads its sockets (new publications, pings, subscribes), so a fan-out to
+# many sockets does not stall the process, and publications that arrive meanwhile join the
+# same writes. Measured (docs/benchmarks.md): a turn costs ~0.1 ms; 500 sockets ~5 ms.
+FANOUT_CHUNK = 500
 JOIN_TIMEOUT_SECONDS = 2.0
 BARRIER_WAIT_SECONDS = 0.7
 
@@ -57,16 +62,22 @@ class Connection(Protocol):
     def request_close(self, code: int) -> None: ...
 
 
+_DROPPED: tuple = ()  # ``Subscription.buffer`` of a subscription that has ended
+
+
 class Subscription:
     """A connection's subscription to one channel. While ``buffer`` is a list, live
-    publications are held (the subscribe/recovery handshake is in progress)."""
+    publications are held (the subscribe/recovery handshake is in progress); ``None`` means
+    live. ``sent`` is the last offset this subscription has been given (live or by
+    recovery): the fan-out writes only what lies after it, so nothing goes out twice."""
 
-    __slots__ = ("conn", "channel", "buffer")
+    __slots__ = ("conn", "channel", "buffer", "sent")
 
     def __init__(self, conn: Connection, channel: str) -> None:
         self.conn = conn
         self.channel = channel
-        self.buffer: list[tuple[int, Payload]] | None = []
+        self.buffer: list[tuple[int, Payload]] | tuple | None = []
+        self.sent = 0
 
     def deliver(self, offset: int, payload: Payload) -> None:
         buffer = self.buffer
@@ -81,7 +92,7 @@ class Subscription:
 class Node:
     def __init__(self, *, layer: Any, history: Any, presence: Any, server_name: str,
                  prefix: str, history_size_for, timings: dict[str, float] | None = None,
-                 report=None) -> None:
+                 report=None, fanout_chunk: int = FANOUT_CHUNK) -> None:
         self.layer = layer
         self.history = history
         self.presence = presence
@@ -93,6 +104,13 @@ class Node:
         self.stats = NodeStats()
         self.connections: dict[str, Connection] = {}
         self.subscriptions: dict[str, dict[Connection, Subscription]] = {}
+        # Per channel: subscriptions still in their subscribe/recovery handshake, the
+        # publications accepted but not yet written to every live subscriber, and the task
+        # writing them (see ``fan_out``).
+        self._buffering: dict[str, set[Subscription]] = {}
+        self._logs: dict[str, list[tuple[int, Payload, float | None]]] = {}
+        self._passes: dict[str, asyncio.Task] = {}
+        self.fanout_chunk = fanout_chunk
         self._joined: set[str] = set()
         self._group_locks: dict[str, asyncio.Lock] = {}
         self.inbox: str | None = None
@@ -169,29 +187,54 @@ class Node:
         existing = subs.get(conn)
         if existing is not None:
             if existing.buffer is None:
+                self._catch_up(existing)  # what it was due as a live subscriber comes first
                 existing.buffer = []
+                self._buffering.setdefault(channel, set()).add(existing)
             return existing
         sub = subs[conn] = Subscription(conn, channel)
+        self._buffering.setdefault(channel, set()).add(sub)
         await self._join(channel)
         return sub
 
     def go_live(self, sub: Subscription, after_offset: int) -> None:
         """Flush what arrived during the handshake, skipping offsets the client has."""
-        buffer, sub.buffer = sub.buffer or [], None
-        for offset, payload in buffer:
+        buffer = sub.buffer
+        if buffer is _DROPPED:
+            return
+        sub.buffer = None
+        self._stop_buffering(sub)
+        sent = after_offset
+        for offset, payload in buffer or ():
             if offset > after_offset:
                 sub.conn.write_payload(payload)
+                sent = max(sent, offset)
+        sub.sent = sent
 
     async def unsubscribe(self, conn: Connection, channel: str) -> None:
+        sub = self.subscriptions.get(channel, {}).get(conn)
+        if sub is not None and sub.buffer is None:
+            self._catch_up(sub)  # published before the unsubscribe: still this client's
         self._drop_subscription(conn, channel)
 
     def _drop_subscription(self, conn: Connection, channel: str) -> None:
         subs = self.subscriptions.get(channel)
-        if subs is None or subs.pop(conn, None) is None:
+        if subs is None:
             return
+        sub = subs.pop(conn, None)
+        if sub is None:
+            return
+        self._stop_buffering(sub)
+        sub.buffer = _DROPPED
         if not subs:
             del self.subscriptions[channel]
             asyncio.get_running_loop().create_task(self._leave(channel))
+
+    def _stop_buffering(self, sub: Subscription) -> None:
+        waiting = self._buffering.get(sub.channel)
+        if waiting is not None:
+            waiting.discard(sub)
+            if not waiting:
+                del self._buffering[sub.channel]
 
     def _lock(self, channel: str) -> asyncio.Lock:
         lock = self._group_locks.get(channel)
@@ -302,9 +345,17 @@ class Node:
 
     def fan_out(self, channel: str, offset: int, text: str, published_at: float | None,
                 epoch: str | None = None) -> None:
-        """Deliver one publication to this process's subscribers. Offsets seen before in
+        """Accept one publication for this process's subscribers. Offsets seen before in
         the same epoch are skipped (a repair replay may overlap the live stream); a new epoch
-        means the history was lost, so local subscribers are told ``recovered: false``."""
+        means the history was lost, so local subscribers are told ``recovered: false``.
+
+        Subscribers in their subscribe handshake get it in their buffer now; live ones get
+        it from ``_deliver``, which writes the channel's accepted publications to its live
+        subscribers ``fanout_chunk`` sockets per event-loop turn. When publications arrive
+        faster than one process can write them, the ones that arrive during a fan-out go
+        out together (``PayloadBatch``: one ``send`` per socket for all of them), so the
+        backlog is caught up instead of growing; when the process keeps up, each goes out
+        alone, in the loop turn after it arrived."""
         subs = self.subscriptions.get(channel)
         if not subs:
             return
@@ -317,18 +368,103 @@ class Node:
             return
         self.last_offsets[channel] = offset
         payload = Payload(text)
-        for sub in list(subs.values()):  # a write may close a socket and change ``subs``
-            if sub.buffer is None:  # live: Subscription.deliver inlined (once per subscriber)
-                sub.conn.write_payload(payload)
-            else:
+        waiting = self._buffering.get(channel)
+        if waiting:
+            for sub in list(waiting):  # ``deliver`` may close a socket and change the set
                 sub.deliver(offset, payload)
-        if published_at is not None:
-            self.stats.observe_latency(time.time() - published_at)
+        log = self._logs.get(channel)
+        if log is None:
+            log = self._logs[channel] = []
+        log.append((offset, payload, published_at))
+        if channel not in self._passes:
+            self._passes[channel] = asyncio.get_running_loop().create_task(
+                self._deliver(channel), name=f"hub-fanout-{channel}")
+
+    async def _deliver(self, channel: str) -> None:
+        """Write ``channel``'s accepted publications to every live subscriber, then forget
+        them. A pass goes over a snapshot of the subscribers in chunks; a pass during which
+        more publications arrived is followed by another (subscribers already up to date
+        cost one comparison)."""
+        me = asyncio.current_task()
+        try:
+            while True:
+                log = self._logs.get(channel)
+                if not log:
+                    return
+                subs = self.subscriptions.get(channel)
+                if not subs:
+                    log.clear()
+                    return
+                last = log[-1]
+                snapshot = list(subs.values())
+                chunk = self.fanout_chunk
+                for start in range(0, len(snapshot), chunk):
+                    if start:
+                        await asyncio.sleep(0)
+                        if not log or self._logs.get(channel) is not log:
+                            break  # flushed meanwhile (a reset): start over
+                    self._write(snapshot[start:start + chunk], log)
+                if log and log[-1] is last and self._logs.get(channel) is log:
+                    self._delivered(log)
+                    log.clear()
+                    return
+        except Exception:
+            logger.exception("fan-out failed for %r", channel)
+            self._logs.pop(channel, None)
+        finally:
+            if self._passes.get(channel) is me:
+                del self._passes[channel]
+                if not self._logs.get(channel, True):
+                    del self._logs[channel]
+
+    def _write(self, subscriptions, log: list[tuple[int, Payload, float | None]]) -> None:
+        """Give each live subscription what it lacks of ``log``: one write per socket."""
+        target = log[-1][0]
+        last_sent, payload, several, coalesced = -1, None, False, 0
+        for sub in subscriptions:
+            if sub.buffer is not None:
+                continue  # in its handshake (it was given these in its buffer) or gone
+            sent = sub.sent
+            if sent >= target:
+                continue
+            if sent != last_sent:
+                last_sent, payload = sent, _slice(log, sent)
+                several = payload.count > 1
+            sub.sent = target
+            sub.conn.write_payload(payload)
+            if several:
+                coalesced += 1
+        self.stats.coalesced_writes += coalesced
+
+    def _catch_up(self, sub: Subscription) -> None:
+        log = self._logs.get(sub.channel)
+        if log:
+            self._write((sub,), log)
+
+    def _flush(self, channel: str) -> None:
+        """Write every accepted publication of ``channel`` now (before a reset)."""
+        log = self._logs.get(channel)
+        if not log:
+            return
+        subs = self.subscriptions.get(channel)
+        if subs:
+            self._write(list(subs.values()), log)
+        self._delivered(log)
+        log.clear()
+
+    def _delivered(self, log: list[tuple[int, Payload, float | None]]) -> None:
+        now = time.time()
+        for _offset, _payload, published_at in log:
+            if published_at is not None:
+                self.stats.observe_latency(now - published_at)
 
     def reset_channel(self, channel: str) -> None:
-        """Tell local subscribers their stream has a gap the history cannot fill."""
+        """Tell local subscribers their stream has a gap the history cannot fill. What was
+        accepted before goes out first; offsets start again after it."""
+        self._flush(channel)
         text = p.build_recovered(channel, False)
         for sub in list(self.subscriptions.get(channel, {}).values()):
+            sub.sent = 0
             sub.conn.write_text(text)
 
     def restart_listener(self) -> None:
@@ -343,6 +479,16 @@ class Node:
 
     def subscription_counts(self) -> dict[str, int]:
         return {name: len(subs) for name, subs in self.subscriptions.items()}
+
+
+def _slice(log: list[tuple[int, Payload, float | None]], sent: int) -> Payload:
+    """What follows offset ``sent`` in ``log`` (sorted by offset), as one payload."""
+    i = len(log) - 1
+    while i > 0 and log[i - 1][0] > sent:
+        i -= 1
+    if i == len(log) - 1:
+        return log[i][1]
+    return PayloadBatch([entry[1] for entry in log[i:]])
 
 
 def _is_redis_error(exc: Exception) -> bool:

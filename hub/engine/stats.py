@@ -20,6 +20,7 @@ class NodeStats:
     published: int = 0
     dropped_sends: int = 0
     slow_consumer_closes: int = 0
+    coalesced_writes: int = 0  # socket writes that carried several publications (catch-up)
     errors: dict[str, int] = field(default_factory=dict)
     latency_sum: float = 0.0
     latency_count: int = 0

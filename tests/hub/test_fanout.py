@@ -1,0 +1,202 @@
+"""The node's fan-out in-process: chunked passes, coalescing when behind, exactly once.
+
+Connections are recording fakes (what the node asks of a consumer); the layer is Channels'
+in-memory layer, the history the memory backend. One recorded write = one socket write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+import pytest
+from channels.layers import InMemoryChannelLayer
+
+from hub.engine.memory import MemoryHistory, MemoryPresence
+from hub.engine.node import Node
+
+CHANNEL = "jobs"
+
+
+class FakeConn:
+    def __init__(self, name: str) -> None:
+        self.client_id = name
+        self.username = None
+        self.writes: list[list[str]] = []
+        self.closed: int | None = None
+
+    def write_payload(self, payload) -> bool:
+        self.writes.append([part.text for part in payload.parts()])
+        return True
+
+    def write_text(self, text: str) -> bool:
+        self.writes.append([text])
+        return True
+
+    def request_close(self, code: int) -> None:
+        self.closed = code
+
+    def frames(self) -> list[str]:
+        return [text for write in self.writes for text in write]
+
+
+def pub(offset: int, epoch: str = "e1") -> str:
+    return json.dumps({"type": "tick", "channel": CHANNEL, "offset": offset, "epoch": epoch})
+
+
+def offsets(conn: FakeConn) -> list[int]:
+    return [json.loads(text)["offset"] for text in conn.frames() if '"offset"' in text]
+
+
+@pytest.fixture
+async def node():
+    n = Node(layer=InMemoryChannelLayer(), history=MemoryHistory(), presence=MemoryPresence(),
+             server_name="test", prefix="t", history_size_for=lambda channel: 100)
+    await n.ensure_started()
+    yield n
+    for task in n._tasks:
+        task.cancel()
+
+
+async def live(node: Node, count: int, channel: str = CHANNEL) -> list[FakeConn]:
+    conns = [FakeConn(f"c{i}") for i in range(count)]
+    for conn in conns:
+        node.add_connection(conn)
+        node.go_live(await node.subscribe(conn, channel), 0)
+    return conns
+
+
+async def settle(node: Node) -> None:
+    for _ in range(1000):
+        if not node._passes:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("fan-out did not finish")
+
+
+async def test_publications_arriving_during_a_fanout_go_out_together(node):
+    node.fanout_chunk = 10
+    conns = await live(node, 50)
+    node.fan_out(CHANNEL, 1, pub(1), None, "e1")
+    await asyncio.sleep(0)  # the pass writes its first chunk, then lets the loop run
+    assert [len(c.writes) for c in conns[:10]] == [1] * 10
+    assert all(c.writes == [] for c in conns[10:])
+    node.fan_out(CHANNEL, 2, pub(2), None, "e1")  # arrive while the pass is under way
+    node.fan_out(CHANNEL, 3, pub(3), None, "e1")
+    await settle(node)
+    for conn in conns:
+        assert offsets(conn) == [1, 2, 3]  # each exactly once, in order
+    # the rest got all three in one write; the first chunk got 1 alone, then 2 and 3 together
+    assert all(c.writes == [[pub(1), pub(2), pub(3)]] for c in conns[10:])
+    assert all(c.writes == [[pub(1)], [pub(2), pub(3)]] for c in conns[:10])
+    assert node.stats.coalesced_writes == 50
+
+
+async def test_a_process_that_keeps_up_writes_each_publication_alone(node):
+    conns = await live(node, 20)
+    for offset in (1, 2, 3):
+        node.fan_out(CHANNEL, offset, pub(offset), None, "e1")
+        await settle(node)
+    assert all(c.writes == [[pub(1)], [pub(2)], [pub(3)]] for c in conns)
+    assert node.stats.coalesced_writes == 0
+
+
+async def test_replayed_offsets_are_not_sent_again(node):
+    (conn,) = await live(node, 1)
+    for offset in (1, 2, 2, 1, 3):
+        node.fan_out(CHANNEL, offset, pub(offset), None, "e1")
+    await settle(node)
+    assert offsets(conn) == [1, 2, 3]
+
+
+async def test_live_resubscribe_gets_what_was_published_before_it_first(node):
+    (conn,) = await live(node, 1)
+    node.fan_out(CHANNEL, 1, pub(1), None, "e1")  # accepted, not yet written
+    sub = await node.subscribe(conn, CHANNEL)  # the same socket subscribes again
+    assert offsets(conn) == [1]
+    conn.write_text("subscribed")
+    node.fan_out(CHANNEL, 2, pub(2), None, "e1")  # during its handshake: buffered
+    node.go_live(sub, 1)
+    await settle(node)
+    assert conn.frames() == [pub(1), "subscribed", pub(2)]
+
+
+async def test_unsubscribe_delivers_what_was_published_before_it(node):
+    a, b = await live(node, 2)
+    node.fan_out(CHANNEL, 1, pub(1), None, "e1")
+    await node.unsubscribe(a, CHANNEL)
+    assert offsets(a) == [1]
+    node.fan_out(CHANNEL, 2, pub(2), None, "e1")
+    await settle(node)
+    assert offsets(a) == [1]
+    assert offsets(b) == [1, 2]
+
+
+async def test_closed_connection_gets_nothing_more(node):
+    node.fanout_chunk = 1
+    a, b = await live(node, 2)
+    node.fan_out(CHANNEL, 1, pub(1), None, "e1")
+    await asyncio.sleep(0)  # `a` has it, `b` not yet
+    node.remove_connection(b)
+    await settle(node)
+    assert offsets(a) == [1] and offsets(b) == []
+
+
+async def test_subscriber_in_handshake_mid_pass_gets_each_publication_once(node):
+    node.fanout_chunk = 5
+    conns = await live(node, 20)
+    node.fan_out(CHANNEL, 1, pub(1), None, "e1")
+    await asyncio.sleep(0)
+    late = FakeConn("late")
+    node.add_connection(late)
+    sub = await node.subscribe(late, CHANNEL)  # history top is 1 now
+    node.fan_out(CHANNEL, 2, pub(2), None, "e1")
+    node.go_live(sub, 1)
+    node.fan_out(CHANNEL, 3, pub(3), None, "e1")
+    await settle(node)
+    assert offsets(late) == [2, 3]
+    assert all(offsets(c) == [1, 2, 3] for c in conns)
+
+
+async def test_new_epoch_sends_what_came_before_then_recovered_false(node):
+    (conn,) = await live(node, 1)
+    node.fan_out(CHANNEL, 1, pub(1), None, "e1")
+    node.fan_out(CHANNEL, 2, pub(2), None, "e1")
+    node.fan_out(CHANNEL, 1, pub(1, "e2"), None, "e2")  # history lost: offsets start again
+    await settle(node)
+    recovered = json.loads(conn.frames()[2])
+    assert conn.frames()[:2] == [pub(1), pub(2)]
+    assert (recovered["type"], recovered["recovered"]) == ("recovered", False)
+    assert conn.frames()[3:] == [pub(1, "e2")]
+
+
+async def test_random_interleavings_deliver_every_publication_exactly_once(node):
+    """Publishing, loop turns, (re)subscribes and unsubscribes interleaved at random: every
+    socket sees strictly increasing offsets, and a socket subscribed throughout sees all."""
+    node.fanout_chunk = 3
+    rng = random.Random(7)
+    steady = await live(node, 12)
+    others = await live(node, 8)
+    offset = 0
+    for _step in range(400):
+        action = rng.random()
+        if action < 0.5:
+            offset += 1
+            await node.history.append(CHANNEL, 100, "", "")  # keep the history top in step
+            node.fan_out(CHANNEL, offset, pub(offset), None, "e1")
+        elif action < 0.75:
+            await asyncio.sleep(0)
+        elif action < 0.9:
+            conn = rng.choice(others)
+            sub = await node.subscribe(conn, CHANNEL)
+            top, _epoch = await node.history.top(CHANNEL)
+            node.go_live(sub, top)
+        else:
+            await node.unsubscribe(rng.choice(others), CHANNEL)
+    await settle(node)
+    for conn in steady:
+        assert offsets(conn) == list(range(1, offset + 1))
+    for conn in others:
+        got = offsets(conn)
+        assert got == sorted(set(got))
