@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from time import time_ns
 from urllib.parse import urlparse
 
+from bench import fastrx
 from bench.wsproto import RecvStats, connect
 
 CTX = mp.get_context("spawn")
@@ -153,7 +154,9 @@ def _receive_loop(pipe, clients: list, stats: RecvStats, cpu0: float) -> None:
     """Receive on every socket with a plain level-triggered epoll until told to close.
 
     asyncio's per-readiness machinery (selector event -> Handle -> callback -> recv) costs
-    ~3x what the parse does; here readiness goes straight to ``os.read`` and the socket's
+    ~3x what the parse does; here readiness goes straight to a read. With a C compiler the
+    whole loop runs in C (``bench/fastrx.c``: it counts publication frames and hands every
+    other byte to the socket's ``data_received``); without one, in Python: ``os.read`` and
     ``data_received``. Sockets stay owned by their asyncio transports (reading paused), and
     small writes (pongs) still go through ``transport.write``, which sends at once.
     """
@@ -164,54 +167,86 @@ def _receive_loop(pipe, clients: list, stats: RecvStats, cpu0: float) -> None:
             continue
         c.transport.pause_reading()
         fd = c.transport.get_extra_info("socket").fileno()
+        c.rx_fd = fd
         handlers[fd] = c
         ep.register(fd, select.EPOLLIN)
     pfd = pipe.fileno()
     ep.register(pfd, select.EPOLLIN)
+    lib = fastrx.load() if handlers else None
+    rx = fastrx.FastRx(lib, max(handlers)) if lib is not None else None
     read = os.read
     finishing = None  # the "finish" command's arguments while waiting for deliveries
+
+    def on_data(fd: int, data: bytes) -> None:
+        c = handlers.get(fd)
+        if c is None:
+            return
+        if data:
+            c.data_received(data)
+            if rx is not None:
+                rx.slow[fd] = 1 if c.buf else 0  # a partial frame: Python reads on
+        else:
+            ep.unregister(fd)
+            del handlers[fd]
+            c.connection_lost(None)
+
+    def totals() -> tuple[int, int]:
+        if rx is None:
+            return stats.deliveries, stats.distinct
+        return stats.deliveries + rx.state.deliveries, stats.distinct + rx.state.distinct
+
+    def command() -> bool:
+        nonlocal finishing
+        cmd, arg = pipe.recv()
+        if cmd == "status":
+            pipe.send(("status", {
+                "open": sum(1 for c in clients if not c.closed.done()),
+                "closes": dict(stats.closes), "deliveries": totals()[0],
+                "heartbeats": stats.heartbeats}))
+        elif cmd == "finish":
+            accepted = arg["accepted"]
+            finishing = {
+                "accepted": accepted, "acked": arg["acked"],
+                "want": len(clients) * sum(accepted),
+                "t_end": time.monotonic() + arg["max_wait"], "quiet": arg["quiet"],
+                "last": -1, "last_change": time.monotonic()}
+        return cmd == "close"
+
     try:
         while True:
-            for fd, _ in ep.poll(0.05):
-                c = handlers.get(fd)
-                if c is not None:
-                    try:
-                        data = read(fd, 262144)
-                    except BlockingIOError:
-                        continue
-                    except OSError:
-                        data = b""
-                    if data:
-                        c.data_received(data)
-                    else:
-                        ep.unregister(fd)
-                        del handlers[fd]
-                        c.connection_lost(None)
-                    continue
-                cmd, arg = pipe.recv()
-                if cmd == "status":
-                    pipe.send(("status", {
-                        "open": sum(1 for c in clients if not c.closed.done()),
-                        "closes": dict(stats.closes), "deliveries": stats.deliveries,
-                        "heartbeats": stats.heartbeats}))
-                elif cmd == "finish":
-                    accepted = arg["accepted"]
-                    finishing = {
-                        "accepted": accepted, "acked": arg["acked"],
-                        "want": len(clients) * sum(accepted),
-                        "t_end": time.monotonic() + arg["max_wait"], "quiet": arg["quiet"],
-                        "last": -1, "last_change": time.monotonic()}
-                elif cmd == "close":
-                    return
+            if rx is not None:
+                r = rx.run(ep.fileno(), pfd, 50)
+                if r == fastrx.RUN_PYTHON:
+                    on_data(rx.state.out_fd, rx.pending())
+                elif r == fastrx.RUN_EOF:
+                    on_data(rx.state.out_fd, b"")
+                elif r == fastrx.RUN_COMMAND:
+                    if command():
+                        return
+                elif r < 0:
+                    raise OSError(-r, os.strerror(-r))
+            else:
+                for fd, _ in ep.poll(0.05):
+                    if fd != pfd:
+                        try:
+                            data = read(fd, 262144)
+                        except BlockingIOError:
+                            continue
+                        except OSError:
+                            data = b""
+                        on_data(fd, data)
+                    elif command():
+                        return
             if finishing is not None:
                 f, now = finishing, time.monotonic()
-                if stats.deliveries != f["last"]:
-                    f["last"], f["last_change"] = stats.deliveries, now
-                end = ("complete" if stats.distinct >= f["want"] else
+                deliveries, distinct = totals()
+                if deliveries != f["last"]:
+                    f["last"], f["last_change"] = deliveries, now
+                end = ("complete" if distinct >= f["want"] else
                        "quiet" if now - f["last_change"] > f["quiet"] else
                        "deadline" if now > f["t_end"] else None)
                 if end is not None:
-                    rep = _report(clients, stats, f["accepted"], f["acked"], cpu0)
+                    rep = _report(clients, stats, f["accepted"], f["acked"], cpu0, rx)
                     rep["end"] = end
                     pipe.send(("report", rep))
                     finishing = None
@@ -222,30 +257,47 @@ def _receive_loop(pipe, clients: list, stats: RecvStats, cpu0: float) -> None:
                 c.transport.resume_reading()
 
 
-def _report(clients: list, stats: RecvStats, accepted: bytes, acked: bytes, cpu0: float) -> dict:
+def _report(clients: list, stats: RecvStats, accepted: bytes, acked: bytes, cpu0: float,
+            rx: "fastrx.FastRx | None" = None) -> dict:
     """Per socket: which acknowledged publications never arrived (``missing``), how many
     publications sent but never acknowledged (nor refused) arrived anyway
-    (``unconfirmed_delivered``), and any ``bseq`` that was not sent (``bogus``)."""
+    (``unconfirmed_delivered``), and any ``bseq`` that was not sent (``bogus``). Counts
+    from the C receive loop (``rx``) and from Python's are added up."""
     acc = int.from_bytes(accepted, "little")
     a = int.from_bytes(acked, "little") & acc
     a_count = a.bit_count()
     missing = bogus = unconfirmed = 0
     for c in clients:
         s = int.from_bytes(c.seen, "little")
+        if rx is not None and hasattr(c, "rx_fd"):
+            s |= int.from_bytes(rx.seen_bytes(c.rx_fd), "little")
         both = (a & s).bit_count()
         in_acc = (acc & s).bit_count()
         missing += a_count - both
         unconfirmed += in_acc - both
         bogus += s.bit_count() - in_acc
+    deliveries, distinct, dups = stats.deliveries, stats.distinct, stats.dups
+    lats, dup_samples = stats.lats, list(stats.dup_samples)
+    first_rx, last_rx = stats.first_rx, stats.last_rx
+    if rx is not None:
+        st = rx.state
+        deliveries, distinct, dups = deliveries + st.deliveries, distinct + st.distinct, dups + st.dups
+        lats = lats + rx.latencies()
+        by_fd = {getattr(c, "rx_fd", None): c.client_id for c in clients}
+        dup_samples += [(by_fd.get(fd), seq, ts) for fd, seq, ts in rx.dup_samples()]
+        firsts = [t for t in (first_rx, st.first_rx) if t]
+        first_rx = min(firsts) if firsts else 0
+        last_rx = max(last_rx, st.last_rx)
     return {
-        "subs": len(clients), "deliveries": stats.deliveries, "distinct": stats.distinct,
-        "dups": stats.dups, "missing": missing, "bogus": bogus,
-        "unconfirmed_delivered": unconfirmed, "dup_samples": stats.dup_samples,
-        "first_rx": stats.first_rx, "last_rx": stats.last_rx,
-        "lats": stats.lats.tobytes(), "closes": dict(stats.closes),
+        "subs": len(clients), "deliveries": deliveries, "distinct": distinct,
+        "dups": dups, "missing": missing, "bogus": bogus,
+        "unconfirmed_delivered": unconfirmed, "dup_samples": dup_samples[:20],
+        "first_rx": first_rx, "last_rx": last_rx,
+        "lats": lats.tobytes(), "closes": dict(stats.closes),
         "errors": dict(stats.errors), "heartbeats": stats.heartbeats,
         "open": sum(1 for c in clients if not c.closed.done()),
-        "cpu": _cpu() - cpu0,
+        "cpu": _cpu() - cpu0, "rx": "c" if rx is not None else "python",
+        "rx_reads": rx.state.reads if rx is not None else None,
     }
 
 
@@ -552,6 +604,7 @@ def aggregate(reports: list[dict], first_send: int, n_acked: int) -> dict:
     if samples:
         out["dup_samples"] = [{"client_id": c, "bseq": q, "rx_ns": t} for c, q, t in samples]
     out["client_cpu_s"] = round(sum(r["cpu"] for r in reports), 2)
+    out["client_rx"] = ",".join(sorted({r.get("rx", "python") for r in reports}))
     return out
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bench.loadtool import SubscriberPool, Target, publish_and_count
 
 N = 300
@@ -19,7 +21,14 @@ BENCH_ENV = {
 }
 
 
-def test_load_tool_smoke_zero_lost(transactional_db, hub_server):
+@pytest.mark.parametrize("rx", ["c", "python"])
+def test_load_tool_smoke_zero_lost(transactional_db, hub_server, monkeypatch, rx):
+    """Both receive loops of the workers: the C one (bench/fastrx.c) and the Python one it
+    falls back to without a compiler."""
+    if rx == "python":
+        monkeypatch.setenv("BENCH_PYTHON_RX", "1")  # the spawned workers inherit it
+    else:
+        monkeypatch.delenv("BENCH_PYTHON_RX", raising=False)
     server = hub_server(env=BENCH_ENV, name="bench-smoke")
     with SubscriberPool([Target("127.0.0.1", server.port, "/ws/", N)], "bench", procs=2,
                         concurrency=50, timeout=60) as pool:
@@ -36,3 +45,4 @@ def test_load_tool_smoke_zero_lost(transactional_db, hub_server):
     assert res["bogus"] == 0
     assert res["deliveries"] == N * 20
     assert res["closes"] == {}
+    assert res["client_rx"] == rx
