@@ -384,7 +384,10 @@ class Node:
         """Write ``channel``'s accepted publications to every live subscriber, then forget
         them. A pass goes over a snapshot of the subscribers in chunks; a pass during which
         more publications arrived is followed by another (subscribers already up to date
-        cost one comparison)."""
+        cost one comparison). After each pass, what it started with has reached every
+        subscriber (one that subscribed during the pass was given the rest in its handshake
+        or comes after its history top), so that much of the log is dropped: under
+        sustained load the log holds one pass's worth of publications, not the whole run."""
         me = asyncio.current_task()
         try:
             while True:
@@ -395,6 +398,7 @@ class Node:
                 if not subs:
                     log.clear()
                     return
+                done_upto = len(log)
                 last = log[-1]
                 snapshot = list(subs.values())
                 chunk = self.fanout_chunk
@@ -404,10 +408,12 @@ class Node:
                         if not log or self._logs.get(channel) is not log:
                             break  # flushed meanwhile (a reset): start over
                     self._write(snapshot[start:start + chunk], log)
-                if log and log[-1] is last and self._logs.get(channel) is log:
-                    self._delivered(log)
-                    log.clear()
-                    return
+                if (self._logs.get(channel) is log and len(log) >= done_upto
+                        and log[done_upto - 1] is last):
+                    self._delivered(log[:done_upto])
+                    del log[:done_upto]
+                    if not log:
+                        return
         except Exception:
             logger.exception("fan-out failed for %r", channel)
             self._logs.pop(channel, None)
