@@ -78,7 +78,8 @@ def render(results: list[dict]) -> str:
     by = lambda s: [r for r in results if r.get("scenario") == s]  # noqa: E731
     if by("ceiling"):
         parts.append("### Load tool ceiling (raw asyncio server blasting)\n\n" + _table(by("ceiling"), [
-            ("client procs", "client_procs"), ("frames per server write", "batch"), ("N", "subs"),
+            ("client procs", "client_procs"), ("receive loop", "client_rx"),
+            ("frames per server write", "batch"), ("N", "subs"),
             ("deliveries", "deliveries"), ("deliveries/s", "deliveries_per_s"), ("lost", _lost),
             ("client µs/delivery", "client_us_per_delivery"), ("others' CPU s", "others_cpu_s"),
             ("note", _err)]))

@@ -196,11 +196,18 @@ def sc_ceiling(run: Run) -> None:
     n = 500 if run.quick else 1000
     count = 300 if run.quick else 1000
     with Servers("raw-asyncio") as s:
-        for procs_n, batch in ((1, 50), (2, 50), (1, 1)):
+        # The last row: the Python receive loop the workers fall back to without a compiler.
+        for procs_n, batch, python_rx in ((1, 50, False), (2, 50, False), (1, 1, False),
+                                          (1, 1, True)):
             def fn():
                 return run_fanout([Target(HOST, s.server.port, "/ws/", n)], Target(HOST, s.server.port),
                                   mode="blast", count=count, batch=batch, procs=procs_n)
-            rec = measured(run, "ceiling", "raw-asyncio (blast)", [s.server], fn)
+            if python_rx:
+                os.environ["BENCH_PYTHON_RX"] = "1"  # inherited by the spawned workers
+            try:
+                rec = measured(run, "ceiling", "raw-asyncio (blast)", [s.server], fn)
+            finally:
+                os.environ.pop("BENCH_PYTHON_RX", None)
             rec.update({"client_procs": procs_n, "batch": batch})
             if rec.get("deliveries"):
                 rec["client_us_per_delivery"] = round(rec["client_cpu_s"] / rec["deliveries"] * 1e6, 2)
@@ -327,10 +334,13 @@ def sc_cluster(run: Run) -> None:
             a = procs.start_server("hub-daphne", redis_url=url, name="hub-a")
             servers.append(a)
 
+            prof_a = Profiler(run, a.pid, f"cluster-hub-a-single-{n}", duration)
+
             def one():
                 return run_fanout([Target(HOST, a.port, "/ws/", n, "single")], Target(HOST, a.port),
-                                  mode="paced", rate=20, duration=duration, procs=run.args.procs)
-            rec = measured(run, "cluster", "hub-daphne x1 + redis", [a], one, [redis])
+                                  mode="paced", rate=20, duration=duration, procs=run.args.procs,
+                                  on_go=prof_a.start)
+            rec = measured(run, "cluster", "hub-daphne x1 + redis", [a], one, [redis], prof_a)
             rec.update({"rate": 20, "duration": duration})
             run.emit(rec)
             b = procs.start_server("hub-daphne", redis_url=url, name="hub-b")
