@@ -213,7 +213,7 @@ HUB = {
     "CHANNELS": _env_json_object("HUB_CHANNELS"),
     "MAX_QUEUED_BYTES": _env_int("HUB_MAX_QUEUED_BYTES", 4 * 1024 * 1024, minimum=1024),
     # Sockets one fan-out writes per turn of the event loop (hub.engine.node.Node.fan_out).
-    "FANOUT_CHUNK": _env_int("HUB_FANOUT_CHUNK", 500, minimum=1),
+    "FANOUT_CHUNK": _env_int("HUB_FANOUT_CHUNK", 50, minimum=1),
     # Modules that register application message types (hub.handlers.register) at start-up.
     "HANDLER_MODULES": _env_list("HUB_HANDLER_MODULES", []),
     "REDIS_URL": REDIS_URL,
