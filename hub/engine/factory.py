@@ -60,8 +60,9 @@ async def report_stats(node: Node) -> None:
     from hub.selectors import local_clients, local_process_stats
 
     stats = local_process_stats(node)
+    clients = local_clients(node) if node.presence.shares_clients else []
     try:
-        await node.presence.publish_state(stats, local_clients(node))
+        await node.presence.publish_state(stats, clients)
     except Exception:
         logger.warning("presence update failed (Redis down?)", exc_info=True)
     try:

@@ -17,6 +17,9 @@ from hub.transport import Payload
 logger = logging.getLogger("hub.engine")
 STATS_REPORT_SECONDS = 5.0
 GROUP_REFRESH_SECONDS = 3600.0
+# Sockets ticked per event-loop turn: a heartbeat to 5,000 sockets is ~50 ms of writes,
+# which would otherwise hold every fan-out up for that long.
+TICK_CHUNK = 200
 
 
 def tick_seconds(heartbeat: float, connection_timeout: float, auth_timeout: float) -> float:
@@ -38,8 +41,12 @@ async def run_housekeeping(node, *, heartbeat: float, connection_timeout: float,
             beat = None
             if now >= next_beat:
                 beat, next_beat = Payload(p.build_heartbeat()), now + heartbeat
-            for conn in list(node.connections.values()):
-                conn.tick(now, beat)
+            conns = list(node.connections.values())
+            for start in range(0, len(conns), TICK_CHUNK):
+                if start:
+                    await asyncio.sleep(0)
+                for conn in conns[start:start + TICK_CHUNK]:
+                    conn.tick(now, beat)
             if now >= next_report:
                 next_report = now + report_every
                 await report(node)

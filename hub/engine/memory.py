@@ -54,6 +54,8 @@ class MemoryHistory:
 class MemoryPresence:
     """Client ids and per-user counts for one process (cluster-wide: the Redis twin)."""
 
+    shares_clients = False  # publish_state ignores the client list: do not build it
+
     def __init__(self) -> None:
         self._client_ids: set[str] = set()
         self._users: dict[str, int] = {}
