@@ -73,6 +73,27 @@ return {offset, epoch}
 """
 
 
+# A process's presence report in one call. KEYS: its record, the server set, its n client
+# claims, then one per-user key per client with a user; ARGV: TTL ms, the record, the
+# server's name, the claims' expiry (unix s), n, then the client id for each user key.
+# (Was a pipeline of one PEXPIRE/ZADD per client: at 5,000 sockets redis-py spent ~370 ms
+# building and parsing 10,000 commands on the event loop, stalling fan-out up to 160 ms.)
+_PRESENCE_LUA = """
+local ttl = tonumber(ARGV[1])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+redis.call('SADD', KEYS[2], ARGV[3])
+local n = tonumber(ARGV[5])
+for i = 3, 2 + n do
+  redis.call('PEXPIRE', KEYS[i], ttl)
+end
+for j = 3 + n, #KEYS do
+  redis.call('ZADD', KEYS[j], ARGV[4], ARGV[3 + j - n])
+  redis.call('PEXPIRE', KEYS[j], ttl)
+end
+return 1
+"""
+
+
 def redis_client(url: str, max_connections: int = 64) -> aioredis.Redis:
     """A client for real load: a *blocking* pool (a burst of connects waits briefly for a
     free connection instead of failing, as redis-py's default pool does past its size),
@@ -174,6 +195,7 @@ class RedisPresence:
         self._prefix = prefix
         self.ttl_ms = int(ttl_seconds * 1000)
         self._servers_key = f"{prefix}:servers"
+        self._report = client.register_script(_PRESENCE_LUA)
 
     def _client_key(self, client_id: str) -> str:
         return f"{self._prefix}:client:{client_id}"
@@ -220,15 +242,13 @@ class RedisPresence:
         5 ms switches. ``stats`` and ``clients`` are frozen snapshots, safe to share."""
         expiry = time.time() + self.ttl_ms / 1000
         body = await asyncio.to_thread(_state_body, stats, clients)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(self._proc_key(stats.server), body, px=self.ttl_ms)
-            pipe.sadd(self._servers_key, stats.server)
-            for client in clients:
-                pipe.pexpire(self._client_key(client.client_id), self.ttl_ms)
-                if client.user:
-                    pipe.zadd(self._user_key(client.user), {client.client_id: expiry})
-                    pipe.pexpire(self._user_key(client.user), self.ttl_ms)
-            await guarded(pipe.execute())
+        with_user = [c for c in clients if c.user]
+        keys = [self._proc_key(stats.server), self._servers_key,
+                *[self._client_key(c.client_id) for c in clients],
+                *[self._user_key(c.user) for c in with_user]]
+        args = [self.ttl_ms, body, stats.server, repr(expiry), len(clients),
+                *[c.client_id for c in with_user]]
+        await guarded(self._report(keys=keys, args=args))
 
     async def cluster_state(self) -> tuple[list[ProcessStats], list[ClientInfo]]:
         servers = sorted(s.decode() for s in await guarded(self._redis.smembers(self._servers_key)))

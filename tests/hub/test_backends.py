@@ -83,3 +83,36 @@ async def test_a_stalled_redis_neither_duplicates_nor_misreports(redis_server):
     assert (offset, text) == (1, '{"o":1}')
     check = redis_sync.Redis.from_url(redis_server.url)
     assert int(check.get("t:offset:jobs")) == 1 and check.xlen("t:stream:jobs") == 1
+
+
+async def test_reports_keep_claims_alive_and_a_silent_process_lets_them_go(redis_server):
+    """publish_state refreshes every client's id claim and its user's connection entry
+    (one Lua call); once a process stops reporting, both expire with its record."""
+    from hub.engine.base import ClientInfo, ProcessStats
+
+    presence = RedisPresence(redis_client(redis_server.url), prefix="p", ttl_seconds=0.4)
+    clients = [ClientInfo(client_id=f"c{i}", user="alice" if i < 2 else None, channels=(),
+                          state="connected", connected_at="2026-11-22T10:00:00Z",
+                          last_ping=None, last_pong=None, server="s1") for i in range(3)]
+    for client in clients:
+        assert await presence.claim_client(client.client_id, client.user, "s1")
+        if client.user:
+            await presence.add_user_connection(client.user, client.client_id)
+    stats = ProcessStats(server="s1", host="h", pid=1, started_at=0.0, last_heartbeat=0.0,
+                         active_connections=3, total_connections=3, messages_sent=0,
+                         messages_received=0)
+    for _ in range(8):  # 0.8 s: twice the TTL, kept alive by the reports
+        await presence.publish_state(stats, clients)
+        await asyncio.sleep(0.1)
+    assert not await presence.claim_client("c2", None, "s2")
+    assert await presence.add_user_connection("alice", "c9") == 3  # c0, c1 and this one
+    members = redis_sync.Redis.from_url(redis_server.url).zrange("p:user:alice", 0, -1)
+    assert sorted(members) == [b"c0", b"c1", b"c9"]
+    processes, listed = await presence.cluster_state()
+    assert [p.server for p in processes] == ["s1"]
+    assert sorted(c.client_id for c in listed) == ["c0", "c1", "c2"]
+    await presence.remove_user_connection("alice", "c9")
+    await asyncio.sleep(0.6)  # no more reports
+    assert await presence.claim_client("c2", None, "s2")
+    assert await presence.add_user_connection("alice", "c9") == 1
+    assert await presence.cluster_state() == ([], [])
