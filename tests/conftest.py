@@ -56,6 +56,18 @@ def database_env() -> dict[str, str]:
     return {"DATABASE_URL": urlunsplit(url._replace(path="/" + settings_dict["NAME"]))}
 
 
+def stop_process(proc: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
+    """Signal a process we started and wait for it; SIGKILL if it has not gone in 15 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
 class HubServer:
     """A real daphne running the hub. ``log_text()`` is everything it printed."""
 
@@ -91,14 +103,7 @@ class HubServer:
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        stop_process(self.proc, sig)
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
