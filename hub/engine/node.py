@@ -121,6 +121,8 @@ class Node:
         self._tasks: list[asyncio.Task] = []
         self._started = asyncio.Lock()
         self._barriers: dict[str, asyncio.Future] = {}
+        self.delivery_suspect = False  # a delivery probe failed (hub.engine.repair)
+        self.join_marks: dict[str, tuple[int, str]] = {}  # channel -> (top, epoch) at join
         self.last_offsets: dict[str, int] = {}  # per channel, last offset fanned out here
         self.channel_epochs: dict[str, str] = {}
         self._timings = timings or {"heartbeat": 30.0, "connection_timeout": 60.0,
@@ -264,6 +266,11 @@ class Node:
                     raise
                 await self._barrier(channel)
                 self._joined.add(channel)
+                if channel not in self.join_marks:
+                    try:  # where this process came in: a catch-up never replays before it
+                        self.join_marks[channel] = await self.history.top(channel)
+                    except HubUnavailable:
+                        pass
 
     async def _barrier(self, channel: str) -> None:
         """Wait until this process really receives the group. redis-py's ``subscribe`` does
@@ -292,6 +299,7 @@ class Node:
                 return
             self._joined.discard(channel)
             self.last_offsets.pop(channel, None)
+            self.join_marks.pop(channel, None)
             self.channel_epochs.pop(channel, None)
             try:
                 await self.layer.group_discard(group_name(self.prefix, channel), self.inbox)

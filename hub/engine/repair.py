@@ -36,11 +36,28 @@ async def probe(node) -> bool:
 
 
 async def check_delivery(node) -> None:
-    """Probe; on failure (and Redis reachable) rebuild the subscriptions and catch up."""
+    """Probe; on failure (and Redis reachable) rebuild the subscriptions and catch up.
+
+    A probe that succeeds after one failed is not the all-clear: redis-py re-subscribes a
+    pub/sub connection by itself when Redis comes back, so delivery works again, but what
+    was published between Redis accepting publishes and that re-subscribe reached no one
+    (seen as an intermittent test failure: a broadcast right after a Redis restart never
+    arrived). So the first good probe after a bad one catches every channel up from its
+    Stream (offsets already fanned out are skipped, so nothing is sent twice)."""
     if node.inbox is None or not getattr(node.history, "fans_out", False):
         return
     if await probe(node):
+        if node.delivery_suspect:
+            logger.warning("pub/sub delivery is back; catching up %d channels",
+                           len(node.subscriptions))
+            try:
+                for channel in list(node.subscriptions):
+                    await catch_up(node, channel)
+            except HubUnavailable:
+                return  # Redis went away again: stay suspect, try at the next check
+            node.delivery_suspect = False
         return
+    node.delivery_suspect = True
     try:
         await node.history.top("")  # Redis itself down: nothing to repair yet
     except HubUnavailable:
@@ -70,12 +87,16 @@ async def catch_up(node, channel: str) -> None:
     a gap no history can fill: subscribers are told ``recovered: false`` first, then get
     what the new epoch holds."""
     _top, epoch = await node.history.top(channel)
-    known = node.channel_epochs.get(channel)
+    mark = node.join_marks.get(channel)  # (top, epoch) when this process joined the channel
+    known = node.channel_epochs.get(channel) or (mark[1] if mark is not None else None)
     if known is not None and known != epoch:
         node.reset_channel(channel)
         node.channel_epochs[channel] = epoch
         node.last_offsets[channel] = 0
-    publications, top, epoch = await node.history.since(channel, node.last_offsets.get(channel, 0))
+    start = node.last_offsets.get(channel, 0)
+    if channel not in node.channel_epochs and mark is not None:
+        start = max(start, mark[0])  # nothing fanned out here yet: from where it joined
+    publications, top, epoch = await node.history.since(channel, start)
     if publications is None:
         node.reset_channel(channel)
         node.channel_epochs[channel] = epoch
