@@ -22,6 +22,10 @@ class Principal:
 
     username: str | None
     is_staff: bool = False
+    # Holds Django's ``hub.broadcast`` permission: a server-side publisher (the Slurm monitor,
+    # an integrating service). It may publish where the policy says ``nobody`` for clients,
+    # as the server itself does; see ``may_publish``.
+    can_broadcast: bool = False
 
     @property
     def is_authenticated(self) -> bool:
@@ -132,3 +136,17 @@ def build_policies(overrides: Mapping[str, Any], default_history: int) -> Policy
             exact[pattern] = policy
     prefixes.sort(key=lambda p: len(p.pattern), reverse=True)
     return PolicySet(exact=exact, prefixes=tuple(prefixes), catch_all=catch_all)
+
+
+def may_publish(policies: PolicySet, principal: Principal, channel: str,
+                auth_required: bool = True) -> bool:
+    """THE publish rule, for every road that puts something on a channel: the WebSocket
+    ``publish`` frame, every registered handler (``chat_message`` included) and REST.
+
+    A principal with ``hub.broadcast`` publishes anywhere (it speaks for the server);
+    everyone else needs the channel's ``publish`` rule. An unknown channel: no one but a
+    broadcaster (PROTOCOL.md section 4)."""
+    if principal.can_broadcast:
+        return True
+    policy = policies.resolve(channel)
+    return policy is not None and policy.allows("publish", principal, channel, auth_required)
