@@ -49,6 +49,11 @@ DEFAULT_EVENT = "message"
 MAX_CHANNELS_PER_FRAME = 100
 
 _CHANNEL_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
+# ``user:<username>`` takes any name Django's UnicodeUsernameValidator allows (unicode
+# ``\w`` plus ``.@+-``, at most 150: AbstractUser.username's max_length): SSO logins are
+# e-mail addresses, and a user whose own channel name is refused could not connect at all.
+USER_CHANNEL_PREFIX = "user:"
+_USERNAME_RE = re.compile(r"[\w.@+\-]{1,150}")
 _CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _EVENT_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 
@@ -73,7 +78,17 @@ class ClientFrame:
 
 
 def is_valid_channel(name: Any) -> bool:
-    return isinstance(name, str) and _CHANNEL_RE.fullmatch(name) is not None
+    """PROTOCOL.md §4: 1-100 of ``A-Za-z0-9_.:-``, or ``user:`` + any Django username."""
+    if not isinstance(name, str):
+        return False
+    if _CHANNEL_RE.fullmatch(name) is not None:
+        return True
+    return name.startswith(USER_CHANNEL_PREFIX) and is_valid_username(name[5:])
+
+
+def is_valid_username(name: Any) -> bool:
+    """A name Django's default username validator accepts (what ``user:<name>`` takes)."""
+    return isinstance(name, str) and _USERNAME_RE.fullmatch(name) is not None
 
 
 def is_valid_client_id(client_id: str) -> bool:

@@ -11,8 +11,9 @@ from hub.protocol import CONTROL_TYPES, DEFAULT_EVENT
 
 CHANNEL_PATTERN = r"^[A-Za-z0-9_.:\-]{1,100}$"
 EVENT_PATTERN = r"^[A-Za-z0-9_.:\-]{1,100}$"
-# A username usable in a ``user:<username>`` channel name.
-USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,95}$"
+# Any username Django's UnicodeUsernameValidator allows (``user:<username>`` takes them all,
+# PROTOCOL.md §4): unicode word characters and ``.@+-``, AbstractUser's 150 at most.
+USERNAME_PATTERN = r"^[\w.@+\-]{1,150}$"
 MAX_PAGE = 500
 
 
@@ -57,7 +58,7 @@ class MessageSerializer(serializers.Serializer):
 class BroadcastSerializer(serializers.Serializer):
     channel = StrictRegexField(CHANNEL_PATTERN, max_length=100, required=False,
                                      help_text='a channel name, or "all" for every socket')
-    user = StrictRegexField(USERNAME_PATTERN, max_length=95, required=False,
+    user = StrictRegexField(USERNAME_PATTERN, max_length=150, required=False,
                                   help_text="send to every socket of this user (channel user:<user>)")
     message = MessageSerializer()
 

@@ -24,6 +24,14 @@ FULL_ALPHABET = ("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 PREFIXES = ["hub", "h", "my-app_2.prod"]
 
 channel_names = st.text(alphabet=FULL_ALPHABET, min_size=1, max_size=100)
+# user:<any Django username>: unicode \w plus ".@+-", up to 150 characters
+django_usernames = st.from_regex(r"\A[\w.@+\-]{1,150}\Z", fullmatch=True).filter(
+    lambda name: "\n" not in name)
+user_channels = django_usernames.map(lambda name: f"user:{name}")
+# names built from the escape's own vocabulary ("_x00e9" spelled out vs "é" escaped)
+escape_lookalikes = st.lists(st.sampled_from(["_", "x", "y", "0", "e", "9", "@", "é", "\U00020000",
+                                              "u", "c", "+", "-"]),
+                             min_size=1, max_size=40).map(lambda parts: "user:" + "".join(parts))
 # a narrow alphabet rich in the escape-relevant characters makes near-collisions likely
 tricky_names = st.text(alphabet="_:uc.", min_size=1, max_size=100)
 
@@ -43,12 +51,16 @@ def unescape(prefix: str, group: str) -> str | None:
     assert group.startswith(f"{prefix}.c.")
     body, out, i = group[len(prefix) + 3:], [], 0
     while i < len(body):
-        if body[i] == "_":
+        if body[i] != "_":
+            out.append(body[i])
+            i += 1
+        elif body[i + 1] in "uc":
             out.append({"u": "_", "c": ":"}[body[i + 1]])
             i += 2
         else:
-            out.append(body[i])
-            i += 1
+            width = {"x": 4, "y": 6}[body[i + 1]]
+            out.append(chr(int(body[i + 2:i + 2 + width], 16)))
+            i += 2 + width
     return "".join(out)
 
 
@@ -57,6 +69,9 @@ EDGE_CHANNELS = [
     "_:", ":_", "a_cb", "a:b", "a_ub", "a__b", "a_u", "a_", "u", "c",
     ":" * 100, "_" * 100, ":_" * 50, "_:" * 50, "a" * 100, "a" * 93, "a" * 94, ":" * 46,
     ":" * 47, "_" * 46, "_" * 47, "user:" + "x" * 95, "x:_.-" * 20, "." * 100, "-" * 100,
+    "user:carol@example.edu", "user:a+b", "user:d.e-f", "user:jürgen", "user:日本",
+    "user:\U00020000", "user:_x0040", "user:@", "user:_x00e9", "user:é", "user:_y020000",
+    "user:" + "x" * 150, "user:" + "@" * 150, "user:" + "x" * 88, "user:" + "x" * 89,
 ]
 
 
@@ -81,6 +96,10 @@ def test_edge_channels_are_injective_and_invertible(prefix):
 
 def test_short_names_are_readable_long_ones_hashed():
     assert group_name("hub", "jobs") == "hub.c.jobs"
+    assert group_name("hub", "user:carol@example.edu") == "hub.c.user_ccarol_x0040example.edu"
+    assert group_name("hub", "user:a+b") == "hub.c.user_ca_x002bb"
+    assert group_name("hub", "user:jürgen") == "hub.c.user_cj_x00fcrgen"
+    assert group_name("hub", "user:\U00020000") == "hub.c.user_c_y020000"
     assert group_name("hub", "user:alice") == "hub.c.user_calice"
     assert group_name("hub", "stock_updates") == "hub.c.stock_uupdates"
     long_name = ":" * 100
@@ -161,3 +180,27 @@ def test_settings_refuse_a_prefix_too_long_for_group_names():
     result = subprocess.run([sys.executable, "manage.py", "check"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "HUB_CHANNEL_PREFIX" in result.stderr
+
+
+@settings(max_examples=600, deadline=None)
+@given(prefix=st.sampled_from(PREFIXES), channel=st.one_of(user_channels, escape_lookalikes))
+def test_any_django_username_gives_a_valid_group_name_that_inverts(prefix, channel):
+    assert is_valid_channel(channel)
+    group = group_name(prefix, channel)
+    assert_channels_accepts(group)
+    decoded = unescape(prefix, group)
+    assert decoded is None or decoded == channel
+
+
+@settings(max_examples=300, deadline=None)
+@given(names=st.lists(st.one_of(channel_names, tricky_names, user_channels, escape_lookalikes),
+                      min_size=2, max_size=60, unique=True))
+def test_distinct_channels_with_usernames_never_share_a_group(names):
+    groups = [group_name("hub", name) for name in names]
+    assert len(set(groups)) == len(names)
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=escape_lookalikes, b=escape_lookalikes)
+def test_escape_lookalikes_collide_only_when_equal(a, b):
+    assert (group_name("hub", a) == group_name("hub", b)) == (a == b)

@@ -333,6 +333,28 @@ def test_invalid_channel_names(name):
     assert p.is_valid_channel(name) is False
 
 
+@pytest.mark.parametrize("name", [
+    "user:carol@example.edu", "user:a+b", "user:d.e-f", "user:jürgen", "user:日本", "user:a_b",
+    "user:" + "x" * 150, "user:" + "é" * 150, "user:@", "user:+", "user:١٢",
+])
+def test_user_channels_take_any_django_username(name):
+    """PROTOCOL.md §4: ``user:<username>`` for every name Django's UnicodeUsernameValidator
+    accepts (SSO logins are e-mail addresses), up to AbstractUser's 150 characters."""
+    from django.contrib.auth.validators import UnicodeUsernameValidator
+
+    UnicodeUsernameValidator()(name[5:])
+    assert p.is_valid_channel(name) is True
+
+
+@pytest.mark.parametrize("name", [
+    "user:" + "x" * 151, "user:a b", "user:a/b", "user:a\nb", "user:carol\n", "user:a*",
+    "user:a#b", "user:a,b", "user:\ud800", "user:a\x00", "users:a@b", "User:a@b",
+    "chat:a@b", "a@b", "user:a:b@c",
+])
+def test_the_wider_alphabet_is_for_user_channels_only(name):
+    assert p.is_valid_channel(name) is False
+
+
 @pytest.mark.parametrize("client_id, ok", [
     ("a", True), ("c_3f9a", True), ("A-Z.0_9", True), ("x" * 64, True), ("-", True),
     ("", False), ("x" * 65, False), ("a:b", False), ("a b", False), ("a/b", False),
