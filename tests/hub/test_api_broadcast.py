@@ -122,7 +122,7 @@ def test_superuser_may_broadcast():
     ({"channel": "bad channel!", "message": {"type": "x"}}, "channel"),
     ({"channel": "x" * 101, "message": {"type": "x"}}, "channel"),
     ({"channel": 7, "message": {"type": "x"}}, "channel"),
-    ({"user": "a@b", "message": {"type": "x"}}, "user"),
+    ({"user": "a/b", "message": {"type": "x"}}, "user"),
     ({"channel": "jobs", "message": "hello"}, "message.non_field_errors"),
     ({"channel": "jobs", "message": {"type": "subscribed"}}, "message.type"),
     ({"channel": "jobs", "message": {"type": "bad type"}}, "message.type"),
