@@ -74,17 +74,16 @@ def _channel_members(clients: list[ClientInfo]) -> dict[str, list[str]]:
 async def list_channels() -> list[ChannelInfo]:
     node = get_node()
     members = _channel_members(await list_clients())
-    offsets = await node.history.last_offsets(sorted(members))
-    _top, epoch = await node.history.top("")
+    positions = await node.history.positions(sorted(members))  # per channel: own epoch
     return [ChannelInfo(name=name, subscriber_count=len(ids), subscribers=tuple(sorted(ids)),
-                        last_offset=offsets.get(name, 0), epoch=epoch)
+                        last_offset=positions[name][0], epoch=positions[name][1])
             for name, ids in sorted(members.items())]
 
 
 async def get_channel(name: str) -> ChannelInfo | None:
     node = get_node()
     members = _channel_members(await list_clients()).get(name)
-    offset, epoch = await node.history.top(name)
+    offset, epoch = (await node.history.positions([name]))[name]  # read only: creates nothing
     if members is None and offset == 0:
         return None
     ids = tuple(sorted(members or ()))

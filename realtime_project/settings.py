@@ -210,6 +210,7 @@ HUB = {
     "RATE_LIMIT": _env_int("HUB_RATE_LIMIT", 60, minimum=1),
     "MAX_SUBSCRIPTIONS": _env_int("HUB_MAX_SUBSCRIPTIONS", 100, minimum=1),
     "HISTORY_SIZE": _env_int("HUB_HISTORY_SIZE", 100, minimum=0),
+    "HISTORY_TTL": _env_int("HUB_HISTORY_TTL", 86400, minimum=1),
     "CHANNELS": _env_json_object("HUB_CHANNELS"),
     "MAX_QUEUED_BYTES": _env_int("HUB_MAX_QUEUED_BYTES", 4 * 1024 * 1024, minimum=1024),
     # Sockets one fan-out writes per turn of the event loop (hub.engine.node.Node.fan_out).

@@ -36,13 +36,14 @@ def build_node() -> Node:
             # tests/hub/test_cluster.py: a change in channels-redis fails delivery there).
             return layer._get_layer()._get_group_channel_name(group_name(prefix, channel))
 
-        history = RedisHistory(client, prefix=prefix, group_channel_for=group_channel_for)
+        history = RedisHistory(client, prefix=prefix, group_channel_for=group_channel_for,
+                               ttl_seconds=hub_settings.HISTORY_TTL)
         presence = RedisPresence(client, prefix=hub_settings.CHANNEL_PREFIX,
                                  ttl_seconds=max(3.0, 2 * hub_settings.HEARTBEAT_INTERVAL))
     else:
         from hub.engine.memory import MemoryHistory, MemoryPresence
 
-        history, presence = MemoryHistory(), MemoryPresence()
+        history, presence = MemoryHistory(ttl_seconds=hub_settings.HISTORY_TTL), MemoryPresence()
     return Node(layer=get_channel_layer(), history=history, presence=presence,
                 server_name=hub_settings.SERVER_NAME, prefix=hub_settings.CHANNEL_PREFIX,
                 history_size_for=history_size_for,
@@ -54,10 +55,16 @@ def build_node() -> Node:
 
 async def report_stats(node: Node) -> None:
     """Share this process's figures: presence (cluster-wide with Redis) and the database
-    rows the admin reads (``hub.stats_recorder``, when installed)."""
+    rows the admin reads (``hub.stats_recorder``, when installed). Also, on the same beat,
+    the history's housekeeping (``Node.sweep_history``: expiry, subscribed channels kept)."""
     from asgiref.sync import sync_to_async
 
     from hub.selectors import local_clients, local_process_stats
+
+    try:
+        await node.sweep_history()
+    except Exception:
+        logger.warning("history sweep failed", exc_info=True)
 
     stats = local_process_stats(node)
     clients = local_clients(node) if node.presence.shares_clients else []

@@ -6,49 +6,126 @@ Twins of ``hub.engine.redis``: both pass tests/hub/test_backends.py (same contra
 from __future__ import annotations
 
 import secrets
-from collections import deque
+import time
+from collections import OrderedDict, deque
+from typing import Callable, Iterable
 
 from hub.engine.base import ClientInfo
 
+DEFAULT_HISTORY_TTL = 86400.0
+# Channels one ``sweep`` evicts at most: a sweep after a burst of junk names costs a bounded
+# slice of one housekeeping tick; the rest go at the next sweep (or lazily when touched).
+SWEEP_LIMIT = 5000
+
+
+class _Channel:
+    __slots__ = ("offset", "epoch", "ring", "expires")
+
+    def __init__(self, epoch: str, expires: float) -> None:
+        self.offset = 0
+        self.epoch = epoch
+        self.ring: deque[tuple[int, str]] | None = None
+        self.expires = expires
+
 
 class MemoryHistory:
-    """Per-channel offsets and a bounded ring of publications. The epoch is per process
-    start: a restart loses the history, and clients are told ``recovered: false``."""
+    """Per-channel offsets, epochs and a bounded ring of publications.
 
-    def __init__(self) -> None:
-        self.epoch = secrets.token_hex(4)
-        self._offsets: dict[str, int] = {}
-        self._items: dict[str, deque[tuple[int, str]]] = {}
+    Each channel has its own epoch, made when the channel's state is created (first
+    publication or first read of its top). The state expires ``ttl_seconds`` after its last
+    publication (PROTOCOL.md §4, ``HUB_HISTORY_TTL``): a channel that comes back starts a new
+    epoch, so a client recovering from the old one is told ``recovered: false``, never given
+    a silent gap. A restart loses everything: new epochs too. Expired channels go lazily when
+    touched and in ``sweep`` (housekeeping), oldest first: channels are kept in expiry order
+    (every write sets ``now + ttl`` and moves the channel to the end), so a sweep stops at
+    the first live one."""
 
-    async def append(self, channel: str, maxlen: int, head: str, tail: str) -> tuple[int, str]:
-        offset = self._offsets.get(channel, 0) + 1
-        self._offsets[channel] = offset
+    def __init__(self, ttl_seconds: float = DEFAULT_HISTORY_TTL,
+                 clock: Callable[[], float] = time.monotonic,
+                 new_epoch: Callable[[], str] = lambda: secrets.token_hex(4)) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._clock = clock
+        self._new_epoch = new_epoch
+        self._channels: OrderedDict[str, _Channel] = OrderedDict()
+
+    def _state(self, channel: str, create: bool = True) -> _Channel | None:
+        now = self._clock()
+        state = self._channels.get(channel)
+        if state is not None and state.expires <= now:
+            del self._channels[channel]
+            state = None
+        if state is None and create:
+            state = self._channels[channel] = _Channel(self._new_epoch(), now + self.ttl_seconds)
+        return state
+
+    async def append(self, channel: str, maxlen: int, head: str, tail: str) -> tuple[int, str, str]:
+        """The next offset and the frame text with it; returns (offset, text, epoch)."""
+        state = self._state(channel)
+        state.offset += 1
+        offset = state.offset
         text = f"{head}{offset}{tail}"
         if maxlen > 0:
-            ring = self._items.get(channel)
+            ring = state.ring
             if ring is None or ring.maxlen != maxlen:
-                ring = self._items[channel] = deque(ring or (), maxlen=maxlen)
+                ring = state.ring = deque(ring or (), maxlen=maxlen)
             ring.append((offset, text))
-        return offset, text
+        state.expires = self._clock() + self.ttl_seconds
+        self._channels.move_to_end(channel)
+        return offset, text, state.epoch
 
     async def top(self, channel: str) -> tuple[int, str]:
-        return self._offsets.get(channel, 0), self.epoch
+        state = self._state(channel)
+        return state.offset, state.epoch
 
     async def since(self, channel: str, offset: int) -> tuple[list[tuple[int, str]] | None, int, str]:
         """Publications after ``offset`` up to the top, or None when history cannot reach back."""
-        top = self._offsets.get(channel, 0)
+        state = self._state(channel)
+        top, epoch = state.offset, state.epoch
         if offset > top:
-            return None, top, self.epoch
+            return None, top, epoch
         if offset == top:
-            return [], top, self.epoch
-        ring = self._items.get(channel) or ()
-        items = [item for item in ring if item[0] > offset]
+            return [], top, epoch
+        items = [item for item in state.ring or () if item[0] > offset]
         if not items or items[0][0] != offset + 1:
-            return None, top, self.epoch
-        return items, top, self.epoch
+            return None, top, epoch
+        return items, top, epoch
+
+    async def positions(self, channels: Iterable[str]) -> dict[str, tuple[int, str]]:
+        """(offset, epoch) per channel, read only: (0, "") for a channel with no state."""
+        result = {}
+        for name in channels:
+            state = self._state(name, create=False)
+            result[name] = (state.offset, state.epoch) if state is not None else (0, "")
+        return result
 
     async def last_offsets(self, channels: list[str]) -> dict[str, int]:
-        return {name: self._offsets.get(name, 0) for name in channels}
+        return {name: pos[0] for name, pos in (await self.positions(channels)).items()}
+
+    async def touch(self, channels: Iterable[str]) -> None:
+        """Keep these channels' state alive another ``ttl_seconds`` (they have subscribers
+        here: a live subscriber should not see its channel restart for want of traffic)."""
+        expires = self._clock() + self.ttl_seconds
+        for name in channels:
+            state = self._state(name, create=False)
+            if state is not None:
+                state.expires = expires
+                self._channels.move_to_end(name)
+
+    async def sweep(self, limit: int = SWEEP_LIMIT) -> int:
+        """Drop expired channels, oldest first, at most ``limit``; returns how many went."""
+        now, dropped = self._clock(), 0
+        channels = self._channels
+        while channels and dropped < limit:
+            name, state = next(iter(channels.items()))
+            if state.expires > now:
+                break
+            del channels[name]
+            dropped += 1
+        return dropped
+
+    def channel_count(self) -> int:
+        """Channels with state held (expired ones not yet swept included)."""
+        return len(self._channels)
 
 
 class MemoryPresence:

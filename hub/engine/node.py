@@ -147,6 +147,7 @@ class Node:
         self.join_marks: dict[str, tuple[int, str]] = {}  # channel -> (top, epoch) at join
         self.last_offsets: dict[str, int] = {}  # per channel, last offset fanned out here
         self.channel_epochs: dict[str, str] = {}
+        self._next_touch = 0.0  # see sweep_history
         self._timings = timings or {"heartbeat": 30.0, "connection_timeout": 60.0,
                                     "auth_timeout": 5.0}
         self._report = report
@@ -316,19 +317,42 @@ class Node:
             self._barriers.pop(marker, None)
 
     async def _leave(self, channel: str) -> None:
+        """The last local subscriber left: leave the group and forget everything this
+        process kept for the channel, so per-channel state shrinks back with its
+        subscribers (a client subscribing to made-up names must not grow the process;
+        tests/security/test_bounds.py). Also when the join never completed."""
         async with self._lock(channel):
-            if channel in self.subscriptions or channel not in self._joined:
+            if channel in self.subscriptions:
                 return
-            self._joined.discard(channel)
             self.last_offsets.pop(channel, None)
             self.join_marks.pop(channel, None)
             self.channel_epochs.pop(channel, None)
-            try:
-                await self.layer.group_discard(group_name(self.prefix, channel), self.inbox)
-            except Exception:
-                logger.exception("group_discard failed for %r", channel)
+            if channel in self._joined:
+                self._joined.discard(channel)
+                try:
+                    await self.layer.group_discard(group_name(self.prefix, channel), self.inbox)
+                except Exception:
+                    logger.exception("group_discard failed for %r", channel)
             if channel not in self.subscriptions:
                 self._group_locks.pop(channel, None)
+
+    async def sweep_history(self) -> None:
+        """Housekeeping: drop expired history (the memory backend) and keep the history of
+        channels with local subscribers alive, at most every third of ``HUB_HISTORY_TTL``
+        (a subscribed but quiet channel should not restart its offsets under its
+        subscribers, who would be told ``recovered: false`` for nothing)."""
+        sweep = getattr(self.history, "sweep", None)
+        if sweep is not None:
+            await sweep()
+        ttl = getattr(self.history, "ttl_seconds", None)
+        now = time.monotonic()
+        if ttl is None or now < self._next_touch:
+            return
+        self._next_touch = now + ttl / 3
+        try:
+            await self.history.touch(list(self.subscriptions))
+        except HubUnavailable:
+            self._next_touch = now  # Redis down: again at the next sweep
 
     async def refresh_groups(self) -> None:
         """Re-add the inbox to every joined group: channels-redis expires group membership
@@ -360,12 +384,13 @@ class Node:
         try:
             if getattr(self.history, "fans_out", False):
                 # Redis: offset, history and delivery in one atomic step (hub.engine.redis).
-                offset, _text = await self.history.append(channel, maxlen, head, tail, fanout=True)
+                offset, _text, _epoch = await self.history.append(channel, maxlen, head, tail,
+                                                                  fanout=True)
             else:
-                offset, text = await self.history.append(channel, maxlen, head, tail)
+                offset, text, epoch = await self.history.append(channel, maxlen, head, tail)
                 await self.layer.group_send(group_name(self.prefix, channel), {
                     "type": "hub.fanout", "c": channel, "o": offset, "t": text, "ts": started,
-                    "e": self.history.epoch})
+                    "e": epoch})
         except HubUnavailable:
             raise
         except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
@@ -393,8 +418,16 @@ class Node:
         subs = self.subscriptions.get(channel)
         if not subs:
             return
-        if epoch is not None and self.channel_epochs.get(channel) != epoch:
-            if channel in self.channel_epochs:
+        known = self.channel_epochs.get(channel)
+        if epoch is not None and known != epoch:
+            if known is None:
+                # First publication since this process joined: compare with the epoch it
+                # joined in. The channel may have expired since (HUB_HISTORY_TTL) and come
+                # back at offset 1, below what its subscribers were given: without the reset
+                # they would skip it silently.
+                mark = self.join_marks.get(channel)
+                known = mark[1] if mark is not None else epoch
+            if known != epoch:
                 self.reset_channel(channel)
             self.channel_epochs[channel] = epoch
             self.last_offsets[channel] = 0

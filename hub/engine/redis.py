@@ -8,9 +8,14 @@ would silently miss 5. Inside the script Redis orders delivery exactly as it ord
 The message is the channels-redis pub/sub layer's own wire form (msgpack, via Redis' built-in
 cmsgpack) on the layer's own group channel, so membership and receiving stay channels-redis'.
 
-The epoch lives in one key; a Redis that lost its data (restart without persistence) has no
-epoch key, so the next publication or subscribe makes a new one and clients recovering from
-the old epoch are told ``recovered: false``.
+Each channel has one hash ``<prefix>:meta:<channel>`` (``o``: offset, ``e``: epoch) beside its
+stream ``<prefix>:stream:<channel>``. Both get a TTL (``HUB_HISTORY_TTL``) in the same script
+that writes them, so a channel without publications for that long is gone, and the next
+publication or read of its top makes a new epoch (clients recovering from the old one are
+told ``recovered: false``). A Redis that lost its data (restart without persistence) is the
+same case. Every other key the hub writes has a TTL too (idempotency ids, presence), so
+client-chosen channel names cannot grow Redis without bound (tests/security/test_bounds.py
+audits every key with ``SCAN``).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import json
 import secrets
 import time
 from dataclasses import asdict
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 from redis import asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -35,41 +40,61 @@ from hub.engine.errors import HubUnavailable
 OPERATION_TIMEOUT_SECONDS = 2.5
 PUBLISH_ATTEMPTS = 2
 PUBLISH_ATTEMPT_SECONDS = 0.85  # two attempts stay under REST's 2 s promise
+DEFAULT_HISTORY_TTL = 86400.0
+TOUCH_CHUNK = 500  # channels per pipeline when keeping subscribed channels' history alive
 T = TypeVar("T")
 
-_PUBLISH_LUA = """
-local epoch = redis.call('GET', KEYS[3])
-if not epoch then
-  redis.call('SET', KEYS[3], ARGV[4])
-  epoch = ARGV[4]
+# Make the channel's meta if it has none (a new epoch). A stream left from an expired
+# incarnation goes with it: its offsets belong to the old epoch (and XADD needs new ids).
+_ENSURE_META_LUA = """
+local function ensure_meta(meta, stream, new_epoch, ttl)
+  local epoch = redis.call('HGET', meta, 'e')
+  if epoch then
+    return epoch
+  end
+  redis.call('DEL', stream)
+  redis.call('HSET', meta, 'e', new_epoch, 'o', 0)
+  redis.call('PEXPIRE', meta, ttl)
+  return new_epoch
 end
-local done = redis.call('GET', KEYS[4])
+"""
+
+# KEYS: stream, meta, publication id. ARGV: maxlen, head, tail, new epoch, group channel,
+# channel, timestamp, TTL ms.
+_PUBLISH_LUA = _ENSURE_META_LUA + """
+local ttl = tonumber(ARGV[8])
+local done = redis.call('GET', KEYS[3])
 if done then
-  return {tonumber(done), '', epoch}
+  return {tonumber(done), '', redis.call('HGET', KEYS[2], 'e') or ''}
 end
-local offset = redis.call('INCR', KEYS[2])
+local epoch = ensure_meta(KEYS[2], KEYS[1], ARGV[4], ttl)
+local offset = redis.call('HINCRBY', KEYS[2], 'o', 1)
+redis.call('PEXPIRE', KEYS[2], ttl)
 local text = ARGV[2] .. offset .. ARGV[3]
 local maxlen = tonumber(ARGV[1])
 if maxlen > 0 then
   redis.call('XADD', KEYS[1], 'MAXLEN', maxlen, offset .. '-0', 't', text)
+  redis.call('PEXPIRE', KEYS[1], ttl)
 end
 if ARGV[5] ~= '' then
   local message = cmsgpack.pack({type = 'hub.fanout', c = ARGV[6], o = offset, t = text,
                                  ts = tonumber(ARGV[7]), e = epoch})
   redis.call('PUBLISH', ARGV[5], message)
 end
-redis.call('SET', KEYS[4], offset, 'EX', 60)
+redis.call('SET', KEYS[3], offset, 'PX', math.min(ttl, 60000))
 return {offset, text, epoch}
 """
 
-_TOP_LUA = """
-local epoch = redis.call('GET', KEYS[2])
-if not epoch then
-  redis.call('SET', KEYS[2], ARGV[1])
-  epoch = ARGV[1]
+# KEYS: meta, stream. ARGV: new epoch, TTL ms, since (-1: the top only). One script, so the
+# offsets read belong to the epoch returned even if the channel expires meanwhile.
+_SINCE_LUA = _ENSURE_META_LUA + """
+local epoch = ensure_meta(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]))
+local top = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')
+local since = tonumber(ARGV[3])
+if since < 0 or since >= top then
+  return {top, epoch}
 end
-local offset = tonumber(redis.call('GET', KEYS[1]) or '0')
-return {offset, epoch}
+return {top, epoch, redis.call('XRANGE', KEYS[2], '(' .. since .. '-0', '+')}
 """
 
 
@@ -82,6 +107,7 @@ _PRESENCE_LUA = """
 local ttl = tonumber(ARGV[1])
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
 redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ttl)
 local n = tonumber(ARGV[5])
 for i = 3, 2 + n do
   redis.call('PEXPIRE', KEYS[i], ttl)
@@ -121,31 +147,33 @@ class RedisHistory:
     fans_out = True  # append(..., fanout=True) also delivers to the layer group
 
     def __init__(self, client: aioredis.Redis, prefix: str,
-                 group_channel_for: Callable[[str], str] | None = None) -> None:
+                 group_channel_for: Callable[[str], str] | None = None,
+                 ttl_seconds: float = DEFAULT_HISTORY_TTL) -> None:
         self._redis = client
         self._prefix = prefix
         self._group_channel_for = group_channel_for
         self._publish = client.register_script(_PUBLISH_LUA)
-        self._top = client.register_script(_TOP_LUA)
-        self.epoch_key = f"{prefix}:epoch"
+        self._since = client.register_script(_SINCE_LUA)
+        self.ttl_seconds = ttl_seconds
+        self._ttl_ms = max(1, int(ttl_seconds * 1000))
 
     def _keys(self, channel: str) -> list[str]:
-        return [f"{self._prefix}:stream:{channel}", f"{self._prefix}:offset:{channel}",
-                self.epoch_key]
+        return [f"{self._prefix}:stream:{channel}", f"{self._prefix}:meta:{channel}"]
 
     async def append(self, channel: str, maxlen: int, head: str, tail: str,
-                     fanout: bool = False) -> tuple[int, str]:
+                     fanout: bool = False) -> tuple[int, str, str]:
         """Assign the next offset, keep the frame, and (``fanout``) deliver it to every
-        process subscribed to the channel's group, atomically."""
+        process subscribed to the channel's group, atomically; returns (offset, text, epoch)."""
         group_channel = self._group_channel_for(channel) if fanout and self._group_channel_for else ""
         # A publication id makes the script idempotent: a call that timed out may still have
         # run, so the one retry (and redis-py's own) returns the same offset instead of
         # publishing twice, and a slow Redis is not reported as a failure that did happen.
         publication_key = f"{self._prefix}:pub:{secrets.token_hex(12)}"
-        args = [maxlen, head, tail, secrets.token_hex(4), group_channel, channel, repr(time.time())]
+        args = [maxlen, head, tail, secrets.token_hex(4), group_channel, channel, repr(time.time()),
+                self._ttl_ms]
         for attempt in range(PUBLISH_ATTEMPTS):
             try:
-                offset, text, _epoch = await guarded(
+                offset, text, epoch = await guarded(
                     self._publish(keys=[*self._keys(channel), publication_key], args=args),
                     PUBLISH_ATTEMPT_SECONDS)
                 break
@@ -154,33 +182,70 @@ class RedisHistory:
                     raise
         if not text:  # the retry found it done: rebuild the same frame text
             text = f"{head}{int(offset)}{tail}"
-        return int(offset), text.decode() if isinstance(text, bytes) else text
+        return int(offset), _text(text), _text(epoch)
+
+    async def ping(self) -> None:
+        """Raise HubUnavailable unless Redis answers (writes nothing)."""
+        await guarded(self._redis.ping())
+
+    async def _run_since(self, channel: str, since: int) -> list:
+        stream, meta = self._keys(channel)
+        return await guarded(self._since(keys=[meta, stream],
+                                         args=[secrets.token_hex(4), self._ttl_ms, since]))
 
     async def top(self, channel: str) -> tuple[int, str]:
-        keys = self._keys(channel)
-        offset, epoch = await guarded(self._top(keys=[keys[1], self.epoch_key],
-                                                args=[secrets.token_hex(4)]))
-        return int(offset), epoch.decode() if isinstance(epoch, bytes) else epoch
+        offset, epoch = await self._run_since(channel, -1)
+        return int(offset), _text(epoch)
 
     async def since(self, channel: str, offset: int) -> tuple[list[tuple[int, str]] | None, int, str]:
-        top, epoch = await self.top(channel)
+        result = await self._run_since(channel, offset)
+        top, epoch = int(result[0]), _text(result[1])
         if offset > top:
             return None, top, epoch
         if offset == top:
             return [], top, epoch
-        entries = await guarded(self._redis.xrange(self._keys(channel)[0], min=f"({offset}-0",
-                                                   max="+"))
-        items = [(int(entry_id.split(b"-")[0]), fields[b"t"].decode()) for entry_id, fields in entries]
+        items = [(int(entry_id.split(b"-")[0]), _text(_field(fields, b"t")))
+                 for entry_id, fields in result[2]]
         items = [item for item in items if item[0] <= top]
         if not items or items[0][0] != offset + 1:
             return None, top, epoch
         return items, top, epoch
 
-    async def last_offsets(self, channels: list[str]) -> dict[str, int]:
-        if not channels:
+    async def positions(self, channels: Iterable[str]) -> dict[str, tuple[int, str]]:
+        """(offset, epoch) per channel, read only: (0, "") for a channel with no state."""
+        names = list(channels)
+        if not names:
             return {}
-        values = await guarded(self._redis.mget([self._keys(name)[1] for name in channels]))
-        return {name: int(value or 0) for name, value in zip(channels, values)}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hmget(self._keys(name)[1], "o", "e")
+            values = await guarded(pipe.execute())
+        return {name: (int(o or 0), _text(e) if e else "") for name, (o, e) in zip(names, values)}
+
+    async def last_offsets(self, channels: list[str]) -> dict[str, int]:
+        return {name: pos[0] for name, pos in (await self.positions(channels)).items()}
+
+    async def touch(self, channels: Iterable[str]) -> None:
+        """Keep these channels' history another TTL (they have subscribers on this process).
+        PEXPIRE on a key that is gone does nothing, so this never revives an expired one."""
+        names = list(channels)
+        for start in range(0, len(names), TOUCH_CHUNK):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for name in names[start:start + TOUCH_CHUNK]:
+                    for key in self._keys(name):
+                        pipe.pexpire(key, self._ttl_ms)
+                await guarded(pipe.execute())
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _field(fields: Any, name: bytes) -> Any:
+    """A stream entry's field: Lua gives a flat [name, value, ...] list."""
+    if isinstance(fields, dict):
+        return fields[name]
+    return fields[fields.index(name) + 1]
 
 
 class RedisPresence:

@@ -59,7 +59,7 @@ async def check_delivery(node) -> None:
         return
     node.delivery_suspect = True
     try:
-        await node.history.top("")  # Redis itself down: nothing to repair yet
+        await node.history.ping()  # Redis itself down: nothing to repair yet
     except HubUnavailable:
         return
     logger.warning("pub/sub delivery lost; resubscribing %d channels", len(node.subscriptions))

@@ -13,13 +13,45 @@ from hub.engine.memory import MemoryHistory, MemoryPresence
 from hub.engine.redis import RedisHistory, RedisPresence, redis_client
 
 
+TTL = 100.0  # seconds; time is moved by ``Clock.advance``, never waited for
+
+
+class Clock:
+    """Moves time for a history backend without sleeping. Memory: its injected clock.
+    Redis: every key under the prefix has its remaining TTL cut by the same amount (gone at
+    zero), which is exactly what time does to them, and asserts on the way that every key
+    the backend wrote has a TTL."""
+
+    def __init__(self, redis_url: str | None = None, prefix: str = "t") -> None:
+        self.now = 1000.0
+        self._redis = redis_sync.Redis.from_url(redis_url) if redis_url else None
+        self._prefix = prefix
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        if self._redis is None:
+            return
+        for key in self._redis.scan_iter(match=f"{self._prefix}:*"):
+            left = self._redis.pttl(key)
+            assert left != -1, f"{key!r} has no TTL"
+            if left - seconds * 1000 <= 0:
+                self._redis.delete(key)
+            elif left > 0:
+                self._redis.pexpire(key, int(left - seconds * 1000))
+
+
 @pytest.fixture(params=["memory", "redis"])
 def backends(request, redis_server):
+    """(history, presence, clock): the twins, history TTL = ``TTL``."""
     if request.param == "memory":
-        return MemoryHistory(), MemoryPresence()
+        clock = Clock()
+        return MemoryHistory(ttl_seconds=TTL, clock=clock), MemoryPresence(), clock
     client = redis_client(redis_server.url)
-    return (RedisHistory(client, prefix="t"),
-            RedisPresence(client, prefix="t", ttl_seconds=5))
+    return (RedisHistory(client, prefix="t", ttl_seconds=TTL),
+            RedisPresence(client, prefix="t", ttl_seconds=5), Clock(redis_server.url))
 
 
 async def append(history, channel, n, maxlen=3):
@@ -27,17 +59,28 @@ async def append(history, channel, n, maxlen=3):
 
 
 async def test_offsets_grow_by_one_and_frames_carry_them(backends):
-    history, _ = backends
+    history, _, _ = backends
     results = await append(history, "jobs", 4)
-    assert [offset for offset, _ in results] == [1, 2, 3, 4]
-    assert [text for _, text in results] == ['{"o":1}', '{"o":2}', '{"o":3}', '{"o":4}']
+    assert [offset for offset, _, _ in results] == [1, 2, 3, 4]
+    assert [text for _, text, _ in results] == ['{"o":1}', '{"o":2}', '{"o":3}', '{"o":4}']
     top, epoch = await history.top("jobs")
-    assert top == 4 and epoch == (await history.top("other"))[1]
+    assert top == 4 and {e for _, _, e in results} == {epoch}
     assert await history.last_offsets(["jobs", "none"]) == {"jobs": 4, "none": 0}
 
 
+async def test_each_channel_has_its_own_epoch_fixed_before_its_first_publication(backends):
+    """A client that subscribed before the first publication (top 0) and recovers later
+    with that epoch must find it unchanged: the epoch is made when the top is first read."""
+    history, _, _ = backends
+    _top, fresh = await history.top("fresh")
+    assert _top == 0 and fresh
+    (_offset, _text, epoch), = await append(history, "fresh", 1)
+    assert epoch == fresh == (await history.top("fresh"))[1]
+    assert (await history.top("other"))[1] != fresh
+
+
 async def test_since_replays_what_the_history_reaches(backends):
-    history, _ = backends
+    history, _, _ = backends
     await append(history, "jobs", 5, maxlen=3)  # keeps 3, 4, 5
     items, top, _ = await history.since("jobs", 2)
     assert [offset for offset, _ in items] == [3, 4, 5] and top == 5
@@ -47,15 +90,107 @@ async def test_since_replays_what_the_history_reaches(backends):
 
 
 async def test_history_zero_keeps_offsets_but_no_frames(backends):
-    history, _ = backends
+    history, _, _ = backends
     await append(history, "ticks", 3, maxlen=0)
     assert (await history.top("ticks"))[0] == 3
     assert (await history.since("ticks", 2))[0] is None
     assert (await history.since("ticks", 3))[0] == []
 
 
+# --- HUB_HISTORY_TTL: history and offsets expire; a channel that comes back is a new epoch ---
+
+async def test_a_quiet_channel_expires_and_comes_back_in_a_new_epoch(backends):
+    history, _, clock = backends
+    old = await append(history, "jobs", 3)
+    old_epoch = old[0][2]
+    clock.advance(TTL - 1)
+    assert await history.top("jobs") == (3, old_epoch)  # reading does not keep it alive
+    clock.advance(2)
+    assert await history.last_offsets(["jobs"]) == {"jobs": 0}
+    top, epoch = await history.top("jobs")
+    assert top == 0 and epoch != old_epoch
+    # a client recovering from the old epoch: its offset is ahead of the new top
+    assert (await history.since("jobs", 3))[0] is None
+    new = await append(history, "jobs", 2)
+    assert [(o, t) for o, t, _ in new] == [(1, '{"o":1}'), (2, '{"o":2}')]
+    assert {e for _, _, e in new} == {epoch}
+    # nothing of the old incarnation is replayed in the new one
+    items, top, now_epoch = await history.since("jobs", 0)
+    assert [offset for offset, _ in items] == [1, 2] and now_epoch == epoch
+
+
+async def test_every_publication_restarts_the_ttl(backends):
+    history, _, clock = backends
+    (_o, _t, epoch), = await append(history, "jobs", 1)
+    for _ in range(3):
+        clock.advance(TTL * 0.6)
+        await append(history, "jobs", 1)
+    clock.advance(TTL * 0.6)
+    assert await history.top("jobs") == (4, epoch)
+    assert [o for o, _ in (await history.since("jobs", 1))[0]] == [2, 3, 4]
+
+
+async def test_a_channel_read_but_never_published_expires_too(backends):
+    history, _, clock = backends
+    _top, epoch = await history.top("junk")
+    clock.advance(TTL + 1)
+    assert (await history.top("junk"))[1] != epoch
+
+
+async def test_touch_keeps_a_channel_alive_but_never_revives_one(backends):
+    history, _, clock = backends
+    (_o, _t, epoch), = await append(history, "kept", 1)
+    await append(history, "gone", 1)
+    clock.advance(TTL * 0.9)
+    await history.touch(["kept"])
+    clock.advance(TTL * 0.9)
+    assert await history.top("kept") == (1, epoch)
+    assert await history.last_offsets(["gone"]) == {"gone": 0}
+    await history.touch(["gone", "never"])
+    assert await history.positions(["gone", "never"]) == {"gone": (0, ""), "never": (0, "")}
+
+
+async def test_positions_read_without_creating(backends):
+    history, _, _ = backends
+    (_o, _t, epoch), = await append(history, "jobs", 1)
+    assert await history.positions(["jobs", "nothing"]) == {"jobs": (1, epoch), "nothing": (0, "")}
+    assert await history.positions(["nothing"]) == {"nothing": (0, "")}
+    assert await history.positions([]) == {}
+
+
+async def test_redis_keys_really_expire(redis_server):
+    """Real time, a short TTL: the keys of a channel and its publication id go by
+    themselves, and the channel comes back in a new epoch."""
+    history = RedisHistory(redis_client(redis_server.url), prefix="r", ttl_seconds=0.2)
+    check = redis_sync.Redis.from_url(redis_server.url)
+    _o, _t, epoch = await history.append("jobs", 10, "", "")
+    assert sorted(k.split(b":")[1] for k in check.keys("r:*")) == [b"meta", b"pub", b"stream"]
+    assert all(0 < check.pttl(key) <= 200 for key in check.keys("r:*"))
+    for _ in range(100):
+        if not check.keys("r:*"):
+            break
+        await asyncio.sleep(0.05)
+    assert check.keys("r:*") == []
+    assert (await history.top("jobs"))[1] != epoch
+
+
+async def test_memory_sweep_drops_expired_channels_oldest_first_within_its_limit():
+    clock = Clock()
+    history = MemoryHistory(ttl_seconds=TTL, clock=clock)
+    for i in range(10):
+        await history.top(f"junk{i}")
+    clock.advance(1)
+    await append(history, "kept", 1)
+    clock.advance(TTL - 0.5)  # the junk is expired, "kept" is not
+    assert history.channel_count() == 11
+    assert await history.sweep(limit=4) == 4
+    assert await history.sweep() == 6
+    assert history.channel_count() == 1 and await history.sweep() == 0
+    assert (await history.top("kept"))[0] == 1
+
+
 async def test_client_ids_are_unique_until_released(backends):
-    _, presence = backends
+    _, presence, _ = backends
     assert await presence.claim_client("c1", None, "s1") is True
     assert await presence.claim_client("c1", None, "s2") is False
     await presence.release_client("c1", None)
@@ -63,7 +198,7 @@ async def test_client_ids_are_unique_until_released(backends):
 
 
 async def test_user_connection_counts(backends):
-    _, presence = backends
+    _, presence, _ = backends
     assert await presence.add_user_connection("alice", "a") == 1
     assert await presence.add_user_connection("alice", "b") == 2
     await presence.remove_user_connection("alice", "a")
@@ -78,11 +213,11 @@ async def test_a_stalled_redis_neither_duplicates_nor_misreports(redis_server):
                              .execute_command("DEBUG", "SLEEP", "1.2"))
     stall.start()
     await asyncio.sleep(0.1)
-    offset, text = await history.append("jobs", 10, '{"o":', "}")
+    offset, text, _epoch = await history.append("jobs", 10, '{"o":', "}")
     stall.join()
     assert (offset, text) == (1, '{"o":1}')
     check = redis_sync.Redis.from_url(redis_server.url)
-    assert int(check.get("t:offset:jobs")) == 1 and check.xlen("t:stream:jobs") == 1
+    assert int(check.hget("t:meta:jobs", "o")) == 1 and check.xlen("t:stream:jobs") == 1
 
 
 async def test_reports_keep_claims_alive_and_a_silent_process_lets_them_go(redis_server):

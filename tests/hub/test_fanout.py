@@ -51,7 +51,7 @@ def offsets(conn: FakeConn) -> list[int]:
 
 @pytest.fixture
 async def node():
-    n = Node(layer=InMemoryChannelLayer(), history=MemoryHistory(), presence=MemoryPresence(),
+    n = Node(layer=InMemoryChannelLayer(), history=MemoryHistory(new_epoch=lambda: "e1"), presence=MemoryPresence(),
              server_name="test", prefix="t", history_size_for=lambda channel: 100)
     await n.ensure_started()
     yield n
@@ -216,3 +216,116 @@ async def test_log_holds_one_pass_not_everything_under_sustained_publishing(node
     assert longest <= 10
     assert all(offsets(c) == list(range(1, 201)) for c in conns)
     assert CHANNEL not in node._logs
+
+
+PER_CHANNEL = ("subscriptions", "_buffering", "_logs", "_passes", "_joined", "_group_locks",
+               "join_marks", "last_offsets", "channel_epochs", "_barriers")
+
+
+def per_channel_sizes(node: Node) -> dict[str, int]:
+    return {name: len(getattr(node, name)) for name in PER_CHANNEL}
+
+
+async def until_left(node: Node) -> None:
+    for _ in range(1000):  # the group leave runs in a task of its own
+        if not node._joined and not node._group_locks:
+            return
+        await asyncio.sleep(0)
+
+
+async def test_per_channel_state_goes_with_the_last_subscriber(node):
+    """Made-up channel names must not grow the process: once a channel has no local
+    subscriber, nothing the node kept for it is left (issue 11, point 6)."""
+    before = per_channel_sizes(node)
+    conns = [FakeConn(f"c{i}") for i in range(3)]
+    names = [f"junk{i}" for i in range(40)]
+    for conn in conns:
+        node.add_connection(conn)
+        for name in names:
+            sub = await node.subscribe(conn, name)
+            if name != "junk0":  # one left in its handshake (buffering) when it goes
+                node.go_live(sub, (await node.history.top(name))[0])
+    for name in names[:10]:
+        _o, text, epoch = await node.history.append(name, 10, "", "")
+        node.fan_out(name, 1, text, None, epoch)
+    assert per_channel_sizes(node)["channel_epochs"] == 10
+    for name in names[:20]:
+        for conn in conns:
+            await node.unsubscribe(conn, name)
+    node.remove_connection(conns[0])
+    node.remove_connection(conns[1])
+    node.remove_connection(conns[2])
+    await settle(node)
+    await until_left(node)
+    assert per_channel_sizes(node) == before
+
+
+async def test_a_join_that_failed_leaves_nothing_behind(node):
+    from hub.engine.errors import HubUnavailable
+
+    before = per_channel_sizes(node)
+
+    async def broken_group_add(group, channel):
+        raise ConnectionError("redis down")
+
+    node.layer.group_add = broken_group_add
+    conn = FakeConn("c")
+    node.add_connection(conn)
+    with pytest.raises(HubUnavailable):
+        await node.subscribe(conn, "junk")
+    await node.unsubscribe(conn, "junk")  # what the consumer does on that error
+    await until_left(node)
+    assert per_channel_sizes(node) == before
+
+
+async def test_a_channel_that_expired_under_its_subscriber_restarts_with_recovered_false():
+    """HUB_HISTORY_TTL: a subscribed channel quiet for longer than the TTL comes back at
+    offset 1 in a new epoch, below the offset its subscriber was given: the subscriber is
+    told ``recovered: false`` and then gets it (without the reset it was skipped)."""
+    now = [0.0]
+    history = MemoryHistory(ttl_seconds=10, clock=lambda: now[0])
+    node = Node(layer=InMemoryChannelLayer(), history=history, presence=MemoryPresence(),
+                server_name="test", prefix="t", history_size_for=lambda channel: 100)
+    await node.ensure_started()
+    try:
+        for _ in range(3):
+            await history.append(CHANNEL, 100, "", "")
+        conn = FakeConn("c")
+        node.add_connection(conn)
+        sub = await node.subscribe(conn, CHANNEL)
+        top, old_epoch = await history.top(CHANNEL)
+        node.go_live(sub, top)
+        now[0] += 11
+        offset, text, epoch = await history.append(CHANNEL, 100, "new-", "")
+        assert (offset, text) == (1, "new-1") and epoch != old_epoch
+        node.fan_out(CHANNEL, offset, text, None, epoch)
+        await settle(node)
+        recovered = json.loads(conn.frames()[0])
+        assert (recovered["type"], recovered["recovered"]) == ("recovered", False)
+        assert conn.frames()[1:] == ["new-1"]
+    finally:
+        for task in node._tasks:
+            task.cancel()
+
+
+async def test_sweep_history_keeps_subscribed_channels_and_drops_the_rest():
+    now = [0.0]
+    history = MemoryHistory(ttl_seconds=10, clock=lambda: now[0])
+    node = Node(layer=InMemoryChannelLayer(), history=history, presence=MemoryPresence(),
+                server_name="test", prefix="t", history_size_for=lambda channel: 100)
+    await node.ensure_started()
+    try:
+        conn = FakeConn("c")
+        node.add_connection(conn)
+        node.go_live(await node.subscribe(conn, "watched"), 0)
+        _o, _t, epoch = await history.append("watched", 100, "", "")
+        await history.append("idle", 100, "", "")
+        for _ in range(4):  # 20 s of housekeeping, twice the TTL
+            now[0] += 5
+            node._next_touch = 0.0  # as if a third of the TTL had passed on the node's clock
+            await node.sweep_history()
+        assert history.channel_count() == 1
+        assert await history.top("watched") == (1, epoch)
+    finally:
+        for task in node._tasks:
+            task.cancel()
