@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections import OrderedDict, deque
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from hub.engine.base import ClientInfo
 
@@ -19,7 +19,7 @@ SWEEP_LIMIT = 5000
 
 
 class _Channel:
-    __slots__ = ("offset", "epoch", "ring", "expires")
+    __slots__ = ("epoch", "expires", "offset", "ring")
 
     def __init__(self, epoch: str, expires: float) -> None:
         self.offset = 0

@@ -13,10 +13,8 @@ crosses the layer.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
-import re
 import secrets
 import socket
 import time
@@ -24,12 +22,12 @@ from typing import Any, Protocol
 
 from hub import protocol as p
 from hub.engine.errors import HubUnavailable, PublishError
+from hub.engine.names import group_name
 from hub.engine.stats import NodeStats
 from hub.transport import Payload, PayloadBatch
 
 logger = logging.getLogger("hub.engine")
 
-_MAX_GROUP_NAME = 99
 MAX_RECOVERY_BUFFER = 10_000
 # Sockets written per turn of the event loop during a fan-out (HUB_FANOUT_CHUNK). Between
 # turns the process reads its sockets (new publications, pings, subscribes), so a fan-out to
@@ -42,39 +40,6 @@ MAX_RECOVERY_BUFFER = 10_000
 FANOUT_CHUNK = 50
 JOIN_TIMEOUT_SECONDS = 2.0
 BARRIER_WAIT_SECONDS = 0.7
-
-
-_PLAIN_CHANNEL = re.compile(r"[A-Za-z0-9_.:\-]*")
-_GROUP_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-")
-
-
-def _escape_char(char: str) -> str:
-    if char in _GROUP_SAFE:
-        return char
-    if char == "_":
-        return "_u"
-    if char == ":":
-        return "_c"
-    code = ord(char)
-    return f"_x{code:04x}" if code <= 0xFFFF else f"_y{code:06x}"
-
-
-def group_name(prefix: str, channel: str) -> str:
-    """Hub channel -> Channels group name, injectively. Group names allow only
-    ``A-Za-z0-9_.-`` (< 100 chars); hub names add ``:`` and, in ``user:<username>``, any
-    character of a Django username (``@``, ``+``, unicode letters). ``_`` is the escape
-    character: ``_u`` for ``_``, ``_c`` for ``:``, ``_xHHHH`` / ``_yHHHHHH`` (fixed-width hex
-    code point) for anything else, so the code is prefix-free and decodes one way only. Names
-    too long after escaping are hashed under a different prefix, so the two forms never
-    collide."""
-    if _PLAIN_CHANNEL.fullmatch(channel):  # the common case: two C-speed replaces
-        escaped = channel.replace("_", "_u").replace(":", "_c")
-    else:
-        escaped = "".join(map(_escape_char, channel))
-    name = f"{prefix}.c.{escaped}"
-    if len(name) <= _MAX_GROUP_NAME:
-        return name
-    return f"{prefix}.h.{hashlib.sha256(channel.encode()).hexdigest()}"
 
 
 class Connection(Protocol):

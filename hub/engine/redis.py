@@ -24,8 +24,9 @@ import asyncio
 import json
 import secrets
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict
-from typing import Any, Awaitable, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 from redis import asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -139,7 +140,7 @@ async def guarded(operation: Awaitable[T], timeout: float = OPERATION_TIMEOUT_SE
         return await asyncio.wait_for(operation, timeout)
     except HubUnavailable:
         raise
-    except (asyncio.TimeoutError, OSError, aioredis.RedisError) as exc:
+    except (TimeoutError, OSError, aioredis.RedisError) as exc:
         raise HubUnavailable("redis", type(exc).__name__) from None
 
 

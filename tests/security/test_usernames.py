@@ -75,8 +75,8 @@ async def test_any_django_username_connects_receives_and_stays_private(backend, 
             http, "POST", f"{server.url}/api/notifications", ops_token,
             {"user": name, "type": "job_finished", "title": f"for {name}"})
         assert status == 201, body
-        frame = await recv_until(ws, lambda f: f["type"] == "notification"
-                                 and f["channel"] == f"user:{name}")
+        frame = await recv_until(ws, lambda f, own=f"user:{name}": f["type"] == "notification"
+                                 and f["channel"] == own)
         assert frame["data"]["title"] == f"for {name}"
 
     # Each may subscribe to its own channel by name, never to another user's.
