@@ -5,6 +5,7 @@ Twins of ``hub.engine.redis``: both pass tests/hub/test_backends.py (same contra
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections import OrderedDict, deque
@@ -16,6 +17,13 @@ DEFAULT_HISTORY_TTL = 86400.0
 # Channels one ``sweep`` evicts at most: a sweep after a burst of junk names costs a bounded
 # slice of one housekeeping tick; the rest go at the next sweep (or lazily when touched).
 SWEEP_LIMIT = 5000
+
+
+def derive_epoch(salt: str, ttl_seconds: float, window: int, channel: str) -> str:
+    """The epoch of ``channel``'s life begun in TTL window ``window`` (the Redis twin computes
+    the same in Lua, from its own salt and clock)."""
+    text = f"{salt}:{int(ttl_seconds * 1000)}:{window}:{channel}"
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:8]
 
 
 class _Channel:
@@ -31,36 +39,50 @@ class _Channel:
 class MemoryHistory:
     """Per-channel offsets, epochs and a bounded ring of publications.
 
-    Each channel has its own epoch, made when the channel's state is created (first
-    publication or first read of its top). The state expires ``ttl_seconds`` after its last
-    publication (PROTOCOL.md §4, ``HUB_HISTORY_TTL``): a channel that comes back starts a new
-    epoch, so a client recovering from the old one is told ``recovered: false``, never given
-    a silent gap. A restart loses everything: new epochs too. Expired channels go lazily when
-    touched and in ``sweep`` (housekeeping), oldest first: channels are kept in expiry order
-    (every write sets ``now + ttl`` and moves the channel to the end), so a sweep stops at
-    the first live one."""
+    A channel's state is made by its first publication and expires ``ttl_seconds`` after
+    its last one (PROTOCOL.md §4, ``HUB_HISTORY_TTL``). Reading a channel without state
+    makes nothing (subscribing to made-up names costs no memory here): its top is 0 and its
+    epoch is ``epoch_for(channel, window)``, the one its first publication in the same TTL
+    window will get, so a client that subscribed before that publication recovers in the
+    same epoch. Two lives of one channel never share an epoch: the second starts at least a
+    TTL after the first began, so in a later window. A restart makes a new salt: new epochs.
+    Expired channels go lazily when read and in ``sweep`` (housekeeping), oldest first:
+    channels are kept in expiry order (every write sets ``now + ttl`` and moves the channel
+    to the end), so a sweep stops at the first live one."""
 
     def __init__(self, ttl_seconds: float = DEFAULT_HISTORY_TTL,
                  clock: Callable[[], float] = time.monotonic,
-                 new_epoch: Callable[[], str] = lambda: secrets.token_hex(4)) -> None:
+                 epoch_for: Callable[[str, int], str] | None = None) -> None:
         self.ttl_seconds = ttl_seconds
         self._clock = clock
-        self._new_epoch = new_epoch
+        salt = secrets.token_hex(8)
+        self._epoch_for = epoch_for or (lambda channel, window: derive_epoch(
+            salt, ttl_seconds, window, channel))
         self._channels: OrderedDict[str, _Channel] = OrderedDict()
 
-    def _state(self, channel: str, create: bool = True) -> _Channel | None:
+    def _window(self, now: float) -> int:
+        return int(now // self.ttl_seconds)
+
+    def _state(self, channel: str, create: bool = False) -> _Channel | None:
         now = self._clock()
         state = self._channels.get(channel)
         if state is not None and state.expires <= now:
             del self._channels[channel]
             state = None
         if state is None and create:
-            state = self._channels[channel] = _Channel(self._new_epoch(), now + self.ttl_seconds)
+            epoch = self._epoch_for(channel, self._window(now))
+            state = self._channels[channel] = _Channel(epoch, now + self.ttl_seconds)
         return state
+
+    def _position(self, channel: str) -> tuple[_Channel | None, int, str]:
+        state = self._state(channel)
+        if state is None:
+            return None, 0, self._epoch_for(channel, self._window(self._clock()))
+        return state, state.offset, state.epoch
 
     async def append(self, channel: str, maxlen: int, head: str, tail: str) -> tuple[int, str, str]:
         """The next offset and the frame text with it; returns (offset, text, epoch)."""
-        state = self._state(channel)
+        state = self._state(channel, create=True)
         state.offset += 1
         offset = state.offset
         text = f"{head}{offset}{tail}"
@@ -74,18 +96,17 @@ class MemoryHistory:
         return offset, text, state.epoch
 
     async def top(self, channel: str) -> tuple[int, str]:
-        state = self._state(channel)
-        return state.offset, state.epoch
+        _state, top, epoch = self._position(channel)
+        return top, epoch
 
     async def since(self, channel: str, offset: int) -> tuple[list[tuple[int, str]] | None, int, str]:
         """Publications after ``offset`` up to the top, or None when history cannot reach back."""
-        state = self._state(channel)
-        top, epoch = state.offset, state.epoch
+        state, top, epoch = self._position(channel)
         if offset > top:
             return None, top, epoch
         if offset == top:
             return [], top, epoch
-        items = [item for item in state.ring or () if item[0] > offset]
+        items = [item for item in state.ring or () if item[0] > offset]  # top > 0: state
         if not items or items[0][0] != offset + 1:
             return None, top, epoch
         return items, top, epoch
@@ -94,7 +115,7 @@ class MemoryHistory:
         """(offset, epoch) per channel, read only: (0, "") for a channel with no state."""
         result = {}
         for name in channels:
-            state = self._state(name, create=False)
+            state = self._state(name)
             result[name] = (state.offset, state.epoch) if state is not None else (0, "")
         return result
 
@@ -106,7 +127,7 @@ class MemoryHistory:
         here: a live subscriber should not see its channel restart for want of traffic)."""
         expires = self._clock() + self.ttl_seconds
         for name in channels:
-            state = self._state(name, create=False)
+            state = self._state(name)
             if state is not None:
                 state.expires = expires
                 self._channels.move_to_end(name)

@@ -389,7 +389,8 @@ class Node:
                 # First publication since this process joined: compare with the epoch it
                 # joined in. The channel may have expired since (HUB_HISTORY_TTL) and come
                 # back at offset 1, below what its subscribers were given: without the reset
-                # they would skip it silently.
+                # they would skip it silently. (A channel first published in a later TTL
+                # window than the join also differs: one needless ``recovered: false``.)
                 mark = self.join_marks.get(channel)
                 known = mark[1] if mark is not None else epoch
             if known != epoch:

@@ -9,11 +9,13 @@ The message is the channels-redis pub/sub layer's own wire form (msgpack, via Re
 cmsgpack) on the layer's own group channel, so membership and receiving stay channels-redis'.
 
 Each channel has one hash ``<prefix>:meta:<channel>`` (``o``: offset, ``e``: epoch) beside its
-stream ``<prefix>:stream:<channel>``. Both get a TTL (``HUB_HISTORY_TTL``) in the same script
-that writes them, so a channel without publications for that long is gone, and the next
-publication or read of its top makes a new epoch (clients recovering from the old one are
-told ``recovered: false``). A Redis that lost its data (restart without persistence) is the
-same case. Every other key the hub writes has a TTL too (idempotency ids, presence), so
+stream ``<prefix>:stream:<channel>``, both made by its first publication and given a TTL
+(``HUB_HISTORY_TTL``) in the same script, so a channel without publications for that long is
+gone and its next life has a new epoch (clients recovering from the old one are told
+``recovered: false``); reading a channel writes nothing for it (see ``_EPOCH_LUA``). A Redis
+that lost its data (restart without persistence) is the same case. The hub's Redis must not
+evict keys on its own (``maxmemory-policy noeviction``, Redis' default): a meta hash evicted
+early could let the channel's next life reuse its epoch. Every other key the hub writes has a TTL too (idempotency ids, presence), so
 client-chosen channel names cannot grow Redis without bound (tests/security/test_bounds.py
 audits every key with ``SCAN``).
 """
@@ -45,30 +47,41 @@ DEFAULT_HISTORY_TTL = 86400.0
 TOUCH_CHUNK = 500  # channels per pipeline when keeping subscribed channels' history alive
 T = TypeVar("T")
 
-# Make the channel's meta if it has none (a new epoch). A stream left from an expired
-# incarnation goes with it: its offsets belong to the old epoch (and XADD needs new ids).
-_ENSURE_META_LUA = """
-local function ensure_meta(meta, stream, new_epoch, ttl)
-  local epoch = redis.call('HGET', meta, 'e')
-  if epoch then
-    return epoch
+# A channel without a meta hash has top 0 and the epoch its first publication in the same TTL
+# window will get: sha1(salt, TTL, window, channel), from Redis' own clock. Reading it
+# writes nothing per channel (subscribing to made-up names costs no keys), and two lives of
+# one channel never share an epoch: the second begins at least a TTL after the first did, so
+# in a later window. The salt (one key, TTL refreshed at every use) is lost with Redis'
+# data, so epochs after a data loss are new too.
+_EPOCH_LUA = """
+local function derive_epoch(salt_key, new_salt, ttl, channel)
+  local salt = redis.call('GET', salt_key)
+  if not salt then
+    salt = new_salt
+    redis.call('SET', salt_key, salt)
   end
-  redis.call('DEL', stream)
-  redis.call('HSET', meta, 'e', new_epoch, 'o', 0)
-  redis.call('PEXPIRE', meta, ttl)
-  return new_epoch
+  redis.call('PEXPIRE', salt_key, ttl)
+  local now = redis.call('TIME')
+  local window = math.floor((tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)) / ttl)
+  return string.sub(redis.sha1hex(salt .. ':' .. ttl .. ':' .. window .. ':' .. channel), 1, 8)
 end
 """
 
-# KEYS: stream, meta, publication id. ARGV: maxlen, head, tail, new epoch, group channel,
-# channel, timestamp, TTL ms.
-_PUBLISH_LUA = _ENSURE_META_LUA + """
+# KEYS: stream, meta, publication id, salt. ARGV: maxlen, head, tail, new salt, group
+# channel, channel, timestamp, TTL ms. A stream left from an expired life of the channel
+# goes when the new life begins: its offsets belong to the old epoch (and XADD needs new ids).
+_PUBLISH_LUA = _EPOCH_LUA + """
 local ttl = tonumber(ARGV[8])
 local done = redis.call('GET', KEYS[3])
 if done then
   return {tonumber(done), '', redis.call('HGET', KEYS[2], 'e') or ''}
 end
-local epoch = ensure_meta(KEYS[2], KEYS[1], ARGV[4], ttl)
+local epoch = redis.call('HGET', KEYS[2], 'e')
+if not epoch then
+  redis.call('DEL', KEYS[1])
+  epoch = derive_epoch(KEYS[4], ARGV[4], ttl, ARGV[6])
+  redis.call('HSET', KEYS[2], 'e', epoch)
+end
 local offset = redis.call('HINCRBY', KEYS[2], 'o', 1)
 redis.call('PEXPIRE', KEYS[2], ttl)
 local text = ARGV[2] .. offset .. ARGV[3]
@@ -86,16 +99,20 @@ redis.call('SET', KEYS[3], offset, 'PX', math.min(ttl, 60000))
 return {offset, text, epoch}
 """
 
-# KEYS: meta, stream. ARGV: new epoch, TTL ms, since (-1: the top only). One script, so the
-# offsets read belong to the epoch returned even if the channel expires meanwhile.
-_SINCE_LUA = _ENSURE_META_LUA + """
-local epoch = ensure_meta(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]))
-local top = tonumber(redis.call('HGET', KEYS[1], 'o') or '0')
-local since = tonumber(ARGV[3])
-if since < 0 or since >= top then
-  return {top, epoch}
+# KEYS: meta, stream, salt. ARGV: new salt, TTL ms, channel, since (-1: the top only). One
+# script, so the offsets read belong to the epoch returned even if the channel expires
+# meanwhile.
+_SINCE_LUA = _EPOCH_LUA + """
+local meta = redis.call('HMGET', KEYS[1], 'o', 'e')
+if not meta[2] then
+  return {0, derive_epoch(KEYS[3], ARGV[1], tonumber(ARGV[2]), ARGV[3])}
 end
-return {top, epoch, redis.call('XRANGE', KEYS[2], '(' .. since .. '-0', '+')}
+local top = tonumber(meta[1] or '0')
+local since = tonumber(ARGV[4])
+if since < 0 or since >= top then
+  return {top, meta[2]}
+end
+return {top, meta[2], redis.call('XRANGE', KEYS[2], '(' .. since .. '-0', '+')}
 """
 
 
@@ -157,6 +174,7 @@ class RedisHistory:
         self._since = client.register_script(_SINCE_LUA)
         self.ttl_seconds = ttl_seconds
         self._ttl_ms = max(1, int(ttl_seconds * 1000))
+        self._salt_key = f"{prefix}:salt"
 
     def _keys(self, channel: str) -> list[str]:
         return [f"{self._prefix}:stream:{channel}", f"{self._prefix}:meta:{channel}"]
@@ -170,12 +188,13 @@ class RedisHistory:
         # run, so the one retry (and redis-py's own) returns the same offset instead of
         # publishing twice, and a slow Redis is not reported as a failure that did happen.
         publication_key = f"{self._prefix}:pub:{secrets.token_hex(12)}"
-        args = [maxlen, head, tail, secrets.token_hex(4), group_channel, channel, repr(time.time()),
+        args = [maxlen, head, tail, secrets.token_hex(8), group_channel, channel, repr(time.time()),
                 self._ttl_ms]
         for attempt in range(PUBLISH_ATTEMPTS):
             try:
                 offset, text, epoch = await guarded(
-                    self._publish(keys=[*self._keys(channel), publication_key], args=args),
+                    self._publish(keys=[*self._keys(channel), publication_key, self._salt_key],
+                                  args=args),
                     PUBLISH_ATTEMPT_SECONDS)
                 break
             except HubUnavailable as exc:
@@ -191,8 +210,8 @@ class RedisHistory:
 
     async def _run_since(self, channel: str, since: int) -> list:
         stream, meta = self._keys(channel)
-        return await guarded(self._since(keys=[meta, stream],
-                                         args=[secrets.token_hex(4), self._ttl_ms, since]))
+        return await guarded(self._since(keys=[meta, stream, self._salt_key],
+                                         args=[secrets.token_hex(8), self._ttl_ms, channel, since]))
 
     async def top(self, channel: str) -> tuple[int, str]:
         offset, epoch = await self._run_since(channel, -1)

@@ -13,53 +13,63 @@ from hub.engine.memory import MemoryHistory, MemoryPresence
 from hub.engine.redis import RedisHistory, RedisPresence, redis_client
 
 
-TTL = 100.0  # seconds; time is moved by ``Clock.advance``, never waited for
+TTL = 100.0  # seconds, for the tests that do not wait for expiry
 
 
 class Clock:
-    """Moves time for a history backend without sleeping. Memory: its injected clock.
-    Redis: every key under the prefix has its remaining TTL cut by the same amount (gone at
-    zero), which is exactly what time does to them, and asserts on the way that every key
-    the backend wrote has a TTL."""
+    """The memory backend's injected clock."""
 
-    def __init__(self, redis_url: str | None = None, prefix: str = "t") -> None:
+    def __init__(self) -> None:
         self.now = 1000.0
-        self._redis = redis_sync.Redis.from_url(redis_url) if redis_url else None
-        self._prefix = prefix
 
     def __call__(self) -> float:
         return self.now
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-        if self._redis is None:
-            return
-        for key in self._redis.scan_iter(match=f"{self._prefix}:*"):
-            left = self._redis.pttl(key)
-            assert left != -1, f"{key!r} has no TTL"
-            if left - seconds * 1000 <= 0:
-                self._redis.delete(key)
-            elif left > 0:
-                self._redis.pexpire(key, int(left - seconds * 1000))
 
 
 @pytest.fixture(params=["memory", "redis"])
 def backends(request, redis_server):
-    """(history, presence, clock): the twins, history TTL = ``TTL``."""
+    """(history, presence): the twins, history TTL = ``TTL``."""
     if request.param == "memory":
-        clock = Clock()
-        return MemoryHistory(ttl_seconds=TTL, clock=clock), MemoryPresence(), clock
+        return MemoryHistory(ttl_seconds=TTL, clock=Clock()), MemoryPresence()
     client = redis_client(redis_server.url)
     return (RedisHistory(client, prefix="t", ttl_seconds=TTL),
-            RedisPresence(client, prefix="t", ttl_seconds=5), Clock(redis_server.url))
+            RedisPresence(client, prefix="t", ttl_seconds=5))
+
+
+@pytest.fixture(params=["memory", "redis"])
+def expiring(request, redis_server):
+    """(history, advance): ``await advance(k)`` lets k TTLs pass. Memory: its clock moves.
+    Redis: real time, with a TTL of 0.3 s (Redis' own clock decides what has expired)."""
+    if request.param == "memory":
+        clock = Clock()
+
+        async def advance(ttls: float) -> None:
+            clock.advance(ttls * TTL)
+
+        return MemoryHistory(ttl_seconds=TTL, clock=clock), advance
+    ttl = 0.3
+
+    async def wait(ttls: float) -> None:
+        await asyncio.sleep(ttls * ttl)
+
+    return RedisHistory(redis_client(redis_server.url), prefix="t", ttl_seconds=ttl), wait
 
 
 async def append(history, channel, n, maxlen=3):
     return [await history.append(channel, maxlen, '{"o":', "}") for _ in range(n)]
 
 
+def redis_keys(url: str, prefix: str = "t") -> dict[bytes, int]:
+    """Every key under ``prefix`` with its PTTL (ms)."""
+    check = redis_sync.Redis.from_url(url)
+    return {key: check.pttl(key) for key in check.scan_iter(match=f"{prefix}:*")}
+
+
 async def test_offsets_grow_by_one_and_frames_carry_them(backends):
-    history, _, _ = backends
+    history, _ = backends
     results = await append(history, "jobs", 4)
     assert [offset for offset, _, _ in results] == [1, 2, 3, 4]
     assert [text for _, text, _ in results] == ['{"o":1}', '{"o":2}', '{"o":3}', '{"o":4}']
@@ -70,17 +80,32 @@ async def test_offsets_grow_by_one_and_frames_carry_them(backends):
 
 async def test_each_channel_has_its_own_epoch_fixed_before_its_first_publication(backends):
     """A client that subscribed before the first publication (top 0) and recovers later
-    with that epoch must find it unchanged: the epoch is made when the top is first read."""
-    history, _, _ = backends
-    _top, fresh = await history.top("fresh")
-    assert _top == 0 and fresh
+    with that epoch finds it unchanged."""
+    history, _ = backends
+    top, fresh = await history.top("fresh")
+    assert top == 0 and fresh and (await history.top("fresh"))[1] == fresh
+    assert (await history.since("fresh", 0)) == ([], 0, fresh)
     (_offset, _text, epoch), = await append(history, "fresh", 1)
     assert epoch == fresh == (await history.top("fresh"))[1]
     assert (await history.top("other"))[1] != fresh
 
 
+async def test_reading_a_channel_makes_no_state_for_it(backends, redis_server):
+    """Subscribing reads the top (and ``since``): for made-up names that must cost nothing."""
+    history, _ = backends
+    for name in ("junk-1", "junk-2"):
+        await history.top(name)
+        assert (await history.since(name, 0))[0] == []
+        assert (await history.since(name, 5))[0] is None
+    assert await history.positions(["junk-1", "junk-2"]) == {"junk-1": (0, ""), "junk-2": (0, "")}
+    if isinstance(history, MemoryHistory):
+        assert history.channel_count() == 0
+    else:
+        assert [key for key in redis_keys(redis_server.url) if b"junk" in key] == []
+
+
 async def test_since_replays_what_the_history_reaches(backends):
-    history, _, _ = backends
+    history, _ = backends
     await append(history, "jobs", 5, maxlen=3)  # keeps 3, 4, 5
     items, top, _ = await history.since("jobs", 2)
     assert [offset for offset, _ in items] == [3, 4, 5] and top == 5
@@ -90,22 +115,28 @@ async def test_since_replays_what_the_history_reaches(backends):
 
 
 async def test_history_zero_keeps_offsets_but_no_frames(backends):
-    history, _, _ = backends
+    history, _ = backends
     await append(history, "ticks", 3, maxlen=0)
     assert (await history.top("ticks"))[0] == 3
     assert (await history.since("ticks", 2))[0] is None
     assert (await history.since("ticks", 3))[0] == []
 
 
+async def test_positions_read_without_creating(backends):
+    history, _ = backends
+    (_o, _t, epoch), = await append(history, "jobs", 1)
+    assert await history.positions(["jobs", "nothing"]) == {"jobs": (1, epoch), "nothing": (0, "")}
+    assert await history.positions(["nothing"]) == {"nothing": (0, "")}
+    assert await history.positions([]) == {}
+
+
 # --- HUB_HISTORY_TTL: history and offsets expire; a channel that comes back is a new epoch ---
 
-async def test_a_quiet_channel_expires_and_comes_back_in_a_new_epoch(backends):
-    history, _, clock = backends
+async def test_a_quiet_channel_expires_and_comes_back_in_a_new_epoch(expiring):
+    history, advance = expiring
     old = await append(history, "jobs", 3)
     old_epoch = old[0][2]
-    clock.advance(TTL - 1)
-    assert await history.top("jobs") == (3, old_epoch)  # reading does not keep it alive
-    clock.advance(2)
+    await advance(1.2)
     assert await history.last_offsets(["jobs"]) == {"jobs": 0}
     top, epoch = await history.top("jobs")
     assert top == 0 and epoch != old_epoch
@@ -113,14 +144,27 @@ async def test_a_quiet_channel_expires_and_comes_back_in_a_new_epoch(backends):
     assert (await history.since("jobs", 3))[0] is None
     new = await append(history, "jobs", 2)
     assert [(o, t) for o, t, _ in new] == [(1, '{"o":1}'), (2, '{"o":2}')]
-    assert {e for _, _, e in new} == {epoch}
-    # nothing of the old incarnation is replayed in the new one
+    assert {e for _, _, e in new} == {epoch}  # the epoch announced before it came back
+    # nothing of the old life is replayed in the new one
     items, top, now_epoch = await history.since("jobs", 0)
     assert [offset for offset, _ in items] == [1, 2] and now_epoch == epoch
 
 
-async def test_every_publication_restarts_the_ttl(backends):
-    history, _, clock = backends
+async def test_a_channel_that_lived_less_than_a_ttl_still_comes_back_new(expiring):
+    """Published once at the very end of a window, gone a TTL later: its next life begins
+    in a later window whatever the timing, so its epoch differs."""
+    history, advance = expiring
+    for _ in range(3):
+        (_o, _t, old), = await append(history, "blip", 1)
+        await advance(1.1)
+        (_o, _t, new), = await append(history, "blip", 1)
+        assert new != old and _o == 1
+        await advance(1.1)
+
+
+async def test_memory_every_publication_restarts_the_ttl():
+    clock = Clock()
+    history = MemoryHistory(ttl_seconds=TTL, clock=clock)
     (_o, _t, epoch), = await append(history, "jobs", 1)
     for _ in range(3):
         clock.advance(TTL * 0.6)
@@ -128,17 +172,13 @@ async def test_every_publication_restarts_the_ttl(backends):
     clock.advance(TTL * 0.6)
     assert await history.top("jobs") == (4, epoch)
     assert [o for o, _ in (await history.since("jobs", 1))[0]] == [2, 3, 4]
+    clock.advance(TTL * 0.5)  # 1.1 TTL since the last publication; reads kept nothing alive
+    assert await history.top("jobs") != (4, epoch)
 
 
-async def test_a_channel_read_but_never_published_expires_too(backends):
-    history, _, clock = backends
-    _top, epoch = await history.top("junk")
-    clock.advance(TTL + 1)
-    assert (await history.top("junk"))[1] != epoch
-
-
-async def test_touch_keeps_a_channel_alive_but_never_revives_one(backends):
-    history, _, clock = backends
+async def test_memory_touch_keeps_a_channel_alive_but_never_revives_one():
+    clock = Clock()
+    history = MemoryHistory(ttl_seconds=TTL, clock=clock)
     (_o, _t, epoch), = await append(history, "kept", 1)
     await append(history, "gone", 1)
     clock.advance(TTL * 0.9)
@@ -148,14 +188,52 @@ async def test_touch_keeps_a_channel_alive_but_never_revives_one(backends):
     assert await history.last_offsets(["gone"]) == {"gone": 0}
     await history.touch(["gone", "never"])
     assert await history.positions(["gone", "never"]) == {"gone": (0, ""), "never": (0, "")}
+    assert history.channel_count() == 1
 
 
-async def test_positions_read_without_creating(backends):
-    history, _, _ = backends
-    (_o, _t, epoch), = await append(history, "jobs", 1)
-    assert await history.positions(["jobs", "nothing"]) == {"jobs": (1, epoch), "nothing": (0, "")}
-    assert await history.positions(["nothing"]) == {"nothing": (0, "")}
-    assert await history.positions([]) == {}
+async def test_redis_publication_and_touch_restart_the_ttl_of_every_key(redis_server):
+    history = RedisHistory(redis_client(redis_server.url), prefix="t", ttl_seconds=TTL)
+    check = redis_sync.Redis.from_url(redis_server.url)
+    await append(history, "jobs", 1)
+    channel_keys = [b"t:meta:jobs", b"t:stream:jobs"]
+
+    def shorten():
+        for key in channel_keys:
+            check.pexpire(key, 5000)
+
+    shorten()
+    await append(history, "jobs", 1)
+    assert all(check.pttl(key) > 5000 for key in channel_keys)
+    shorten()
+    await history.touch(["jobs", "never"])
+    assert all(check.pttl(key) > 5000 for key in channel_keys)
+    assert not check.exists("t:meta:never", "t:stream:never")  # touch revives nothing
+
+
+async def test_every_key_the_redis_backends_write_has_a_ttl(redis_server):
+    """An audit of every key pattern: history (meta, stream, publication ids, the salt) and
+    presence (process record, server set, client claims, per-user connections)."""
+    from hub.engine.base import ClientInfo, ProcessStats
+
+    client = redis_client(redis_server.url)
+    history = RedisHistory(client, prefix="t", ttl_seconds=TTL)
+    presence = RedisPresence(client, prefix="t", ttl_seconds=5)
+    await append(history, "jobs", 2)
+    await history.top("junk")
+    await history.since("junk", 0)
+    await presence.claim_client("c1", "carol@example.edu", "s1")
+    await presence.add_user_connection("carol@example.edu", "c1")
+    stats = ProcessStats(server="s1", host="h", pid=1, started_at=0.0, last_heartbeat=0.0,
+                         active_connections=1, total_connections=1, messages_sent=0,
+                         messages_received=0)
+    await presence.publish_state(stats, [ClientInfo(
+        client_id="c1", user="carol@example.edu", channels=(), state="connected",
+        connected_at="2026-11-22T10:00:00Z", last_ping=None, last_pong=None, server="s1")])
+    keys = redis_keys(redis_server.url)
+    kinds = sorted({key.split(b":")[1] for key in keys})
+    assert kinds == [b"client", b"meta", b"proc", b"pub", b"salt", b"servers", b"stream", b"user"]
+    assert {key: left for key, left in keys.items() if left < 0} == {}
+    assert all(left <= TTL * 1000 for left in keys.values())
 
 
 async def test_redis_keys_really_expire(redis_server):
@@ -164,7 +242,8 @@ async def test_redis_keys_really_expire(redis_server):
     history = RedisHistory(redis_client(redis_server.url), prefix="r", ttl_seconds=0.2)
     check = redis_sync.Redis.from_url(redis_server.url)
     _o, _t, epoch = await history.append("jobs", 10, "", "")
-    assert sorted(k.split(b":")[1] for k in check.keys("r:*")) == [b"meta", b"pub", b"stream"]
+    assert sorted(k.split(b":")[1] for k in check.keys("r:*")) == [b"meta", b"pub", b"salt",
+                                                                     b"stream"]
     assert all(0 < check.pttl(key) <= 200 for key in check.keys("r:*"))
     for _ in range(100):
         if not check.keys("r:*"):
@@ -178,7 +257,7 @@ async def test_memory_sweep_drops_expired_channels_oldest_first_within_its_limit
     clock = Clock()
     history = MemoryHistory(ttl_seconds=TTL, clock=clock)
     for i in range(10):
-        await history.top(f"junk{i}")
+        await append(history, f"junk{i}", 1)
     clock.advance(1)
     await append(history, "kept", 1)
     clock.advance(TTL - 0.5)  # the junk is expired, "kept" is not
@@ -190,7 +269,7 @@ async def test_memory_sweep_drops_expired_channels_oldest_first_within_its_limit
 
 
 async def test_client_ids_are_unique_until_released(backends):
-    _, presence, _ = backends
+    _, presence = backends
     assert await presence.claim_client("c1", None, "s1") is True
     assert await presence.claim_client("c1", None, "s2") is False
     await presence.release_client("c1", None)
@@ -198,7 +277,7 @@ async def test_client_ids_are_unique_until_released(backends):
 
 
 async def test_user_connection_counts(backends):
-    _, presence, _ = backends
+    _, presence = backends
     assert await presence.add_user_connection("alice", "a") == 1
     assert await presence.add_user_connection("alice", "b") == 2
     await presence.remove_user_connection("alice", "a")

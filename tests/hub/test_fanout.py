@@ -51,7 +51,8 @@ def offsets(conn: FakeConn) -> list[int]:
 
 @pytest.fixture
 async def node():
-    n = Node(layer=InMemoryChannelLayer(), history=MemoryHistory(new_epoch=lambda: "e1"), presence=MemoryPresence(),
+    n = Node(layer=InMemoryChannelLayer(), presence=MemoryPresence(),
+             history=MemoryHistory(epoch_for=lambda channel, window: "e1"),
              server_name="test", prefix="t", history_size_for=lambda channel: 100)
     await n.ensure_started()
     yield n
