@@ -168,3 +168,15 @@ async def settle_leaves(node) -> None:
         if set(node._group_locks) <= set(node.subscriptions):
             return
         await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "a day"])
+def test_settings_refuse_a_history_ttl_that_is_no_bound(value):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, HUB_HISTORY_TTL=value)
+    result = subprocess.run([sys.executable, "manage.py", "check"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "HUB_HISTORY_TTL" in result.stderr
