@@ -8,7 +8,7 @@ from django.http import JsonResponse
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from hub import apis
+from hub import apis, tokens
 from hub.apis_errors import ErrorDocumentingGenerator
 from hub.metrics import metrics_view
 
@@ -36,9 +36,12 @@ urlpatterns = [
     *_both("api/notifications/<str:notification_id>", apis.NotificationDetailView, "hub-notification"),
     *_both("api/notifications/<str:notification_id>/read", apis.NotificationReadView,
            "hub-notification-read"),
+    *_both("api/token", tokens.TokenView, "hub-token"),
+    *_both("api/token/jwt", tokens.JwtPairView, "hub-token-jwt"),
+    *_both("api/token/jwt/refresh", tokens.JwtRefreshView, "hub-token-jwt-refresh"),
     *_both("api/schema", SpectacularAPIView, "hub-schema", generator_class=ErrorDocumentingGenerator),
     *_both("api/docs", SpectacularSwaggerView, "hub-docs", url_name="hub-schema"),
     path("metrics", metrics_view, name="hub-metrics"),
     path("metrics/", metrics_view),
-    re_path(r"^api/(?:broadcast|health|clients|channels|notifications)(?P<rest>/.*)$", json_not_found),
+    re_path(r"^api/(?:broadcast|health|clients|channels|notifications|token)(?P<rest>/.*)$", json_not_found),
 ]
