@@ -121,6 +121,7 @@ def operations(schema) -> list:
     return found
 
 
+@pytest.mark.e2e  # minutes of generated requests: the full tier, not the fast one
 def test_schemathesis_positive_input_as_superuser(api_schema, superuser_token):
     from hub.notifications import create_notification
 
@@ -135,6 +136,7 @@ def negatable(operation) -> bool:
     return any(len(getattr(operation, part)) for part in ("body", "query", "path_parameters"))
 
 
+@pytest.mark.e2e  # minutes of generated requests: the full tier, not the fast one
 def test_schemathesis_negative_input_as_superuser(api_schema, superuser_token):
     """No 5xx and no schema break anywhere; the hub's own operations must also REJECT
     schema-breaking input with a 4xx (a stricter check than the issue asks of other apps)."""
@@ -143,6 +145,7 @@ def test_schemathesis_negative_input_as_superuser(api_schema, superuser_token):
         run_operation(operation, GenerationMode.NEGATIVE, {"Authorization": f"Token {superuser_token}"}, checks)
 
 
+@pytest.mark.e2e  # minutes of generated requests: the full tier, not the fast one
 def test_schemathesis_anonymous_and_bad_token(api_schema):
     for operation in operations(api_schema):
         run_operation(operation, GenerationMode.POSITIVE, {}, CHECKS)
