@@ -107,7 +107,13 @@ def jwt_settings(env: Mapping[str, str], secret: str, access_minutes: float) -> 
         "ISSUER": env.get("HUB_JWT_ISSUER", "").strip() or None,
         "AUDIENCE": env.get("HUB_JWT_AUDIENCE", "").strip() or None,
         "UPDATE_LAST_LOGIN": False,
+        # Which claim names the user, and which user field it holds: an identity provider's
+        # tokens carry e.g. preferred_username, not Django's primary key.
+        "USER_ID_CLAIM": env.get("HUB_JWT_USER_ID_CLAIM", "").strip() or "user_id",
+        "USER_ID_FIELD": env.get("HUB_JWT_USER_ID_FIELD", "").strip() or "id",
     }
+    if config["USER_ID_FIELD"] not in ("id", "username", "email"):
+        raise ImproperlyConfigured("HUB_JWT_USER_ID_FIELD must be id, username or email")
     raw_key = env.get("HUB_JWT_SIGNING_KEY", "").strip()
     if algorithm in HMAC_ALGORITHMS:
         if env.get("HUB_JWT_VERIFYING_KEY", "").strip():
@@ -131,9 +137,13 @@ def jwt_settings(env: Mapping[str, str], secret: str, access_minutes: float) -> 
             f"HUB_JWT_ALGORITHM={algorithm}")
     if "PRIVATE KEY" in verifying:
         raise ImproperlyConfigured("HUB_JWT_VERIFYING_KEY must be a public key, not a private one")
-    # Without the private key the hub verifies tokens but issues none.
+    # Without the private key the hub verifies tokens but issues none. Then every token is
+    # the provider's, and providers do not write simplejwt's token_type claim: the key, the
+    # algorithm, expiry and (when set) issuer and audience decide.
     config["SIGNING_KEY"] = _pem(env, "HUB_JWT_SIGNING_KEY") or None
     config["VERIFYING_KEY"] = verifying
+    if config["SIGNING_KEY"] is None:
+        config["TOKEN_TYPE_CLAIM"] = None
     return config
 
 

@@ -206,3 +206,19 @@ def _hs256_with_public_key(payload: dict, public_pem: str) -> str:
     body = b64(json.dumps(payload).encode())
     signature = hmac.new(public_pem.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
     return f"{head}.{body}.{b64(signature)}"
+
+
+async def test_tokens_of_an_identity_provider_that_names_users_by_username(hub_server, superuser):
+    """A provider's access token: no token_type, the user in preferred_username."""
+    issuer_private, issuer_public = _rsa_pair()
+    server = await asyncio.to_thread(hub_server, {
+        "HUB_JWT_ALGORITHM": "RS256", "HUB_JWT_VERIFYING_KEY": issuer_public.replace("\n", "\\n"),
+        "HUB_JWT_AUDIENCE": "hub", "HUB_JWT_USER_ID_CLAIM": "preferred_username",
+        "HUB_JWT_USER_ID_FIELD": "username"})
+    now = int(time.time())
+    token = {"exp": now + 300, "iat": now, "jti": uuid.uuid4().hex, "aud": "hub",
+             "preferred_username": "root", "sub": "f3a1c2"}
+    await accepted_everywhere(server, jwt.encode(token, issuer_private, algorithm="RS256"), "root")
+    for forged in ({**token, "preferred_username": "nobody"}, {**token, "exp": now - 60},
+                   {**token, "aud": "another-app"}):
+        await refused_everywhere(server, jwt.encode(forged, issuer_private, algorithm="RS256"))
