@@ -5,6 +5,7 @@ carry the headers they promise."""
 from __future__ import annotations
 
 import re
+import urllib.error
 import urllib.request
 
 import pytest

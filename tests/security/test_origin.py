@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def handshake(port: int, origin: str | None, host: str | None = None, **headers: str) -> int:
     """The HTTP status daphne answers to a WebSocket upgrade (101 = the socket opened)."""
-    lines = [f"GET /ws/ HTTP/1.1", f"Host: {host or f'127.0.0.1:{port}'}", "Upgrade: websocket",
+    lines = ["GET /ws/ HTTP/1.1", f"Host: {host or f'127.0.0.1:{port}'}", "Upgrade: websocket",
              "Connection: Upgrade", "Sec-WebSocket-Version: 13",
              f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}"]
     if origin is not None:

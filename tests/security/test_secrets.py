@@ -19,7 +19,6 @@ import uuid
 
 import jwt
 import pytest
-from asgiref.sync import sync_to_async
 
 from tests.conftest import ROOT
 from tests.wsutil import connect, connected, expect_close
