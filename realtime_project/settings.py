@@ -14,7 +14,9 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from hub.origin import origin_entry_problem
 from realtime_project.env import env_number, env_rate
+from realtime_project.security import jwt_settings, proxy_ssl_header, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -70,9 +72,37 @@ def _env_json_object(name: str) -> dict:
 # --- Django core -------------------------------------------------------------------------
 
 DEBUG = _env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = _env_str("DJANGO_SECRET_KEY") or "dev-only-insecure-key-set-DJANGO_SECRET_KEY-in-production"
+# No built-in key (PROTOCOL.md §2): unset or weak stops start-up unless DEBUG is on, which
+# gets a random key per process (see realtime_project.security; scripts/run keeps one).
+SECRET_KEY, HUB_SECRET_KEY_EPHEMERAL = secret_key(os.environ, DEBUG)
 ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if origin_entry_problem(_origin):
+        raise ImproperlyConfigured(
+            f"DJANGO_CSRF_TRUSTED_ORIGINS: {_origin!r} {origin_entry_problem(_origin)}")
+
+# --- HTTPS and cookies (README: "Production settings"); all off for plain-HTTP development -
+
+_SECURE_COOKIES = _env_bool("DJANGO_SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = _SECURE_COOKIES
+CSRF_COOKIE_SECURE = _SECURE_COOKIES
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# The dashboard takes the token from its page, never from the cookie: pages on other ports
+# of the same host (which share cookies) cannot read it either.
+CSRF_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = _env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = _env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+# Only behind a proxy that sets the header itself and strips it from clients' requests.
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header(os.environ)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "daphne",
@@ -90,6 +120,7 @@ INSTALLED_APPS = [
     "hub",
     "slurm_monitor",
     "dashboard",
+    "realtime_project.apps.ProjectConfig",  # system checks: realtime_project.checks
 ]
 
 MIDDLEWARE = [
@@ -205,7 +236,7 @@ HUB = {
     "CONNECTION_TIMEOUT": _env_float("HUB_CONNECTION_TIMEOUT", 60.0, minimum=0.1),
     "REQUIRE_AUTH": _env_bool("HUB_REQUIRE_AUTH", True),
     "AUTH_TIMEOUT": _env_float("HUB_AUTH_TIMEOUT", 5.0, minimum=0.05),
-    # Empty = only same-host origins (the Host header's own); "*" = any origin.
+    # Full origins allowed besides the hub's own and CSRF_TRUSTED_ORIGINS; "*" = any origin.
     "ALLOWED_ORIGINS": _env_list("HUB_ALLOWED_ORIGINS", []),
     "RATE_LIMIT": _env_int("HUB_RATE_LIMIT", 60, minimum=1),
     "MAX_SUBSCRIPTIONS": _env_int("HUB_MAX_SUBSCRIPTIONS", 100, minimum=1),
@@ -225,6 +256,10 @@ for _name in ("HUB_STATS_SNAPSHOT_SECONDS", "HUB_STATS_RETENTION_DAYS", "HUB_PRO
     env_number(_name, 1.0, 0.0, exclusive=True)
 env_rate("HUB_API_RATE_LIMIT", "600/min")
 env_rate("HUB_API_BROADCASTER_RATE_LIMIT", "12000/min")
+
+for _origin in HUB["ALLOWED_ORIGINS"]:
+    if _origin != "*" and origin_entry_problem(_origin):
+        raise ImproperlyConfigured(f"HUB_ALLOWED_ORIGINS: {_origin!r} {origin_entry_problem(_origin)}")
 
 # Channel policies are validated now, not at the first subscribe.
 from hub.policies import PolicyError, build_policies  # noqa: E402
@@ -246,6 +281,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "hub.apis_errors.json_exception_handler",
 }
+# JWTs: their own key (HUB_JWT_SIGNING_KEY, else derived from SECRET_KEY), or an identity
+# provider's public key (HUB_JWT_ALGORITHM=RS256|ES256 + HUB_JWT_VERIFYING_KEY).
+# The WebSocket (hub.auth) verifies through simplejwt too, so both roads use this.
+SIMPLE_JWT = jwt_settings(os.environ, SECRET_KEY,
+                          _env_float("HUB_JWT_ACCESS_MINUTES", 15.0, minimum=0.05))
 SPECTACULAR_SETTINGS = {
     "TITLE": "Hub API",
     "DESCRIPTION": "Real-time hub: broadcast, health, clients, channels, notifications.",
