@@ -66,3 +66,12 @@ async def test_jwt_from_the_endpoint_opens_a_socket(hub_server, make_user):
     async with websockets.connect(f"{server.ws_url}/ws/?token={pair['access']}") as ws:
         hello = json.loads(await ws.recv())
         assert hello["type"] == "connected" and hello["user"] == "alice"
+
+
+def test_a_verify_only_hub_says_it_issues_no_jwt(client, make_user, settings):
+    make_user("alice")
+    settings.SIMPLE_JWT = {**settings.SIMPLE_JWT, "SIGNING_KEY": None}
+    for path, body in (("/api/token/jwt", {"username": "alice", "password": "pw-for-tests-only"}),
+                       ("/api/token/jwt/refresh", {"refresh": "x.y.z"})):
+        status, answer = post(client, path, body)
+        assert status == 404 and answer["code"] == "jwt_not_issued"
