@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import subprocess
+import sys
 
 import pytest
 import requests
@@ -22,6 +25,7 @@ from slurm_monitor.diff import Changes
 from slurm_monitor.events import build_job_removed, build_job_state_changed, build_job_submitted
 from slurm_monitor.monitor import Monitor
 from slurm_monitor.sinks import build_sink
+from tests.conftest import ROOT
 from tests.slurm_monitor.test_snapshot import EXPECTED_JOBS
 from tests.wsutil import connected, recv_until, send_json
 
@@ -70,6 +74,14 @@ def test_the_policy_default_changes_with_the_flag():
     # an operator's explicit jobs policy still wins over the flag
     chosen = build_policies({"jobs": {"subscribe": "authenticated"}}, default_history=100, private_jobs=True)
     assert chosen.resolve("jobs").allows("subscribe", bob, "jobs")
+
+
+def test_a_bad_value_stops_start_up_naming_the_variable():
+    """A typo must not leave jobs public on a PrivateData=jobs site."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "realtime_project.settings", "HUB_PRIVATE_JOBS": "ture"}
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "HUB_PRIVATE_JOBS" in result.stderr
 
 
 @pytest.mark.django_db(transaction=True)
