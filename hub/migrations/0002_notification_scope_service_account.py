@@ -16,28 +16,35 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='notification',
             name='username',
-            field=models.CharField(blank=True, db_index=True, help_text='the addressee; empty: cluster-wide (every user)', max_length=150, null=True),
+            field=models.CharField(blank=True, db_index=True, max_length=150, null=True,
+                                   help_text='the addressee; empty: cluster-wide (every user)'),
         ),
         migrations.CreateModel(
             name='ServiceAccount',
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False,
+                                           verbose_name='ID')),
                 ('service', models.CharField(help_text='what uses it, e.g. slurm-monitor', max_length=100)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='hub_service_account', to=settings.AUTH_USER_MODEL)),
+                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE,
+                                              related_name='hub_service_account', to=settings.AUTH_USER_MODEL)),
             ],
         ),
         migrations.CreateModel(
             name='NotificationRead',
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False,
+                                           verbose_name='ID')),
                 ('username', models.CharField(max_length=150)),
                 ('read_at', models.DateTimeField(auto_now_add=True)),
-                ('notification', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='reads', to='hub.notification')),
+                ('notification', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE,
+                                                   related_name='reads', to='hub.notification')),
             ],
             options={
-                'indexes': [models.Index(fields=['username', 'notification'], name='hub_notific_usernam_220dde_idx')],
-                'constraints': [models.UniqueConstraint(fields=('notification', 'username'), name='hub_notificationread_once_per_user')],
+                'indexes': [models.Index(fields=['username', 'notification'],
+                                         name='hub_notific_usernam_220dde_idx')],
+                'constraints': [models.UniqueConstraint(fields=('notification', 'username'),
+                                                        name='hub_notificationread_once_per_user')],
             },
         ),
     ]
