@@ -9,6 +9,8 @@ Contract (issue 11, SECURITY review):
   (a person, an SSO login, a leftover), ``ServiceAccountError`` says so and names
   ``SLURM_MONITOR_SERVICE_USER``; the monitor does not start. A marked account that somebody
   made staff is demoted back (logged), and a deactivated one is refused, never reactivated.
+  (The account an earlier release of the monitor created is marked once by migration
+  ``hub.0003``, only on evidence a squatter cannot produce; see there.)
 - **Rotatable**: ``rotate_service_token`` (``manage.py rotate_monitor_token``) replaces the
   DRF token; the running monitor reads the new one when the hub answers 401
   (``slurm_monitor.sinks.HttpSink``). The key is never printed or logged.

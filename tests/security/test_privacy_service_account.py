@@ -87,3 +87,27 @@ async def test_rotation_invalidates_the_old_token_and_the_monitor_follows(hub_se
     assert await sink.publish("nodes", "node_state_changed", {"node": "cn01"}) is not None
     assert sink.token != stolen
     assert (await asyncio.to_thread(broadcast, server, sink.token)).status_code == 200
+
+
+@pytest.mark.parametrize("shape, marked", [
+    ({}, True),  # exactly as an earlier release of the monitor left it
+    ({"password": "set-by-a-person"}, False),
+    ({"broadcast": False}, False),  # a squatter cannot grant himself hub.broadcast
+    ({"is_staff": True}, False),
+])
+def test_upgrade_marks_only_the_old_monitors_own_account(shape, marked):
+    """The migration for installs whose monitor created its account before the marker."""
+    import importlib
+
+    from django.apps import apps
+    from django.contrib.auth.models import Permission
+
+    from hub.models import ServiceAccount
+
+    migration = importlib.import_module("hub.migrations.0003_mark_legacy_monitor_account")
+    user = get_user_model().objects.create_user("slurm-monitor", password=shape.get("password"),
+                                                is_staff=shape.get("is_staff", False))
+    if shape.get("broadcast", True):
+        user.user_permissions.add(Permission.objects.get(codename="broadcast", content_type__app_label="hub"))
+    migration.mark_legacy_account(apps, None)
+    assert ServiceAccount.objects.filter(user=user).exists() is marked
