@@ -171,14 +171,15 @@ def _not_found(message: str) -> Response:
     return Response({"code": "not_found", "message": message}, status=status.HTTP_404_NOT_FOUND)
 
 
-# --- notifications (the user's own) --------------------------------------------------------
+# --- notifications (the user's own and the cluster-wide ones) ----------------------------
 
 class NotificationListView(HubAPIView):
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(parameters=[s.NotificationQuerySerializer],
                    responses={200: s.NotificationListSerializer, **errors(400, 401, 503)},
-                   summary="Your notifications, unread first, newest first", operation_id="notifications_list")
+                   summary="Your notifications and the cluster-wide ones, unread first, newest first",
+                   operation_id="notifications_list")
     def get(self, request):
         query = s.NotificationQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -188,15 +189,20 @@ class NotificationListView(HubAPIView):
 
     @extend_schema(request=s.NotificationCreateSerializer,
                    responses={201: s.NotificationSerializer, **errors(400, 401, 403, 413, 415, 503)},
-                   summary="Create a notification (for another user: needs hub.broadcast)", operation_id="notification_create")
+                   summary="Create a notification (for another user or cluster-wide: needs hub.broadcast)",
+                   operation_id="notification_create")
     def post(self, request):
         body = s.NotificationCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         fields = dict(body.validated_data)
         me = request.user.get_username()
-        fields["username"] = fields.pop("user", me)
+        cluster_wide = fields.pop("cluster_wide")
+        fields["username"] = None if cluster_wide else fields.pop("user", me)
+        # Only a notification to yourself is free: anything that reaches another user's
+        # socket (theirs, or everyone's on ``notifications``) speaks for the server.
         if fields["username"] != me and not can_notify_others(request.user):
-            self.permission_denied(request, "notifying another user needs the hub.broadcast permission")
+            self.permission_denied(request, "a cluster-wide notification or one for another user "
+                                            "needs the hub.broadcast permission")
         try:
             created = notifications.create_notification(**fields)
         except notifications.NotificationError as exc:
@@ -216,7 +222,7 @@ class NotificationDetailView(HubAPIView):
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(parameters=[_ID_PARAM], responses={200: s.NotificationSerializer, **errors(401, 404, 503)},
-                   summary="One of your notifications", operation_id="notification_get")
+                   summary="One of your notifications, or a cluster-wide one", operation_id="notification_get")
     def get(self, request, notification_id: str):
         pk = _notification_id(notification_id)
         found = pk and notifications.get_notification(request.user.get_username(), pk)
@@ -228,7 +234,8 @@ class NotificationReadView(HubAPIView):
 
     @extend_schema(parameters=[_ID_PARAM], request=None,
                    responses={200: s.NotificationSerializer, **errors(401, 404, 503)},
-                   summary="Mark one of your notifications read", operation_id="notification_mark_read")
+                   summary="Mark one of your notifications (or a cluster-wide one, for you) read",
+                   operation_id="notification_mark_read")
     def post(self, request, notification_id: str):
         pk = _notification_id(notification_id)
         found = pk and notifications.mark_read(request.user.get_username(), pk)
@@ -239,6 +246,7 @@ class NotificationReadAllView(HubAPIView):
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(request=None, responses={200: s.MarkedReadSerializer, **errors(401, 503)},
-                   summary="Mark all your notifications read", operation_id="notifications_mark_all_read")
+                   summary="Mark all your notifications (cluster-wide ones included, for you) read",
+                   operation_id="notifications_mark_all_read")
     def post(self, request):
         return Response({"marked": notifications.mark_all_read(request.user.get_username())})

@@ -247,6 +247,7 @@ HUB = {
     "FANOUT_CHUNK": _env_int("HUB_FANOUT_CHUNK", 50, minimum=1),
     # Modules that register application message types (hub.handlers.register) at start-up.
     "HANDLER_MODULES": _env_list("HUB_HANDLER_MODULES", []),
+    "PRIVATE_JOBS": _env_bool("HUB_PRIVATE_JOBS", False),  # Slurm PrivateData=jobs: own jobs only
     "REDIS_URL": REDIS_URL,
     "CHANNEL_PREFIX": HUB_CHANNEL_PREFIX,
 }

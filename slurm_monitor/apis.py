@@ -5,7 +5,9 @@
     GET /api/cluster/metrics
     GET /api/cluster/alerts          (staff: the active alerts)
 
-Authenticated users (alerts: staff, like the ``alerts`` channel). Thin: validate the query, call one ``store`` reader. Answers are
+Authenticated users (alerts: staff, like the ``alerts`` channel). With ``HUB_PRIVATE_JOBS``
+(Slurm's ``PrivateData=jobs``) a non-staff user gets only their own jobs; the ``user`` filter
+narrows within them, never widens. Thin: validate the query, call one ``store`` reader. Answers are
 ``{"count", "results", "updated_at", "source"}`` (``{"metrics", "updated_at", "source"}`` for
 metrics); ``updated_at`` is null until the monitor has saved that stream once.
 """
@@ -57,9 +59,19 @@ class ClusterView(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
 
+def job_owner_scope(user) -> str | None:
+    """The only owner whose jobs ``user`` may see, or None for every job: with
+    HUB_PRIVATE_JOBS on, a non-staff user sees their own jobs only (PROTOCOL.md section 6)."""
+    from hub.conf import private_jobs
+
+    if not private_jobs() or user.is_staff:
+        return None
+    return user.get_username()
+
+
 class ClusterJobsView(ClusterView):
     @extend_schema(parameters=[JobQuerySerializer], responses={200: _LIST},
-                   summary="Slurm jobs as last polled",
+                   summary="Slurm jobs as last polled (HUB_PRIVATE_JOBS: your own only, staff all)",
                    operation_id="cluster_jobs")
     def get(self, request):
         query = JobQuerySerializer(data=request.query_params)
@@ -67,7 +79,7 @@ class ClusterJobsView(ClusterView):
         q = query.validated_data
         return Response(store.list_jobs(user=q.get("user"), partition=q.get("partition"),
                                         states=_states(q.get("state")), limit=q["limit"],
-                                        offset=q["offset"]))
+                                        offset=q["offset"], owner=job_owner_scope(request.user)))
 
 
 class ClusterNodesView(ClusterView):
