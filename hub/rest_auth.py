@@ -5,6 +5,7 @@ carry a nested dict that rendered as a Python repr)."""
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 from rest_framework_simplejwt.authentication import JWTAuthentication
@@ -45,3 +46,14 @@ class BearerAuthentication(JWTAuthentication):
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'
+
+
+class BearerScheme(OpenApiAuthenticationExtension):
+    """How the OpenAPI schema documents BearerAuthentication."""
+
+    target_class = "hub.rest_auth.BearerAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer",
+                "description": "a JWT access token or a DRF auth token"}
