@@ -118,7 +118,11 @@ class LockoutBackend:
         return None
 
     def get_user(self, user_id):
-        return None
+        # Sessions record the backend that logged them in; Django's force_login names the
+        # first one listed, this one: it loads users as the user table's backend does.
+        from django.contrib.auth.backends import ModelBackend
+
+        return ModelBackend().get_user(user_id)
 
 
 def too_many(request, wait: float) -> HttpResponse:

@@ -140,10 +140,10 @@ def test_a_deactivated_users_drf_token_as_bearer_is_401():
 @pytest.mark.parametrize("method, path", [
     ("get", "/api/nope"), ("post", "/api/nope/deeper"), ("get", "/api"), ("delete", "/api/"),
     ("get", "/api/cluster/nope"), ("put", "/api/token-that-does-not-exist"),
-    ("get", "/api/notifications/1/read/extra"),
+    ("get", "/api/notifications/1/read/extra"), ("post", "/api/broadcast/x/y"),
 ])
 def test_unknown_api_paths_are_json_404(method, path):
-    body = assert_json_error(getattr(Client(), method)(path), 404)
+    body = assert_json_error(getattr(Client(enforce_csrf_checks=True), method)(path), 404)
     assert body["code"] == "not_found"
 
 
