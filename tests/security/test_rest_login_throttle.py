@@ -127,3 +127,13 @@ async def test_guessing_against_a_real_server(hub_server, make_user):
             break
         await asyncio.sleep(0.2)
     assert answer.status_code == 302
+
+
+@pytest.mark.parametrize("name, value", [("HUB_LOGIN_MAX_FAILURES", "0"), ("HUB_LOGIN_MAX_FAILURES", "five"),
+                                         ("HUB_LOGIN_LOCKOUT_SECONDS", "0"), ("HUB_LOGIN_LOCKOUT_SECONDS", "-1")])
+def test_a_bad_setting_names_the_variable(monkeypatch, name, value):
+    from django.core.exceptions import ImproperlyConfigured
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ImproperlyConfigured, match=name):
+        login_throttle.max_failures() if name.endswith("FAILURES") else login_throttle.lockout_seconds()
