@@ -78,7 +78,9 @@ class BroadcastResultSerializer(serializers.Serializer):
 class HealthSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["healthy"])
     clients = serializers.IntegerField()
-    subscriptions = serializers.DictField(child=serializers.IntegerField())
+    subscriptions = serializers.DictField(child=serializers.IntegerField(),
+                                          help_text="{channel: count} for staff; {} for everyone else")
+    subscriptions_total = serializers.IntegerField(required=False, help_text="subscriptions, all channels")
     active_connections = serializers.IntegerField()
     total_connections = serializers.IntegerField()
     messages_sent = serializers.IntegerField()

@@ -4,12 +4,11 @@ hub's own API prefixes answer a JSON 404, like everything else here."""
 
 from __future__ import annotations
 
-from django.http import JsonResponse
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from hub import apis, tokens
-from hub.apis_errors import ErrorDocumentingGenerator
+from hub.apis_errors import ErrorDocumentingGenerator, json_not_found
 from hub.metrics import metrics_view
 
 
@@ -18,10 +17,6 @@ def _both(route: str, view_class, name: str, **initkwargs) -> list:
         path(route, view_class.as_view(**initkwargs), name=name),
         path(route + "/", view_class.as_view(schema=None, **initkwargs), name=name + "-slash"),
     ]
-
-
-def json_not_found(request, rest: str = "") -> JsonResponse:
-    return JsonResponse({"code": "not_found", "message": f"no such path {request.path!r}"}, status=404)
 
 
 urlpatterns = [

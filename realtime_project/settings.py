@@ -178,6 +178,8 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Failed-login lockout first (hub.login_throttle), then the usual user table.
+AUTHENTICATION_BACKENDS = ["hub.login_throttle.LockoutBackend", "django.contrib.auth.backends.ModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -257,6 +259,9 @@ for _name in ("HUB_STATS_SNAPSHOT_SECONDS", "HUB_STATS_RETENTION_DAYS", "HUB_PRO
     env_number(_name, 1.0, 0.0, exclusive=True)
 env_rate("HUB_API_RATE_LIMIT", "600/min")
 env_rate("HUB_API_BROADCASTER_RATE_LIMIT", "12000/min")
+env_rate("HUB_API_HEALTH_RATE_LIMIT", "120/min")
+env_number("HUB_LOGIN_MAX_FAILURES", 5, 1, cast=int)
+env_number("HUB_LOGIN_LOCKOUT_SECONDS", 30.0, 0.0, exclusive=True)
 
 for _origin in HUB["ALLOWED_ORIGINS"]:
     if _origin != "*" and origin_entry_problem(_origin):
@@ -275,9 +280,15 @@ except PolicyError as exc:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "hub.rest_auth.BearerAuthentication",  # a JWT, or a DRF token as on the WebSocket
         "rest_framework.authentication.SessionAuthentication",
     ],
+    # DRF's defaults, with a JSON parser that refuses deep nesting and lone surrogates.
+    "DEFAULT_PARSER_CLASSES": ["hub.parsers.HubJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
+    # Throttles key on the peer address, never on a client-sent X-Forwarded-For (behind a
+    # proxy, daphne --proxy-headers puts the real address there).
+    "NUM_PROXIES": 0,
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "hub.apis_errors.json_exception_handler",

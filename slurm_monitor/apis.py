@@ -19,8 +19,12 @@ from rest_framework import permissions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from hub.permissions import HubApiThrottle
 from slurm_monitor import store
 
+# Rows per /api/cluster/jobs request (over it: 400 naming ``limit``); the dashboard's first
+# paint asks for this many. Page with ``offset`` beyond it.
+JOB_PAGE_MAX = 5_000
 STATE_PATTERN = r"^[A-Za-z_]{1,32}(,[A-Za-z_]{1,32}){0,31}$"
 
 
@@ -30,7 +34,7 @@ class JobQuerySerializer(serializers.Serializer):
     state = serializers.RegexField(STATE_PATTERN, required=False,
                                    help_text="one state or a comma-separated list, e.g. RUNNING,PENDING")
     limit = serializers.IntegerField(required=False, default=1000, min_value=1,
-                                     max_value=store.JOB_LIST_LIMIT_MAX)
+                                     max_value=JOB_PAGE_MAX)
     offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=10**9)
 
 
@@ -57,6 +61,7 @@ def _states(raw: str | None) -> list[str] | None:
 
 class ClusterView(APIView):
     permission_classes = [permissions.IsAuthenticated]
+    throttle_classes = [HubApiThrottle]  # HUB_API_RATE_LIMIT, like every hub REST call
 
 
 def job_owner_scope(user) -> str | None:

@@ -156,6 +156,9 @@ def test_origin_entry_problem(entry, ok):
     ("auth failed for Bearer abc, closing 4001", "auth failed for Bearer [redacted], closing 4001"),
     ("two: ?token=a and ?token=b", "two: ?token=[redacted] and ?token=[redacted]"),
     ("'token=abc' \"token=def\"", "'token=[redacted]' \"token=[redacted]\""),
+    ("GET /ws/?tok%65n=abc&x=1", "GET /ws/?tok%65n=[redacted]&x=1"),
+    ("GET /?a=1&Access_Token=abc&jwt=def", "GET /?a=1&Access_Token=[redacted]&jwt=[redacted]"),
+    ("GET /?tokens=3&mytoken=5", "GET /?tokens=3&mytoken=5"),
 ])
 def test_redact_removes_secret_values(text, expected):
     assert redact(text) == expected

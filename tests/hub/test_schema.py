@@ -111,6 +111,7 @@ def superuser_token(db) -> str:
 @pytest.fixture(autouse=True)
 def _no_throttling(monkeypatch):
     monkeypatch.setenv("HUB_API_RATE_LIMIT", "1000000/s")
+    monkeypatch.setenv("HUB_API_HEALTH_RATE_LIMIT", "1000000/s")
     cache.clear()
 
 
