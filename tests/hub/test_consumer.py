@@ -114,8 +114,19 @@ async def test_handler_failure_answers_internal_error_and_socket_stays():
         _handlers.pop("explode", None)
 
 
-@hub_settings(REQUIRE_AUTH=False)
-async def test_chat_message_broadcasts_to_channel_subscribers():
+@pytest.fixture
+def chat_registered():
+    """The chat example is opt-in (HUB_HANDLER_MODULES=hub.chat): register it for a test."""
+    from hub.chat import handle_chat_message
+    from hub.handlers import _handlers
+
+    _handlers["chat_message"] = handle_chat_message
+    yield
+    _handlers.pop("chat_message", None)
+
+
+@hub_settings(REQUIRE_AUTH=False, CHANNELS={"chat.*": {"subscribe": "anyone", "publish": "anyone"}})
+async def test_chat_message_broadcasts_to_channel_subscribers(chat_registered):
     alice, bob = await open_socket(), await open_socket()
     for comm in (alice, bob):
         await until(comm, "connected")
