@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -123,14 +124,22 @@ def start_redis(port: int | None = None) -> Proc:
     return p.wait_ready(20)
 
 
+# The hub has no built-in key: one per bench run, shared by every hub process it starts.
+BENCH_SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(48)
+
+
 def hub_env(redis_url: str | None = None, name: str = "hub-bench", extra: dict | None = None) -> dict:
     env = {
         "DJANGO_SETTINGS_MODULE": "realtime_project.settings",
+        "DJANGO_SECRET_KEY": BENCH_SECRET_KEY,
         "HUB_REQUIRE_AUTH": "false",
         "HUB_CHANNELS": BENCH_CHANNELS,
         "HUB_RATE_LIMIT": "100000000",
         "HUB_MAX_CONNECTIONS": "20000",
         "HUB_MAX_CONNECTIONS_PER_USER": "20000",
+        # Auth off: every socket is anonymous, from a few addresses (hub.admission).
+        "HUB_MAX_ANONYMOUS_CONNECTIONS": "20000",
+        "HUB_MAX_CONNECTIONS_PER_ADDRESS": "20000",
         "HUB_SERVER_NAME": name,
         "SQLITE_PATH": str(log_dir() / "bench.sqlite3"),
         "PYTHONUNBUFFERED": "1",

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import statistics
 import sys
 import time
@@ -143,6 +144,7 @@ def main() -> None:
     ap.add_argument("--hold", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "realtime_project.settings")
+    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(48))  # no built-in key
     os.environ["HUB_CHANNELS"] = json.dumps(
         {"bench": {"subscribe": "anyone", "publish": "anyone", "history": 0}})
     os.environ["HUB_REQUIRE_AUTH"] = "false"

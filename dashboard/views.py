@@ -32,12 +32,17 @@ API_URLS = {
 
 
 def build_page_config(request: HttpRequest) -> dict:
-    """What dashboard.js needs to start: who is looking, where the hub and the API are."""
+    """What dashboard.js needs to start: who is looking, where the hub and the API are, and
+    whether jobs are private (HUB_PRIVATE_JOBS: a non-staff user follows their own jobs on
+    ``user:<name>``, as ``jobs`` is staff-only)."""
+    from hub.conf import private_jobs
+
     user = request.user
     api = {name: url for name, url in API_URLS.items() if name not in OPTIONAL_API or _routed(url)}
     return {
         "user": user.get_username(),
         "isStaff": bool(user.is_staff),
+        "privateJobs": private_jobs(),
         "wsUrl": "/ws/",
         "api": api,
         "csrfToken": get_token(request),

@@ -14,16 +14,18 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import connection
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import permissions, status
-from rest_framework.parsers import JSONParser
+from rest_framework import exceptions, permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hub import audit, notifications
 from hub import serializers as s
 from hub.apis_errors import FieldError, PayloadTooLarge, publish_error
+from hub.conf import get_policies
 from hub.engine.errors import HubUnavailable, PublishError
-from hub.permissions import CanBroadcast, HubApiThrottle, can_notify_others
+from hub.parsers import HubJSONParser
+from hub.permissions import BROADCAST_PERMISSION, HealthThrottle, HubApiThrottle, can_notify_others
+from hub.policies import Principal, may_publish
 from hub.protocol import is_valid_channel, is_valid_client_id, utc_timestamp
 
 SELECTOR_TIMEOUT_SECONDS = 1.5
@@ -58,13 +60,18 @@ def call_selector(name: str, *args: Any) -> Any:
 
 class HubAPIView(APIView):
     throttle_classes = [HubApiThrottle]
-    parser_classes = [JSONParser]
+    parser_classes = [HubJSONParser]  # 400 for deep nesting and lone surrogates
 
 
 # --- broadcast -----------------------------------------------------------------------------
 
 class BroadcastView(HubAPIView):
-    permission_classes = [permissions.IsAuthenticated, CanBroadcast]
+    """The one publish rule (``hub.policies.may_publish``), as on the WebSocket: a user with
+    ``hub.broadcast`` publishes anywhere; anyone else where the channel's ``publish`` policy
+    allows (none of the defaults does). ``all`` and ``user`` targets: broadcasters only.
+    Every attempt past authentication is audited, refusals included."""
+
+    permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(request=s.BroadcastSerializer,
                    responses={200: s.BroadcastResultSerializer, **errors(400, 401, 403, 413, 415, 503)},
@@ -75,8 +82,14 @@ class BroadcastView(HubAPIView):
         target = audit.target_for(channel=body.validated_data.get("channel"),
                                   user=body.validated_data.get("user"))
         message = body.validated_data["message"]
+        username = request.user.get_username()
+        if not _may_broadcast(request.user, target):
+            audit.record(username, target, message["type"], audit.encoded_size(message), audit.RESULT_FORBIDDEN)
+            raise exceptions.PermissionDenied(
+                "broadcasting needs the hub.broadcast permission" if target.kind != "channel"
+                else f"publishing to {target.name!r} needs the hub.broadcast permission or the channel's publish policy")
         try:
-            result = audit.broadcast(request.user.get_username(), target, message["type"], message["data"],
+            result = audit.broadcast(username, target, message["type"], message["data"],
                                      max_size=settings.HUB["MAX_MESSAGE_SIZE"])
         except audit.MessageTooLarge as exc:
             raise PayloadTooLarge(str(exc)) from None
@@ -85,15 +98,34 @@ class BroadcastView(HubAPIView):
         return Response({"success": True, "channel": result.channel, "offset": result.offset})
 
 
+def _may_broadcast(user, target: audit.BroadcastTarget) -> bool:
+    principal = Principal(username=user.get_username(), is_staff=bool(user.is_staff),
+                          can_broadcast=user.has_perm(BROADCAST_PERMISSION))
+    if target.kind != "channel":
+        return principal.can_broadcast
+    return may_publish(get_policies(), principal, target.channel, settings.HUB["REQUIRE_AUTH"])
+
+
 # --- health --------------------------------------------------------------------------------
 
 class HealthView(HubAPIView):
-    permission_classes = [permissions.AllowAny]
-    authentication_classes: list = []  # a probe with a stale token still gets an answer
-    throttle_classes: list = []
+    """Anyone may ask. Anonymous callers get counts only: ``subscriptions`` is ``{}`` (no
+    channel or user names; ``subscriptions_total`` and ``channels`` carry the counts); staff
+    see ``{channel: count}``. Credentials are optional: a bad or stale one is ignored, never
+    a 401 (a probe with an old token still gets an answer)."""
 
-    @extend_schema(responses={200: s.HealthSerializer, 503: s.UnhealthySerializer, 405: s.ErrorSerializer},
-                   summary="Cluster-wide hub health", operation_id="health")
+    permission_classes = [permissions.AllowAny]
+    throttle_classes = [HealthThrottle]
+
+    def perform_authentication(self, request):
+        try:
+            request.user  # noqa: B018  authenticates now, while a failure can be absorbed
+        except exceptions.APIException:
+            pass  # DRF has already set the request anonymous
+
+    @extend_schema(responses={200: s.HealthSerializer, 503: s.UnhealthySerializer, 405: s.ErrorSerializer,
+                              429: s.ErrorSerializer},
+                   summary="Cluster-wide hub health (channel names for staff only)", operation_id="health")
     def get(self, request):
         try:
             connection.ensure_connection()
@@ -103,6 +135,9 @@ class HealthView(HubAPIView):
             figures = call_selector("get_health")
         except HubUnavailable as exc:
             return _unhealthy(exc.service, str(exc))
+        figures["subscriptions_total"] = sum(figures["subscriptions"].values())
+        if not (request.user and request.user.is_staff):
+            figures["subscriptions"] = {}
         return Response({"status": "healthy", **figures, "timestamp": utc_timestamp()})
 
 
@@ -171,14 +206,15 @@ def _not_found(message: str) -> Response:
     return Response({"code": "not_found", "message": message}, status=status.HTTP_404_NOT_FOUND)
 
 
-# --- notifications (the user's own) --------------------------------------------------------
+# --- notifications (the user's own and the cluster-wide ones) ----------------------------
 
 class NotificationListView(HubAPIView):
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(parameters=[s.NotificationQuerySerializer],
                    responses={200: s.NotificationListSerializer, **errors(400, 401, 503)},
-                   summary="Your notifications, unread first, newest first", operation_id="notifications_list")
+                   summary="Your notifications and the cluster-wide ones, unread first, newest first",
+                   operation_id="notifications_list")
     def get(self, request):
         query = s.NotificationQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -188,15 +224,20 @@ class NotificationListView(HubAPIView):
 
     @extend_schema(request=s.NotificationCreateSerializer,
                    responses={201: s.NotificationSerializer, **errors(400, 401, 403, 413, 415, 503)},
-                   summary="Create a notification (for another user: needs hub.broadcast)", operation_id="notification_create")
+                   summary="Create a notification (for another user or cluster-wide: needs hub.broadcast)",
+                   operation_id="notification_create")
     def post(self, request):
         body = s.NotificationCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         fields = dict(body.validated_data)
         me = request.user.get_username()
-        fields["username"] = fields.pop("user", me)
+        cluster_wide = fields.pop("cluster_wide")
+        fields["username"] = None if cluster_wide else fields.pop("user", me)
+        # Only a notification to yourself is free: anything that reaches another user's
+        # socket (theirs, or everyone's on ``notifications``) speaks for the server.
         if fields["username"] != me and not can_notify_others(request.user):
-            self.permission_denied(request, "notifying another user needs the hub.broadcast permission")
+            self.permission_denied(request, "a cluster-wide notification or one for another user "
+                                            "needs the hub.broadcast permission")
         try:
             created = notifications.create_notification(**fields)
         except notifications.NotificationError as exc:
@@ -216,7 +257,7 @@ class NotificationDetailView(HubAPIView):
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(parameters=[_ID_PARAM], responses={200: s.NotificationSerializer, **errors(401, 404, 503)},
-                   summary="One of your notifications", operation_id="notification_get")
+                   summary="One of your notifications, or a cluster-wide one", operation_id="notification_get")
     def get(self, request, notification_id: str):
         pk = _notification_id(notification_id)
         found = pk and notifications.get_notification(request.user.get_username(), pk)
@@ -228,7 +269,8 @@ class NotificationReadView(HubAPIView):
 
     @extend_schema(parameters=[_ID_PARAM], request=None,
                    responses={200: s.NotificationSerializer, **errors(401, 404, 503)},
-                   summary="Mark one of your notifications read", operation_id="notification_mark_read")
+                   summary="Mark one of your notifications (or a cluster-wide one, for you) read",
+                   operation_id="notification_mark_read")
     def post(self, request, notification_id: str):
         pk = _notification_id(notification_id)
         found = pk and notifications.mark_read(request.user.get_username(), pk)
@@ -239,6 +281,7 @@ class NotificationReadAllView(HubAPIView):
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(request=None, responses={200: s.MarkedReadSerializer, **errors(401, 503)},
-                   summary="Mark all your notifications read", operation_id="notifications_mark_all_read")
+                   summary="Mark all your notifications (cluster-wide ones included, for you) read",
+                   operation_id="notifications_mark_all_read")
     def post(self, request):
         return Response({"marked": notifications.mark_all_read(request.user.get_username())})

@@ -20,7 +20,8 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -98,6 +99,11 @@ def _body(exc: exceptions.APIException) -> dict[str, Any]:
         code = getattr(exc, "hub_code", "invalid")
         return {"code": code, "message": message, "fields": fields}
     detail = exc.detail
+    if isinstance(detail, dict):  # e.g. simplejwt's {"detail", "code", "messages"}: one line
+        code = detail.get("code") or exc.default_code
+        return {"code": str(code), "message": str(detail.get("detail") or exc.default_detail)}
+    if isinstance(detail, list):
+        detail = detail[0] if detail else exc.default_detail
     code = getattr(detail, "code", None) or exc.default_code
     return {"code": str(code), "message": str(detail)}
 
@@ -157,3 +163,52 @@ class ErrorDocumentingGenerator(SchemaGenerator):
                     responses.setdefault(code, {"description": text,
                                                 "content": {"application/json": {"schema": ref}}})
         return schema
+
+
+# --- outside DRF: unknown paths and crashes under /api/ (realtime_project/urls.py) ----------
+
+API_PREFIXES = ("/api/", "/api", "/metrics")
+
+
+def _is_api(request) -> bool:
+    return request.path == "/api" or request.path.startswith(API_PREFIXES)
+
+
+@csrf_exempt  # a POST to an unknown path is a 404, not an HTML CSRF page
+def json_not_found(request, *args, **kwargs) -> JsonResponse:
+    """The 404 of any path under /api/ that no route serves, whatever the method."""
+    return JsonResponse({"code": "not_found", "message": f"no such path {request.path!r}"}, status=404)
+
+
+def handler404(request, exception=None):
+    """Django's 404 (DEBUG off): JSON under /api/, the usual page elsewhere."""
+    if _is_api(request):
+        return json_not_found(request)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def handler500(request):
+    """Django's 500 (DEBUG off; the traceback is logged by Django): JSON under /api/."""
+    if _is_api(request):
+        return JsonResponse({"code": "internal_error", "message": "internal error"}, status=500)
+    from django.views.defaults import server_error
+
+    return server_error(request)
+
+
+def handler400(request, exception=None):
+    if _is_api(request):
+        return JsonResponse({"code": "bad_request", "message": "bad request"}, status=400)
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception)
+
+
+def handler403(request, exception=None):
+    if _is_api(request):
+        return JsonResponse({"code": "permission_denied", "message": "not allowed"}, status=403)
+    from django.views.defaults import permission_denied
+
+    return permission_denied(request, exception)

@@ -10,7 +10,8 @@ class HubConfig(AppConfig):
 
         from django.conf import settings
 
-        from hub import chat  # noqa: F401  registers the chat_message example type
+        from hub import credentials  # noqa: F401  connects the revocation signal receivers
 
+        # Application message types are opt-in (the chat example too: ``hub.chat``).
         for module in settings.HUB["HANDLER_MODULES"]:
             import_module(module)

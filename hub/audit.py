@@ -1,7 +1,8 @@
 """The audited broadcast service: what ``POST /api/broadcast`` calls.
 
 Every attempt is published through THE publish API (``hub.publish``) and recorded in
-BroadcastAudit (who, when, target, event type, size, result), failures included. A publish
+BroadcastAudit (who, when, target, event type, size, result), failures included; the view
+records attempts the publish rule refused as RESULT_FORBIDDEN. A publish
 that gets no answer within PUBLISH_TIMEOUT_SECONDS counts as the hub being unavailable, so
 REST answers 503 quickly instead of hanging on a dead Redis.
 """
@@ -26,6 +27,7 @@ RESULT_OK = "ok"
 RESULT_UNAVAILABLE = "hub_unavailable"
 RESULT_INTERNAL = "internal_error"
 RESULT_TOO_LARGE = "payload_too_large"
+RESULT_FORBIDDEN = "permission_denied"  # refused by the publish rule (hub.policies.may_publish)
 
 
 @dataclass(frozen=True)

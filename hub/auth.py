@@ -1,18 +1,47 @@
 """WebSocket credentials (PROTOCOL.md §2): first found wins — ``Authorization: Bearer``,
 ``?token=``, the Django session cookie, then a first ``auth`` frame. A token is a DRF auth
 token or a signed JWT access token (djangorestframework-simplejwt). Tokens are never logged.
+
+Every lookup returns a ``Credential``: who the socket is (its ``Principal``, computed here,
+in the sync database function, because ``has_perm`` queries the database) and what it
+presented, so ``hub.credentials`` can re-check it while the socket lives (PROTOCOL.md §2).
 """
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 
-from hub.policies import ANONYMOUS, Principal
+from hub.policies import Principal
 
 NO_TOKEN = object()  # scope["hub.token"] when the handshake carried none
+TOKEN, JWT, SESSION = "token", "jwt", "session"  # Credential.kind
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """An authenticated socket's credential. ``key`` is the DRF token key or the session key
+    (kept in memory for the re-check; never logged, never sent to other processes: they get
+    ``digest``); ``expires`` is a JWT's ``exp`` (Unix seconds)."""
+
+    user_id: Any
+    principal: Principal
+    kind: str
+    key: str | None = None
+    expires: float | None = None
+
+    @property
+    def digest(self) -> str:
+        return key_digest(self.key or "")
+
+
+def key_digest(key: str) -> str:
+    """What crosses processes to name a token or session (``hub.credentials``)."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def extract_handshake_token(scope: dict[str, Any]) -> Any:
@@ -31,7 +60,13 @@ def extract_handshake_token(scope: dict[str, Any]) -> Any:
     return NO_TOKEN
 
 
-def _user_for_token_sync(token: str):
+def principal_for(user) -> Principal:
+    """Sync only (``has_perm`` queries the database): call it where the user is loaded."""
+    return Principal(username=user.get_username(), is_staff=bool(user.is_staff),
+                     can_broadcast=bool(user.has_perm("hub.broadcast")))
+
+
+def _credential_for_token_sync(token: str) -> Credential | None:
     from django.contrib.auth import get_user_model
 
     if token.count(".") == 2:  # JWT: header.payload.signature
@@ -48,40 +83,47 @@ def _user_for_token_sync(token: str):
             user = get_user_model().objects.get(**{api_settings.USER_ID_FIELD: user_id})
         except (get_user_model().DoesNotExist, ValueError, TypeError):
             return None
-        return user if user.is_active else None
+        if not user.is_active:
+            return None
+        exp = access.get("exp")
+        return Credential(user.pk, principal_for(user), JWT,
+                          expires=float(exp) if isinstance(exp, (int, float)) else None)
     from rest_framework.authtoken.models import Token
 
     try:
         found = Token.objects.select_related("user").get(key=token)
     except (Token.DoesNotExist, ValueError):
         return None
-    return found.user if found.user.is_active else None
+    if not found.user.is_active:
+        return None
+    return Credential(found.user.pk, principal_for(found.user), TOKEN, key=found.key)
 
 
-user_for_token = database_sync_to_async(_user_for_token_sync)
+credential_for_token = database_sync_to_async(_credential_for_token_sync)
 
 
-def principal_for(user) -> Principal:
-    if user is None or not getattr(user, "is_authenticated", False):
-        return ANONYMOUS
-    return Principal(username=user.get_username(), is_staff=bool(user.is_staff))
-
-
-def _user_for_session_sync(session_key: str):
+def session_user(session_key: str):
+    """The session's user as Django's own ``get_user`` sees it (session alive, auth hash
+    still valid, i.e. password unchanged; backend's ``is_active`` rule), or None. Sync."""
+    from importlib import import_module
     from types import SimpleNamespace
 
-    from django.contrib.auth import get_user
-    from django.contrib.sessions.backends.base import SessionBase
-    from importlib import import_module
-
     from django.conf import settings
+    from django.contrib.auth import get_user
 
-    store: SessionBase = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     user = get_user(SimpleNamespace(session=store))
     return user if user.is_authenticated else None
 
 
-user_for_session = database_sync_to_async(_user_for_session_sync)
+def _credential_for_session_sync(session_key: str) -> Credential | None:
+    user = session_user(session_key)
+    if user is None:
+        return None
+    return Credential(user.pk, principal_for(user), SESSION, key=session_key)
+
+
+credential_for_session = database_sync_to_async(_credential_for_session_sync)
 
 
 def session_key_from(scope: dict[str, Any]) -> str | None:
@@ -102,8 +144,9 @@ def session_key_from(scope: dict[str, Any]) -> str | None:
 
 
 class HubAuthMiddleware:
-    """Sets ``scope["hub.token_user"]`` (a user, or None for a bad token) when the handshake
-    carried a token, else ``scope["user"]`` from the session cookie when there is one.
+    """Sets ``scope["hub.credential"]`` when the handshake carried a token (a Credential, or
+    None for a bad token: the consumer closes 4001), else a Credential from a live session
+    cookie (absent when the session is not logged in: the socket may still send ``auth``).
 
     Why not Channels' AuthMiddlewareStack: its SessionMiddleware wraps ``send`` for every
     socket (for cookie saving, which WebSocket cannot do) and hides the server's own send
@@ -116,9 +159,10 @@ class HubAuthMiddleware:
         if scope["type"] == "websocket":
             token = extract_handshake_token(scope)
             if token is not NO_TOKEN:
-                scope = dict(scope, **{"hub.token_user": await user_for_token(token)})
+                scope = dict(scope, **{"hub.credential": await credential_for_token(token)})
             else:
                 key = session_key_from(scope)
-                if key:
-                    scope = dict(scope, user=await user_for_session(key))
+                credential = await credential_for_session(key) if key else None
+                if credential is not None:
+                    scope = dict(scope, **{"hub.credential": credential})
         return await self.inner(scope, receive, send)

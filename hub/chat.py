@@ -1,5 +1,9 @@
-"""The example application type: ``chat_message`` broadcasts a line of chat to a channel,
-as in the trading platform's example. The sender must be subscribed to the channel.
+"""The example application type: ``chat_message`` puts a line of chat on a channel, as in
+the trading platform's example. Opt-in: ``HUB_HANDLER_MODULES=hub.chat``.
+
+The sender must be subscribed to the channel, and the channel's ``publish`` policy must let
+it publish there (``ctx.publish`` applies the one publish rule; PROTOCOL.md §4), e.g.
+``HUB_CHANNELS='{"chat.*": {"subscribe": "authenticated", "publish": "authenticated"}}'``.
 
     -> {"type": "chat_message", "channel": "chat.lobby", "message": "hi", "id": 3}
     <- {"type": "chat_message_sent", "channel": "chat.lobby", "offset": 12, "id": 3}
@@ -11,7 +15,6 @@ from __future__ import annotations
 
 from hub import protocol as p
 from hub.handlers import HandlerContext, register
-from hub.publish import publish
 
 MAX_CHAT_LENGTH = 4000
 
@@ -28,6 +31,6 @@ async def handle_chat_message(ctx: HandlerContext, frame: dict) -> None:
     if channel not in ctx.subscriptions:
         raise p.ProtocolError(p.FORBIDDEN, "subscribe to the channel before chatting on it",
                               channel=channel, frame_id=ctx.frame_id)
-    offset = await publish(channel, "chat_message", {
+    offset = await ctx.publish(channel, "chat_message", {
         "user": ctx.principal.username, "client_id": ctx.client_id, "message": message})
     ctx.reply({"type": "chat_message_sent", "channel": channel, "offset": offset})

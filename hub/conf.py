@@ -21,7 +21,13 @@ hub_settings = _HubSettings()
 
 @lru_cache(maxsize=1)
 def get_policies():
-    """The channel policies, built once per process from HUB_CHANNELS."""
+    """The channel policies, built once per process from HUB_CHANNELS and HUB_PRIVATE_JOBS."""
     from hub.policies import build_policies
 
-    return build_policies(settings.HUB["CHANNELS"], default_history=settings.HUB["HISTORY_SIZE"])
+    return build_policies(settings.HUB["CHANNELS"], default_history=settings.HUB["HISTORY_SIZE"],
+                          private_jobs=private_jobs())
+
+
+def private_jobs() -> bool:
+    """HUB_PRIVATE_JOBS: each user sees only their own jobs (live and over REST)."""
+    return bool(settings.HUB.get("PRIVATE_JOBS", False))

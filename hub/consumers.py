@@ -6,6 +6,12 @@ socket its own channel-layer channel (with channels-redis pub/sub, one Redis SUB
 socket) and, since Channels 4.2, a thread hop (``aclose_old_connections``) before every
 handler call. The hub needs neither: the node receives for the whole process, and database
 work (token lookup) goes through ``database_sync_to_async`` only when it happens.
+
+Admission (``hub.admission``): a socket takes an anonymous place (capped per process and per
+address) or an authenticated one (``HUB_MAX_CONNECTIONS``) before it is accepted, and
+claims its client id only once admitted, so an unauthenticated socket can neither keep
+users out nor squat an id. Until then it is known under a ``pending:`` id no client can
+ask for. Its ``credential`` is re-checked by the housekeeping loop (``hub.credentials``).
 """
 
 from __future__ import annotations
@@ -13,16 +19,21 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from functools import partial
 from typing import Any
 
 from hub import protocol as p
 from hub import session as s
-from hub.auth import principal_for, user_for_token
+from hub import credentials
+from hub.admission import Gate, admission_for, client_address
+from hub.auth import Credential, credential_for_token
 from hub.conf import get_policies, hub_settings
 from hub.engine.errors import HubUnavailable, PublishError
-from hub.engine.node import Node, Subscription, get_node
-from hub.handlers import HandlerContext, get_handler, is_registered
+from hub.engine.node import Node, get_node
+from hub.handlers import dispatch, is_registered
+from hub.policies import ANONYMOUS
 from hub.publish import ALL_CHANNEL, user_channel
+from hub.subscribing import subscribe
 from hub.transport import Payload, make_writer
 
 logger = logging.getLogger("hub.consumer")
@@ -35,7 +46,7 @@ class HubConsumer:
     # One per socket: no per-instance __dict__ (measured ~1 KB per idle socket).
     __slots__ = ("scope", "receive", "send", "client_id", "username", "state", "node", "session",
                  "writer", "connected_at", "last_seen", "auth_deadline", "last_ping", "last_pong",
-                 "_claimed", "_counted_user", "_closing")
+                 "credential", "gate", "_requested", "_claimed", "_counted_user", "_closing")
 
     @classmethod
     def as_asgi(cls):
@@ -45,7 +56,7 @@ class HubConsumer:
 
     def __init__(self, scope: dict, receive, send) -> None:
         self.scope, self.receive, self.send = scope, receive, send
-        self.client_id = ""
+        self.client_id = f"pending:{secrets.token_hex(8)}"  # until admitted (never a valid id)
         self.username: str | None = None
         self.state = "authenticating"
         self.node: Node | None = None
@@ -56,6 +67,9 @@ class HubConsumer:
         self.auth_deadline = 0.0
         self.last_ping: str | None = None
         self.last_pong: str | None = None
+        self.credential: Credential | None = None
+        self.gate: Gate | None = None
+        self._requested: str | None = None
         self._claimed = False
         self._counted_user = False
         self._closing = False
@@ -66,26 +80,34 @@ class HubConsumer:
         if (await self.receive())["type"] != "websocket.connect":
             return
         node = self.node = get_node()
+        if node.control_handler is None:  # revocations from any process close sockets here
+            node.control_handler = partial(credentials.on_control, node.connections)
         await node.ensure_started()
         requested = self.scope.get("url_route", {}).get("kwargs", {}).get("client_id")
         if requested is not None and not p.is_valid_client_id(requested):
             await self.send({"type": "websocket.close"})  # 403: not a valid endpoint
             return
-        token_user = self.scope.get("hub.token_user", _MISSING)
-        if token_user is None:
+        credential = self.scope.get("hub.credential", _MISSING)
+        if credential is None:
             return await self._refuse(p.CLOSE_AUTH_FAILED, "authentication failed")
-        if len(node.connections) >= hub_settings.MAX_CONNECTIONS:
-            return await self._refuse(p.CLOSE_TRY_AGAIN_LATER, "server at connection limit")
-        self.client_id = requested or f"c_{secrets.token_hex(8)}"
-        if not await node.presence.claim_client(self.client_id, None, node.server_name):
-            return await self._refuse(p.CLOSE_CLIENT_ID_IN_USE, "client id in use")
-        self._claimed = True
+        self._requested = requested
+        gate = Gate(admission_for(node), client_address(self.scope))
+        if credential is not _MISSING:
+            refused = None if gate.enter_authenticated(hub_settings.MAX_CONNECTIONS) else \
+                "server at connection limit"
+        else:
+            credential = None
+            refused = gate.enter_anonymous(hub_settings.MAX_ANONYMOUS_CONNECTIONS,
+                                           hub_settings.MAX_CONNECTIONS_PER_ADDRESS)
+        if refused:
+            return await self._refuse(p.CLOSE_TRY_AGAIN_LATER, refused)
+        self.gate = gate
         try:
-            await self._serve(node, token_user)
+            await self._serve(node, credential)
         finally:
             await self._cleanup()
 
-    async def _serve(self, node: Node, token_user: Any) -> None:
+    async def _serve(self, node: Node, credential: Credential | None) -> None:
         self.writer = make_writer(self.send, hub_settings.MAX_QUEUED_BYTES, self._on_overflow)
         self.writer.on_transport_pong(self._touch)
         self.session = s.Session(
@@ -95,9 +117,8 @@ class HubConsumer:
             rate=s.RateWindow(limit=hub_settings.RATE_LIMIT), is_registered_type=is_registered)
         await self.send({"type": "websocket.accept"})
         node.add_connection(self)
-        user = token_user if token_user is not _MISSING else self.scope.get("user")
-        if user is not None and getattr(user, "is_authenticated", False):
-            await self._admit(user, None)
+        if credential is not None:
+            await self._admit(credential, None)
         elif not hub_settings.REQUIRE_AUTH:
             await self._admit(None, None)
         else:
@@ -117,10 +138,19 @@ class HubConsumer:
         while (await self.receive())["type"] != "websocket.disconnect":
             pass
 
-    async def _admit(self, user, frame_id: Any) -> bool:
-        """Authenticated (or anonymous with auth off): limits, implicit channels, connected."""
+    async def _admit(self, credential: Credential | None, frame_id: Any) -> bool:
+        """Authenticated (or anonymous with auth off): limits, the client id, implicit
+        channels, connected."""
         node, session = self.node, self.session
-        principal = principal_for(user)
+        principal = credential.principal if credential is not None else ANONYMOUS
+        if credential is not None and not self.gate.enter_authenticated(
+                hub_settings.MAX_CONNECTIONS):
+            self.request_close(p.CLOSE_TRY_AGAIN_LATER, "server at connection limit")
+            return False
+        if not self._claimed and not await self._claim_id():
+            self.request_close(p.CLOSE_CLIENT_ID_IN_USE, "client id in use")
+            return False
+        self.credential = credential
         if principal.is_authenticated:
             count = await node.presence.add_user_connection(principal.username, self.client_id)
             self._counted_user = True
@@ -147,8 +177,21 @@ class HubConsumer:
             heartbeat_interval=hub_settings.HEARTBEAT_INTERVAL, frame_id=frame_id))
         return True
 
+    async def _claim_id(self) -> bool:
+        """Claim the requested id (or a fresh one), cluster-wide; re-key this socket."""
+        node, pending = self.node, self.client_id
+        wanted = self._requested or f"c_{secrets.token_hex(8)}"
+        if not await node.presence.claim_client(wanted, None, node.server_name):
+            return False
+        self._claimed, self.client_id = True, wanted
+        self.session.client_id = wanted
+        node.rename_connection(self, pending)
+        return True
+
     async def _cleanup(self) -> None:
         node = self.node
+        if self.gate is not None:
+            self.gate.release()
         if hasattr(self.writer, "stop"):
             self.writer.stop()
         node.remove_connection(self)
@@ -189,7 +232,7 @@ class HubConsumer:
         elif isinstance(effect, s.Close):
             self.request_close(effect.code, effect.reason)
         elif isinstance(effect, s.Subscribe):
-            await self._subscribe(effect)
+            await subscribe(self, effect)
         elif isinstance(effect, s.Unsubscribe):
             for channel in effect.channels:
                 self.session.forget(channel)
@@ -200,14 +243,14 @@ class HubConsumer:
         elif isinstance(effect, s.Authenticate):
             await self._authenticate(effect)
         elif isinstance(effect, s.Dispatch):
-            await self._dispatch(effect.frame)
+            await dispatch(self, effect.frame)
 
     async def _authenticate(self, effect: s.Authenticate) -> None:
-        user = await user_for_token(effect.token)
-        if user is None:
+        credential = await credential_for_token(effect.token)
+        if credential is None:
             self.request_close(p.CLOSE_AUTH_FAILED, "authentication failed")
         elif self.session.authenticated:
-            if user.get_username() == self.username:
+            if credential.principal.username == self.username:
                 self.write_text(p.build_connected(
                     client_id=self.client_id, user=self.username, server=self.node.server_name,
                     heartbeat_interval=hub_settings.HEARTBEAT_INTERVAL, frame_id=effect.frame_id))
@@ -216,56 +259,7 @@ class HubConsumer:
                                                  "already authenticated as another user",
                                                  frame_id=effect.frame_id))
         else:
-            await self._admit(user, effect.frame_id)
-
-    async def _subscribe(self, effect: s.Subscribe) -> None:
-        node, recover = self.node, []
-        for item in effect.items:
-            if isinstance(item, s.Reply):
-                node.stats.count_error(item.error or p.INVALID_MESSAGE)
-                self.write_text(item.text)
-                continue
-            try:
-                sub = await node.subscribe(self, item.channel)
-                top, epoch = await node.history.top(item.channel)
-            except HubUnavailable as exc:
-                self.session.forget(item.channel)
-                await node.unsubscribe(self, item.channel)
-                self.write_error(p.ProtocolError(
-                    p.INTERNAL_ERROR, f"not subscribed: {exc}", channel=item.channel,
-                    frame_id=effect.frame_id))
-                continue
-            self.write_text(p.build_subscribed(item.channel, top, epoch, effect.frame_id))
-            if item.since is None:
-                node.go_live(sub, top)
-            else:
-                recover.append((sub, item, top, epoch))
-        for sub, item, top, epoch in recover:
-            await self._recover(sub, item, top, epoch)
-
-    async def _recover(self, sub: Subscription, item: s.SubscribeItem, top: int, epoch: str) -> None:
-        """PROTOCOL.md §5: replay after ``since``, then ``recovered``; the live stream resumes
-        after the last replayed offset, so nothing is sent twice or skipped."""
-        publications = None
-        if item.epoch is None or item.epoch == epoch:
-            try:
-                publications, top, current_epoch = await self.node.history.since(
-                    item.channel, item.since)
-            except HubUnavailable:
-                current_epoch = None
-            if current_epoch != epoch:
-                publications = None
-        if publications is None:
-            logger.info("recovery of %s from offset %s not possible (top %s, epoch %s/%s)",
-                        item.channel, item.since, top, item.epoch, epoch)
-            self.write_text(p.build_recovered(item.channel, False))
-            self.node.go_live(sub, top)
-            return
-        for _offset, text in publications:
-            self.write_text(text)
-        last = publications[-1][0] if publications else item.since
-        self.write_text(p.build_recovered(item.channel, True, len(publications)))
-        self.node.go_live(sub, max(last, item.since))
+            await self._admit(credential, effect.frame_id)
 
     async def _publish(self, effect: s.Publish) -> None:
         try:
@@ -278,30 +272,6 @@ class HubConsumer:
                                              channel=effect.channel, frame_id=effect.frame_id))
         else:
             self.write_text(p.build_published(effect.channel, offset, effect.frame_id))
-
-    async def _dispatch(self, frame: p.ClientFrame) -> None:
-        handler = get_handler(frame.type)
-
-        def reply(body: dict) -> None:
-            if frame.id is not None:
-                body = dict(body, id=frame.id)
-            self.write_text(p.encode(body))
-
-        ctx = HandlerContext(client_id=self.client_id, principal=self.session.principal,
-                             subscriptions=frozenset(self.session.subscriptions | self.session.implicit),
-                             frame_id=frame.id, reply=reply)
-        try:
-            await handler(ctx, frame.body)
-        except p.ProtocolError as exc:
-            if exc.frame_id is None:
-                exc.frame_id = frame.id
-            self.write_error(exc)
-        except PublishError as exc:
-            self.write_error(p.ProtocolError(exc.code, exc.message, frame_id=frame.id))
-        except Exception:
-            logger.exception("handler for %r failed", frame.type)
-            self.write_error(p.ProtocolError(p.INTERNAL_ERROR, f"the {frame.type} handler failed",
-                                             frame_id=frame.id))
 
     # --- what the node and the housekeeping loop call -----------------------------------------
 
@@ -346,6 +316,8 @@ class HubConsumer:
             return
         if self.state == "authenticating" and self.auth_deadline and now > self.auth_deadline:
             self.request_close(p.CLOSE_AUTH_FAILED, "authentication timed out")
+        elif credentials.expired(self.credential, time.time()):
+            self.request_close(p.CLOSE_AUTH_FAILED, credentials.REVOKED_REASON)
         elif now - self.last_seen > hub_settings.CONNECTION_TIMEOUT:
             self.request_close(p.CLOSE_IDLE_TIMEOUT, "idle timeout")
         elif heartbeat is not None and self.state == "connected":

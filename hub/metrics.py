@@ -38,7 +38,6 @@ logger = logging.getLogger(__name__)
 
 LIST_PROCESSES_TIMEOUT_SECONDS = 1.5
 POLL_BUCKETS_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-USER_CHANNEL_PREFIX = "user:"
 
 
 # --- the hub processes -------------------------------------------------------------------
@@ -78,9 +77,20 @@ def load_processes() -> tuple[list[ProcessStats], bool]:
         return _stats_from_rows(), False
 
 
-def _channel_label(channel: str) -> str:
-    # One series per user would explode cardinality; user channels are summed.
-    return USER_CHANNEL_PREFIX + "*" if channel.startswith(USER_CHANNEL_PREFIX) else channel
+OTHER_CHANNELS_LABEL = "other"
+
+
+def channel_label(channel: str) -> str:
+    """The ``channel`` label: never a name a client chose (cardinality, privacy). A channel
+    with an exact policy (the built-ins, a site's HUB_CHANNELS names) keeps its name; one
+    matched by a prefix policy is that pattern (``user:*``, ``chat.*``); any other name,
+    chosen on first use under the catch-all, is ``other``."""
+    from hub.conf import get_policies
+
+    policy = get_policies().resolve(channel)
+    if policy is None or policy.pattern == "*":
+        return OTHER_CHANNELS_LABEL
+    return policy.pattern
 
 
 def _latency_buckets(stats: ProcessStats) -> list[tuple[str, float]]:
@@ -140,7 +150,8 @@ def _process_families(processes: Sequence[ProcessStats]) -> Iterable:
     yield _per_server(CounterMetricFamily(
         "hub_coalesced_writes", "Socket writes that carried several publications (fan-out catching up)",
         labels=srv), processes, "coalesced_writes")
-    subs = GaugeMetricFamily("hub_subscriptions", "Subscriptions per channel (user:* summed)",
+    subs = GaugeMetricFamily("hub_subscriptions", "Subscriptions by channel policy: built-in and configured names, "
+                             "prefix patterns (user:*), other (client-chosen names summed)",
                              labels=["server", "channel"])
     errors = CounterMetricFamily("hub_errors", "Protocol errors sent, by code", labels=["server", "code"])
     latency = HistogramMetricFamily("hub_publish_latency_seconds", "Publish-to-socket latency",
@@ -148,7 +159,7 @@ def _process_families(processes: Sequence[ProcessStats]) -> Iterable:
     for p in processes:
         per_label: dict[str, int] = {}
         for channel, count in p.subscriptions.items():
-            label = _channel_label(channel)
+            label = channel_label(channel)
             per_label[label] = per_label.get(label, 0) + count
         for label, count in sorted(per_label.items()):
             subs.add_metric([p.server, label], float(count))

@@ -1,5 +1,6 @@
 """What the hub persists: process stats (live row + time series), the broadcast audit log,
-per-user notifications, and the Slurm monitor's poll figures.
+notifications (per user and cluster-wide), service-account markers, and the Slurm monitor's
+poll figures.
 
 Live hub state (sockets, subscriptions, history) is NOT here: it lives in the engine
 (memory or Redis). These tables are what outlives a process and what the admin shows.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from django.conf import settings
 from django.db import models
 
 
@@ -103,8 +105,12 @@ class BroadcastAudit(models.Model):
 
 
 class Notification(models.Model):
-    """A notification for one user, by username, so the Slurm monitor can notify job owners
-    before they ever log in to the hub."""
+    """A notification for one user, by username (so the Slurm monitor can notify job owners
+    before they ever log in to the hub), or, with ``username`` null, a cluster-wide one (a
+    node down, maintenance) that every authenticated user lists.
+
+    ``read`` is the addressee's read state of a per-user row; a cluster-wide row has one read
+    state per user, kept in ``NotificationRead`` (its own ``read`` stays false)."""
 
     class Severity(models.TextChoices):
         INFO = "info"
@@ -113,7 +119,8 @@ class Notification(models.Model):
         ERROR = "error"
         CRITICAL = "critical"
 
-    username = models.CharField(max_length=150, db_index=True)
+    username = models.CharField(max_length=150, db_index=True, null=True, blank=True,
+                                help_text="the addressee; empty: cluster-wide (every user)")
     type = models.CharField(max_length=100)
     title = models.CharField(max_length=200)
     message = models.TextField(blank=True)
@@ -127,7 +134,37 @@ class Notification(models.Model):
         indexes = [models.Index(fields=["username", "read", "-created"])]
 
     def __str__(self) -> str:
-        return f"{self.username}: {self.title}"
+        return f"{self.username or '(cluster-wide)'}: {self.title}"
+
+
+class NotificationRead(models.Model):
+    """One user has read one cluster-wide notification (per-user rows use ``read``)."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="reads")
+    username = models.CharField(max_length=150)
+    read_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["notification", "username"],
+                                               name="hub_notificationread_once_per_user")]
+        indexes = [models.Index(fields=["username", "notification"])]
+
+    def __str__(self) -> str:
+        return f"{self.username} read {self.notification_id}"
+
+
+class ServiceAccount(models.Model):
+    """The marker of an account the hub created for a service (the Slurm monitor's): the
+    monitor uses an account only when it carries this marker, so it never adopts an existing
+    person's account that happens to have the configured name."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                related_name="hub_service_account")
+    service = models.CharField(max_length=100, help_text="what uses it, e.g. slurm-monitor")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.service} service account ({self.user_id})"
 
 
 class MonitorPollStats(models.Model):

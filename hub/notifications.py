@@ -1,13 +1,19 @@
-"""Per-user notifications: persist, push live, list (unread first), mark read.
+"""Notifications: persist, push live, list (unread first), mark read.
 
-    create_notification("alice", "job_failed", "Job 12 failed", "exit code 1", severity="error",
-                        data={"job_id": "12"})
+Two scopes, one payload shape (``to_dict``; ``user`` is null for a cluster-wide one):
 
-persists the row and pushes it as event ``notification`` on ``notifications`` and on
-``user:alice`` through THE publish API. The row is the truth: if the live push fails
-(hub unavailable) the notification is still stored and listed; the failure is logged.
-Notifications are addressed by username, so a Slurm job owner without a hub account yet
-finds them on first login.
+- **per user**: ``create_notification("alice", "job_failed", "Job 12 failed", "exit code 1",
+  severity="error", data={"job_id": "12"})`` persists the row and pushes it as event
+  ``notification`` on ``user:alice`` **and nowhere else** (PROTOCOL.md section 4: per-user
+  data only on per-user channels). Addressed by username, so a Slurm job owner without a hub
+  account yet finds them on first login.
+- **cluster-wide**: ``create_notification(None, "node_down", ...)`` (a node down, maintenance)
+  persists a row with no username and pushes it on ``notifications``. Every authenticated user
+  lists it next to their own; each user's read state of it is a ``NotificationRead`` row.
+
+Who may create which is the caller's business (REST: ``hub.broadcast`` for anything but a
+notification to yourself). The row is the truth: if the live push fails (hub unavailable) the
+notification is still stored and listed; the failure is logged.
 """
 
 from __future__ import annotations
@@ -78,11 +84,12 @@ def _has_nul(value: Any) -> bool:
 
 def validate(username: Any, type: Any, title: Any, message: Any, severity: Any,
              data: Any) -> dict[str, Any]:
-    """The cleaned fields of a notification, or NotificationError naming the bad field."""
+    """The cleaned fields of a notification, or NotificationError naming the bad field.
+    ``username`` None means cluster-wide; an empty string is an error, never "everyone"."""
     if severity not in SEVERITIES:
         raise NotificationError("severity", f"must be one of {', '.join(SEVERITIES)}")
     return {
-        "username": _check_text("user", username, 150),
+        "username": None if username is None else _check_text("user", username, 150),
         "type": _check_text("type", type, TYPE_MAX_LENGTH),
         "title": _check_text("title", title, TITLE_MAX_LENGTH),
         "message": _check_text("message", message, MESSAGE_MAX_LENGTH, allow_empty=True),
@@ -91,41 +98,44 @@ def validate(username: Any, type: Any, title: Any, message: Any, severity: Any,
     }
 
 
-def to_dict(notification) -> dict[str, Any]:
-    """The wire/REST shape of one notification."""
+def to_dict(notification, read: bool | None = None) -> dict[str, Any]:
+    """The wire/REST shape of one notification (both scopes). ``read`` overrides the row's
+    own flag: a cluster-wide row's read state belongs to the user asking."""
     return {
         "id": notification.id,
-        "user": notification.username,
+        "user": notification.username or None,
         "type": notification.type,
         "title": notification.title,
         "message": notification.message,
         "severity": notification.severity,
         "data": notification.data,
-        "read": notification.read,
+        "read": notification.read if read is None else read,
         "created": notification.created.isoformat().replace("+00:00", "Z"),
     }
 
 
 def push_live(payload: dict[str, Any]) -> bool:
-    """Publish on ``notifications`` and ``user:<username>``; False (logged) if it failed."""
+    """Publish a per-user notification on ``user:<user>`` only, a cluster-wide one (``user``
+    null) on ``notifications`` only; False (logged) if it failed."""
     from hub.publish import publish_sync, send_to_user_sync
 
-    ok = True
-    for send, target in ((publish_sync, NOTIFICATIONS_CHANNEL), (send_to_user_sync, payload["user"])):
-        try:
-            send(target, NOTIFICATION_EVENT, payload)
-        except (HubUnavailable, PublishError) as exc:
-            ok = False
-            logger.warning("notification %s not pushed to %s: %s", payload["id"], target, exc)
-    return ok
+    user = payload["user"]
+    target = f"user:{user}" if user else NOTIFICATIONS_CHANNEL
+    try:
+        if user:
+            send_to_user_sync(user, NOTIFICATION_EVENT, payload)
+        else:
+            publish_sync(NOTIFICATIONS_CHANNEL, NOTIFICATION_EVENT, payload)
+    except (HubUnavailable, PublishError) as exc:
+        logger.warning("notification %s not pushed to %s: %s", payload["id"], target, exc)
+        return False
+    return True
 
 
-def create_notification(username: str, type: str, title: str, message: str,
+def create_notification(username: str | None, type: str, title: str, message: str,
                         severity: str = "info", data: dict | None = None) -> dict[str, Any]:
-    """Persist a notification for ``username`` and push it live; returns its dict.
-
-    Sync (DB + publish). Raises NotificationError for bad input.
-    """
+    """Persist a notification for ``username`` (None: cluster-wide) and push it live; returns
+    its dict. Sync (DB + publish). Raises NotificationError for bad input."""
     from hub.models import Notification
 
     fields = validate(username, type, title, message, severity, data)
@@ -135,36 +145,63 @@ def create_notification(username: str, type: str, title: str, message: str,
     return payload
 
 
+def _visible_to(username: str):
+    """``username``'s notifications and the cluster-wide ones, each annotated ``is_read``
+    (the row's flag for their own, their NotificationRead for a cluster-wide one)."""
+    from django.db.models import BooleanField, Case, Exists, F, OuterRef, Q, When
+
+    from hub.models import Notification, NotificationRead
+
+    read_by_me = NotificationRead.objects.filter(notification=OuterRef("pk"), username=username)
+    return (Notification.objects.filter(Q(username=username) | Q(username__isnull=True))
+            .annotate(is_read=Case(When(username__isnull=True, then=Exists(read_by_me)),
+                                   default=F("read"), output_field=BooleanField())))
+
+
 def list_notifications(username: str, *, unread_only: bool = False, limit: int = 50,
                        offset: int = 0) -> dict[str, Any]:
-    """``username``'s notifications, unread first then newest first, with counts."""
-    from hub.models import Notification
-
-    mine = Notification.objects.filter(username=username)
-    unread = mine.filter(read=False).count()
-    rows = mine.filter(read=False) if unread_only else mine
+    """``username``'s notifications and the cluster-wide ones, unread first then newest
+    first, with counts."""
+    mine = _visible_to(username)
+    unread_rows = mine.filter(is_read=False)
+    unread = unread_rows.count()
+    rows = unread_rows if unread_only else mine
     total = unread if unread_only else mine.count()
-    page = rows.order_by("read", "-created", "-id")[offset:offset + limit]
-    return {"count": total, "unread": unread, "results": [to_dict(n) for n in page]}
+    page = rows.order_by("is_read", "-created", "-id")[offset:offset + limit]
+    return {"count": total, "unread": unread, "results": [to_dict(n, n.is_read) for n in page]}
 
 
 def get_notification(username: str, notification_id: int) -> dict[str, Any] | None:
-    from hub.models import Notification
-
-    row = Notification.objects.filter(username=username, id=notification_id).first()
-    return to_dict(row) if row else None
+    """One of ``username``'s notifications or a cluster-wide one; None otherwise."""
+    row = _visible_to(username).filter(id=notification_id).first()
+    return to_dict(row, row.is_read) if row else None
 
 
 def mark_read(username: str, notification_id: int) -> dict[str, Any] | None:
-    """Mark one of ``username``'s notifications read; None if they have no such one."""
-    from hub.models import Notification
+    """Mark one notification read for ``username`` (theirs, or a cluster-wide one for them
+    only); None if they cannot see it."""
+    from hub.models import Notification, NotificationRead
 
-    updated = Notification.objects.filter(username=username, id=notification_id).update(read=True)
-    return get_notification(username, notification_id) if updated else None
+    row = Notification.objects.filter(id=notification_id).only("id", "username").first()
+    if row is None:
+        return None
+    if row.username is None:
+        NotificationRead.objects.get_or_create(notification_id=row.id, username=username)
+    elif row.username == username:
+        Notification.objects.filter(id=row.id).update(read=True)
+    else:
+        return None
+    return get_notification(username, notification_id)
 
 
 def mark_all_read(username: str) -> int:
-    """Mark every unread notification of ``username`` read; returns how many changed."""
-    from hub.models import Notification
+    """Mark every notification ``username`` has not read yet read; returns how many changed."""
+    from hub.models import Notification, NotificationRead
 
-    return Notification.objects.filter(username=username, read=False).update(read=True)
+    own = Notification.objects.filter(username=username, read=False).update(read=True)
+    unread_wide = list(_visible_to(username).filter(username__isnull=True, is_read=False)
+                       .values_list("id", flat=True))
+    NotificationRead.objects.bulk_create(
+        [NotificationRead(notification_id=pk, username=username) for pk in unread_wide],
+        ignore_conflicts=True)
+    return own + len(unread_wide)

@@ -1,27 +1,26 @@
 """Who may call what over REST (PROTOCOL.md section 6), and the REST rate limit.
 
-- ``CanBroadcast``: the ``hub.broadcast`` model permission (superusers have every permission).
+- ``POST /api/broadcast``: the one publish rule, ``hub.policies.may_publish``; holding the
+  ``hub.broadcast`` model permission (superusers have every permission) passes it anywhere.
 - staff endpoints use DRF's ``IsAdminUser`` (``is_staff``).
 - ``HubApiThrottle``: HUB_API_RATE_LIMIT requests per user (per IP when anonymous), e.g.
   ``600/min`` (default) or ``20/s``; read at use, validated with an error naming the variable.
   Counted in Django's cache: per process with the default local-memory cache.
+- ``HealthThrottle``: ``/api/health`` for anonymous callers (probes, load balancers),
+  HUB_API_HEALTH_RATE_LIMIT per IP (default ``120/min``); signed-in callers count against
+  HUB_API_RATE_LIMIT like every other call. The IP is the peer address (DRF ``NUM_PROXIES``
+  is 0: a client-sent X-Forwarded-For does not make a new identity).
 """
 
 from __future__ import annotations
 
-from rest_framework.permissions import BasePermission
 from rest_framework.throttling import SimpleRateThrottle
 
 from realtime_project.env import env_rate
 
 BROADCAST_PERMISSION = "hub.broadcast"
 RATE_LIMIT_DEFAULT = "600/min"
-class CanBroadcast(BasePermission):
-    message = "broadcasting needs the hub.broadcast permission"
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and user.has_perm(BROADCAST_PERMISSION))
+HEALTH_RATE_LIMIT_DEFAULT = "120/min"
 
 
 def can_notify_others(user) -> bool:
@@ -67,3 +66,15 @@ class HubApiThrottle(SimpleRateThrottle):
         else:
             ident = f"ip:{self.get_ident(request)}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class HealthThrottle(HubApiThrottle):
+    scope = "hub_health"
+
+    def allow_request(self, request, view) -> bool:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            self.scope = HubApiThrottle.scope  # the caller's usual REST budget
+            return super().allow_request(request, view)
+        self.num_requests, self.duration = api_rate_limit("HUB_API_HEALTH_RATE_LIMIT", HEALTH_RATE_LIMIT_DEFAULT)
+        return SimpleRateThrottle.allow_request(self, request, view)

@@ -2,6 +2,8 @@
 
 Pure: standard library only. Policies are matched by exact name, then the longest ``prefix*``,
 then ``*``. ``HUB_CHANNELS`` is merged over ``DEFAULT_POLICIES``; ``null`` removes a default.
+With ``private_jobs`` (``HUB_PRIVATE_JOBS``, for Slurm's ``PrivateData=jobs``) the default
+``jobs`` policy is staff-only; each user follows their own jobs on ``user:<username>``.
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ DEFAULT_POLICIES: dict[str, dict[str, Any]] = {
     "*": {"subscribe": "authenticated", "publish": "nobody"},
 }
 
+# HUB_PRIVATE_JOBS: every job on ``jobs`` is for staff only (owners get theirs on ``user:``).
+PRIVATE_JOBS_POLICY: dict[str, Any] = {"subscribe": "staff", "publish": "nobody"}
+
 
 @dataclass(frozen=True)
 class PolicySet:
@@ -111,9 +116,15 @@ def _build_one(pattern: str, raw: Any, default_history: int) -> ChannelPolicy:
     return ChannelPolicy(pattern=pattern, subscribe=subscribe, publish=publish, history=history)
 
 
-def build_policies(overrides: Mapping[str, Any], default_history: int) -> PolicySet:
-    """Merge ``overrides`` over the defaults and index them for matching."""
+def build_policies(overrides: Mapping[str, Any], default_history: int,
+                   private_jobs: bool = False) -> PolicySet:
+    """Merge ``overrides`` over the defaults and index them for matching.
+
+    ``private_jobs`` changes the *default* ``jobs`` policy to staff-only; an explicit
+    ``jobs`` key in ``overrides`` still wins (the operator said so)."""
     merged: dict[str, Any] = dict(DEFAULT_POLICIES)
+    if private_jobs:
+        merged["jobs"] = dict(PRIVATE_JOBS_POLICY)
     for pattern, raw in overrides.items():
         if not isinstance(pattern, str) or not pattern:
             raise PolicyError("policy keys must be non-empty strings")

@@ -296,3 +296,69 @@ def build_publication(*, event: str, channel: str, offset: int, timestamp: str, 
     head, tail = build_publication_parts(event=event, channel=channel, timestamp=timestamp,
                                          data=data)
     return f"{head}{offset}{tail}"
+
+
+# --- the id of a frame that will not be parsed (a rate-limited one) ------------------------
+
+PEEK_PARSE_BELOW = 512  # characters: a frame this short is simply parsed (C json is cheapest)
+PEEK_SCAN_LIMIT = 4096  # characters of a longer frame scanned for a top-level "id"
+_PEEK_MARKS = re.compile(r'[{}\[\]"]')
+_PEEK_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_PEEK_DECODER = json.JSONDecoder()
+
+
+def peek_frame_id(text: Any) -> Any:
+    """The top-level ``id`` of a client frame, cheaply, for a reply to a frame that is
+    dropped unparsed (``rate_limited``: PROTOCOL.md §3 says the direct reply echoes it).
+
+    Why not ``json.loads``: a flooding client's frames may be up to HUB_MAX_MESSAGE_SIZE;
+    parsing each one to answer "dropped" would make the rate limit cost what it saves.
+    So: a frame under PEEK_PARSE_BELOW characters is parsed; a longer one is scanned over
+    its first PEEK_SCAN_LIMIT characters only, tracking nesting depth and strings, for the
+    first ``"id"`` key at depth 1 (clients put ``id`` near the start; one placed after
+    4 KB of other fields is not found and the reply has no ``id``). Returns a string or
+    an integer (the id types §3 allows), else None; never raises, whatever the input."""
+    if not isinstance(text, str):
+        return None
+    try:
+        if len(text) < PEEK_PARSE_BELOW:
+            value = json.loads(text)
+            found = value.get("id") if isinstance(value, dict) else None
+        else:
+            found = _scan_for_id(text[:PEEK_SCAN_LIMIT])
+    except (ValueError, RecursionError, TypeError):
+        return None
+    if isinstance(found, bool) or not isinstance(found, (str, int)):
+        return None
+    return found
+
+
+def _scan_for_id(prefix: str) -> Any:
+    start = len(prefix) - len(prefix.lstrip())
+    if not prefix.startswith("{", start):
+        return None
+    depth, pos = 0, start
+    while True:
+        mark = _PEEK_MARKS.search(prefix, pos)
+        if mark is None:
+            return None
+        char, pos = mark.group(), mark.start()
+        if char in "{[":
+            depth, pos = depth + 1, pos + 1
+        elif char in "}]":
+            depth, pos = depth - 1, pos + 1
+            if depth <= 0:
+                return None
+        else:
+            string = _PEEK_STRING.match(prefix, pos)
+            if string is None:
+                return None  # cut off inside a string
+            pos = string.end()
+            if depth == 1 and len(string.group()) <= 16:
+                colon = pos + len(prefix[pos:pos + 32]) - len(prefix[pos:pos + 32].lstrip())
+                if prefix.startswith(":", colon) and json.loads(string.group()) == "id":
+                    value_at = colon + 1
+                    value_at += len(prefix[value_at:value_at + 32]) - len(
+                        prefix[value_at:value_at + 32].lstrip())
+                    value, end = _PEEK_DECODER.raw_decode(prefix, value_at)
+                    return value if end < len(prefix) else None  # else perhaps cut off

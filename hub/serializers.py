@@ -79,7 +79,9 @@ class BroadcastResultSerializer(serializers.Serializer):
 class HealthSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["healthy"])
     clients = serializers.IntegerField()
-    subscriptions = serializers.DictField(child=serializers.IntegerField())
+    subscriptions = serializers.DictField(child=serializers.IntegerField(),
+                                          help_text="{channel: count} for staff; {} for everyone else")
+    subscriptions_total = serializers.IntegerField(required=False, help_text="subscriptions, all channels")
     active_connections = serializers.IntegerField()
     total_connections = serializers.IntegerField()
     messages_sent = serializers.IntegerField()
@@ -126,7 +128,7 @@ class ChannelSerializer(serializers.Serializer):
 
 class NotificationSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    user = serializers.CharField()
+    user = serializers.CharField(allow_null=True, help_text="the addressee; null: cluster-wide")
     type = serializers.CharField()
     title = serializers.CharField()
     message = serializers.CharField(allow_blank=True)
@@ -138,7 +140,7 @@ class NotificationSerializer(serializers.Serializer):
 
 class NotificationListSerializer(serializers.Serializer):
     count = serializers.IntegerField(help_text="how many match the filter")
-    unread = serializers.IntegerField(help_text="how many of the user's are unread")
+    unread = serializers.IntegerField(help_text="how many of the user's (cluster-wide ones included) are unread")
     results = NotificationSerializer(many=True)
 
 
@@ -156,6 +158,14 @@ class NotificationCreateSerializer(serializers.Serializer):
     message = StrictCharField(required=False, allow_blank=True, default="", max_length=10_000)
     severity = serializers.ChoiceField(choices=SEVERITIES, required=False, default="info")
     data = serializers.DictField(required=False, default=dict)
+    cluster_wide = serializers.BooleanField(
+        required=False, default=False,
+        help_text="for every user, on the notifications channel (needs hub.broadcast; not with user)")
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("cluster_wide") and "user" in attrs:
+            raise serializers.ValidationError({"cluster_wide": ["give either user or cluster_wide, not both"]})
+        return attrs
 
 
 class MarkedReadSerializer(serializers.Serializer):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
 from hub import protocol as p
-from hub.policies import ANONYMOUS, PolicySet, Principal
+from hub.policies import ANONYMOUS, PolicySet, Principal, may_publish
 
 
 # --- effects ------------------------------------------------------------------------------
@@ -128,9 +128,10 @@ class Session:
         verdict = self.rate.check(now)
         if verdict == "abuse":
             return [Close(p.CLOSE_RATE_LIMIT_ABUSE, "rate limit abuse")]
-        if verdict == "limited":
+        if verdict == "limited":  # the direct reply to the dropped frame: echo its id
             return [error_reply(p.ProtocolError(p.RATE_LIMITED,
-                                                "too many frames; this one was dropped"))]
+                                                "too many frames; this one was dropped",
+                                                frame_id=p.peek_frame_id(text)))]
         try:
             frame = p.parse_client_frame(text)
             return self._handle(frame)
@@ -205,12 +206,31 @@ class Session:
 
     def _publish(self, frame: p.ClientFrame) -> Publish:
         request = p.parse_publish(frame)
-        self.check_channel(request.channel, "publish", frame.id)
+        check_publish(self.policies, self.principal, request.channel, self.require_auth,
+                      frame.id)
         return Publish(request.channel, request.event, request.data, frame.id)
 
     def forget(self, channel: str) -> None:
         self.subscriptions.discard(channel)
         self.implicit.discard(channel)
+
+
+def check_publish(policies: PolicySet, principal: Principal, channel: Any, require_auth: bool,
+                  frame_id: Any = None) -> None:
+    """THE publish check for client roads (the ``publish`` frame and every registered
+    handler, through ``HandlerContext.publish``): raise the PROTOCOL.md error, or return.
+    The rule itself is ``hub.policies.may_publish`` (a ``hub.broadcast`` holder passes)."""
+    if not p.is_valid_channel(channel):
+        raise p.ProtocolError(p.INVALID_CHANNEL, f"invalid channel name {channel!r}",
+                              channel=channel if isinstance(channel, str) else None,
+                              frame_id=frame_id)
+    if may_publish(policies, principal, channel, require_auth):
+        return
+    if policies.resolve(channel) is None:
+        raise p.ProtocolError(p.UNKNOWN_CHANNEL, f"no channel {channel!r}", channel=channel,
+                              frame_id=frame_id)
+    raise p.ProtocolError(p.FORBIDDEN, f"not allowed to publish on {channel!r}",
+                          channel=channel, frame_id=frame_id)
 
 
 def _parse_epochs(frame: p.ClientFrame, channels: tuple[str, ...]) -> dict[str, str]:

@@ -4,12 +4,11 @@ hub's own API prefixes answer a JSON 404, like everything else here."""
 
 from __future__ import annotations
 
-from django.http import JsonResponse
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from hub import apis
-from hub.apis_errors import ErrorDocumentingGenerator
+from hub import apis, tokens
+from hub.apis_errors import ErrorDocumentingGenerator, json_not_found
 from hub.metrics import metrics_view
 
 
@@ -18,10 +17,6 @@ def _both(route: str, view_class, name: str, **initkwargs) -> list:
         path(route, view_class.as_view(**initkwargs), name=name),
         path(route + "/", view_class.as_view(schema=None, **initkwargs), name=name + "-slash"),
     ]
-
-
-def json_not_found(request, rest: str = "") -> JsonResponse:
-    return JsonResponse({"code": "not_found", "message": f"no such path {request.path!r}"}, status=404)
 
 
 urlpatterns = [
@@ -36,9 +31,12 @@ urlpatterns = [
     *_both("api/notifications/<str:notification_id>", apis.NotificationDetailView, "hub-notification"),
     *_both("api/notifications/<str:notification_id>/read", apis.NotificationReadView,
            "hub-notification-read"),
+    *_both("api/token", tokens.TokenView, "hub-token"),
+    *_both("api/token/jwt", tokens.JwtPairView, "hub-token-jwt"),
+    *_both("api/token/jwt/refresh", tokens.JwtRefreshView, "hub-token-jwt-refresh"),
     *_both("api/schema", SpectacularAPIView, "hub-schema", generator_class=ErrorDocumentingGenerator),
     *_both("api/docs", SpectacularSwaggerView, "hub-docs", url_name="hub-schema"),
     path("metrics", metrics_view, name="hub-metrics"),
     path("metrics/", metrics_view),
-    re_path(r"^api/(?:broadcast|health|clients|channels|notifications)(?P<rest>/.*)$", json_not_found),
+    re_path(r"^api/(?:broadcast|health|clients|channels|notifications|token)(?P<rest>/.*)$", json_not_found),
 ]

@@ -14,7 +14,9 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from hub.origin import origin_entry_problem
 from realtime_project.env import env_number, env_rate
+from realtime_project.security import jwt_settings, proxy_ssl_header, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -70,9 +72,37 @@ def _env_json_object(name: str) -> dict:
 # --- Django core -------------------------------------------------------------------------
 
 DEBUG = _env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = _env_str("DJANGO_SECRET_KEY") or "dev-only-insecure-key-set-DJANGO_SECRET_KEY-in-production"
+# No built-in key (PROTOCOL.md §2): unset or weak stops start-up unless DEBUG is on, which
+# gets a random key per process (see realtime_project.security; scripts/run keeps one).
+SECRET_KEY, HUB_SECRET_KEY_EPHEMERAL = secret_key(os.environ, DEBUG)
 ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if origin_entry_problem(_origin):
+        raise ImproperlyConfigured(
+            f"DJANGO_CSRF_TRUSTED_ORIGINS: {_origin!r} {origin_entry_problem(_origin)}")
+
+# --- HTTPS and cookies (README: "Production settings"); all off for plain-HTTP development -
+
+_SECURE_COOKIES = _env_bool("DJANGO_SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = _SECURE_COOKIES
+CSRF_COOKIE_SECURE = _SECURE_COOKIES
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# The dashboard takes the token from its page, never from the cookie: pages on other ports
+# of the same host (which share cookies) cannot read it either.
+CSRF_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = _env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = _env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+# Only behind a proxy that sets the header itself and strips it from clients' requests.
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header(os.environ)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "daphne",
@@ -90,6 +120,7 @@ INSTALLED_APPS = [
     "hub",
     "slurm_monitor",
     "dashboard",
+    "realtime_project.apps.ProjectConfig",  # system checks: realtime_project.checks
 ]
 
 MIDDLEWARE = [
@@ -147,6 +178,8 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Failed-login lockout first (hub.login_throttle), then the usual user table.
+AUTHENTICATION_BACKENDS = ["hub.login_throttle.LockoutBackend", "django.contrib.auth.backends.ModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -200,12 +233,14 @@ HUB = {
     "SERVER_NAME": _env_str("HUB_SERVER_NAME") or f"{socket.gethostname()}-{os.getpid()}",
     "MAX_CONNECTIONS": _env_int("HUB_MAX_CONNECTIONS", 1000, minimum=1),
     "MAX_CONNECTIONS_PER_USER": _env_int("HUB_MAX_CONNECTIONS_PER_USER", 20, minimum=1),
+    "MAX_ANONYMOUS_CONNECTIONS": _env_int("HUB_MAX_ANONYMOUS_CONNECTIONS", max(1, _env_int("HUB_MAX_CONNECTIONS", 1000, minimum=1) // 10), minimum=0),  # not (yet) authenticated; hub.admission
+    "MAX_CONNECTIONS_PER_ADDRESS": _env_int("HUB_MAX_CONNECTIONS_PER_ADDRESS", 100, minimum=1),  # unauthenticated ones, per client address
     "MAX_MESSAGE_SIZE": _env_int("HUB_MAX_MESSAGE_SIZE", 1024 * 1024, minimum=64),
     "HEARTBEAT_INTERVAL": _env_float("HUB_HEARTBEAT_INTERVAL", 30.0, minimum=0.05),
     "CONNECTION_TIMEOUT": _env_float("HUB_CONNECTION_TIMEOUT", 60.0, minimum=0.1),
     "REQUIRE_AUTH": _env_bool("HUB_REQUIRE_AUTH", True),
     "AUTH_TIMEOUT": _env_float("HUB_AUTH_TIMEOUT", 5.0, minimum=0.05),
-    # Empty = only same-host origins (the Host header's own); "*" = any origin.
+    # Full origins allowed besides the hub's own and CSRF_TRUSTED_ORIGINS; "*" = any origin.
     "ALLOWED_ORIGINS": _env_list("HUB_ALLOWED_ORIGINS", []),
     "RATE_LIMIT": _env_int("HUB_RATE_LIMIT", 60, minimum=1),
     "MAX_SUBSCRIPTIONS": _env_int("HUB_MAX_SUBSCRIPTIONS", 100, minimum=1),
@@ -217,6 +252,7 @@ HUB = {
     "FANOUT_CHUNK": _env_int("HUB_FANOUT_CHUNK", 50, minimum=1),
     # Modules that register application message types (hub.handlers.register) at start-up.
     "HANDLER_MODULES": _env_list("HUB_HANDLER_MODULES", []),
+    "PRIVATE_JOBS": _env_bool("HUB_PRIVATE_JOBS", False),  # Slurm PrivateData=jobs: own jobs only
     "REDIS_URL": REDIS_URL,
     "CHANNEL_PREFIX": HUB_CHANNEL_PREFIX,
 }
@@ -226,6 +262,13 @@ for _name in ("HUB_STATS_SNAPSHOT_SECONDS", "HUB_STATS_RETENTION_DAYS", "HUB_PRO
     env_number(_name, 1.0, 0.0, exclusive=True)
 env_rate("HUB_API_RATE_LIMIT", "600/min")
 env_rate("HUB_API_BROADCASTER_RATE_LIMIT", "12000/min")
+env_rate("HUB_API_HEALTH_RATE_LIMIT", "120/min")
+env_number("HUB_LOGIN_MAX_FAILURES", 5, 1, cast=int)
+env_number("HUB_LOGIN_LOCKOUT_SECONDS", 30.0, 0.0, exclusive=True)
+
+for _origin in HUB["ALLOWED_ORIGINS"]:
+    if _origin != "*" and origin_entry_problem(_origin):
+        raise ImproperlyConfigured(f"HUB_ALLOWED_ORIGINS: {_origin!r} {origin_entry_problem(_origin)}")
 
 # Channel policies are validated now, not at the first subscribe.
 from hub.policies import PolicyError, build_policies  # noqa: E402
@@ -240,13 +283,24 @@ except PolicyError as exc:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "hub.rest_auth.BearerAuthentication",  # a JWT, or a DRF token as on the WebSocket
         "rest_framework.authentication.SessionAuthentication",
     ],
+    # DRF's defaults, with a JSON parser that refuses deep nesting and lone surrogates.
+    "DEFAULT_PARSER_CLASSES": ["hub.parsers.HubJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
+    # Throttles key on the peer address, never on a client-sent X-Forwarded-For (behind a
+    # proxy, daphne --proxy-headers puts the real address there).
+    "NUM_PROXIES": 0,
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "hub.apis_errors.json_exception_handler",
 }
+# JWTs: their own key (HUB_JWT_SIGNING_KEY, else derived from SECRET_KEY), or an identity
+# provider's public key (HUB_JWT_ALGORITHM=RS256|ES256 + HUB_JWT_VERIFYING_KEY).
+# The WebSocket (hub.auth) verifies through simplejwt too, so both roads use this.
+SIMPLE_JWT = jwt_settings(os.environ, SECRET_KEY,
+                          _env_float("HUB_JWT_ACCESS_MINUTES", 15.0, minimum=0.05))
 SPECTACULAR_SETTINGS = {
     "TITLE": "Hub API",
     "DESCRIPTION": "Real-time hub: broadcast, health, clients, channels, notifications.",

@@ -1,10 +1,25 @@
+"""The site's routes. Errors under /api/ are JSON whatever raised them (unknown path, a
+crash outside DRF); the login forms are wrapped by the failed-login lockout."""
+
 from django.contrib import admin
-from django.urls import include, path
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, re_path
+
+from hub.apis_errors import json_not_found
+from hub.login_throttle import throttled
 
 urlpatterns = [
+    path("admin/login/", throttled(admin.site.login)),
     path("admin/", admin.site.urls),
+    path("accounts/login/", throttled(auth_views.LoginView.as_view()), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("hub.urls")),
     path("", include("slurm_monitor.urls")),
     path("", include("dashboard.urls")),
+    re_path(r"^api(?:/.*)?$", json_not_found),
 ]
+
+handler400 = "hub.apis_errors.handler400"
+handler403 = "hub.apis_errors.handler403"
+handler404 = "hub.apis_errors.handler404"
+handler500 = "hub.apis_errors.handler500"

@@ -29,3 +29,21 @@ ensure_venv() {
     echo "$want" > "$stamp"
   fi
 }
+
+# Exports DJANGO_SECRET_KEY: the environment's, else the one kept in var/secret_key, made
+# once (random, 86 characters) with umask 077 so it is never readable by anyone else.
+# The hub has no built-in key (PROTOCOL.md §2): without one it refuses to start.
+ensure_secret_key() {
+  if [ -n "${DJANGO_SECRET_KEY:-}" ]; then export DJANGO_SECRET_KEY; return 0; fi
+  local file="${HUB_SECRET_KEY_FILE:-$ROOT/var/secret_key}"
+  if [ ! -s "$file" ]; then
+    mkdir -p "$(dirname "$file")"
+    ( umask 077
+      "$PY" -c 'import secrets; print(secrets.token_urlsafe(64))' > "$file.$$"
+      mv "$file.$$" "$file" )  # atomic: two first runs never read a half-written key
+    echo "==> made a secret key in $file (keep it private; delete it to sign everyone out)"
+  fi
+  chmod 600 "$file"
+  DJANGO_SECRET_KEY="$(cat "$file")"
+  export DJANGO_SECRET_KEY
+}

@@ -5,7 +5,9 @@
     GET /api/cluster/metrics
     GET /api/cluster/alerts          (staff: the active alerts)
 
-Authenticated users (alerts: staff, like the ``alerts`` channel). Thin: validate the query, call one ``store`` reader. Answers are
+Authenticated users (alerts: staff, like the ``alerts`` channel). With ``HUB_PRIVATE_JOBS``
+(Slurm's ``PrivateData=jobs``) a non-staff user gets only their own jobs; the ``user`` filter
+narrows within them, never widens. Thin: validate the query, call one ``store`` reader. Answers are
 ``{"count", "results", "updated_at", "source"}`` (``{"metrics", "updated_at", "source"}`` for
 metrics); ``updated_at`` is null until the monitor has saved that stream once.
 """
@@ -17,8 +19,12 @@ from rest_framework import permissions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from hub.permissions import HubApiThrottle
 from slurm_monitor import store
 
+# Rows per /api/cluster/jobs request (over it: 400 naming ``limit``); the dashboard's first
+# paint asks for this many. Page with ``offset`` beyond it.
+JOB_PAGE_MAX = 5_000
 STATE_PATTERN = r"^[A-Za-z_]{1,32}(,[A-Za-z_]{1,32}){0,31}$"
 
 
@@ -28,7 +34,7 @@ class JobQuerySerializer(serializers.Serializer):
     state = serializers.RegexField(STATE_PATTERN, required=False,
                                    help_text="one state or a comma-separated list, e.g. RUNNING,PENDING")
     limit = serializers.IntegerField(required=False, default=1000, min_value=1,
-                                     max_value=store.JOB_LIST_LIMIT_MAX)
+                                     max_value=JOB_PAGE_MAX)
     offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=10**9)
 
 
@@ -55,11 +61,22 @@ def _states(raw: str | None) -> list[str] | None:
 
 class ClusterView(APIView):
     permission_classes = [permissions.IsAuthenticated]
+    throttle_classes = [HubApiThrottle]  # HUB_API_RATE_LIMIT, like every hub REST call
+
+
+def job_owner_scope(user) -> str | None:
+    """The only owner whose jobs ``user`` may see, or None for every job: with
+    HUB_PRIVATE_JOBS on, a non-staff user sees their own jobs only (PROTOCOL.md section 6)."""
+    from hub.conf import private_jobs
+
+    if not private_jobs() or user.is_staff:
+        return None
+    return user.get_username()
 
 
 class ClusterJobsView(ClusterView):
     @extend_schema(parameters=[JobQuerySerializer], responses={200: _LIST},
-                   summary="Slurm jobs as last polled",
+                   summary="Slurm jobs as last polled (HUB_PRIVATE_JOBS: your own only, staff all)",
                    operation_id="cluster_jobs")
     def get(self, request):
         query = JobQuerySerializer(data=request.query_params)
@@ -67,7 +84,7 @@ class ClusterJobsView(ClusterView):
         q = query.validated_data
         return Response(store.list_jobs(user=q.get("user"), partition=q.get("partition"),
                                         states=_states(q.get("state")), limit=q["limit"],
-                                        offset=q["offset"]))
+                                        offset=q["offset"], owner=job_owner_scope(request.user)))
 
 
 class ClusterNodesView(ClusterView):

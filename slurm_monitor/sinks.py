@@ -5,16 +5,16 @@
 - ``HttpSink``: the hub's REST API (``POST /api/broadcast``, ``POST /api/notifications``) with
   a DRF token. This is how the monitor feeds the embedded hub (no Redis): daphne's layer is
   in-process, so only daphne itself can publish into it. The monitor shares the database
-  with daphne, so it creates its own service account (``slurm-monitor``, with the
-  ``hub.broadcast`` permission, or staff when that permission does not exist) and token
-  through the ORM: no secret to configure.
+  with daphne, so it creates its own dedicated service account and token through the ORM
+  (``slurm_monitor.account``: non-staff, ``hub.broadcast`` only, never an existing account);
+  when the hub answers 401 (the token was rotated) it reads the current token and retries once.
 
 ``auto`` picks ``layer`` when ``REDIS_URL`` is set, else ``http``. Every failure to deliver
 raises ``SinkError``; the monitor logs it and goes on.
 
-Notifications about a user's job go through the hub's notification service, which persists
-them per user and pushes them live on ``notifications`` and ``user:<name>``. Cluster-wide
-ones (a node down) have no user and are published on ``notifications`` only.
+Every notification goes through the hub's notification service, which persists it: one about
+a user's job is pushed on ``user:<name>`` only; a cluster-wide one (a node down, ``user``
+None) on ``notifications`` (PROTOCOL.md section 4).
 """
 
 from __future__ import annotations
@@ -22,16 +22,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Any, Awaitable, Callable
 
-from slurm_monitor.events import NOTIFICATIONS, Notification, notification_payload
+from slurm_monitor.account import ServiceAccountError, ensure_service_token
+from slurm_monitor.events import Notification
 
 logger = logging.getLogger(__name__)
 
 HTTP_TIMEOUT_SECONDS = 10.0
+
+__all__ = ["HttpSink", "LayerSink", "ServiceAccountError", "Sink", "SinkError", "build_sink",
+           "ensure_service_token", "resolve_sink_kind"]
 
 
 class SinkError(Exception):
@@ -50,14 +53,9 @@ class Sink:
         raise NotImplementedError
 
     async def notify(self, notification: Notification) -> None:
-        """Persist (when about a user's job) and push one notification live."""
+        """Persist one notification and push it live: on ``user:<user>`` only when it has a
+        user, on ``notifications`` when it is cluster-wide (``user`` None)."""
         raise NotImplementedError
-
-    async def _publish_notification(self, notification: Notification) -> None:
-        payload = notification_payload(notification, time.time())
-        await self.publish(NOTIFICATIONS, "notification", payload)
-        if notification.user:
-            await self.send_to_user(notification.user, "notification", payload)
 
 
 class LayerSink(Sink):
@@ -80,37 +78,36 @@ class LayerSink(Sink):
             raise SinkError(f"{event} to user {username}: {exc}") from None
 
     async def notify(self, notification: Notification) -> None:
-        if not notification.user:
-            await self._publish_notification(notification)
-            return
-        try:
-            from hub.notifications import create_notification
-        except ImportError:
-            await self._publish_notification(notification)
-            return
         from asgiref.sync import sync_to_async
 
+        from hub.notifications import create_notification
+
+        scope = f"for {notification.user}" if notification.user else "(cluster-wide)"
         try:
             await sync_to_async(create_notification, thread_sensitive=False)(
-                notification.user, notification.type, notification.title, notification.message,
+                notification.user or None, notification.type, notification.title, notification.message,
                 notification.severity, notification.data)
         except Exception as exc:  # a bad username, a database hiccup: report, don't die
-            raise SinkError(f"notification {notification.type} for {notification.user}: {exc}") from None
+            raise SinkError(f"notification {notification.type} {scope}: {exc}") from None
 
 
 class HttpSink(Sink):
     name = "http"
 
-    def __init__(self, hub_url: str, token: str, timeout: float = HTTP_TIMEOUT_SECONDS) -> None:
+    def __init__(self, hub_url: str, token: str, timeout: float = HTTP_TIMEOUT_SECONDS,
+                 token_source: Callable[[], Awaitable[str]] | None = None) -> None:
+        """``token_source`` returns the service account's current token: called when the hub
+        answers 401 (the token was rotated), then the request is sent once more."""
         self.hub_url = hub_url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.token_source = token_source
         self.requests_sent = 0
 
-    def _post_sync(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _post_sync(self, path: str, body: dict[str, Any], token: str) -> tuple[int, dict[str, Any]]:
         request = urllib.request.Request(
             self.hub_url + path, data=json.dumps(body).encode(), method="POST",
-            headers={"Authorization": f"Token {self.token}", "Content-Type": "application/json",
+            headers={"Authorization": f"Token {token}", "Content-Type": "application/json",
                      "Accept": "application/json"})
         self.requests_sent += 1
         try:
@@ -126,7 +123,18 @@ class HttpSink(Sink):
             raise SinkError(f"POST {self.hub_url}{path}: {exc}") from None
 
     async def _post(self, path: str, body: dict[str, Any], what: str) -> dict[str, Any]:
-        status, answer = await asyncio.to_thread(self._post_sync, path, body)
+        token = self.token
+        status, answer = await asyncio.to_thread(self._post_sync, path, body, token)
+        if status == 401 and self.token_source is not None:
+            try:
+                fresh = await self.token_source()
+            except ServiceAccountError as exc:
+                raise SinkError(f"{what}: hub answered 401 and the service account is unusable: {exc}") from None
+            if fresh != token:
+                if self.token == token:
+                    logger.info("the service token was rotated: using the new one")
+                self.token = fresh
+                status, answer = await asyncio.to_thread(self._post_sync, path, body, fresh)
         if status not in (200, 201):
             message = answer.get("message") or answer.get("detail") or "no detail"
             raise SinkError(f"{what}: hub answered {status}: {message}")
@@ -141,41 +149,14 @@ class HttpSink(Sink):
         return (await self._post("/api/broadcast", body, f"{event} to {username}")).get("offset")
 
     async def notify(self, notification: Notification) -> None:
-        if not notification.user:
-            await self._publish_notification(notification)
-            return
-        body = {"user": notification.user, "type": notification.type, "title": notification.title,
-                "message": notification.message, "severity": notification.severity,
-                "data": notification.data}
+        body: dict[str, Any] = {"type": notification.type, "title": notification.title,
+                                "message": notification.message, "severity": notification.severity,
+                                "data": notification.data}
+        if notification.user:
+            body["user"] = notification.user
+        else:
+            body["cluster_wide"] = True
         await self._post("/api/notifications", body, f"notification {notification.type}")
-
-
-SERVICE_PERMISSION = ("hub", "broadcast")
-
-
-def ensure_service_token(username: str) -> str:
-    """The DRF token of the monitor's service account, creating account and token if needed.
-
-    The account gets ``hub.broadcast`` when that permission exists, else staff status
-    (which the broadcast endpoint then does not accept: the hub must define the permission)."""
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Permission
-    from rest_framework.authtoken.models import Token
-
-    user, created = get_user_model().objects.get_or_create(username=username)
-    if created:
-        user.set_unusable_password()
-        user.save()
-    app_label, codename = SERVICE_PERMISSION
-    permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
-    if permission is not None:
-        user.user_permissions.add(permission)
-    elif not user.is_staff:
-        logger.warning("permission %s.%s does not exist; making %s staff", app_label, codename, username)
-        user.is_staff = True
-        user.save(update_fields=["is_staff"])
-    token, _ = Token.objects.get_or_create(user=user)
-    return token.key
 
 
 def resolve_sink_kind(kind: str) -> str:
@@ -188,10 +169,22 @@ def resolve_sink_kind(kind: str) -> str:
 
 
 async def build_sink(kind: str, hub_url: str, service_user: str) -> Sink:
+    """The sink for ``kind``; for ``http``, with the service account's token (created if
+    needed). Raises ServiceAccountError when the account cannot be used."""
     kind = resolve_sink_kind(kind)
     if kind == "layer":
         return LayerSink()
     from asgiref.sync import sync_to_async
+    from django.db import close_old_connections
 
-    token = await sync_to_async(ensure_service_token, thread_sensitive=False)(service_user)
-    return HttpSink(hub_url, token)
+    def load() -> str:
+        close_old_connections()  # a long-running process: no stale connection, none kept
+        try:
+            return ensure_service_token(service_user)
+        finally:
+            close_old_connections()
+
+    async def token_source() -> str:
+        return await sync_to_async(load, thread_sensitive=True)()
+
+    return HttpSink(hub_url, await token_source(), token_source=token_source)

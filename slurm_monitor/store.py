@@ -117,8 +117,13 @@ def _stream_info(name: str) -> tuple[str | None, str, dict[str, Any]]:
 
 
 def list_jobs(user: str | None = None, partition: str | None = None,
-              states: list[str] | None = None, limit: int = 1000, offset: int = 0) -> dict[str, Any]:
+              states: list[str] | None = None, limit: int = 1000, offset: int = 0,
+              owner: str | None = None) -> dict[str, Any]:
+    """The saved jobs, filtered. ``owner`` (HUB_PRIVATE_JOBS, a non-staff caller) restricts
+    the rows to that user's jobs before any filter: ``user`` can only narrow it."""
     rows = ClusterJob.objects.all()
+    if owner is not None:
+        rows = rows.filter(user=owner)
     if user:
         rows = rows.filter(user=user)
     if partition:

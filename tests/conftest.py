@@ -198,3 +198,18 @@ def make_user(transactional_db):
         return user, token.key
 
     return make
+
+
+# --- tiers: `pytest -m "not e2e"` is the fast unit tier -----------------------------------
+
+# A test that uses one of these starts a real process (daphne, redis-server, Slurm, Chromium,
+# node): it is e2e. Marked here from the fixtures it asks for, so no file can forget the mark.
+E2E_FIXTURES = frozenset({"hub_server", "redis_server", "redis_url", "browser", "live_hub",
+                          "slurm_cluster", "dashboard_server", "node_bin"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if E2E_FIXTURES.intersection(getattr(item, "fixturenames", ())) or \
+                item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.e2e)

@@ -1,4 +1,7 @@
-"""The per-process housekeeping loop: heartbeats, idle/auth timeouts, stats reporting.
+"""The per-process housekeeping loop: heartbeats, idle/auth timeouts, stats reporting, and
+the credential re-check (``hub.credentials.recheck``, once per heartbeat interval, in the
+background so a slow database never delays heartbeats; a JWT's expiry is checked by each
+socket's ``tick``).
 
 One loop for all sockets instead of timers per socket: 10,000 idle sockets cost one sweep
 per tick, not 10,000 sleeping tasks. The heartbeat frame is encoded once per beat.
@@ -34,6 +37,7 @@ async def run_housekeeping(node, *, heartbeat: float, connection_timeout: float,
     report_every = min(STATS_REPORT_SECONDS, heartbeat / 2)
     now = time.monotonic()
     next_beat, next_report, next_refresh = now + heartbeat, now, now + GROUP_REFRESH_SECONDS
+    rechecking: asyncio.Task | None = None
     while True:
         await asyncio.sleep(tick)
         try:
@@ -47,6 +51,8 @@ async def run_housekeeping(node, *, heartbeat: float, connection_timeout: float,
                     await asyncio.sleep(0)
                 for conn in conns[start:start + TICK_CHUNK]:
                     conn.tick(now, beat)
+            if beat is not None and (rechecking is None or rechecking.done()):
+                rechecking = _start_recheck(conns)
             if now >= next_report:
                 next_report = now + report_every
                 await report(node)
@@ -58,3 +64,14 @@ async def run_housekeeping(node, *, heartbeat: float, connection_timeout: float,
             raise
         except Exception:
             logger.exception("housekeeping sweep failed; continuing")
+
+
+def _start_recheck(conns: list) -> asyncio.Task | None:
+    """Re-check the credentials of the authenticated sockets among ``conns``: one batch."""
+    from hub.credentials import recheck
+
+    due = [conn for conn in conns if getattr(conn, "credential", None) is not None
+           and getattr(conn, "state", "") == "connected"]
+    if not due:
+        return None
+    return asyncio.get_running_loop().create_task(recheck(due), name="hub-credential-recheck")

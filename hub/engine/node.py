@@ -116,6 +116,8 @@ class Node:
         self._timings = timings or {"heartbeat": 30.0, "connection_timeout": 60.0,
                                     "auth_timeout": 5.0}
         self._report = report
+        # Called with each control message's data (``broadcast_control``); set by the hub.
+        self.control_handler = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -125,6 +127,7 @@ class Node:
         async with self._started:
             if self.inbox is None:
                 self.inbox = await self.layer.new_channel(prefix=f"{self.prefix}.node.")
+                await self._join_control()
                 loop = asyncio.get_running_loop()
                 self._tasks.append(loop.create_task(self._listen(), name="hub-node-listener"))
                 if self._report is not None:
@@ -149,6 +152,9 @@ class Node:
                 if kind == "hub.fanout":
                     self.fan_out(message["c"], message["o"], message["t"], message.get("ts"),
                                  message.get("e"))
+                elif kind == "hub.control":
+                    if self.control_handler is not None:
+                        self.control_handler(message.get("d") or {})
                 elif kind == "hub.barrier":
                     arrived = self._barriers.get(message.get("m"))
                     if arrived is not None and not arrived.done():
@@ -156,11 +162,36 @@ class Node:
             except Exception:
                 logger.exception("fan-out failed for %r", message.get("c"))
 
+    # --- control: one message to every server process -------------------------------------
+
+    async def broadcast_control(self, data: dict) -> None:
+        """Send ``data`` (small, msgpack-able) to every server process's node, this one
+        included, through a process-wide group every inbox joins at start-up; each node
+        hands it to its ``control_handler``. For rare cluster-wide orders such as "close the
+        sockets of this revoked session" (hub.credentials); never for publications. Works
+        without a started node (a process that only serves HTTP can send). Best effort: a
+        process that is not connected misses it (callers keep a slower guarantee)."""
+        await self.layer.group_send(f"{self.prefix}.control", {"type": "hub.control", "d": data})
+
+    async def _join_control(self) -> None:
+        try:
+            await asyncio.wait_for(self.layer.group_add(f"{self.prefix}.control", self.inbox),
+                                   JOIN_TIMEOUT_SECONDS)
+        except Exception:
+            logger.warning("control group not joined (Redis down?); retried hourly",
+                           exc_info=True)
+
     # --- connections ----------------------------------------------------------------------
 
     def add_connection(self, conn: Connection) -> None:
         self.connections[conn.client_id] = conn
         self.stats.connection_opened()
+
+    def rename_connection(self, conn: Connection, old_id: str) -> None:
+        """``conn.client_id`` changed from ``old_id`` (ids are claimed on admission)."""
+        if self.connections.get(old_id) is conn:
+            del self.connections[old_id]
+            self.connections[conn.client_id] = conn
 
     def remove_connection(self, conn: Connection) -> list[str]:
         """Forget ``conn``; returns the channels it was subscribed to."""
@@ -322,6 +353,7 @@ class Node:
     async def refresh_groups(self) -> None:
         """Re-add the inbox to every joined group: channels-redis expires group membership
         after ``group_expiry`` (24 h); a socket open longer must keep receiving."""
+        await self._join_control()
         for channel in list(self._joined):
             try:
                 await self.layer.group_add(group_name(self.prefix, channel), self.inbox)

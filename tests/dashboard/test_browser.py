@@ -159,7 +159,7 @@ def test_notification_arrives_and_is_marked_read(hub_server, make_user, pages):
     assert badge.inner_text() == "1"
     assert page.title() == "(1) Cluster hub"
 
-    # Someone else's notification (published on the shared channel too) stays off this page.
+    # Someone else's notification (sent to user:bob only) stays off this page.
     api(server.url, "/api/notifications", bob_token, {"type": "note", "title": "For bob only"})
     second = api(server.url, "/api/notifications", alice_token,
                  {"type": "note", "title": "Quota at 80%", "severity": "warning"})

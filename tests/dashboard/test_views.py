@@ -53,6 +53,7 @@ def test_page_config_for_a_user(client, alice):
     config = page_config(response)
     assert config["user"] == "alice"
     assert config["isStaff"] is False
+    assert config["privateJobs"] is False
     assert config["wsUrl"] == "/ws/"
     assert config["api"]["jobs"].startswith("/api/cluster/jobs")
     assert config["api"]["notifications"] == "/api/notifications"
@@ -66,6 +67,12 @@ def test_page_config_for_staff(client):
     client.force_login(staff)
     config = page_config(client.get("/"))
     assert config["isStaff"] is True
+
+
+def test_page_config_says_when_jobs_are_private(client, alice, settings):
+    """HUB_PRIVATE_JOBS: the page follows the user's jobs on user:<name> (jobs is staff-only)."""
+    settings.HUB = {**settings.HUB, "PRIVATE_JOBS": True}
+    assert page_config(client.get("/"))["privateJobs"] is True
 
 
 def test_config_is_escaped(client):

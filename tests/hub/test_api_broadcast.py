@@ -99,11 +99,47 @@ def test_bad_token_is_401():
 
 
 def test_without_the_permission_is_403_even_for_staff():
+    """The channel's publish policy decides (``nobody`` on every default channel); the
+    refusal is audited."""
     response = post(user_client("bob", staff=True), {"channel": "jobs", "message": {"type": "x"}})
     assert response.status_code == 403
-    assert response.json() == {"code": "permission_denied",
-                               "message": "broadcasting needs the hub.broadcast permission"}
-    assert not BroadcastAudit.objects.exists()
+    assert response.json() == {"code": "permission_denied", "message": (
+        "publishing to 'jobs' needs the hub.broadcast permission or the channel's publish policy")}
+    row = BroadcastAudit.objects.get()
+    assert (row.username, row.target, row.result, row.offset) == ("bob", "jobs", "permission_denied", None)
+
+
+@pytest.mark.parametrize("body", [{"channel": "all", "message": {"type": "x"}},
+                                  {"user": "alice", "message": {"type": "x"}}])
+def test_all_and_user_targets_are_for_broadcasters_only(body, settings):
+    """Even where a policy lets everyone publish, ``all`` and ``user`` need hub.broadcast."""
+    from hub.conf import get_policies
+
+    settings.HUB = {**settings.HUB, "CHANNELS": {"*": {"publish": "authenticated"}}}
+    get_policies.cache_clear()
+    try:
+        response = post(user_client("bob", staff=True), body)
+    finally:
+        get_policies.cache_clear()
+    assert response.status_code == 403
+    assert response.json()["message"] == "broadcasting needs the hub.broadcast permission"
+
+
+def test_a_plain_user_publishes_where_the_policy_allows(settings):
+    from hub.conf import get_policies
+
+    settings.HUB = {**settings.HUB, "CHANNELS": {"chat.*": {"publish": "authenticated"}}}
+    get_policies.cache_clear()
+    try:
+        alice = user_client("alice")
+        allowed = post(alice, {"channel": "chat.lobby", "message": {"type": "chat", "data": "hi"}})
+        refused = post(alice, {"channel": "jobs", "message": {"type": "job_submitted", "data": {}}})
+    finally:
+        get_policies.cache_clear()
+    assert allowed.status_code == 200, allowed.json()
+    assert refused.status_code == 403
+    assert list(BroadcastAudit.objects.order_by("id").values_list("target", "result")) == [
+        ("chat.lobby", "ok"), ("jobs", "permission_denied")]
 
 
 def test_superuser_may_broadcast():

@@ -165,11 +165,15 @@ async def test_clients_channels_and_health_show_live_sockets(hub_server, make_us
     jobs = (await ahttp("GET", f"{server.url}/api/channels/jobs", staff_token)).json()
     assert jobs["last_offset"] == sent.json()["offset"]
 
-    health = (await ahttp("GET", f"{server.url}/api/health")).json()
+    health = (await ahttp("GET", f"{server.url}/api/health", staff_token)).json()
     assert health["status"] == "healthy"
     assert health["clients"] == 1 and health["active_connections"] == 1
     assert health["subscriptions"]["jobs"] == 1 and health["subscriptions"]["user:alice"] == 1
     assert health["users_with_connections"] == 1
+    anonymous = (await ahttp("GET", f"{server.url}/api/health")).json()
+    assert anonymous["subscriptions"] == {}
+    assert anonymous["subscriptions_total"] == sum(health["subscriptions"].values())
+    assert anonymous["clients"] == 1 and anonymous["channels"] == health["channels"]
     await ws.close()
 
 

@@ -170,31 +170,34 @@ async def test_recovery_false_when_history_too_short_or_epoch_changes(hub_server
     await stale.close()
 
 
-async def test_presence_is_cluster_wide_and_sigkill_drops_out(hub_server, redis_server):
+async def test_presence_is_cluster_wide_and_sigkill_drops_out(hub_server, redis_server, make_user):
+    from asgiref.sync import sync_to_async
+
+    _root, staff = await sync_to_async(make_user)("root", True)  # health names channels to staff only
     a = hub_server(cluster_env(redis_server.url), name="hub-a")
     b = hub_server(cluster_env(redis_server.url), name="hub-b")
     sockets = [(await connected(f"{a.ws_url}/ws/a{i}"))[0] for i in range(2)]
     sockets += [(await connected(f"{b.ws_url}/ws/b{i}"))[0] for i in range(3)]
     for ws in sockets:
         await subscribe(ws, "feed")
-    health = await _wait_for_health(a, lambda h: h["clients"] == 5)
+    health = await _wait_for_health(a, lambda h: h["clients"] == 5, token=staff)
     assert health["subscriptions"]["feed"] == 5 and health["active_connections"] == 5
     # A client id is unique across the cluster.
     dup = await connect(f"{a.ws_url}/ws/b0")
     assert await expect_close(dup) == 4009
     b.kill()  # SIGKILL: no goodbye; its presence expires after two heartbeats (2 s)
     killed_at = time.monotonic()
-    health = await _wait_for_health(a, lambda h: h["clients"] == 2, timeout=10)
+    health = await _wait_for_health(a, lambda h: h["clients"] == 2, timeout=10, token=staff)
     assert time.monotonic() - killed_at <= 2 * 1.0 + 1.5  # two heartbeats, plus one sweep
     assert health["subscriptions"]["feed"] == 2
     for ws in sockets[:2]:
         await ws.close()
 
 
-async def _wait_for_health(server, predicate, timeout=10.0) -> dict:
+async def _wait_for_health(server, predicate, timeout=10.0, token=None) -> dict:
     deadline = time.monotonic() + timeout
     while True:
-        status, body, _ = await ahttp("GET", f"{server.url}/api/health")
+        status, body, _ = await ahttp("GET", f"{server.url}/api/health", token)
         if status == 200 and predicate(body):
             return body
         if time.monotonic() > deadline:

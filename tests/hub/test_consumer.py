@@ -114,8 +114,19 @@ async def test_handler_failure_answers_internal_error_and_socket_stays():
         _handlers.pop("explode", None)
 
 
-@hub_settings(REQUIRE_AUTH=False)
-async def test_chat_message_broadcasts_to_channel_subscribers():
+@pytest.fixture
+def chat_registered():
+    """The chat example is opt-in (HUB_HANDLER_MODULES=hub.chat): register it for a test."""
+    from hub.chat import handle_chat_message
+    from hub.handlers import _handlers
+
+    _handlers["chat_message"] = handle_chat_message
+    yield
+    _handlers.pop("chat_message", None)
+
+
+@hub_settings(REQUIRE_AUTH=False, CHANNELS={"chat.*": {"subscribe": "anyone", "publish": "anyone"}})
+async def test_chat_message_broadcasts_to_channel_subscribers(chat_registered):
     alice, bob = await open_socket(), await open_socket()
     for comm in (alice, bob):
         await until(comm, "connected")
@@ -192,3 +203,55 @@ async def test_slow_consumer_is_dropped_and_counted_while_others_keep_receiving(
 
 async def _never_returns(message):
     await asyncio.Event().wait()
+
+
+async def closed_with(comm, timeout=3) -> int:
+    while True:
+        message = await comm.receive_output(timeout)
+        if message["type"] == "websocket.close":
+            return message.get("code")
+
+
+@hub_settings(HEARTBEAT_INTERVAL=60)
+async def test_token_delete_and_deactivation_close_sockets_at_once(make_user_async):
+    """The signal road (hub.credentials.revoke -> Node.broadcast_control): no wait for the
+    periodic re-check (a 60 s heartbeat here). Only the named credential's sockets close."""
+    from asgiref.sync import sync_to_async
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    alice, bob = await make_user_async("alice"), await make_user_async("bob")
+    first, second = await open_socket(f"/ws/?token={alice}"), await open_socket(f"/ws/?token={bob}")
+    for comm in (first, second):
+        await until(comm, "connected")
+    await sync_to_async(lambda: Token.objects.get(key=alice).delete())()
+    assert await closed_with(first) == 4001
+    await second.send_json_to({"type": "ping", "id": 1})
+    assert (await until(second, "pong"))["id"] == 1
+    user = await sync_to_async(get_user_model().objects.get)(username="bob")
+    user.is_active = False
+    await sync_to_async(user.save)()
+    assert await closed_with(second) == 4001
+
+
+@hub_settings(HEARTBEAT_INTERVAL=60)
+async def test_broadcaster_permission_is_loaded_with_the_user(make_user_async):
+    """Principal.can_broadcast is computed in the sync lookup, never on the event loop."""
+    from asgiref.sync import sync_to_async
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    from hub.auth import credential_for_token
+
+    token = await make_user_async("svc")
+
+    def grant():
+        user = get_user_model().objects.get(username="svc")
+        user.user_permissions.add(Permission.objects.get(codename="broadcast",
+                                                         content_type__app_label="hub"))
+
+    assert (await credential_for_token(token)).principal.can_broadcast is False
+    await sync_to_async(grant)()
+    credential = await credential_for_token(token)
+    assert (credential.principal.can_broadcast, credential.kind, credential.key) == (
+        True, "token", token)

@@ -154,17 +154,24 @@ async def test_channel_permissions(hub_server, make_user):
 async def test_limits_connections_user_and_client_id(hub_server, make_user):
     from asgiref.sync import sync_to_async
 
-    _user, token = await sync_to_async(make_user)("alice")
-    server = hub_server({"HUB_MAX_CONNECTIONS": "3", "HUB_MAX_CONNECTIONS_PER_USER": "1"})
-    first, _ = await connected(f"{server.ws_url}/ws/mine?token={token}")
-    again = await connect(f"{server.ws_url}/ws/mine?token={token}")
+    tokens = [(await sync_to_async(make_user)(name))[1] for name in ("alice", "bob", "carol")]
+    alice, bob, carol = tokens
+    server = hub_server({"HUB_MAX_CONNECTIONS": "2", "HUB_MAX_CONNECTIONS_PER_USER": "1",
+                         "HUB_MAX_ANONYMOUS_CONNECTIONS": "2"})
+    first, _ = await connected(f"{server.ws_url}/ws/mine?token={alice}")
+    again = await connect(f"{server.ws_url}/ws/mine?token={bob}")
     assert await expect_close(again) == 4009
-    second = await connect(f"{server.ws_url}/ws/?token={token}")
+    second = await connect(f"{server.ws_url}/ws/?token={alice}")
     assert await expect_close(second) == 1013  # per user
-    others = [await connect(f"{server.ws_url}/ws/") for _ in range(2)]  # pending auth count
+    others = [await connect(f"{server.ws_url}/ws/") for _ in range(2)]  # pending auth
     over = await connect(f"{server.ws_url}/ws/")
-    assert await expect_close(over) == 1013  # per process
-    for ws in [first, *others]:
+    assert await expect_close(over) == 1013  # the cap for unauthenticated sockets
+    # Authenticated sockets are counted apart: the pending ones keep no user out...
+    other_user, _ = await connected(f"{server.ws_url}/ws/?token={bob}")
+    # ...and HUB_MAX_CONNECTIONS caps them: alice and bob hold both places.
+    third = await connect(f"{server.ws_url}/ws/?token={carol}")
+    assert await expect_close(third) == 1013  # per process
+    for ws in [first, other_user, *others]:
         await ws.close()
 
 

@@ -95,6 +95,30 @@ def test_every_process_is_a_server_labelled_series(monkeypatch):
 
 
 @pytest.mark.django_db
+def test_client_chosen_channel_names_are_summed_as_other(monkeypatch, settings):
+    """Labels come from the policies, never from a name a client chose on first use."""
+    from hub.conf import get_policies
+
+    settings.HUB = {**settings.HUB, "CHANNELS": {"ops": {"subscribe": "staff"}, "chat.*": {}}}
+    get_policies.cache_clear()
+    subs = {"jobs": 1, "ops": 1, "chat.lobby": 2, "chat.secret": 1, "secret-project-x": 2,
+            "stock_updates": 3, "user:carol@example.edu": 1}
+
+    async def list_processes():
+        return [proc("hub-a", subscriptions=subs)]
+
+    monkeypatch.setattr(selectors, "list_processes", list_processes)
+    try:
+        text = scrape()
+    finally:
+        get_policies.cache_clear()
+    got = {dict(labels)["channel"]: value for (name, labels), value in samples(text).items()
+           if name == "hub_subscriptions"}
+    assert got == {"jobs": 1, "ops": 1, "chat.*": 3, "other": 5, "user:*": 1}
+    assert "secret" not in text and "carol" not in text and "stock" not in text
+
+
+@pytest.mark.django_db
 def test_falls_back_to_the_database_rows_when_the_backend_is_down(monkeypatch):
     async def down():
         raise HubUnavailable("redis")

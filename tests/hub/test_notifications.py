@@ -1,4 +1,7 @@
-"""Notifications: the service (persist + push live), the REST endpoints, privacy."""
+"""Notifications: the service (persist + push live), the REST endpoints, privacy.
+
+Per-user notifications go to ``user:<name>`` only; cluster-wide ones (``user`` null) to
+``notifications`` only, persisted too, listed for every user with a per-user read state."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from rest_framework.test import APIClient
 from hub import notifications as svc
 from hub import publish as hub_publish
 from hub.engine.errors import HubUnavailable
-from hub.models import Notification
+from hub.models import Notification, NotificationRead
 
 @pytest.fixture(autouse=True)
 async def _close_worker_thread_connections():
@@ -60,7 +63,7 @@ def client_for(username: str, *, broadcast: bool = False) -> APIClient:
 # --- the service -----------------------------------------------------------------------------
 
 @pytest.mark.django_db
-def test_create_persists_and_pushes_on_both_channels(pushed):
+def test_a_users_notification_is_persisted_and_pushed_on_their_channel_only(pushed):
     made = svc.create_notification("alice", "job_failed", "Job 12 failed", "exit code 1",
                                    severity="error", data={"job_id": "12"})
     assert set(made) == NOTIFICATION_KEYS
@@ -68,7 +71,16 @@ def test_create_persists_and_pushes_on_both_channels(pushed):
     row = Notification.objects.get(id=made["id"])
     assert (row.username, row.type, row.title, row.message, row.severity, row.data) == (
         "alice", "job_failed", "Job 12 failed", "exit code 1", "error", {"job_id": "12"})
-    assert pushed == [("notifications", "notification", made), ("user:alice", "notification", made)]
+    assert pushed == [("user:alice", "notification", made)]  # never on the shared channel
+
+
+@pytest.mark.django_db
+def test_a_cluster_wide_notification_is_persisted_and_pushed_on_notifications_only(pushed):
+    made = svc.create_notification(None, "node_down", "Node cn01 is down", "", severity="error",
+                                   data={"node": "cn01"})
+    assert set(made) == NOTIFICATION_KEYS and made["user"] is None and made["read"] is False
+    assert Notification.objects.get(id=made["id"]).username is None
+    assert pushed == [("notifications", "notification", made)]
 
 
 @pytest.mark.django_db
@@ -125,6 +137,29 @@ def test_listing_is_unread_first_then_newest_and_private(pushed):
     assert svc.get_notification("bob", mid["id"]) is None
     assert svc.mark_all_read("alice") == 2
     assert svc.list_notifications("alice")["unread"] == 0
+
+
+@pytest.mark.django_db
+def test_cluster_wide_ones_are_listed_for_everyone_with_their_own_read_state(pushed):
+    mine = svc.create_notification("alice", "t", "alice's", "")
+    wide = svc.create_notification(None, "node_down", "cn01 down", "")
+    later = svc.create_notification(None, "maintenance", "maintenance tonight", "")
+    assert [n["title"] for n in svc.list_notifications("alice")["results"]] == [
+        "maintenance tonight", "cn01 down", "alice's"]
+    assert [n["title"] for n in svc.list_notifications("bob")["results"]] == ["maintenance tonight", "cn01 down"]
+    # bob reading a cluster-wide one reads it for bob only
+    assert svc.mark_read("bob", wide["id"])["read"] is True
+    assert svc.get_notification("bob", wide["id"])["read"] is True
+    assert svc.get_notification("alice", wide["id"])["read"] is False
+    assert Notification.objects.get(id=wide["id"]).read is False
+    assert svc.list_notifications("bob")["unread"] == 1
+    assert [n["id"] for n in svc.list_notifications("bob")["results"]] == [later["id"], wide["id"]]
+    assert svc.mark_read("bob", wide["id"])["read"] is True  # twice is fine
+    assert svc.mark_read("bob", mine["id"]) is None  # still private
+    assert svc.mark_all_read("alice") == 3
+    assert svc.mark_all_read("alice") == 0
+    assert svc.list_notifications("alice")["unread"] == 0 and svc.list_notifications("bob")["unread"] == 1
+    assert NotificationRead.objects.filter(username="alice").count() == 2
 
 
 # --- REST ------------------------------------------------------------------------------------
@@ -194,7 +229,25 @@ def test_rest_create_for_myself_and_for_others_with_permission(pushed):
                                                 "data": {"job_id": "7"}}, format="json")
     assert made.status_code == 201
     assert made.json()["user"] == "bob" and made.json()["data"] == {"job_id": "7"}
-    assert [c for c, _e, _d in pushed] == ["notifications", "user:alice", "notifications", "user:bob"]
+    assert [c for c, _e, _d in pushed] == ["user:alice", "user:bob"]
+
+
+@pytest.mark.django_db
+def test_rest_cluster_wide_needs_the_broadcast_permission(pushed):
+    alice, svc_user = client_for("alice"), client_for("monitor", broadcast=True)
+    body = {"cluster_wide": True, "type": "maintenance", "title": "Down at 18:00"}
+    refused = alice.post("/api/notifications", body, format="json")
+    assert refused.status_code == 403 and refused.json()["code"] == "permission_denied"
+    assert not Notification.objects.exists() and not pushed
+    made = svc_user.post("/api/notifications", body, format="json")
+    assert made.status_code == 201 and made.json()["user"] is None
+    assert [c for c, _e, _d in pushed] == ["notifications"]
+    listed = alice.get("/api/notifications").json()
+    assert [n["id"] for n in listed["results"]] == [made.json()["id"]] and listed["unread"] == 1
+    assert alice.post(f"/api/notifications/{made.json()['id']}/read").json()["read"] is True
+    assert svc_user.get(f"/api/notifications/{made.json()['id']}").json()["read"] is False
+    both = svc_user.post("/api/notifications", {**body, "user": "bob"}, format="json")
+    assert both.status_code == 400 and "cluster_wide" in both.json()["fields"]
 
 
 @pytest.mark.django_db
@@ -244,9 +297,13 @@ async def test_created_notification_reaches_the_users_socket_live(make_user):
         await frame("subscribed")
     made = await sync_to_async(svc.create_notification)("alice", "job_failed", "Job 3 failed", "",
                                                         severity="warning", data={"job_id": "3"})
-    got = [await frame("notification") for _ in range(2)]
-    assert sorted(f["channel"] for f in got) == ["notifications", "user:alice"]
-    assert all(f["data"] == made for f in got)
+    got = await frame("notification")
+    assert (got["channel"], got["data"]) == ("user:alice", made)
+    wide = await sync_to_async(svc.create_notification)(None, "node_down", "cn01 down", "")
+    # Publications on one channel keep their order: had alice's gone out on `notifications`
+    # too, it would come before the cluster-wide one there.
+    got = await frame("notification")
+    assert (got["channel"], got["data"]) == ("notifications", wide)
     await comm.disconnect()
     await asyncio.sleep(0)
     reset_node()

@@ -1,4 +1,4 @@
-"""hub/origin.py origin_allowed and hub/logging_filters.py redact (PROTOCOL.md §2).
+"""hub/origin.py origin_allowed, own_origin and hub/logging_filters.py redact (PROTOCOL.md §2).
 
 Pure tests: plain function calls, no server, no database.
 """
@@ -11,79 +11,129 @@ import logging
 import pytest
 
 from hub.logging_filters import RedactingStream, RedactSecretsFilter, redact
-from hub.origin import origin_allowed
+from hub.origin import origin_allowed, origin_entry_problem, own_origin
 
-# --- origin_allowed ----------------------------------------------------------------------------
+# --- origin_allowed: exact scheme, host and port --------------------------------------------------
 
 EXACT = ["https://a.example:8443", "http://dash.example.org"]
-PATTERNS = [".example.com", "exact.example.net"]
+WILD = ["https://*.example.com"]  # Django's CSRF_TRUSTED_ORIGINS form
+OWN = "http://127.0.0.1:8000"
 
 
-@pytest.mark.parametrize("origin, allowed, allowed_hosts, ok", [
+@pytest.mark.parametrize("origin, allowed, own, ok", [
     # "*" allows everything, even odd schemes
-    ("https://anything.test", ["*"], [], True),
-    ("http://localhost:1234", ["*"], [], True),
-    ("null", ["*"], [], True),
-    ("https://x.example", ["https://y.example", "*"], [], True),
+    ("https://anything.test", ["*"], None, True),
+    ("http://localhost:1234", ["*"], None, True),
+    ("null", ["*"], None, True),
+    ("https://x.example", ["https://y.example", "*"], None, True),
     # exact origins, port included
-    ("https://a.example:8443", EXACT, [], True),
-    ("HTTPS://A.EXAMPLE:8443", EXACT, [], True),
-    ("https://a.example:8443/", EXACT, [], True),
-    (" https://a.example:8443 ", EXACT, [], True),
-    ("https://a.example", EXACT, [], False),
-    ("https://a.example:9999", EXACT, [], False),
-    ("http://a.example:8443", EXACT, [], False),
-    ("http://dash.example.org", EXACT, [], True),
-    ("https://dash.example.org", EXACT, [], False),
-    ("http://dash.example.org:8080", EXACT, [], False),
-    ("http://evil.dash.example.org", EXACT, [], False),
-    ("https://dash.example.org", ["https://dash.example.org/"], [], True),
-    ("https://dash.example.org", ["HTTPS://Dash.Example.Org"], [], True),
-    # host patterns: any scheme http(s), any port
-    ("https://example.com", PATTERNS, [], True),
-    ("https://www.example.com", PATTERNS, [], True),
-    ("http://a.b.example.com:8000", PATTERNS, [], True),
-    ("https://exact.example.net", PATTERNS, [], True),
-    ("https://sub.exact.example.net", PATTERNS, [], False),
-    ("https://example.com.evil.org", PATTERNS, [], False),
-    ("https://evilexample.com", PATTERNS, [], False),
-    ("https://example.org", PATTERNS, [], False),
-    # an allowed list ignores ALLOWED_HOSTS
-    ("https://localhost", ["https://other.example"], ["localhost"], False),
-    # empty list: the origin's host must be in ALLOWED_HOSTS
-    ("http://localhost:8000", [], ["localhost"], True),
-    ("http://127.0.0.1:8000", [], ["localhost", "127.0.0.1"], True),
-    ("https://app.example.com", [], [".example.com"], True),
-    ("https://evil.test", [], ["localhost"], False),
-    ("https://evil.test", [], [], False),
-    ("https://anything.test", [], ["*"], True),
+    ("https://a.example:8443", EXACT, None, True),
+    ("HTTPS://A.EXAMPLE:8443", EXACT, None, True),
+    ("https://a.example:8443/", EXACT, None, True),
+    (" https://a.example:8443 ", EXACT, None, True),
+    ("https://a.example", EXACT, None, False),
+    ("https://a.example:9999", EXACT, None, False),
+    ("http://a.example:8443", EXACT, None, False),
+    ("http://dash.example.org", EXACT, None, True),
+    ("http://dash.example.org:80", EXACT, None, True),  # the default port is the same origin
+    ("https://dash.example.org", EXACT, None, False),
+    ("http://dash.example.org:8080", EXACT, None, False),
+    ("http://evil.dash.example.org", EXACT, None, False),
+    ("https://dash.example.org", ["https://dash.example.org/"], None, True),
+    ("https://dash.example.org", ["HTTPS://Dash.Example.Org"], None, True),
+    ("https://dash.example.org", ["https://dash.example.org:443"], None, True),
+    # the hub's own origin: same scheme, host and port only
+    ("http://127.0.0.1:8000", [], OWN, True),
+    ("http://127.0.0.1:8001", [], OWN, False),  # a Jupyter on another port of the login node
+    ("https://127.0.0.1:8000", [], OWN, False),
+    ("http://localhost:8000", [], OWN, False),
+    ("http://127.0.0.1:8001", ["http://127.0.0.1:8001"], OWN, True),
+    ("http://127.0.0.1:8000", [], None, False),  # own origin unknown (Host not allowed)
+    # wildcard subdomains, as Django's CSRF check: scheme and port still exact
+    ("https://example.com", WILD, None, True),
+    ("https://www.example.com", WILD, None, True),
+    ("https://a.b.example.com", WILD, None, True),
+    ("http://www.example.com", WILD, None, False),
+    ("https://www.example.com:8443", WILD, None, False),
+    ("https://example.com.evil.org", WILD, None, False),
+    ("https://evilexample.com", WILD, None, False),
+    ("https://www.example.com:8443", ["https://*.example.com:8443"], None, True),
+    # host patterns (the old form) match nothing: only full origins count
+    ("https://www.example.com", [".example.com"], None, False),
+    ("https://example.com", ["example.com"], None, False),
     # non-http schemes and garbage are refused
-    ("file://", ["https://a.example:8443"], [], False),
-    ("file:///etc/passwd", [], ["*"], False),
-    ("chrome-extension://abcdef", [".example.com"], [], False),
-    ("ws://www.example.com", PATTERNS, [], False),
-    ("wss://www.example.com", PATTERNS, [], False),
-    ("ftp://www.example.com", PATTERNS, [], False),
-    ("javascript:alert(1)", [], ["*"], False),
-    ("null", PATTERNS, [], False),
-    ("null", [], ["*"], False),
-    ("", [], ["*"], False),
-    ("www.example.com", PATTERNS, [], False),
-    ("https://", PATTERNS, ["*"], False),
+    ("file://", ["https://a.example:8443"], None, False),
+    ("file:///etc/passwd", [], "file://", False),
+    ("chrome-extension://abcdef", WILD, None, False),
+    ("ws://www.example.com", WILD, None, False),
+    ("wss://www.example.com", WILD, None, False),
+    ("ftp://www.example.com", WILD, None, False),
+    ("javascript:alert(1)", [], OWN, False),
+    ("null", WILD, OWN, False),
+    ("", [], OWN, False),
+    ("www.example.com", WILD, None, False),
+    ("https://", WILD, None, False),
+    ("http://user@127.0.0.1:8000", [], OWN, False),
+    ("http://127.0.0.1:8000/path", [], OWN, False),
+    ("http://127.0.0.1:99999", [], OWN, False),
 ])
-def test_origin_allowed(origin, allowed, allowed_hosts, ok):
-    assert origin_allowed(origin, allowed, allowed_hosts) is ok
+def test_origin_allowed(origin, allowed, own, ok):
+    assert origin_allowed(origin, allowed, own) is ok
 
 
-@pytest.mark.parametrize("allowed, allowed_hosts", [([], ["[::1]"]), (["[::1]"], [])])
-def test_ipv6_origin_matches_its_bracketed_host(allowed, allowed_hosts):
-    assert origin_allowed("http://[::1]:8000", allowed, allowed_hosts) is True
+def test_ipv6_origin_matches_its_bracketed_host():
+    assert origin_allowed("http://[::1]:8000", [], "http://[::1]:8000") is True
+    assert origin_allowed("http://[::1]:8000", ["http://[::1]:8000"]) is True
+    assert origin_allowed("http://[::1]:8001", [], "http://[::1]:8000") is False
 
 
-def test_origin_allowed_does_not_mutate_its_lists():
-    allowed, hosts = ["https://A.example/", ".Example.com"], ["localhost"]
-    origin_allowed("https://a.example", allowed, hosts)
-    assert allowed == ["https://A.example/", ".Example.com"] and hosts == ["localhost"]
+def test_origin_allowed_does_not_mutate_its_list():
+    allowed = ["https://A.example/", "https://*.Example.com"]
+    origin_allowed("https://a.example", allowed)
+    assert allowed == ["https://A.example/", "https://*.Example.com"]
+
+
+def _scope(host: str, scheme: str = "ws", **headers: str) -> dict:
+    pairs = [(b"host", host.encode())] + [
+        (name.replace("_", "-").encode(), value.encode()) for name, value in headers.items()]
+    return {"type": "websocket", "scheme": scheme, "headers": pairs}
+
+
+@pytest.mark.parametrize("scope, hosts, proxy, forwarded_host, own", [
+    (_scope("127.0.0.1:8000"), ["127.0.0.1"], None, False, "http://127.0.0.1:8000"),
+    (_scope("hub.example.edu", "wss"), ["hub.example.edu"], None, False, "https://hub.example.edu"),
+    (_scope("HUB.example.edu:443", "wss"), ["hub.example.edu"], None, False,
+     "https://hub.example.edu"),
+    # ALLOWED_HOSTS gates which Host is "own" (a DNS-rebound name is not), "*" lets any through
+    (_scope("evil.test:8000"), ["127.0.0.1"], None, False, None),
+    (_scope("evil.test:8000"), ["*"], None, False, "http://evil.test:8000"),
+    (_scope(""), ["*"], None, False, None),
+    # behind a TLS proxy: SECURE_PROXY_SSL_HEADER decides the scheme, like request.is_secure()
+    (_scope("hub.example.edu", x_forwarded_proto="https"), ["hub.example.edu"],
+     ("HTTP_X_FORWARDED_PROTO", "https"), False, "https://hub.example.edu"),
+    (_scope("hub.example.edu", x_forwarded_proto="https, http"), ["hub.example.edu"],
+     ("HTTP_X_FORWARDED_PROTO", "https"), False, "https://hub.example.edu"),
+    (_scope("hub.example.edu", "wss", x_forwarded_proto="http"), ["hub.example.edu"],
+     ("HTTP_X_FORWARDED_PROTO", "https"), False, "http://hub.example.edu"),
+    (_scope("hub.example.edu", x_forwarded_proto="https"), ["hub.example.edu"], None, False,
+     "http://hub.example.edu"),  # the header counts only when configured
+    (_scope("internal:8000", x_forwarded_host="hub.example.edu"), ["hub.example.edu"], None, True,
+     "http://hub.example.edu"),
+    (_scope("internal:8000", x_forwarded_host="hub.example.edu"), ["internal"], None, False,
+     "http://internal:8000"),
+])
+def test_own_origin(scope, hosts, proxy, forwarded_host, own):
+    assert own_origin(scope, hosts, proxy, forwarded_host) == own
+
+
+@pytest.mark.parametrize("entry, ok", [
+    ("https://hub.example.edu", True), ("http://127.0.0.1:8000", True),
+    ("https://*.example.edu", True), ("https://*.example.edu:8443", True),
+    (".example.edu", False), ("hub.example.edu", False), ("https://hub.example.edu/path", False),
+    ("https://*", False), ("https://a.*.edu", False), ("ws://hub.example.edu", False), ("*", False),
+])
+def test_origin_entry_problem(entry, ok):
+    assert (origin_entry_problem(entry) is None) is ok
 
 
 # --- redact -------------------------------------------------------------------------------------
@@ -106,6 +156,9 @@ def test_origin_allowed_does_not_mutate_its_lists():
     ("auth failed for Bearer abc, closing 4001", "auth failed for Bearer [redacted], closing 4001"),
     ("two: ?token=a and ?token=b", "two: ?token=[redacted] and ?token=[redacted]"),
     ("'token=abc' \"token=def\"", "'token=[redacted]' \"token=[redacted]\""),
+    ("GET /ws/?tok%65n=abc&x=1", "GET /ws/?tok%65n=[redacted]&x=1"),
+    ("GET /?a=1&Access_Token=abc&jwt=def", "GET /?a=1&Access_Token=[redacted]&jwt=[redacted]"),
+    ("GET /?tokens=3&mytoken=5", "GET /?tokens=3&mytoken=5"),
 ])
 def test_redact_removes_secret_values(text, expected):
     assert redact(text) == expected

@@ -36,6 +36,7 @@ EXPECTED_PATHS = {
     "/api/broadcast", "/api/health", "/api/clients", "/api/clients/{client_id}", "/api/channels",
     "/api/channels/{name}", "/api/notifications", "/api/notifications/{notification_id}",
     "/api/notifications/{notification_id}/read", "/api/notifications/read",
+    "/api/token", "/api/token/jwt", "/api/token/jwt/refresh",
 }
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
@@ -110,6 +111,7 @@ def superuser_token(db) -> str:
 @pytest.fixture(autouse=True)
 def _no_throttling(monkeypatch):
     monkeypatch.setenv("HUB_API_RATE_LIMIT", "1000000/s")
+    monkeypatch.setenv("HUB_API_HEALTH_RATE_LIMIT", "1000000/s")
     cache.clear()
 
 
@@ -120,6 +122,7 @@ def operations(schema) -> list:
     return found
 
 
+@pytest.mark.e2e  # minutes of generated requests: the full tier, not the fast one
 def test_schemathesis_positive_input_as_superuser(api_schema, superuser_token):
     from hub.notifications import create_notification
 
@@ -134,6 +137,7 @@ def negatable(operation) -> bool:
     return any(len(getattr(operation, part)) for part in ("body", "query", "path_parameters"))
 
 
+@pytest.mark.e2e  # minutes of generated requests: the full tier, not the fast one
 def test_schemathesis_negative_input_as_superuser(api_schema, superuser_token):
     """No 5xx and no schema break anywhere; the hub's own operations must also REJECT
     schema-breaking input with a 4xx (a stricter check than the issue asks of other apps)."""
@@ -142,6 +146,7 @@ def test_schemathesis_negative_input_as_superuser(api_schema, superuser_token):
         run_operation(operation, GenerationMode.NEGATIVE, {"Authorization": f"Token {superuser_token}"}, checks)
 
 
+@pytest.mark.e2e  # minutes of generated requests: the full tier, not the fast one
 def test_schemathesis_anonymous_and_bad_token(api_schema):
     for operation in operations(api_schema):
         run_operation(operation, GenerationMode.POSITIVE, {}, CHECKS)

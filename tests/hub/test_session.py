@@ -387,6 +387,46 @@ def test_publish_refused(policies, principal, channel, code):
     assert (out["code"], out["channel"], out["id"]) == (code, channel, 6)
 
 
+BROADCASTER = Principal("slurm-monitor", can_broadcast=True)
+
+
+@pytest.mark.parametrize("channel", ["jobs", "all", "user:alice", "stock_updates"])
+def test_broadcaster_publishes_where_the_policy_says_nobody(channel):
+    """One rule for every road (hub.policies.may_publish): hub.broadcast speaks for the server."""
+    session = make_session(principal=BROADCASTER)
+    assert only(send(session, {"type": "publish", "channel": channel, "data": 1})) == \
+        Publish(channel, "message", 1, None)
+
+
+def test_broadcaster_still_gets_invalid_channel():
+    session = make_session(principal=BROADCASTER)
+    out = error_of(only(send(session, {"type": "publish", "channel": "bad name", "data": 1})))
+    assert out["code"] == "invalid_channel"
+
+
+@pytest.mark.parametrize("principal, channel, code", [
+    (ALICE, "jobs", "forbidden"),
+    (ALICE, "all", "forbidden"),
+    (ANONYMOUS, "chat.x", "forbidden"),
+    (ALICE, "chat.x", None),
+    (STAFF, "ops", None),
+    (ALICE, "nowhere", "unknown_channel"),
+    (BROADCASTER, "nowhere", None),
+    (ALICE, "no way", "invalid_channel"),
+    (ALICE, 5, "invalid_channel"),
+])
+def test_check_publish_is_the_rule_for_handlers_too(principal, channel, code):
+    policies = build_policies({"*": None, "jobs": {}, "all": {},
+                               "chat.*": {"publish": "authenticated"},
+                               "ops": {"subscribe": "staff", "publish": "staff"}}, 100)
+    if code is None:
+        assert s.check_publish(policies, principal, channel, True, 3) is None
+        return
+    with pytest.raises(p.ProtocolError) as raised:
+        s.check_publish(policies, principal, channel, True, 3)
+    assert (raised.value.code, raised.value.frame_id) == (code, 3)
+
+
 @pytest.mark.parametrize("body", [
     {"data": 1},
     {"channel": "chat.1"},
@@ -410,9 +450,58 @@ def test_rate_limit_then_close(limit):
     for _ in range(limit):
         out = error_of(only(send(session, {"type": "ping", "id": 1}, now=T0 + 1)))
         assert out["code"] == "rate_limited"
-        assert "id" not in out  # the frame is dropped unread
+        assert out["id"] == 1  # the direct reply to the dropped frame echoes its id (§3)
     assert only(send(session, {"type": "ping"}, now=T0 + 2)) == Close(4029, "rate limit abuse")
     assert isinstance(only(send(session, {"type": "ping"}, now=T0 + 3)), Close)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{"type": "ping", "id": 7}', 7),
+    ('{"type": "ping", "id": "abc"}', "abc"),
+    ('{"id": "first", "type": "subscribe", "channels": ["x"]}', "first"),
+    ('{"type": "ping"}', None),
+    ('{"type": "ping", "id": true}', None),          # not an id type §3 allows
+    ('{"type": "ping", "id": {"nested": 1}}', None),
+    ('{"type": "ping", "id": 1.5}', None),
+    ('{"data": {"id": 9}, "type": "ping"}', None),   # nested, not top-level
+    ('[{"id": 1}]', None),
+    ('{"type": "ping", "id": 3', None),              # garbage: never raises
+    ("", None), ("{", None), ('"id"', None), ("\ud800", None), (None, None),
+])
+def test_peek_frame_id_short_frames(text, expected):
+    assert p.peek_frame_id(text) == expected
+
+
+PAD = "x" * 5000  # long frames are scanned, not parsed
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{"type": "publish", "id": 12, "data": "' + PAD + '"}', 12),
+    ('{ "id" : "k-1" , "data": "' + PAD + '"}', "k-1"),
+    (r'{"\\u0069d": 4, "data": "' + PAD + '"}', None),  # the key is backslash-u0069d
+    (r'{"\u0069d": 4, "data": "' + PAD + '"}', 4),   # an escaped key is still "id"
+    ('{"data": {"id": 9, "x": "' + PAD + '"}, "id": 5}', None),  # top-level id past 4 KB
+    (r'{"data": {"id": 9}, "s": "}{\"id\": 8", "id": 5, "pad": "' + PAD + '"}', 5),
+    ('{"data": ["id", {"id": 2}], "id": "top", "pad": "' + PAD + '"}', "top"),
+    ('{"type": "publish", "data": "' + PAD + '", "id": 3}', None),  # after the scanned part
+    ('{"id": ' + "9" * 5000 + "}", None),            # cut off: not a number we can read
+    ('{"id": "' + PAD + '"}', None),                 # cut off inside the string
+    ("[" * 6000, None), ("{" * 6000, None), ('{"' + PAD, None), (" " * 6000, None),
+])
+def test_peek_frame_id_long_frames_scan_only_the_start(text, expected):
+    assert len(text) >= p.PEEK_PARSE_BELOW
+    assert p.peek_frame_id(text) == expected
+
+
+def test_rate_limited_reply_echoes_the_id_of_a_long_frame_without_parsing_it():
+    session = make_session(principal=ALICE, limit=2)
+    send(session, {"type": "ping"})
+    send(session, {"type": "ping"})
+    big = json.dumps({"type": "publish", "id": "big-1", "channel": "x", "data": PAD * 100})
+    out = error_of(only(session.receive(big, T0)))
+    assert (out["code"], out["id"]) == ("rate_limited", "big-1")
+    out = error_of(only(session.receive("{not json at all", T0)))
+    assert out["code"] == "rate_limited" and "id" not in out
 
 
 def test_rate_limit_counts_every_frame_even_garbage_and_pongs():

@@ -293,3 +293,42 @@ describe("formatting", () => {
     assert.deepEqual(M.jobTime({ state: "RUNNING" }, now), { label: "", hint: "" });
   });
 });
+
+describe("channels: what the page follows and where each message goes", () => {
+  test("by default: jobs on `jobs`, own notifications on user:<name>, cluster-wide on `notifications`", () => {
+    const plan = M.channelPlan({ user: "alice", isStaff: false });
+    assert.deepEqual(Object.keys(plan).sort(), ["jobs", "metrics", "nodes", "notifications", "user:alice"]);
+    assert.deepEqual(plan["user:alice"], ["notifications"]);
+    assert.equal(M.feedFor(plan, "jobs", { type: "job_submitted", data: {} }), "jobs");
+    assert.equal(M.feedFor(plan, "notifications", { type: "notification", data: { id: 1, user: null } }), "notifications");
+    assert.equal(M.feedFor(plan, "user:alice", { type: "notification", data: { id: 2, user: "alice" } }), "notifications");
+    // jobs also reach user:<name>, but come on `jobs` here: not applied twice
+    assert.equal(M.feedFor(plan, "user:alice", { type: "job_submitted", data: { job_id: "1" } }), null);
+    assert.deepEqual(M.feedChannels(plan).notifications, ["notifications", "user:alice"]);
+  });
+
+  test("HUB_PRIVATE_JOBS: a user's jobs come on user:<name> and `jobs` is not subscribed", () => {
+    const plan = M.channelPlan({ user: "bob", isStaff: false, privateJobs: true });
+    assert.equal("jobs" in plan, false);
+    assert.equal("alerts" in plan, false);
+    for (const type of ["job_submitted", "job_state_changed", "job_removed"]) {
+      assert.equal(M.feedFor(plan, "user:bob", { type, data: { job_id: "7" } }), "jobs", type);
+    }
+    assert.equal(M.feedFor(plan, "user:bob", { type: "notification", data: { id: 3 } }), "notifications");
+    assert.equal(M.feedFor(plan, "user:bob", { type: "something_else", data: {} }), null);
+    assert.deepEqual(M.feedChannels(plan).jobs, ["user:bob"]);
+  });
+
+  test("staff keep `jobs` (and alerts) even with private jobs", () => {
+    const plan = M.channelPlan({ user: "root", isStaff: true, privateJobs: true });
+    assert.deepEqual(plan.jobs, ["jobs"]);
+    assert.deepEqual(plan.alerts, ["alerts"]);
+    assert.equal(M.feedFor(plan, "user:root", { type: "job_removed", data: { job_id: "1" } }), null);
+  });
+
+  test("isClusterWide: a stored notification without a user", () => {
+    assert.equal(M.isClusterWide(M.normNotification({ id: 4, user: null, title: "Node cn01 is down" })), true);
+    assert.equal(M.isClusterWide(M.normNotification({ id: 5, user: "alice", title: "Job 1 failed" })), false);
+    assert.equal(M.isClusterWide(M.normNotification({ title: "no id" })), false);
+  });
+});

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 
 from slurm_monitor.conf import ConfigError, MonitorConfig, load_config
 from slurm_monitor.models import ClusterJob, ClusterStream
-from slurm_monitor.sinks import HttpSink, LayerSink, ensure_service_token, resolve_sink_kind
+from slurm_monitor.sinks import HttpSink, LayerSink, ServiceAccountError, ensure_service_token, resolve_sink_kind
 
 
 def test_defaults():
@@ -57,13 +57,58 @@ def test_sink_choice(settings):
 
 
 @pytest.mark.django_db
-def test_service_account_gets_the_broadcast_permission():
+def test_service_account_is_dedicated_with_only_the_broadcast_permission():
     token = ensure_service_token("slurm-monitor")
     assert ensure_service_token("slurm-monitor") == token  # idempotent
     from django.contrib.auth import get_user_model
 
     user = get_user_model().objects.get(username="slurm-monitor")
     assert user.has_perm("hub.broadcast") and not user.has_usable_password()
+    assert not user.is_staff and not user.is_superuser
+    assert [f"{p.content_type.app_label}.{p.codename}" for p in user.user_permissions.all()] == ["hub.broadcast"]
+
+
+@pytest.mark.django_db
+def test_an_existing_account_with_the_name_is_never_adopted():
+    from django.contrib.auth import get_user_model
+
+    person = get_user_model().objects.create_user("slurm-monitor", password="theirs")
+    with pytest.raises(ServiceAccountError, match="SLURM_MONITOR_SERVICE_USER"):
+        ensure_service_token("slurm-monitor")
+    person.refresh_from_db()
+    assert not person.has_perm("hub.broadcast") and person.check_password("theirs")
+    with pytest.raises(CommandError, match="SLURM_MONITOR_SERVICE_USER"):
+        call_command("rotate_monitor_token")
+    assert ensure_service_token("slurm-monitor-2")  # another name works
+
+
+@pytest.mark.django_db
+def test_a_service_account_made_staff_is_demoted_and_a_deactivated_one_refused():
+    from django.contrib.auth import get_user_model
+
+    ensure_service_token("slurm-monitor")
+    get_user_model().objects.filter(username="slurm-monitor").update(is_staff=True, is_superuser=True)
+    ensure_service_token("slurm-monitor")
+    user = get_user_model().objects.get(username="slurm-monitor")
+    assert not user.is_staff and not user.is_superuser
+    get_user_model().objects.filter(username="slurm-monitor").update(is_active=False)
+    with pytest.raises(ServiceAccountError, match="deactivated"):
+        ensure_service_token("slurm-monitor")
+
+
+@pytest.mark.django_db
+def test_rotate_monitor_token_replaces_the_token(capsys):
+    from rest_framework.authtoken.models import Token
+
+    with pytest.raises(CommandError, match="no account named"):
+        call_command("rotate_monitor_token")
+    old = ensure_service_token("slurm-monitor")
+    call_command("rotate_monitor_token")
+    new = ensure_service_token("slurm-monitor")
+    assert new != old and not Token.objects.filter(key=old).exists()
+    assert new not in capsys.readouterr().out  # the key is never printed
+    call_command("rotate_monitor_token", "--user", "slurm-monitor")
+    assert ensure_service_token("slurm-monitor") != new
 
 
 @pytest.mark.django_db(transaction=True)

@@ -96,9 +96,9 @@ async def test_real_slurm_jobs_and_node_events_exactly_once(slurm_cluster, root_
         for job_id in (sleeper, doomed):
             await client.wait_for(lambda f, j=job_id: is_job(f, "job_state_changed", j, "RUNNING"))
         slurm("scancel", doomed)
-        await client.wait_for(lambda f: is_note(f, "job_cancelled", doomed))
-        await client.wait_for(lambda f: is_note(f, "job_completed", sleeper))
-        failed = await client.wait_for(lambda f: is_note(f, "job_failed", failing))
+        await client.wait_for(lambda f: is_note(f, "job_cancelled", doomed, "user:root"))
+        await client.wait_for(lambda f: is_note(f, "job_completed", sleeper, "user:root"))
+        failed = await client.wait_for(lambda f: is_note(f, "job_failed", failing, "user:root"))
         assert failed["data"]["data"]["exit_code"] == 3
 
         await asyncio.to_thread(wait_until, lambda: node_state(node) == "idle", f"node {node} idle")
@@ -133,7 +133,9 @@ async def test_real_slurm_jobs_and_node_events_exactly_once(slurm_cluster, root_
         assert count(lambda f: f["channel"] == channel and f["data"].get("job_id") == failing
                      and f["data"].get("state") == "FAILED") == 1
         for kind, key in (("job_completed", sleeper), ("job_failed", failing), ("job_cancelled", doomed)):
-            assert count(lambda f: is_note(f, kind, key, "notifications" if channel == "jobs" else channel)) == 1
+            # a user's notification goes to user:<name> only, never to the shared channel
+            shared = "notifications" if channel == "jobs" else channel
+            assert count(lambda f: is_note(f, kind, key, shared)) == (0 if channel == "jobs" else 1)
     assert count(lambda f: is_note(f, "node_drained", node)) == 1
     node_changes = [(f["data"]["previous_state"], f["data"]["state"]) for f in frames
                     if f["type"] == "node_state_changed"]

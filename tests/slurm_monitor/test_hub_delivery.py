@@ -48,7 +48,10 @@ async def test_events_reach_subscribers_exactly_once(sink, alice, hub_server, re
     assert (note["data"]["type"], note["data"]["data"]["exit_code"]) == ("job_failed", 3)
     assert note["data"]["id"] > 0  # persisted by the hub's notification service
     fake_slurm.set_nodes(CN01_DRAINED)
-    await client.wait_for(lambda f: f["type"] == "notification" and f["data"]["type"] == "node_drained")
+    drained = await client.wait_for(lambda f: f["type"] == "notification" and f["data"]["type"] == "node_drained")
+    # cluster-wide: on `notifications` only, persisted (listed by REST after a reload), no user
+    assert drained["channel"] == "notifications"
+    assert drained["data"]["id"] > 0 and drained["data"]["user"] is None
     fake_slurm.set_nodes(CN03_BACK)  # the only down node is back: the nodes_down alert resolves
     await client.wait_for(lambda f: f["type"] == "alert_resolved")
     await client.wait_for(lambda f: f["type"] == "metrics_update")
@@ -62,7 +65,7 @@ async def test_events_reach_subscribers_exactly_once(sink, alice, hub_server, re
     expected = {
         ("jobs", "job_submitted", "101"): 1, ("user:alice", "job_submitted", "101"): 1,
         ("jobs", "job_state_changed", "101"): 1, ("user:alice", "job_state_changed", "101"): 1,
-        ("notifications", "notification", "job_failed"): 1, ("user:alice", "notification", "job_failed"): 1,
+        ("user:alice", "notification", "job_failed"): 1,  # a user's: never on `notifications`
         ("nodes", "node_state_changed", "cn01"): 1, ("nodes", "node_state_changed", "cn03"): 1,
         ("nodes", "node_resource_change", "cn01"): 1,
         ("notifications", "notification", "node_drained"): 1,

@@ -167,3 +167,36 @@ async def test_once_runs_diff_against_the_previous_run():
     await second.run_once()
     assert second_sink.events("jobs") == [("jobs", "job_state_changed", "101")]
     assert second_sink.events("alerts") == []  # still active, already told
+
+
+@pytest.fixture
+def private_jobs(settings):
+    settings.HUB = {**settings.HUB, "PRIVATE_JOBS": True}
+
+
+def _as(username: str, staff: bool = False) -> APIClient:
+    api = APIClient()
+    api.force_authenticate(get_user_model().objects.create_user(username, is_staff=staff))
+    return api
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("", ["101", "105", "107"]),
+    ("?user=alice", ["101", "105", "107"]),
+    ("?user=bob", []),  # the filter narrows, never widens
+    ("?state=COMPLETED", ["107"]),
+])
+def test_private_jobs_a_user_sees_only_their_own(private_jobs, query, expected):
+    saved_everything()
+    body = _as("alice").get("/api/cluster/jobs" + query).json()
+    assert [j["job_id"] for j in body["results"]] == expected and body["count"] == len(expected)
+
+
+def test_private_jobs_staff_see_every_job(private_jobs):
+    saved_everything()
+    assert _as("root", staff=True).get("/api/cluster/jobs").json()["count"] == 7
+
+
+def test_private_jobs_off_everyone_sees_every_job(client):
+    saved_everything()
+    assert client.get("/api/cluster/jobs").json()["count"] == 7

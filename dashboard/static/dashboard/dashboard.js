@@ -204,9 +204,11 @@ const feeds = {
       store.notifications = next;
     },
     applyEvent(msg) {
+      // The hub sends only what this user may see: their own on user:<name>, cluster-wide
+      // ones on `notifications` (nothing to filter here).
       if (msg.type !== "notification") return;
       const n = M.normNotification(msg.data);
-      if (!n || (n.user && n.user !== config.user)) return;
+      if (!n) return;
       const known = store.notifications.get(String(n.id));
       if (!known) pendingFlash.add(`n:${n.id}`);
       // An event never turns a notification read on this page back to unread.
@@ -236,14 +238,10 @@ const feeds = {
   }),
 };
 
-const CHANNEL_FEEDS = {
-  jobs: "jobs",
-  nodes: "nodes",
-  metrics: "metrics",
-  notifications: "notifications",
-  alerts: "alerts",
-  [`user:${config.user}`]: "notifications",
-};
+// channel -> feeds, and feed -> channels (with HUB_PRIVATE_JOBS a user's jobs come on user:<name>).
+const PLAN = M.channelPlan(config);
+const FEED_CHANNELS = M.feedChannels(PLAN);
+const subscribedChannels = new Set();
 
 // --- metrics history ---------------------------------------------------------------------
 
@@ -597,6 +595,8 @@ function renderNotifications() {
     if (!item) { item = notificationItem(n); notificationItems.set(id, item); }
     item.li.dataset.read = String(n.read);
     item.li.dataset.severity = n.severity;
+    item.li.dataset.scope = M.isClusterWide(n) ? "cluster" : "user";
+    item.li.title = M.isClusterWide(n) ? "For everyone on the cluster" : "";
     item.li.classList.toggle("unread", !n.read);
     setText(item.title, n.title);
     setText(item.message, n.message);
@@ -716,16 +716,19 @@ hub.on("auth_failed", () => {
   toast("Your session has ended. Sign in again to continue.", "error");
 });
 hub.on("subscribed", ({ channel, initial }) => {
-  // Load a feed's snapshot once its events flow, so none falls between the two; a snapshot
-  // taken earlier (the hub was slow to answer) is taken again.
-  const feed = feeds[CHANNEL_FEEDS[channel]];
-  if (!feed || !initial || feed.live) return;
-  feed.live = true;
-  feed.reload();
+  // Load a feed's snapshot once its events flow (on every channel that serves it), so none
+  // falls between the two; a snapshot taken earlier (the hub was slow) is taken again.
+  if (!initial) return;
+  subscribedChannels.add(channel);
+  for (const name of PLAN[channel] || []) {
+    const feed = feeds[name];
+    if (!feed || feed.live || !FEED_CHANNELS[name].every((c) => subscribedChannels.has(c))) continue;
+    feed.live = true;
+    feed.reload();
+  }
 });
 hub.on("reset", ({ channel }) => {
-  const feed = feeds[CHANNEL_FEEDS[channel]];
-  if (feed) feed.reload();
+  for (const name of PLAN[channel] || []) if (feeds[name]) feeds[name].reload();
 });
 hub.on("recovered", ({ recovered, missed }) => {
   if (recovered && missed) toast(`Caught up on ${missed} missed update${missed > 1 ? "s" : ""}`, "ok");
@@ -734,11 +737,10 @@ hub.on("error", (frame) => {
   if (frame.code && frame.code !== "not_authenticated") console.warn("hub error", frame);
 });
 
-for (const [channel, feedName] of Object.entries(CHANNEL_FEEDS)) {
-  if (channel === "alerts" && !config.isStaff) continue;
+for (const channel of Object.keys(PLAN)) {
   hub.subscribe(channel, (msg) => {
-    if (channel.startsWith("user:") && msg.type !== "notification") return; // jobs come on `jobs`
-    feeds[feedName].handle(msg);
+    const name = M.feedFor(PLAN, channel, msg);
+    if (name) feeds[name].handle(msg);
   });
 }
 

@@ -360,6 +360,55 @@ export function sortNotifications(list) {
     || String(b.id).localeCompare(String(a.id), undefined, { numeric: true }));
 }
 
+/** A cluster-wide notification (a node down, maintenance): it has an id but no user. */
+export function isClusterWide(n) {
+  return Boolean(n) && !n.local && n.user === undefined;
+}
+
+// --- channels: which the page follows, and which feed each message goes to ----------------
+
+export const JOB_EVENTS = new Set(["job_submitted", "job_state_changed", "job_removed"]);
+
+/**
+ * channel -> the feeds it serves, for this page (PROTOCOL.md section 4). `notifications`
+ * carries cluster-wide notifications only; the user's own come on `user:<name>`, and so do
+ * their jobs' events when jobs are private (HUB_PRIVATE_JOBS) and the user is not staff (then
+ * `jobs` is staff-only and not subscribed). Alerts are for staff.
+ */
+export function channelPlan({ user, isStaff = false, privateJobs = false }) {
+  const own = `user:${user}`;
+  const jobsOnOwn = Boolean(privateJobs) && !isStaff;
+  const plan = {};
+  if (!jobsOnOwn) plan.jobs = ["jobs"];
+  plan.nodes = ["nodes"];
+  plan.metrics = ["metrics"];
+  plan.notifications = ["notifications"];
+  if (isStaff) plan.alerts = ["alerts"];
+  plan[own] = jobsOnOwn ? ["notifications", "jobs"] : ["notifications"];
+  return plan;
+}
+
+/** feed -> the channels that serve it (a feed is live once all of them are subscribed). */
+export function feedChannels(plan) {
+  const out = {};
+  for (const [channel, feeds] of Object.entries(plan)) for (const feed of feeds) (out[feed] ||= []).push(channel);
+  return out;
+}
+
+/**
+ * The feed a message on `channel` belongs to, or null. On a `user:` channel the event type
+ * decides (a notification, or a job event when the plan takes jobs from there); anything
+ * else on it is ignored (jobs then come on `jobs`).
+ */
+export function feedFor(plan, channel, msg) {
+  const feeds = plan[channel] || [];
+  if (feeds.length <= 1 && !channel.startsWith("user:")) return feeds[0] ?? null;
+  const type = msg && msg.type;
+  if (type === "notification") return feeds.includes("notifications") ? "notifications" : null;
+  if (JOB_EVENTS.has(type)) return feeds.includes("jobs") ? "jobs" : null;
+  return null;
+}
+
 // --- alerts ------------------------------------------------------------------------------
 
 /** "cluster_cpu_high" -> "Cluster cpu high" */

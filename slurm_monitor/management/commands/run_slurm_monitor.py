@@ -9,6 +9,7 @@ import dataclasses
 
 from django.core.management.base import BaseCommand, CommandError
 
+from slurm_monitor.account import ServiceAccountError
 from slurm_monitor.conf import SINK_CHOICES, ConfigError, check_hub_url, check_interval, load_config
 from slurm_monitor.service import RunOptions, serve
 
@@ -49,4 +50,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         run = RunOptions(config=config, once=options["once"], mock=options["mock"],
                          fallback_mock=options["fallback_mock"], seed=options["seed"])
-        asyncio.run(serve(run))
+        try:
+            asyncio.run(serve(run))
+        except ServiceAccountError as exc:
+            raise CommandError(str(exc)) from None
