@@ -35,6 +35,8 @@ async def simulate(seconds: int, step: int = 5, seed: int = 7):
             seen[p.event] += 1
             if "state" in p.data:
                 seen[("job:" if p.channel == "jobs" else "node:") + p.data["state"]] += 1
+            for flag in p.data.get("state_flags", ()):
+                seen["flag:" + flag] += 1
         for n in job_changes.notifications + node_changes.notifications:
             seen["note:" + n.type] += 1
         jobs, nodes = current_jobs, current_nodes
@@ -44,7 +46,7 @@ async def simulate(seconds: int, step: int = 5, seed: int = 7):
 async def test_two_simulated_hours_cover_every_state():
     seen, cluster, collector = await simulate(2 * 3600, step=10)
     for key in ("job_submitted", "job_state_changed", "job_removed", "node_state_changed",
-                "node_resource_change", "job:PENDING", "job:RUNNING", "job:COMPLETING",
+                "node_resource_change", "job:PENDING", "job:RUNNING", "flag:COMPLETING",
                 "job:COMPLETED", "job:FAILED", "job:CANCELLED", "job:TIMEOUT",
                 "node:DRAINED", "node:DRAINING", "node:DOWN", "node:IDLE", "node:MIXED",
                 "note:job_completed", "note:job_failed", "note:job_cancelled", "note:job_timeout",
