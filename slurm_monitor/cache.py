@@ -8,7 +8,8 @@ them; a record whose fingerprint is unchanged is reused as the very same object,
 ``priority``, ``last_sched_evaluation``, ...) change every poll and would defeat a whole-record
 comparison; they are not part of the fingerprint.
 
-The fingerprint is ``hash()`` of the fields' values frozen into tuples: an int per record, not
+The fingerprint (injectable: the collector passes a faster one built on orjson, which this
+pure module may not import) is ``hash()`` of the fields' values frozen into tuples: an int per record, not
 a copy of the raw values (those would keep ~1 KB per job alive). Two different values of the
 same job's fields hashing equal is a 64-bit collision (~1e-19 per changed record); accepted.
 """
@@ -42,8 +43,14 @@ def _freeze(value: Any) -> Hashable:
 
 def fingerprint(record: Mapping[str, Any], fields: tuple[str, ...]) -> int:
     """A hash of ``record``'s values for ``fields`` (missing fields count as None)."""
-    get = record.get
-    return hash(tuple([_freeze(v) if type(v) in _CONTAINERS else v for v in map(get, fields)]))
+    values = tuple(map(record.get, fields))
+    try:
+        return hash(values)  # 22.05: plain values only
+    except TypeError:  # number objects, lists: freeze them
+        return hash(tuple([_freeze(v) if type(v) in _CONTAINERS else v for v in values]))
+
+
+Fingerprint = Callable[[Mapping[str, Any], tuple[str, ...]], int]
 
 
 class RecordCache(Generic[T]):
@@ -52,8 +59,9 @@ class RecordCache(Generic[T]):
     Records absent from a poll are forgotten; a parse error leaves the cache as it was."""
 
     def __init__(self, parse: Callable[[Mapping[str, Any]], T], fields: tuple[str, ...],
-                 key: Callable[[Mapping[str, Any]], Any]) -> None:
+                 key: Callable[[Mapping[str, Any]], Any], fingerprint: Fingerprint = fingerprint) -> None:
         self.parse = parse
+        self.fingerprint = fingerprint
         self.fields = fields
         self.key = key
         self.rebuilt = 0
@@ -61,9 +69,9 @@ class RecordCache(Generic[T]):
 
     def build(self, records: Iterable[Mapping[str, Any]]) -> list[T]:
         entries, fresh, out, rebuilt = self._entries, {}, [], 0
-        parse, fields, key_of = self.parse, self.fields, self.key
+        parse, fields, key_of, fingerprint_of = self.parse, self.fields, self.key, self.fingerprint
         for record in records:
-            print_ = fingerprint(record, fields)
+            print_ = fingerprint_of(record, fields)
             key = key_of(record)
             if type(key) in _CONTAINERS:
                 key = _freeze(key)
@@ -82,8 +90,9 @@ class RecordCache(Generic[T]):
 class JobParser:
     """``parse(raw)``: ``snapshot.parse_jobs`` with a memory of the previous poll."""
 
-    def __init__(self) -> None:
-        self.cache: RecordCache[Job] = RecordCache(parse_job, JOB_FIELDS, lambda r: r.get("job_id"))
+    def __init__(self, fingerprint: Fingerprint = fingerprint) -> None:
+        self.cache: RecordCache[Job] = RecordCache(parse_job, JOB_FIELDS, lambda r: r.get("job_id"),
+                                                   fingerprint)
 
     def parse(self, raw: str | bytes | Mapping[str, Any]) -> dict[str, Job]:
         return {job.job_id: job for job in self.cache.build(load_document(raw, "jobs"))}
@@ -92,9 +101,9 @@ class JobParser:
 class NodeParser:
     """``parse(raw)``: ``snapshot.parse_nodes`` with a memory of the previous poll."""
 
-    def __init__(self) -> None:
+    def __init__(self, fingerprint: Fingerprint = fingerprint) -> None:
         self.cache: RecordCache[Node] = RecordCache(
-            parse_node, NODE_FIELDS, lambda r: r.get("name") or r.get("hostname"))
+            parse_node, NODE_FIELDS, lambda r: r.get("name") or r.get("hostname"), fingerprint)
 
     def parse(self, raw: str | bytes | Mapping[str, Any]) -> dict[str, Node]:
         records = load_document(raw, "nodes")
