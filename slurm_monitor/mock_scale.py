@@ -150,8 +150,13 @@ class ScaleCluster:
             job.array_job_id = job.job_id
             job.pending_tasks = list(range(rng.choice((10, 50, 100))))
         self._touch(job)
-        if initial and rng.random() < 0.6:
+        if initial and rng.random() < 0.7:  # start at every stage of a job's life
             self._start(job)
+            if job.state == "RUNNING" and rng.random() < 0.4:
+                self._end(job)
+                if rng.random() < 0.66:
+                    job.completing = False
+                    self._touch(job)
 
     def _place(self, job: SimJob) -> int | None:
         candidates = self.by_partition[job.partition]
