@@ -7,6 +7,7 @@ own. Reported per size: the first poll (cold), the next poll (1 % churn), the di
 
     python bench/slurm_parse.py                     # 1,000 / 10,000 / 100,000 jobs
     python bench/slurm_parse.py --sizes 1000,50000
+    python bench/slurm_parse.py --scale 10000x100000   # the simulated cluster, 1 % churn per poll
 
 Run it from a checkout's root: it imports that checkout's ``slurm_monitor`` (so the same
 script measures an older revision: ``cd /old/checkout && python /path/to/bench/slurm_parse.py``).
@@ -93,11 +94,65 @@ def measure(n: int) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
 
 
+def measure_scale(size: str, polls: int = 4) -> None:
+    """Polls of ``mock_scale.ScaleCluster`` through the collector: the monitor's CPU per poll
+    (parse + diff), the simulator's own time left out."""
+    import asyncio
+
+    sys.path.insert(0, os.getcwd())
+    from slurm_monitor.collector import SlurmCollector
+    from slurm_monitor.conf import check_mock_size
+    from slurm_monitor.diff import diff_jobs, diff_nodes
+    from slurm_monitor.mock_scale import ScaleCluster
+
+    nodes, jobs = check_mock_size("--scale", size)
+    started = time.process_time()
+    cluster = ScaleCluster(nodes, jobs, seed=1)
+    print(f"simulator built in {time.process_time() - started:.1f} CPU s")
+    simulator = {"cpu": 0.0}
+
+    async def runner(argv, timeout):
+        begun = time.process_time()
+        try:
+            return await cluster.run(argv, timeout)
+        finally:
+            simulator["cpu"] += time.process_time() - begun
+
+    async def run() -> None:
+        collector = SlurmCollector(runner=runner)
+        previous_jobs = previous_nodes = None
+        marks: dict = {}
+        print(f"{'poll':>4} {'jobs':>7} {'MB':>4} {'rebuilt':>7} {'events':>6} {'jobs CPU s':>10} "
+              f"{'nodes CPU s':>11} {'peak RSS MB':>11}")
+        for poll in range(polls):
+            simulator["cpu"] = 0.0
+            begun = time.process_time()
+            current = await collector.collect_jobs()
+            changes = diff_jobs(previous_jobs, current)
+            jobs_cpu = time.process_time() - begun - simulator["cpu"]
+            simulator["cpu"] = 0.0
+            begun = time.process_time()
+            current_nodes = await collector.collect_nodes()
+            _, marks = diff_nodes(previous_nodes, current_nodes, marks)
+            nodes_cpu = time.process_time() - begun - simulator["cpu"]
+            size_mb = len(cluster.squeue_json()) / 1e6 if poll == 0 else size_mb
+            print(f"{poll:>4} {len(current):>7} {size_mb:>4.0f} {collector.job_parser.cache.rebuilt:>7} "
+                  f"{len(changes.publications):>6} {jobs_cpu:>10.2f} {nodes_cpu:>11.2f} "
+                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024:>11}")
+            previous_jobs, previous_nodes = current, current_nodes
+
+    asyncio.run(run())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--scale", metavar="NODESxJOBS", help="poll the simulated cluster instead")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.scale:
+        measure_scale(args.scale)
+        return
     if args.one:
         print(json.dumps(measure(args.one)))
         return

@@ -173,6 +173,18 @@ def unwrap_int(value: Any) -> int | None:
     return int(number) if number is not None else None
 
 
+def unwrap_id(value: Any) -> int | None:
+    """A UINT32 id (job, array job, array task): only the 32-bit NO_VAL/INFINITE mean unset.
+    ``unwrap_int`` would also drop 65534 (NO_VAL16), a perfectly good job id on a busy cluster."""
+    if isinstance(value, dict):
+        if not value.get("set", True) or value.get("infinite", False):
+            return None
+        value = value.get("number")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value >= 4294967294:
+        return None
+    return value
+
+
 def unwrap_time(value: Any) -> int | None:
     """A timestamp (plain or object); 0 means "not yet" in every release."""
     seconds = unwrap_int(value)
@@ -381,7 +393,7 @@ def parse_job(record: Mapping[str, Any]) -> Job:
     objects from 23.11; ``job_state`` JOB_STATE string to 23.02, a flag array from 23.11
     (``split_job_state``); ``exit_code`` see ``decode_exit_code``; ``state_reason`` the
     JOB_REASON string ("None" when there is none); ``array_task_string`` STRING everywhere."""
-    job_id = unwrap_int(record.get("job_id"))
+    job_id = unwrap_id(record.get("job_id"))
     if job_id is None:
         raise SnapshotError("a job record has no job_id")
     state, flags = split_job_state(record.get("job_state"))
@@ -392,10 +404,10 @@ def parse_job(record: Mapping[str, Any]) -> Job:
     reason = record.get("state_reason")
     user = record.get("user_name") or (str(record["user_id"]) if "user_id" in record else "")
     # "Job ID of job array, or 0 if N/A" (v0.0.41 description); 22.05 prints 0 too.
-    array_job_id = unwrap_int(record.get("array_job_id")) or None
+    array_job_id = unwrap_id(record.get("array_job_id")) or None
     # NO_VAL (null in 22.05, set: false later) on a non-array job and on the pending record
     # that still holds several tasks, whose ids are then in array_task_string.
-    array_task_id = unwrap_int(record.get("array_task_id")) if array_job_id else None
+    array_task_id = unwrap_id(record.get("array_task_id")) if array_job_id else None
     tasks = record.get("array_task_string") if array_job_id and array_task_id is None else None
     return Job(
         job_id=str(job_id),

@@ -235,6 +235,24 @@ def test_real_2205_array_lifecycle():
     assert done["6"].display_id == "3_3" and done["1"].array_job_id is None
 
 
+@pytest.mark.parametrize("job_id, expected", [
+    (65534, "65534"), (65535, "65535"), (4294967293, "4294967293"),
+    ({"set": True, "infinite": False, "number": 65534}, "65534"),
+])
+def test_job_ids_that_look_like_16_bit_sentinels_are_ids(job_id, expected):
+    # Found by the 100,000-job simulator: job 65534 was dropped as NO_VAL16, failing the poll.
+    record = {"job_id": job_id, "job_state": "RUNNING", "array_job_id": job_id, "array_task_id": 65534}
+    job = s.parse_job(record)
+    assert (job.job_id, job.display_id) == (expected, f"{expected}_65534")
+
+
+@pytest.mark.parametrize("job_id", [4294967294, 4294967295, -2, None, "7", True,
+                                    {"set": False, "infinite": False, "number": 0}])
+def test_unset_job_ids_are_rejected(job_id):
+    with pytest.raises(s.SnapshotError, match="no job_id"):
+        s.parse_job({"job_id": job_id})
+
+
 def test_a_job_loaded_back_from_json_equals_the_parsed_one():
     import dataclasses
 
