@@ -16,12 +16,9 @@ only place that knows it:
 - ``free_memory``/``free_mem`` and ``idle_cpus``/``alloc_idle_cpus`` were renamed;
 - Slurm's sentinels (NO_VAL, INFINITE, NO_VAL16, -2) mean "unknown" and become ``None``.
 
-Field by field, where each encoding comes from (SchedMD's sources, tag slurm-XX-YY-Z-1):
-22.05 ``src/plugins/openapi/v0.0.38/jobs.c`` ``dump_job_info()``; 23.02 to 25.11
-``src/plugins/data_parser/v0.0.39..v0.0.44/parsers.c``, ``PARSER_ARRAY(JOB_INFO)`` and the
-DUMP_FUNC of each type named there. The citations sit next to the code reading each field.
-``JobParser`` keeps the records of the previous poll and rebuilds only the jobs whose fields
-changed (``RecordCache``).
+Encodings come from SchedMD's sources (tags slurm-XX-YY-Z-1): 22.05 openapi/v0.0.38/jobs.c
+``dump_job_info()``, 23.02-25.11 data_parser/v0.0.39..v0.0.44/parsers.c ``PARSER_ARRAY(JOB_INFO)``;
+cited next to the code reading each field. ``cache.JobParser`` adds a memory of the last poll.
 
 Output is stable whatever the release. Output that is broken (not JSON, no record list, or a
 non-empty ``errors`` list, which is how ``squeue --json`` reports an unreachable controller
@@ -217,9 +214,8 @@ def normalise_job_state(value: Any) -> str:
 def decode_exit_code(value: Any) -> tuple[int | None, int | None]:
     """Any release's ``exit_code`` -> (exit code, signal). Unknown -> (None, None).
 
-    - 22.05 (v0.0.38 ``dump_job_info``: ``data_set_int(..., job->exit_code)``) and 23.02.0-3
-      (v0.0.39 ``add_parse(UINT32, exit_code, ...)``): the raw wait status, 768 = exit 3,
-      9 = killed by signal 9.
+    - 22.05 (v0.0.38 ``data_set_int(..., job->exit_code)``), 23.02.0-3 (v0.0.39 UINT32): the
+      raw wait status, 768 = exit 3, 9 = killed by signal 9.
     - 23.02.4 to 23.02.8 (v0.0.39 ``add_parse(UINT32_NO_VAL, exit_code, ...)``): the same raw
       status inside ``{"set", "infinite", "number"}``; NO_VAL (not finished) is ``set: false``.
     - 23.11 on (v0.0.40..v0.0.44 ``add_parse(PROCESS_EXIT_CODE, exit_code, ...)``; its DUMP_FUNC
