@@ -10,6 +10,7 @@
 | ``HUB_URL`` | http://127.0.0.1:8000 | the hub the ``http`` sink posts to |
 | ``SLURM_MONITOR_SERVICE_USER`` | slurm-monitor | the account the ``http`` sink authenticates as |
 | ``SLURM_MONITOR_BIN_DIR`` | (PATH) | directory holding squeue/sinfo/scontrol |
+| ``SLURM_MONITOR_MOCK_SIZE`` | (small) | ``--mock``'s cluster as NODESxJOBS, e.g. 10000x100000 (``mock_scale``); unset: the eight-node demo |
 
 Command-line options of ``run_slurm_monitor`` override these. A bad value raises
 ``ConfigError`` naming the variable.
@@ -18,6 +19,7 @@ Command-line options of ``run_slurm_monitor`` override these. A bad value raises
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import urlsplit
@@ -41,6 +43,7 @@ class MonitorConfig:
     hub_url: str = "http://127.0.0.1:8000"
     service_user: str = "slurm-monitor"
     bin_dir: str = ""
+    mock_size: tuple[int, int] | None = None  # (nodes, jobs) of the site-scale simulator
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
@@ -66,6 +69,20 @@ def check_hub_url(name: str, value: str) -> str:
     return value.rstrip("/")
 
 
+MAX_MOCK_NODES, MAX_MOCK_JOBS = 100_000, 2_000_000
+
+
+def check_mock_size(name: str, value: str) -> tuple[int, int]:
+    """"10000x100000" -> (10000, 100000)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
+    if not match:
+        raise ConfigError(f"{name} must be NODESxJOBS such as 10000x100000, got {value!r}")
+    nodes, jobs = int(match.group(1)), int(match.group(2))
+    if not 1 <= nodes <= MAX_MOCK_NODES or not 0 <= jobs <= MAX_MOCK_JOBS:
+        raise ConfigError(f"{name} must have 1-{MAX_MOCK_NODES} nodes and 0-{MAX_MOCK_JOBS} jobs, got {value!r}")
+    return nodes, jobs
+
+
 def load_config(env: Mapping[str, str] | None = None) -> MonitorConfig:
     env = os.environ if env is None else env
     user = env.get("SLURM_MONITOR_SERVICE_USER", "").strip() or "slurm-monitor"
@@ -83,4 +100,6 @@ def load_config(env: Mapping[str, str] | None = None) -> MonitorConfig:
         hub_url=check_hub_url("HUB_URL", env.get("HUB_URL", "").strip() or "http://127.0.0.1:8000"),
         service_user=user,
         bin_dir=bin_dir,
+        mock_size=check_mock_size("SLURM_MONITOR_MOCK_SIZE", env["SLURM_MONITOR_MOCK_SIZE"])
+        if env.get("SLURM_MONITOR_MOCK_SIZE", "").strip() else None,
     )

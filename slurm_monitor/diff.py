@@ -4,8 +4,10 @@ Rules:
 - ``previous is None`` is the first poll (the baseline): nothing is sent.
 - A job seen for the first time gives ``job_submitted`` carrying its current state (a job can
   start, or even finish, between two polls); if that state is final, its notification too.
-- A job whose state changed gives ``job_state_changed`` (with ``previous_state``); reaching a
-  final state (COMPLETED, FAILED, CANCELLED, TIMEOUT, ...) also gives its notification.
+- A job whose (base) state changed gives ``job_state_changed`` (with ``previous_state``);
+  reaching a final state (COMPLETED, FAILED, CANCELLED, TIMEOUT, ...) also gives its
+  notification, even while Slurm still flags the job COMPLETING (23.11 on). A change of flags
+  alone (COMPLETING cleared, CONFIGURING done) sends nothing; the flags ride on the events.
 - A job no longer listed gives ``job_removed`` only: Slurm purged it, which says nothing about
   how it ended, so no notification.
 - Nodes: ``node_added`` / ``node_removed`` / ``node_state_changed``; DOWN or DRAIN give a
@@ -59,12 +61,21 @@ def _job_order(job_id: str) -> tuple[int, str]:
 
 
 def diff_jobs(previous: Mapping[str, Job] | None, current: Mapping[str, Job]) -> Changes:
+    """Events in job-id order. ``state`` is the base state, so a job whose list reads
+    ``[CANCELLED, COMPLETING]`` has ended: its terminal event and notification go now, and a
+    later ``[CANCELLED]`` (only a flag cleared) sends nothing; a purge while still completing
+    sends ``job_removed`` only. Cost: set operations on the ids, an identity test per job
+    (``JobParser`` hands back the very same record when a job's fields did not change), then
+    work only for the jobs that changed."""
     if previous is None:
         return Changes()
+    get = previous.get
+    touched = [job_id for job_id, job in current.items() if get(job_id) is not job]
+    touched += previous.keys() - current.keys()
     publications: list[Publication] = []
     notifications: list[Notification] = []
-    for job_id in sorted(set(previous) | set(current), key=_job_order):
-        before, after = previous.get(job_id), current.get(job_id)
+    for job_id in sorted(touched, key=_job_order):
+        before, after = get(job_id), current.get(job_id)
         if after is None:
             publications.append(build_job_removed(before))
             continue

@@ -68,7 +68,14 @@ def job_fields(job: Job) -> dict[str, Any]:
         "time_limit_minutes": job.time_limit_minutes,
         "exit_code": job.exit_code,
         "signal": job.signal,
+        **_job_extras(job),
     }
+
+
+def _job_extras(job: Job) -> dict[str, Any]:
+    """Flags next to the base state, and where the job sits in an array (display_id: "10_1")."""
+    return {"state_flags": list(job.state_flags), "display_id": job.display_id,
+            "array_job_id": job.array_job_id, "array_task_id": job.array_task_id}
 
 
 def build_job_submitted(job: Job) -> Publication:
@@ -89,6 +96,7 @@ def build_job_state_changed(previous: Job, job: Job) -> Publication:
         "end_time": iso(job.end_time),
         "exit_code": job.exit_code,
         "signal": job.signal,
+        **_job_extras(job),
     }
     return Publication(JOBS, "job_state_changed", data, user=job.user)
 
@@ -96,7 +104,7 @@ def build_job_state_changed(previous: Job, job: Job) -> Publication:
 def build_job_removed(job: Job) -> Publication:
     """The job left squeue's list (Slurm purged it): ``state`` is the last one seen."""
     data = {"job_id": job.job_id, "name": job.name, "user": job.user,
-            "partition": job.partition, "state": job.state}
+            "partition": job.partition, "state": job.state, **_job_extras(job)}
     return Publication(JOBS, "job_removed", data, user=job.user)
 
 

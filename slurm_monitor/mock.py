@@ -1,6 +1,7 @@
 """A simulated cluster for ``run_slurm_monitor --mock``: demos and tests with no Slurm.
 
-``MockCluster.run`` answers the same commands the collector runs (``scontrol --version``,
+``build_mock_cluster`` picks this small cluster, or ``mock_scale.ScaleCluster`` for a size
+(``--mock-size 10000x100000``). ``MockCluster.run`` answers the same commands the collector runs (``scontrol --version``,
 ``squeue --all --json``, ``scontrol show nodes --json``) with JSON in Slurm 25.11's shape, so
 the simulated data goes through the same parsing, diff and publishing as a real cluster's.
 
@@ -65,6 +66,15 @@ class MockJob:
     signal: int = 0
     reason: str = "Priority"
     final_state: str = ""
+
+
+def build_mock_cluster(seed: int | None = None, size: tuple[int, int] | None = None) -> Any:
+    """The simulated cluster for ``--mock``: the eight-node one, or (nodes, jobs) at site scale."""
+    if size is None:
+        return MockCluster(seed=seed)
+    from slurm_monitor.mock_scale import ScaleCluster
+
+    return ScaleCluster(size[0], size[1], seed=seed)
 
 
 def default_nodes() -> list[MockNode]:
@@ -259,6 +269,7 @@ class MockCluster:
             "tres_req_str": tres, "tres_alloc_str": tres if job.node else "",
             "submit_time": _num(job.submit_time), "start_time": _num(job.start_time or 0),
             "end_time": _num(job.end_time or 0), "time_limit": _num(job.time_limit_minutes),
+            "array_job_id": _num(0), "array_task_id": _num(None), "array_task_string": "",
             "exit_code": {"status": [status], "return_code": _num(job.exit_code if finished else None),
                           "signal": {"id": _num(job.signal or None), "name": "TERM" if job.signal else ""}},
         }

@@ -37,9 +37,9 @@ def slurm_installed(bin_dir: str = "") -> bool:
 
 
 def mock_collector(options: RunOptions) -> tuple[SlurmCollector, str]:
-    from slurm_monitor.mock import MockCluster
+    from slurm_monitor.mock import build_mock_cluster
 
-    cluster = MockCluster(seed=options.seed)
+    cluster = build_mock_cluster(options.seed, options.config.mock_size)
     return SlurmCollector(runner=cluster.run, timeout=options.config.command_timeout), "mock"
 
 

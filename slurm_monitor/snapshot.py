@@ -5,11 +5,20 @@ Input: the decoded output of ``squeue --json``, ``sinfo --json`` (22.05) or
 only place that knows it:
 
 - numbers are plain or ``{"set", "infinite", "number"}``; timestamps too;
-- ``job_state`` is a string (22.05, 23.02) or a list with the base state first;
-- ``exit_code`` is a raw wait status (exit 3 -> 768) or ``{"status", "return_code", "signal"}``;
+- ``job_state`` is a string (22.05, 23.02: a flag such as COMPLETING hides the base state) or
+  a list with the base state first, then flags (23.11 on): ``Job.state`` is the base state,
+  ``Job.state_flags`` the flags;
+- ``exit_code`` is a raw wait status (exit 3 -> 768), the same wrapped in a number object
+  (23.02.4 on) or ``{"status", "return_code", "signal"}`` (23.11 on);
+- array tasks carry ``array_job_id``/``array_task_id``; a pending array's still-unsplit tasks
+  are one record whose ``array_task_string`` lists them ("3-4");
 - node ``state`` is lower-case with ``state_flags`` (22.05) or an upper-case list;
 - ``free_memory``/``free_mem`` and ``idle_cpus``/``alloc_idle_cpus`` were renamed;
 - Slurm's sentinels (NO_VAL, INFINITE, NO_VAL16, -2) mean "unknown" and become ``None``.
+
+Encodings come from SchedMD's sources (tags slurm-XX-YY-Z-1): 22.05 openapi/v0.0.38/jobs.c
+``dump_job_info()``, 23.02-25.11 data_parser/v0.0.39..v0.0.44/parsers.c ``PARSER_ARRAY(JOB_INFO)``;
+cited next to the code reading each field. ``cache.JobParser`` adds a memory of the last poll.
 
 Output is stable whatever the release. Output that is broken (not JSON, no record list, or a
 non-empty ``errors`` list, which is how ``squeue --json`` reports an unreachable controller
@@ -42,7 +51,20 @@ class SnapshotError(ValueError):
     """The command's output cannot be trusted as a full picture of the cluster."""
 
 
-@dataclass(frozen=True)
+# job_state_string() (src/common/slurm_protocol_defs.c, 22.05 and 23.02) prints a flag instead
+# of the base state when one is set, in this order; v0.0.40+ print the base state then these flags
+# (PARSER_FLAG_ARRAY(JOB_STATE): add_flag_eq(..., JOB_STATE_BASE, ...) then add_flag(...)).
+JOB_STATE_FLAGS: frozenset[str] = frozenset({
+    "COMPLETING", "STAGE_OUT", "CONFIGURING", "RESIZING", "REQUEUED", "REQUEUE_FED",
+    "REQUEUE_HOLD", "SPECIAL_EXIT", "STOPPED", "REVOKED", "RESV_DEL_HOLD", "SIGNALING",
+    "LAUNCH_FAILED", "UPDATE_DB", "RECONFIG_FAIL", "POWER_UP_NODE",
+})
+# A flag-only string whose base state is certain: slurmctld sets CONFIGURING only on a job it
+# has just made RUNNING (select_nodes()), so 22.05's "CONFIGURING" is RUNNING + CONFIGURING.
+_BASE_OF_FLAG_STRING = {"CONFIGURING": "RUNNING"}
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     job_id: str
     name: str
@@ -60,7 +82,31 @@ class Job:
     end_time: int | None  # only once the job has finished
     time_limit_minutes: int | None  # None: unlimited or unknown
     exit_code: int | None  # the process's own exit code (768 -> 3); only once finished
-    signal: int | None  # the signal that ended it, if any
+    signal: int | None  # the signal that ended it, if any (the job's exit signal)
+    # Flags after the base state (23.11 on), e.g. ("COMPLETING",). 22.05/23.02 print a flag in
+    # place of the base state: then ``state`` is that flag (the base is unknown) and it is here too.
+    state_flags: tuple[str, ...] = ()
+    array_job_id: str | None = None  # the array's id ("10" of 10_1); None: not an array job
+    array_task_id: int | None = None  # None for a pending record that stands for several tasks
+    array_tasks: str | None = None  # those tasks, as Slurm lists them ("3-4", "5-99%4")
+
+    def __post_init__(self) -> None:
+        if type(self.state_flags) is not tuple:  # a record loaded back from JSON has a list
+            object.__setattr__(self, "state_flags", tuple(self.state_flags))
+
+    @property
+    def display_id(self) -> str:
+        """The id ``sbatch``/``squeue`` print: "10_1" for an array task, "10_[3-4]" for its
+        pending tasks, the job id otherwise."""
+        if self.array_job_id is None:
+            return self.job_id
+        if self.array_task_id is not None:
+            return f"{self.array_job_id}_{self.array_task_id}"
+        return f"{self.array_job_id}_[{self.array_tasks or ''}]"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL_JOB_STATES
 
 
 @dataclass(frozen=True)
@@ -124,35 +170,75 @@ def unwrap_int(value: Any) -> int | None:
     return int(number) if number is not None else None
 
 
+def unwrap_id(value: Any) -> int | None:
+    """A UINT32 id (job, array job, array task): only the 32-bit NO_VAL/INFINITE mean unset.
+    ``unwrap_int`` would also drop 65534 (NO_VAL16), a perfectly good job id on a busy cluster."""
+    if isinstance(value, dict):
+        if not value.get("set", True) or value.get("infinite", False):
+            return None
+        value = value.get("number")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value >= 4294967294:
+        return None
+    return value
+
+
 def unwrap_time(value: Any) -> int | None:
     """A timestamp (plain or object); 0 means "not yet" in every release."""
     seconds = unwrap_int(value)
     return seconds if seconds and seconds > 0 else None
 
 
-def normalise_job_state(value: Any) -> str:
-    """``"RUNNING"`` or ``["RUNNING", "COMPLETING"]`` -> one upper-case state.
+def split_job_state(value: Any) -> tuple[str, tuple[str, ...]]:
+    """``job_state`` -> (base state, flags), upper case.
 
-    A job with the COMPLETING flag is reported as COMPLETING in every release (22.05's
-    ``job_state_string`` does the same), so a cancelled job reads RUNNING -> COMPLETING ->
-    CANCELLED whatever the version."""
+    v0.0.40+ (23.11 on): ``["CANCELLED", "COMPLETING"]`` -> ("CANCELLED", ("COMPLETING",)): the
+    base state says how the job ended while Slurm still runs its epilog. 22.05/23.02 print one
+    string, a flag when one is set (``job_state_string()``): "COMPLETING" -> ("COMPLETING",
+    ("COMPLETING",)), the base state being unknown; "CONFIGURING" -> ("RUNNING", ("CONFIGURING",))."""
     if isinstance(value, str):
-        return value.strip().upper() or "UNKNOWN"
+        name = value.strip().upper()
+        if name in JOB_STATE_FLAGS:
+            return _BASE_OF_FLAG_STRING.get(name, name), (name,)
+        return name or "UNKNOWN", ()
     if isinstance(value, (list, tuple)) and value:
         names = [str(v).upper() for v in value]
-        return "COMPLETING" if "COMPLETING" in names[1:] else names[0]
-    return "UNKNOWN"
+        return names[0], tuple(names[1:])
+    return "UNKNOWN", ()
+
+
+def normalise_job_state(value: Any) -> str:
+    """The base state alone (see ``split_job_state``)."""
+    return split_job_state(value)[0]
 
 
 def decode_exit_code(value: Any) -> tuple[int | None, int | None]:
-    """Raw wait status or the verbose object -> (exit code, signal). Unknown -> (None, None)."""
-    if isinstance(value, dict):
+    """Any release's ``exit_code`` -> (exit code, signal). Unknown -> (None, None).
+
+    - 22.05 (v0.0.38 ``data_set_int(..., job->exit_code)``), 23.02.0-3 (v0.0.39 UINT32): the
+      raw wait status, 768 = exit 3, 9 = killed by signal 9.
+    - 23.02.4 to 23.02.8 (v0.0.39 ``add_parse(UINT32_NO_VAL, exit_code, ...)``): the same raw
+      status inside ``{"set", "infinite", "number"}``; NO_VAL (not finished) is ``set: false``.
+    - 23.11 on (v0.0.40..v0.0.44 ``add_parse(PROCESS_EXIT_CODE, exit_code, ...)``; its DUMP_FUNC
+      fills PROCESS_EXIT_CODE_VERBOSE): ``{"status": [...], "return_code": <UINT32_NO_VAL>,
+      "signal": {"id": <UINT16_NO_VAL>, "name": <SIGNAL>}}``. WIFEXITED: status SUCCESS/ERROR
+      and return_code set; WIFSIGNALED: status SIGNALED, signal.id set, return_code NO_VAL;
+      NO_VAL: status PENDING.
+
+    A signalled job's exit code is 0 in every release (as ``sacct`` prints 0:9), so records are
+    the same whatever the release."""
+    if isinstance(value, dict) and ("return_code" in value or "status" in value or "signal" in value):
+        status = value.get("status")
+        statuses = {status} if isinstance(status, str) else set(status) if isinstance(status, list) else set()
+        if statuses & {"PENDING", "INVALID"}:
+            return None, None
         code = unwrap_int(value.get("return_code"))
         signal_obj = value.get("signal")
         signal = None
         if isinstance(signal_obj, dict):
             signal = unwrap_int(signal_obj.get("id", signal_obj.get("signal_id")))
-        return code, (signal or None)
+        if signal:
+            return (code if code is not None else 0), signal
+        return code, None
     status = unwrap_int(value)
     if status is None or status < 0:
         return None, None
@@ -292,17 +378,33 @@ def load_document(raw: str | bytes | Mapping[str, Any], key: str) -> list[dict[s
 
 
 def parse_job(record: Mapping[str, Any]) -> Job:
-    """One squeue job record (any release) -> Job. Raises SnapshotError without a job id."""
-    job_id = unwrap_int(record.get("job_id"))
+    """One squeue job record (any release) -> Job. Raises SnapshotError without a job id.
+
+    Encodings, per field (22.05: v0.0.38 ``dump_job_info``; 23.02+: v0.0.39..v0.0.44
+    ``PARSER_ARRAY(JOB_INFO)``), all handled by ``unwrap_*``:
+    ``job_id`` plain int in every release (``add_parse(UINT32, job_id, ...)``; 25.11:
+    ``step_id.job_id``); ``cpus``, ``node_count``, ``time_limit``, ``array_job_id``,
+    ``array_task_id`` plain or null in 22.05, UINT32_NO_VAL objects from 23.02;
+    ``submit_time``/``start_time``/``end_time`` plain (UINT64) to 23.02, TIMESTAMP_NO_VAL
+    objects from 23.11; ``job_state`` JOB_STATE string to 23.02, a flag array from 23.11
+    (``split_job_state``); ``exit_code`` see ``decode_exit_code``; ``state_reason`` the
+    JOB_REASON string ("None" when there is none); ``array_task_string`` STRING everywhere."""
+    job_id = unwrap_id(record.get("job_id"))
     if job_id is None:
         raise SnapshotError("a job record has no job_id")
-    state = normalise_job_state(record.get("job_state"))
+    state, flags = split_job_state(record.get("job_state"))
     finished = state in TERMINAL_JOB_STATES
     allocated = parse_tres(record.get("tres_alloc_str"))
     requested = parse_tres(record.get("tres_req_str"))
     exit_code, signal = decode_exit_code(record.get("exit_code")) if finished else (None, None)
     reason = record.get("state_reason")
     user = record.get("user_name") or (str(record["user_id"]) if "user_id" in record else "")
+    # "Job ID of job array, or 0 if N/A" (v0.0.41 description); 22.05 prints 0 too.
+    array_job_id = unwrap_id(record.get("array_job_id")) or None
+    # NO_VAL (null in 22.05, set: false later) on a non-array job and on the pending record
+    # that still holds several tasks, whose ids are then in array_task_string.
+    array_task_id = unwrap_id(record.get("array_task_id")) if array_job_id else None
+    tasks = record.get("array_task_string") if array_job_id and array_task_id is None else None
     return Job(
         job_id=str(job_id),
         name=str(record.get("name") or ""),
@@ -317,11 +419,29 @@ def parse_job(record: Mapping[str, Any]) -> Job:
         memory_mb=parse_memory_mb(allocated.get("mem") or requested.get("mem")),
         submit_time=unwrap_time(record.get("submit_time")),
         start_time=unwrap_time(record.get("start_time")),
+        # end_time is the projected end while a job runs ("End time, real or expected").
         end_time=unwrap_time(record.get("end_time")) if finished else None,
         time_limit_minutes=unwrap_int(record.get("time_limit")),
         exit_code=exit_code,
         signal=signal,
+        state_flags=flags,
+        array_job_id=str(array_job_id) if array_job_id else None,
+        array_task_id=array_task_id,
+        array_tasks=str(tasks) if tasks else None,
     )
+
+
+# Every field parse_job reads: the raw values of these are a job record's fingerprint.
+JOB_FIELDS: tuple[str, ...] = (
+    "job_id", "name", "user_name", "user_id", "partition", "job_state", "state_reason", "nodes",
+    "node_count", "cpus", "tres_alloc_str", "tres_req_str", "submit_time", "start_time",
+    "end_time", "time_limit", "exit_code", "array_job_id", "array_task_id", "array_task_string",
+)
+NODE_FIELDS: tuple[str, ...] = (
+    "name", "hostname", "state", "state_flags", "cpus", "alloc_cpus", "alloc_idle_cpus",
+    "idle_cpus", "cpu_load", "free_mem", "free_memory", "partitions", "reason", "gres",
+    "gres_used", "real_memory", "alloc_memory",
+)
 
 
 def parse_node(record: Mapping[str, Any]) -> Node:

@@ -20,6 +20,8 @@ PURE = {
     "slurm_monitor.diff": {"slurm_monitor", "slurm_monitor.snapshot", "slurm_monitor.events"},
     "slurm_monitor.alerts": {"slurm_monitor", "slurm_monitor.snapshot", "slurm_monitor.events",
                              "slurm_monitor.metrics"},
+    "slurm_monitor.cache": {"slurm_monitor", "slurm_monitor.snapshot"},
+    "slurm_monitor.arrays": {"slurm_monitor", "slurm_monitor.snapshot"},
 }
 
 

@@ -6,15 +6,20 @@ are built from SchedMD's data_parser sources and published slurmrestd/squeue out
 - 22.05 (openapi v0.0.38): plain numbers and timestamps; ``job_state`` a string (COMPLETING
   wins over the base state); ``exit_code`` the raw wait status; nodes from ``sinfo --json``
   with lower-case ``state`` + ``state_flags``, ``free_memory``, ``idle_cpus``; meta.Slurm.
-- 23.02 (data_parser v0.0.39): counts and ids become ``{set, infinite, number}``;
-  timestamps and ``exit_code`` stay plain; ``job_state`` a string; nodes from
+- 23.02 (data_parser v0.0.39, parsers.c at slurm-23-02-7-1): counts become
+  ``{set, infinite, number}`` (UINT32_NO_VAL) but ``job_id`` stays plain (UINT32);
+  timestamps stay plain (UINT64); ``exit_code`` is the raw wait status in a number object
+  (UINT32_NO_VAL from 23.02.4; plain UINT32 before); ``job_state`` a string
+  (job_state_string(): COMPLETING hides the base state); nodes from
   ``scontrol show nodes --json``: upper-case ``state`` list, ``free_mem`` (plain),
-  ``alloc_idle_cpus``. Some 23.02 builds already print the verbose exit code with a plain
-  ``return_code`` and a string ``status``: ``VERBOSE_EXIT_2302`` below.
+  ``alloc_idle_cpus``.
 - 23.11 (v0.0.40) and later (v0.0.41 24.05, v0.0.42 24.11, v0.0.43 25.05, v0.0.44 25.11):
-  ``job_state`` a list with the base state first; timestamps objects; ``exit_code``
-  ``{"status": [...], "return_code": {...}, "signal": {"id": {...}, "name": ...}}``;
+  ``job_state`` a list with the base state first, then flags; timestamps objects
+  (TIMESTAMP_NO_VAL); ``exit_code`` PROCESS_EXIT_CODE ``{"status": [...], "return_code":
+  {...}, "signal": {"id": {...}, "name": ...}}`` (a signalled job has return_code NO_VAL);
   ``free_mem`` an object; meta.slurm with string version numbers.
+
+releases.py has the per-data_parser-version fixtures, cited field by field.
 """
 
 from __future__ import annotations
@@ -94,11 +99,12 @@ def _state_string(job: dict[str, Any]) -> str:
 
 
 def _verbose_exit(raw: int) -> dict[str, Any]:
+    """DUMP_FUNC(PROCESS_EXIT_CODE) (v0.0.40+): a signalled status leaves return_code NO_VAL."""
     if raw == NO_VAL:
         return {"status": ["PENDING"], "return_code": obj(None), "signal": {"id": obj(None), "name": ""}}
     signal, code = raw & 0x7F, (raw >> 8) & 0xFF
     status = "SIGNALED" if signal else "ERROR" if code else "SUCCESS"
-    return {"status": [status], "return_code": obj(code),
+    return {"status": [status], "return_code": obj(None if signal else code),
             "signal": {"id": obj(signal or None), "name": "TERM" if signal == 15 else ""}}
 
 
@@ -114,14 +120,14 @@ def job_record(job: dict[str, Any], release: str) -> dict[str, Any]:
                 "time_limit": job["limit"],  # 22.05 prints null for NO_VAL / unlimited
                 "exit_code": job["raw_exit"] if job["raw_exit"] != NO_VAL else 0,
                 "array_job_id": 0, "array_task_id": None}
-    numbers = {"job_id": obj(job["id"]) if release == "23.02" else job["id"],
+    numbers = {"job_id": job["id"],
                "cpus": obj(job["cpus"]), "node_count": obj(1),
                "time_limit": obj(job["limit"], infinite=job["limit"] is None),
                "array_job_id": obj(0), "array_task_id": obj(None)}
     if release == "23.02":
         return {**common, **numbers, "job_state": _state_string(job), "submit_time": job["submit"],
                 "start_time": job["start"], "end_time": job["end"],
-                "exit_code": job["raw_exit"] if job["raw_exit"] != NO_VAL else NO_VAL}
+                "exit_code": obj(job["raw_exit"])}
     state = [job["state"], job["flag"]] if job["flag"] else [job["state"]]
     return {**common, **numbers, "job_state": state, "submit_time": obj(job["submit"]),
             "start_time": obj(job["start"]), "end_time": obj(job["end"]),
@@ -152,7 +158,9 @@ def nodes_doc(release: str, nodes: list[dict[str, Any]] | None = None) -> dict[s
             "nodes": [node_record(n, release) for n in (NODES if nodes is None else nodes)]}
 
 
-VERBOSE_EXIT_2302 = {"status": "ERROR", "return_code": 3, "signal": {"signal_id": 0, "name": ""}}
+# Not printed by any release's data_parser (checked against every 23.02 tag): the decoder
+# tolerates plain numbers inside the verbose object all the same.
+VERBOSE_EXIT_PLAIN = {"status": "ERROR", "return_code": 3, "signal": {"signal_id": 0, "name": ""}}
 
 
 def with_changes(rows: list[dict[str, Any]], key: str, value: Any, **changes: Any) -> list[dict[str, Any]]:

@@ -121,3 +121,22 @@ async def test_release_is_retried_until_known():
     fake.answers.clear()
     assert len(await collector.collect_nodes()) == 5
     assert collector.release == (23, 11)
+
+
+async def test_unchanged_jobs_and_nodes_come_back_as_the_same_records():
+    collector = SlurmCollector(runner=FakeSlurm("24.11"))
+    first_jobs, first_nodes = await collector.collect_jobs(), await collector.collect_nodes()
+    again_jobs, again_nodes = await collector.collect_jobs(), await collector.collect_nodes()
+    assert all(again_jobs[k] is first_jobs[k] for k in first_jobs)
+    assert all(again_nodes[k] is first_nodes[k] for k in first_nodes)
+    assert collector.job_parser.cache.rebuilt == 0
+
+
+def test_decode_json_uses_orjson_and_leaves_bad_output_to_snapshot():
+    from slurm_monitor import collector as c
+
+    assert c.orjson is not None  # pinned in requirements.txt
+    assert c.decode_json('{"jobs": []}') == {"jobs": []}
+    assert c.decode_json(b'{"jobs": []}') == {"jobs": []}
+    assert c.decode_json("not json") == "not json"
+    assert c.decode_json("  ") == "  "

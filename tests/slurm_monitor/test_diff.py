@@ -54,6 +54,16 @@ JOB_CASES = [
     ("same final state again: nothing", {"102": job("COMPLETED")}, {"102": job("COMPLETED")}, [], []),
     ("other fields changing are not state changes", {"102": job("PENDING", reason="Priority")},
      {"102": job("PENDING", reason="Resources")}, [], []),
+    # 23.11+: the base state is final while Slurm still runs the epilog: report it now, once.
+    ("ended while completing (23.11+)", {"102": job("RUNNING")},
+     {"102": job("CANCELLED", state_flags=("COMPLETING",), signal=15, exit_code=0)},
+     [("job_state_changed", "102", "RUNNING", "CANCELLED")], [("job_cancelled", "102")]),
+    ("the COMPLETING flag clearing: nothing", {"102": job("COMPLETED", state_flags=("COMPLETING",))},
+     {"102": job("COMPLETED")}, [], []),
+    ("purged while still completing: already told", {"102": job("FAILED", state_flags=("COMPLETING",))},
+     {}, [("job_removed", "102", None, "FAILED")], []),
+    ("configuring done: no event", {"102": job("RUNNING", state_flags=("CONFIGURING",))},
+     {"102": job("RUNNING")}, [], []),
     ("ordered by numeric job id", {},
      {"10": job("PENDING", "10"), "9": job("PENDING", "9"), "100": job("PENDING", "100")},
      [("job_submitted", "9", None, "PENDING"), ("job_submitted", "10", None, "PENDING"),
@@ -64,6 +74,45 @@ JOB_CASES = [
 @pytest.mark.parametrize("name, previous, current, pubs, notes", JOB_CASES, ids=[c[0] for c in JOB_CASES])
 def test_diff_jobs(name, previous, current, pubs, notes):
     assert summary(diff_jobs(previous, current)) == (pubs, notes)
+
+
+def test_a_job_purged_while_completing_got_its_terminal_event_and_notification_first():
+    # The three polls of issue 13, in 23.11's shape: running, [FAILED, COMPLETING], purged.
+    running = {"102": job("RUNNING")}
+    completing = {"102": job("FAILED", state_flags=("COMPLETING",), exit_code=3)}
+    first, second = diff_jobs(running, completing), diff_jobs(completing, {})
+    assert summary(first) == ([("job_state_changed", "102", "RUNNING", "FAILED")], [("job_failed", "102")])
+    assert first.publications[0].data["state_flags"] == ["COMPLETING"]
+    assert first.notifications[0].data["exit_code"] == 3
+    assert summary(second) == ([("job_removed", "102", None, "FAILED")], [])
+
+
+def test_release_fixtures_diff_the_same_from_23_11_on():
+    from tests.slurm_monitor import releases
+
+    for version in releases.VERSIONS[2:]:
+        jobs = s.parse_jobs((FIXTURES / releases.fixture_name(version)).read_text())
+        running = {k: dataclasses.replace(v, state="RUNNING", state_flags=()) for k, v in jobs.items()}
+        pubs, notes = summary(diff_jobs(running, jobs))
+        assert ("job_state_changed", "5", "RUNNING", "CANCELLED") in pubs, version
+        assert notes == [("job_failed", "1"), ("job_failed", "2"), ("job_cancelled", "5")], version
+
+
+def test_unchanged_records_are_skipped_by_identity():
+    # JobParser hands back the same object for an unchanged job: diff_jobs must not look inside.
+    class Guard(str):
+        def __ne__(self, other):
+            raise AssertionError("an unchanged job was compared")
+
+        __eq__ = __ne__
+        __hash__ = str.__hash__
+
+    untouchable = dataclasses.replace(BASE, state=Guard("RUNNING"))
+    previous = {str(i): untouchable for i in range(1000)}
+    previous["5"] = job("RUNNING", job_id="5")
+    current = {**previous, "5": job("COMPLETED", job_id="5")}
+    assert summary(diff_jobs(previous, current)) == (
+        [("job_state_changed", "5", "RUNNING", "COMPLETED")], [("job_completed", "5")])
 
 
 def test_job_events_go_to_the_owner_too():

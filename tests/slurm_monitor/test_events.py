@@ -17,9 +17,11 @@ DRAINED = EXPECTED_NODES["cn02"]
 DOWN = EXPECTED_NODES["cn03"]
 METRICS = compute_metrics(EXPECTED_JOBS, EXPECTED_NODES)
 
+# Issue 13: every job event carries the flags next to the base state and its array place.
+JOB_EXTRA_KEYS = {"state_flags", "display_id", "array_job_id", "array_task_id"}
 JOB_KEYS = {"job_id", "name", "user", "partition", "state", "reason", "nodes", "node_count", "cpus",
             "gpus", "memory_mb", "submit_time", "start_time", "end_time", "time_limit_minutes",
-            "exit_code", "signal"}
+            "exit_code", "signal"} | JOB_EXTRA_KEYS
 NODE_KEYS = {"node", "state", "flags", "reason", "partitions", "cpus", "alloc_cpus", "cpu_load",
              "cpu_load_percent", "cpu_alloc_percent", "real_memory_mb", "alloc_memory_mb",
              "free_memory_mb", "gpus", "alloc_gpus"}
@@ -32,9 +34,9 @@ CASES = [
     ("job_state_changed",
      e.build_job_state_changed(dataclasses.replace(JOB, state="RUNNING"), JOB), "jobs", "carol",
      {"job_id", "name", "user", "partition", "state", "previous_state", "reason", "nodes",
-      "start_time", "end_time", "exit_code", "signal"}),
+      "start_time", "end_time", "exit_code", "signal"} | JOB_EXTRA_KEYS),
     ("job_removed", e.build_job_removed(JOB), "jobs", "carol",
-     {"job_id", "name", "user", "partition", "state"}),
+     {"job_id", "name", "user", "partition", "state"} | JOB_EXTRA_KEYS),
     ("node_added", e.build_node_added(NODE), "nodes", None, NODE_KEYS),
     ("node_removed", e.build_node_removed(NODE), "nodes", None, {"node", "state"}),
     ("node_state_changed", e.build_node_state_changed(NODE, DRAINED), "nodes", None,
@@ -129,6 +131,19 @@ def test_notification_payload_keys():
     payload = e.notification_payload(note, 1700000000.0)
     assert set(payload) == {"type", "title", "message", "severity", "user", "data", "timestamp"}
     assert payload["user"] == "carol" and payload["timestamp"] == "2023-11-14T22:13:20.000Z"
+
+
+def test_job_events_carry_flags_and_the_array_place():
+    task = dataclasses.replace(JOB, state="CANCELLED", state_flags=("COMPLETING",), array_job_id="10",
+                               array_task_id=1)
+    for publication in (e.build_job_submitted(task), e.build_job_removed(task),
+                        e.build_job_state_changed(JOB, task)):
+        assert publication.data["state"] == "CANCELLED"
+        assert publication.data["state_flags"] == ["COMPLETING"]
+        assert (publication.data["display_id"], publication.data["array_job_id"],
+                publication.data["array_task_id"]) == ("10_1", "10", 1)
+    plain = e.build_job_submitted(JOB).data
+    assert (plain["display_id"], plain["array_job_id"], plain["array_task_id"]) == ("103", None, None)
 
 
 def test_iso():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from slurm_monitor import snapshot as s
-from tests.slurm_monitor import shapes
+from tests.slurm_monitor import releases, shapes
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -41,14 +41,20 @@ def test_unwrap_time(value, expected):
 
 
 @pytest.mark.parametrize("value, expected", [
-    ("RUNNING", "RUNNING"), ("running", "RUNNING"), ("COMPLETING", "COMPLETING"),
-    (["PENDING"], "PENDING"), (["RUNNING", "CONFIGURING"], "RUNNING"),
-    (["CANCELLED", "COMPLETING"], "COMPLETING"),
-    (["COMPLETED", "COMPLETING"], "COMPLETING"), (["FAILED"], "FAILED"),
-    ([], "UNKNOWN"), (None, "UNKNOWN"), ("", "UNKNOWN"),
+    ("RUNNING", ("RUNNING", ())), ("running", ("RUNNING", ())),
+    # 22.05/23.02: a flag hides the base state (job_state_string()); CONFIGURING is always RUNNING
+    ("COMPLETING", ("COMPLETING", ("COMPLETING",))), ("CONFIGURING", ("RUNNING", ("CONFIGURING",))),
+    ("REQUEUED", ("REQUEUED", ("REQUEUED",))),
+    (["PENDING"], ("PENDING", ())), (["RUNNING", "CONFIGURING"], ("RUNNING", ("CONFIGURING",))),
+    # 23.11+: the base state says how the job ended while the epilog still runs
+    (["CANCELLED", "COMPLETING"], ("CANCELLED", ("COMPLETING",))),
+    (["COMPLETED", "COMPLETING"], ("COMPLETED", ("COMPLETING",))), (["FAILED"], ("FAILED", ())),
+    (["PENDING", "REQUEUED", "REQUEUE_HOLD"], ("PENDING", ("REQUEUED", "REQUEUE_HOLD"))),
+    ([], ("UNKNOWN", ())), (None, ("UNKNOWN", ())), ("", ("UNKNOWN", ())),
 ])
-def test_normalise_job_state(value, expected):
-    assert s.normalise_job_state(value) == expected
+def test_split_job_state(value, expected):
+    assert s.split_job_state(value) == expected
+    assert s.normalise_job_state(value) == expected[0]
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -60,7 +66,16 @@ def test_normalise_job_state(value, expected):
       "signal": {"id": {"set": False, "infinite": False, "number": 0}, "name": ""}}, (3, None)),
     ({"status": ["SIGNALED"], "return_code": {"set": True, "infinite": False, "number": 0},
       "signal": {"id": {"set": True, "infinite": False, "number": 9}, "name": "KILL"}}, (0, 9)),
-    (shapes.VERBOSE_EXIT_2302, (3, None)),
+    # What DUMP_FUNC(PROCESS_EXIT_CODE) really prints for WIFSIGNALED: return_code NO_VAL.
+    ({"status": ["SIGNALED"], "return_code": {"set": False, "infinite": False, "number": 0},
+      "signal": {"id": {"set": True, "infinite": False, "number": 9}, "name": "KILL"}}, (0, 9)),
+    # 23.02.4+ (v0.0.39 UINT32_NO_VAL): the raw wait status wrapped in a number object.
+    ({"set": True, "infinite": False, "number": 768}, (3, None)),
+    ({"set": True, "infinite": False, "number": 9}, (0, 9)),
+    ({"set": True, "infinite": False, "number": 0}, (0, None)),
+    ({"set": False, "infinite": False, "number": 0}, (None, None)),
+    (36608, (143, None)),  # real 22.05: an array task cancelled by scancel (bash's 128 + 15)
+    (shapes.VERBOSE_EXIT_PLAIN, (3, None)),
     ({"status": "SIGNALED", "return_code": 0, "signal": {"signal_id": 15, "name": "TERM"}}, (0, 15)),
     ({"status": ["PENDING"], "return_code": {"set": False, "infinite": False, "number": 0}}, (None, None)),
 ])
@@ -127,7 +142,7 @@ EXPECTED_JOBS = {
     "105": s.Job("105", "job105", "alice", "cpu", "TIMEOUT", "TimeLimit", "cn01", 1, 1, 0, None,
                  1700000000, 1700000100, 1700000700, 10, 0, 15),
     "106": s.Job("106", "job106", "bob", "gpu", "COMPLETING", None, "gpu01", 1, 64, 4, 102400,
-                 1700000000, 1700000100, None, 120, None, None),
+                 1700000000, 1700000100, None, 120, None, None, ("COMPLETING",)),
     "107": s.Job("107", "job107", "alice", "cpu", "COMPLETED", None, "cn01", 1, 1, 0, None,
                  1700000000, 1700000100, 1700000200, 5, 0, None),
 }
@@ -143,12 +158,110 @@ EXPECTED_NODES = {
 }
 
 
+# Job 106 ends COMPLETED but Slurm still runs its epilog (COMPLETING). 22.05 and 23.02 print
+# only "COMPLETING"; from 23.11 the list says COMPLETED first, so the record is final at once.
+COMPLETING_2311 = s.Job("106", "job106", "bob", "gpu", "COMPLETED", None, "gpu01", 1, 64, 4, 102400,
+                        1700000000, 1700000100, 1700000800, 120, 0, None, ("COMPLETING",))
+
+
+def expected_jobs(release: str) -> dict[str, s.Job]:
+    return EXPECTED_JOBS if release in ("22.05", "23.02") else {**EXPECTED_JOBS, "106": COMPLETING_2311}
+
+
 @pytest.mark.parametrize("release", shapes.RELEASES)
 def test_every_release_gives_the_same_jobs(release):
     doc = shapes.squeue_doc(release)
-    assert s.parse_jobs(json.dumps(doc)) == EXPECTED_JOBS
-    assert s.parse_jobs(doc) == EXPECTED_JOBS
+    assert s.parse_jobs(json.dumps(doc)) == expected_jobs(release)
+    assert s.parse_jobs(doc) == expected_jobs(release)
     assert s.slurm_release(doc) == f"{release}.1"
+
+
+def _role(job_id: str, **changes) -> s.Job:
+    base = dict(name="arr", user="root", partition="debug", reason=None, nodes="vm", node_count=1,
+                cpus=1, gpus=0, memory_mb=21694, submit_time=1796300609, start_time=1796300609,
+                end_time=None, time_limit_minutes=None, exit_code=None, signal=None,
+                array_job_id="3")
+    return s.Job(job_id=job_id, **{**base, **changes})
+
+
+# The five jobs of each data_parser version's fixture (releases.py), as records.
+RELEASE_JOBS = {
+    "1": _role("1", name="exit3", state="FAILED", reason="NonZeroExitCode", submit_time=1796300606,
+               start_time=1796300606, end_time=1796300606, time_limit_minutes=525600, exit_code=3,
+               array_job_id=None),
+    "2": _role("2", name="killed", state="FAILED", reason="JobLaunchFailure", submit_time=1796300606,
+               start_time=1796300606, end_time=1796300606, time_limit_minutes=525600, exit_code=0,
+               signal=9, array_job_id=None),
+    "4": _role("4", state="RUNNING", array_task_id=1),
+    "5": _role("5", state="CANCELLED", state_flags=("COMPLETING",), end_time=1796300616, exit_code=0,
+               array_task_id=2),
+    "3": _role("3", state="PENDING", reason="Resources", nodes="", start_time=None, array_tasks="3-4"),
+}
+# 22.05 and 23.02 print "COMPLETING" alone: how task 3_2 ended is not known yet.
+RELEASE_JOBS_FLAG_STRING = {**RELEASE_JOBS, "5": _role("5", state="COMPLETING", state_flags=("COMPLETING",),
+                                                         array_task_id=2)}
+
+
+@pytest.mark.parametrize("version", releases.VERSIONS)
+def test_each_data_parser_version_fixture(version):
+    jobs = s.parse_jobs(fixture(releases.fixture_name(version)))
+    expected = RELEASE_JOBS_FLAG_STRING if version in ("v0.0.38", "v0.0.39") else RELEASE_JOBS
+    assert jobs == expected
+    assert list(jobs) == ["1", "2", "4", "5", "3"]
+    assert [j.display_id for j in jobs.values()] == ["1", "2", "3_1", "3_2", "3_[3-4]"]
+    assert s.slurm_release(fixture(releases.fixture_name(version))) == releases.RELEASE_OF[version]
+
+
+@pytest.mark.parametrize("version", releases.VERSIONS[1:])
+def test_release_fixture_files_match_their_cited_builder(version):
+    assert json.loads(fixture(releases.fixture_name(version))) == releases.squeue_doc(version)
+
+
+def test_23_02_failed_job_has_its_exit_code():
+    # The bug of issue 13: v0.0.39's NoVal-wrapped wait status was read as the verbose object.
+    jobs = s.parse_jobs(fixture("squeue-v0.0.39.json"))
+    assert (jobs["1"].exit_code, jobs["1"].signal) == (3, None)
+    assert (jobs["2"].exit_code, jobs["2"].signal) == (0, 9)
+
+
+def test_real_2205_array_lifecycle():
+    pending = s.parse_jobs(fixture("squeue-22.05-array-pending.json"))
+    assert {j.display_id: j.state for j in pending.values()} == {
+        "1": "FAILED", "2": "FAILED", "3_1": "RUNNING", "3_2": "RUNNING", "3_[3-4]": "PENDING"}
+    done = s.parse_jobs(fixture("squeue-22.05-array-done.json"))
+    # The array's own record (job 3) became task 4 once the last task started.
+    assert (done["3"].display_id, done["3"].state, done["3"].array_tasks) == ("3_4", "COMPLETED", None)
+    assert (done["5"].state, done["5"].exit_code, done["5"].signal) == ("CANCELLED", 143, None)
+    assert done["6"].display_id == "3_3" and done["1"].array_job_id is None
+
+
+@pytest.mark.parametrize("job_id, expected", [
+    (65534, "65534"), (65535, "65535"), (4294967293, "4294967293"),
+    ({"set": True, "infinite": False, "number": 65534}, "65534"),
+])
+def test_job_ids_that_look_like_16_bit_sentinels_are_ids(job_id, expected):
+    # Found by the 100,000-job simulator: job 65534 was dropped as NO_VAL16, failing the poll.
+    record = {"job_id": job_id, "job_state": "RUNNING", "array_job_id": job_id, "array_task_id": 65534}
+    job = s.parse_job(record)
+    assert (job.job_id, job.display_id) == (expected, f"{expected}_65534")
+
+
+@pytest.mark.parametrize("job_id", [4294967294, 4294967295, -2, None, "7", True,
+                                    {"set": False, "infinite": False, "number": 0}])
+def test_unset_job_ids_are_rejected(job_id):
+    with pytest.raises(s.SnapshotError, match="no job_id"):
+        s.parse_job({"job_id": job_id})
+
+
+def test_a_job_loaded_back_from_json_equals_the_parsed_one():
+    import dataclasses
+
+    job = RELEASE_JOBS["5"]
+    loaded = s.Job(**json.loads(json.dumps(dataclasses.asdict(job))))
+    assert loaded == job and loaded.state_flags == ("COMPLETING",)
+    old = {k: v for k, v in dataclasses.asdict(job).items()
+           if k not in ("state_flags", "array_job_id", "array_task_id", "array_tasks")}
+    assert s.Job(**old).display_id == "5"  # saved by an earlier monitor: still readable
 
 
 @pytest.mark.parametrize("release", shapes.RELEASES)

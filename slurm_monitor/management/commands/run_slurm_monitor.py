@@ -10,7 +10,14 @@ import dataclasses
 from django.core.management.base import BaseCommand, CommandError
 
 from slurm_monitor.account import ServiceAccountError
-from slurm_monitor.conf import SINK_CHOICES, ConfigError, check_hub_url, check_interval, load_config
+from slurm_monitor.conf import (
+    SINK_CHOICES,
+    ConfigError,
+    check_hub_url,
+    check_interval,
+    check_mock_size,
+    load_config,
+)
 from slurm_monitor.service import RunOptions, serve
 
 
@@ -27,6 +34,8 @@ class Command(BaseCommand):
         parser.add_argument("--fallback-mock", action="store_true",
                             help="use the simulated cluster when squeue is not installed")
         parser.add_argument("--seed", type=int, help="random seed of the simulated cluster")
+        parser.add_argument("--mock-size", metavar="NODESxJOBS",
+                            help="a site-scale simulated cluster, e.g. 10000x100000 (default: 8 nodes)")
         parser.add_argument("--sink", choices=SINK_CHOICES,
                             help="layer: hub.publish (needs REDIS_URL to reach daphne); "
                                  "http: the hub's REST API; auto (default): layer iff REDIS_URL")
@@ -43,6 +52,8 @@ class Command(BaseCommand):
                     overrides[field] = check_interval("--" + option.replace("_", "-"), options[option])
             if options["sink"]:
                 overrides["sink"] = options["sink"]
+            if options["mock_size"]:
+                overrides["mock_size"] = check_mock_size("--mock-size", options["mock_size"])
             if options["hub_url"]:
                 overrides["hub_url"] = check_hub_url("--hub-url", options["hub_url"])
             config = dataclasses.replace(config, **overrides)
