@@ -91,7 +91,6 @@ def subscriber_worker(pipe, cfg: dict) -> None:
 
 
 async def _subscriber_main(pipe, cfg: dict) -> None:
-    loop = asyncio.get_running_loop()
     host, port, path = cfg["host"], cfg["port"], cfg["path"]
     channel = cfg.get("channel")
     n = cfg["n"]
@@ -252,7 +251,7 @@ def _receive_loop(pipe, clients: list, stats: RecvStats, cpu0: float) -> None:
                     finishing = None
     finally:
         ep.close()
-        for fd, c in handlers.items():
+        for c in handlers.values():
             if not c.closed.done():
                 c.transport.resume_reading()
 

@@ -135,7 +135,8 @@ def measure_scale(size: str, polls: int = 4) -> None:
             current_nodes = await collector.collect_nodes()
             _, marks = diff_nodes(previous_nodes, current_nodes, marks)
             nodes_cpu = time.process_time() - begun - simulator["cpu"]
-            size_mb = len(cluster.squeue_json()) / 1e6 if poll == 0 else size_mb
+            if poll == 0:
+                size_mb = len(cluster.squeue_json()) / 1e6
             print(f"{poll:>4} {len(current):>7} {size_mb:>4.0f} {collector.job_parser.cache.rebuilt:>7} "
                   f"{len(changes.publications):>6} {jobs_cpu:>10.2f} {nodes_cpu:>11.2f} "
                   f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024:>11}")

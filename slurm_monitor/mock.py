@@ -1,7 +1,8 @@
 """A simulated cluster for ``run_slurm_monitor --mock``: demos and tests with no Slurm.
 
 ``build_mock_cluster`` picks this small cluster, or ``mock_scale.ScaleCluster`` for a size
-(``--mock-size 10000x100000``). ``MockCluster.run`` answers the same commands the collector runs (``scontrol --version``,
+(``--mock-size 10000x100000``). ``MockCluster.run`` answers the same commands the collector
+runs (``scontrol --version``,
 ``squeue --all --json``, ``scontrol show nodes --json``) with JSON in Slurm 25.11's shape, so
 the simulated data goes through the same parsing, diff and publishing as a real cluster's.
 

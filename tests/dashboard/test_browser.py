@@ -96,7 +96,8 @@ def test_reconnects_and_catches_up_after_hub_restart(mode, hub_server, slurm_mon
     page.evaluate("""() => {
       window.__recovery = [];
       dashboardHub.on("reset", (e) => __recovery.push({ kind: "reset", channel: e.channel }));
-      dashboardHub.on("recovered", (e) => __recovery.push({ kind: "recovered", channel: e.channel, recovered: e.recovered }));
+      dashboardHub.on("recovered",
+        (e) => __recovery.push({ kind: "recovered", channel: e.channel, recovered: e.recovered }));
     }""")
     page.wait_for_selector("#jobs-body tr[data-job-id]", timeout=60_000)
     before = page.evaluate(DOM_JOB_STATES)
@@ -229,7 +230,8 @@ def test_staff_alerts_job_filters_and_phone_layout(hub_server, make_user, pages)
     assert phone.locator("#alerts").is_hidden(), "alerts are for staff"
     overflow = phone.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"the phone layout scrolls sideways by {overflow}px"
-    assert phone.locator('.node[data-node="gpu-node-with-a-long-name-01"] [data-bar="gpu"] .bar-value').inner_text() == "3 / 4"
+    gpu_bar = phone.locator('.node[data-node="gpu-node-with-a-long-name-01"] [data-bar="gpu"] .bar-value')
+    assert gpu_bar.inner_text() == "3 / 4"
 
     broadcast("alerts", "alert_resolved", {"alert_id": "nodes_down", "message": "No node is down any more"})
     staff_page.locator("#alerts").wait_for(state="hidden")

@@ -2,8 +2,9 @@
 
 Each holds the same five jobs: a failed job (exit 3), a job killed by a signal (9), and an
 array 3 (``--array=1-4`` on a 2-CPU node): task 3_1 running, task 3_2 cancelled and still
-COMPLETING, tasks 3_[3-4] pending (reason Resources) in one record. v0.0.38 is real output (Debian's slurm-wlm 22.05.8, captured on the one-node
-cluster: ``sbatch --wrap 'exit 3'``, ``--wrap 'kill -KILL $$'``, ``--array=1-4``, then
+COMPLETING, tasks 3_[3-4] pending (reason Resources) in one record. v0.0.38 is real output
+(Debian's slurm-wlm 22.05.8, captured on the one-node cluster: ``sbatch --wrap 'exit 3'``,
+``--wrap 'kill -KILL $$'``, ``--array=1-4``, then
 ``scancel`` of task 2): fixtures/squeue-22.05-array-completing.json. The others are written
 here field by field from SchedMD's sources (git tags slurm-23-02-7-1, slurm-23-11-10-1,
 slurm-24-05-8-1, slurm-24-11-7-1, slurm-25-05-8-1, slurm-25-11-7-1), file

@@ -56,7 +56,7 @@ def test_jobs_that_left_are_forgotten_and_a_broken_poll_changes_nothing():
     assert set(parser.parse({"jobs": doc()["jobs"][:2], "errors": []})) == {"1", "2"}
     with pytest.raises(s.SnapshotError):
         parser.parse({"jobs": [{"name": "no id"}], "errors": []})
-    again = parser.parse(doc())
+    parser.parse(doc())
     assert parser.cache.rebuilt == 3  # jobs 4, 5, 3 came back: parsed anew
 
 

@@ -65,7 +65,8 @@ def root_token(make_user):
 
 
 def is_job(frame, event, job_id, state=None, channel="jobs"):
-    return ("data" in frame and frame["type"] == event and frame["channel"] == channel and frame["data"].get("job_id") == job_id
+    return ("data" in frame and frame["type"] == event and frame["channel"] == channel
+            and frame["data"].get("job_id") == job_id
             and (state is None or frame["data"].get("state") == state))
 
 
