@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.run --scenario all            # ~15 min
     .venv/bin/python -m bench.run --scenario all --quick    # ~3 min, smaller N
     .venv/bin/python -m bench.run --scenario fanout --servers hub-daphne,websockets
+    .venv/bin/python -m bench.run --scenario fanout --servers hub-daphne --quick --daphne-fallback
 
 Scenarios (``--scenario`` takes a comma list):
   ceiling     the load tool's own limit against a trivial raw-asyncio server that blasts
@@ -55,7 +56,8 @@ class Run:
         self.profile_dir = Path(args.profile) if args.profile else None
         self.meta = {"run_id": self.run_id, "git": procs.git_rev(), "quick": self.quick,
                      "machine": procs.machine(), "versions": procs.versions(),
-                     "command": " ".join(["python -m bench.run"] + sys.argv[1:])}
+                     "command": " ".join(["python -m bench.run"] + sys.argv[1:]),
+                     "daphne_fast_path": os.environ.get("HUB_DAPHNE_FAST_PATH", "on")}
         self.emit({"scenario": "meta", **self.meta})
 
     def emit(self, rec: dict) -> None:
@@ -518,7 +520,12 @@ def main(argv=None) -> None:
     ap.add_argument("--profile", metavar="DIR", help="py-spy record each server while it publishes "
                     "(fanout, saturation, cluster); summarise with python -m bench.profile_summary")
     ap.add_argument("--out", help="JSONL path (default bench/results/<time>.jsonl)")
+    ap.add_argument("--daphne-fallback", action="store_true",
+                    help="hub servers run the daphne seam's stock-ASGI fallback "
+                         "(HUB_DAPHNE_FAST_PATH=off, inherited by every server started)")
     args = ap.parse_args(argv)
+    if args.daphne_fallback:
+        os.environ["HUB_DAPHNE_FAST_PATH"] = "off"
     scenarios = ALL if args.scenario == "all" else [s.strip() for s in args.scenario.split(",")]
     unknown = set(scenarios) - set(ALL)
     if unknown:
