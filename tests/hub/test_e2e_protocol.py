@@ -198,13 +198,15 @@ async def test_subscription_limit_and_frame_size(hub_server):
 
 
 async def test_heartbeats_and_idle_timeout(hub_server):
-    server = hub_server({**OPEN, "HUB_HEARTBEAT_INTERVAL": "0.3", "HUB_CONNECTION_TIMEOUT": "1.5"})
+    # The timeout leaves room for a loaded CI machine: the lively client's pongs must reach
+    # the server within it (1.5 s once failed with both cores busy).
+    server = hub_server({**OPEN, "HUB_HEARTBEAT_INTERVAL": "0.3", "HUB_CONNECTION_TIMEOUT": "2.5"})
     quiet, hello = await connected(f"{server.ws_url}/ws/", ping_interval=None)
     assert hello["heartbeat_interval"] == 0.3
     lively, _ = await connected(f"{server.ws_url}/ws/", ping_interval=None)
     beats = 0
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 3
+    deadline = loop.time() + 3.5
     while loop.time() < deadline:
         frame = await recv_json(lively)
         if frame["type"] == "heartbeat":
