@@ -29,7 +29,8 @@ from slurm_monitor.alerts import ActiveAlert, evaluate_alerts
 from slurm_monitor.collector import CollectError, SlurmCollector
 from slurm_monitor.diff import Changes, ResourceMark, diff_jobs, diff_nodes
 from slurm_monitor.events import Publication, build_metrics_update
-from slurm_monitor.metrics import compute_metrics
+from slurm_monitor.exporter import save_gauges
+from slurm_monitor.metrics import compute_metrics, gauge_figures
 from slurm_monitor.sinks import Sink, SinkError
 from slurm_monitor.snapshot import Job, Node
 
@@ -129,9 +130,11 @@ class Monitor:
         if self.nodes is None:
             logger.info("metrics: no node snapshot yet, nothing sent")
             return 0
-        publication = build_metrics_update(compute_metrics(self.jobs or {}, self.nodes), self.clock())
+        now = self.clock()
+        publication = build_metrics_update(compute_metrics(self.jobs or {}, self.nodes), now)
         sent = await self.deliver(Changes((publication,)), "metrics")
         await self._write("metrics", store.save_metrics, publication.data)
+        await self._write("gauges", save_gauges, gauge_figures(self.jobs or {}, self.nodes, now))
         self.stats["metrics_sent"] += sent
         return sent
 
