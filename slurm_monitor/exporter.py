@@ -34,7 +34,7 @@ from prometheus_client.registry import Collector
 logger = logging.getLogger(__name__)
 
 GAUGES_STREAM = "gauges"
-SEVERITIES = ("warning", "critical")  # always exported (0 when none), so alert panels have a series
+SEVERITIES = ("info", "warning", "critical")  # always exported (0 when none), so alert panels have a series
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 

@@ -87,11 +87,13 @@ async def test_gauges_match_what_the_monitor_stored():
 
 @pytest.mark.django_db
 def test_alert_states_by_severity():
-    assert scrape()["slurm_alerts_active"] == {(("severity", "warning"),): 0.0, (("severity", "critical"),): 0.0}
+    assert scrape()["slurm_alerts_active"] == {(("severity", "info"),): 0.0, (("severity", "warning"),): 0.0,
+                                               (("severity", "critical"),): 0.0}
     store.save_alerts([{"alert_id": "nodes_down", "severity": "critical"},
                        {"alert_id": "cluster_cpu_high", "severity": "warning"},
                        {"alert_id": "cluster_gpu_high", "severity": "warning"}], "test")
-    assert scrape()["slurm_alerts_active"] == {(("severity", "warning"),): 2.0, (("severity", "critical"),): 1.0}
+    assert scrape()["slurm_alerts_active"] == {(("severity", "info"),): 0.0, (("severity", "warning"),): 2.0,
+                                               (("severity", "critical"),): 1.0}
 
 
 @pytest.mark.django_db
