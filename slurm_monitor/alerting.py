@@ -116,7 +116,7 @@ def active_payloads() -> list[dict]:
     """The raised, unresolved alerts as ``alert`` payloads (the ``alerts`` stream)."""
     rows = Alert.objects.filter(raised_at__isnull=False, resolved_at__isnull=True).order_by("raised_at", "id")
     return [{"alert_id": a.alert_id, "severity": a.severity, "message": a.message, "value": a.value,
-             "threshold": a.threshold, "raised_at": iso(a.raised_at.timestamp()),
+             "threshold": a.threshold, "raised_at": iso(a.raised_at.timestamp() if a.raised_at else None),
              "acknowledged_by": a.acknowledged_by or None,
              "silenced_until": iso(a.silenced_until.timestamp()) if a.silenced_until else None}
             for a in rows]
