@@ -1,13 +1,21 @@
-"""Admin for the hub's stats: live processes, the stats time series, the broadcast audit
-log, notifications and the Slurm monitor's poll figures. API tokens are the authtoken app's
-own admin (Auth Token > Tokens). Stats and audit rows are written by the hub, so they are
-read-only here (deletable, e.g. a dead process)."""
+"""Admin for the hub's stats: live processes (with a chart of their stored time series), the
+stats time series, the broadcast audit log, notifications, service accounts and the Slurm
+monitor's poll figures. API tokens are the authtoken app's own admin (Auth Token > Tokens).
+Stats, audit and service-account rows are written by the hub, so they are read-only here
+(deletable, e.g. a dead process)."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.utils.safestring import mark_safe
 
-from hub.models import BroadcastAudit, HubProcess, MonitorPollStats, Notification, StatsSnapshot
+from hub.charts import line_chart, rates
+from hub.models import (BroadcastAudit, HubProcess, MonitorPollStats, Notification, ServiceAccount,
+                        StatsSnapshot)
+
+# Points drawn per chart: the newest snapshots (6 h at the default 60 s snapshot interval).
+CHART_POINTS = 360
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -24,7 +32,8 @@ class HubProcessAdmin(ReadOnlyAdmin):
                     "subscriptions_total", "messages_received", "messages_sent", "errors_total",
                     "dropped_sends", "last_heartbeat", "started_at")
     search_fields = ("server", "host")
-    readonly_fields = [f.name for f in HubProcess._meta.fields] + ["alive", "mean_publish_latency_ms"]
+    readonly_fields = [f.name for f in HubProcess._meta.fields] + ["alive", "mean_publish_latency_ms",
+                                                                   "activity_chart"]
     fieldsets = [
         (None, {"fields": ["server", "alive", "host", "pid", "started_at", "last_heartbeat"]}),
         ("Connections", {"fields": ["active_connections", "total_connections", "subscriptions_total",
@@ -32,6 +41,7 @@ class HubProcessAdmin(ReadOnlyAdmin):
         ("Traffic", {"fields": ["messages_received", "messages_sent", "publish_latency_count",
                                 "mean_publish_latency_ms"]}),
         ("Problems", {"fields": ["errors_total", "errors", "dropped_sends", "slow_consumer_closes"]}),
+        ("Over time", {"fields": ["activity_chart"]}),
     ]
 
     @admin.display(boolean=True, description="alive")
@@ -43,6 +53,18 @@ class HubProcessAdmin(ReadOnlyAdmin):
         if not obj.publish_latency_count:
             return "-"
         return f"{1000 * obj.publish_latency_sum / obj.publish_latency_count:.2f}"
+
+    @admin.display(description="stored snapshots")
+    def activity_chart(self, obj: HubProcess) -> str:
+        """Connections and messages/s (sent + received) from the newest snapshots; the SVG is
+        built from numbers and escaped text only (hub.charts), hence safe to mark so."""
+        rows = list(obj.snapshots.order_by("-recorded_at")
+                    .values_list("recorded_at", "active_connections", "messages_sent", "messages_received")
+                    [:CHART_POINTS])[::-1]
+        connections = [(at.timestamp(), float(conns)) for at, conns, _, _ in rows]
+        messages_total = [(at.timestamp(), float(sent + received)) for at, _, sent, received in rows]
+        return mark_safe(line_chart("Connections", connections) + "<br>"
+                         + line_chart("Messages/s (sent + received)", rates(messages_total), "/s"))
 
 
 @admin.register(StatsSnapshot)
@@ -64,13 +86,46 @@ class BroadcastAuditAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
 
 
+class ScopeFilter(admin.SimpleListFilter):
+    title = "scope"
+    parameter_name = "scope"
+
+    def lookups(self, request, model_admin):
+        return [("user", "one user"), ("cluster", "cluster-wide")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "user":
+            return queryset.filter(username__isnull=False)
+        if self.value() == "cluster":
+            return queryset.filter(username__isnull=True)
+        return queryset
+
+
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
-    list_display = ("created", "username", "severity", "type", "title", "read")
-    list_filter = ("read", "severity", "type")
+    """A per-user row's ``read`` is its addressee's; a cluster-wide row (``username`` empty)
+    is read per user (NotificationRead), so its own flag means nothing: the list shows
+    "read by N" for it, and "mark read" (on the addressee's behalf) leaves it alone."""
+
+    list_display = ("created", "addressee", "severity", "type", "title", "read_state")
+    list_filter = (ScopeFilter, "read", "severity", "type")
     search_fields = ("username", "title", "message")
     date_hierarchy = "created"
     actions = ["mark_read"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(read_by=Count("reads"))
+
+    @admin.display(description="addressee", ordering="username")
+    def addressee(self, obj: Notification) -> str:
+        return obj.username or "(cluster-wide)"
+
+    @admin.display(description="read")
+    def read_state(self, obj: Notification) -> str:
+        if obj.username is None:
+            count = getattr(obj, "read_by", None)
+            return f"read by {obj.reads.count() if count is None else count}"
+        return "yes" if obj.read else "no"
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)
@@ -79,9 +134,28 @@ class NotificationAdmin(admin.ModelAdmin):
 
             push_live(to_dict(obj))
 
-    @admin.action(description="Mark selected notifications read")
+    @admin.action(description="Mark selected notifications read for their addressee")
     def mark_read(self, request, queryset) -> None:
-        queryset.update(read=True)
+        cluster_wide = queryset.filter(username__isnull=True).count()
+        changed = queryset.filter(username__isnull=False).update(read=True)
+        self.message_user(request, f"{changed} notification(s) marked read for their addressee.")
+        if cluster_wide:
+            self.message_user(request, f"{cluster_wide} cluster-wide notification(s) left as they are: "
+                                       "each user reads those for themselves.", messages.WARNING)
+
+
+@admin.register(ServiceAccount)
+class ServiceAccountAdmin(ReadOnlyAdmin):
+    """The accounts the hub created for a service (the Slurm monitor's). Read-only: the marker
+    is what lets the monitor use the account, so it is made by the hub, never by hand."""
+
+    list_display = ("user", "service", "created_at")
+    search_fields = ("user__username", "service")
+    list_select_related = ("user",)
+    readonly_fields = ("user", "service", "created_at")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(MonitorPollStats)

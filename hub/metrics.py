@@ -33,6 +33,7 @@ from hub.engine.base import ProcessStats
 from hub.engine.errors import HubUnavailable
 # Publish-to-socket latency bounds, seconds; the engine counts per bucket (+Inf last).
 from hub.engine.stats import LATENCY_BUCKETS_SECONDS
+from slurm_monitor.exporter import ClusterCollector
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +234,8 @@ class MonitorCollector(Collector):
 REGISTRY = CollectorRegistry(auto_describe=False)
 REGISTRY.register(HubCollector())
 REGISTRY.register(MonitorCollector())
+# The cluster gauges (slurm_jobs, slurm_nodes, slurm_cpus, ...): see slurm_monitor.exporter.
+REGISTRY.register(ClusterCollector())
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

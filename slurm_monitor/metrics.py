@@ -105,3 +105,72 @@ def compute_metrics(jobs: Mapping[str, Job], nodes: Mapping[str, Node]) -> Clust
         nodes_drained=sum(1 for n in ordered if n.state in {"DRAINED", "DRAINING"}),
         nodes=tuple(node_figures(n) for n in ordered),
     )
+
+
+# --- gauges for Prometheus (exported by slurm_monitor.exporter) ----------------------------
+
+TOP_PENDING_REASONS = 15  # distinct reason codes kept as labels; the rest are summed as "other"
+OTHER_REASON = "other"
+_REASON_CODE_MAX = 64
+
+
+def reason_code(reason: str | None) -> str:
+    """The reason CODE of a pending job: Slurm appends details to some codes
+    ("ReqNodeNotAvail, UnavailableNodes:node[1-3]", "Dependency: ..."), which would make the
+    label a free-form (and unbounded) string; only the leading identifier is kept."""
+    text = (reason or "").strip()
+    for stop in (",", ":", " ", "("):
+        text = text.split(stop, 1)[0]
+    code = "".join(ch for ch in text if ch.isalnum() or ch == "_")[:_REASON_CODE_MAX]
+    return code or "None"
+
+
+def gauge_figures(jobs: Mapping[str, Job], nodes: Mapping[str, Node], collected_at: float,
+                  top_reasons: int = TOP_PENDING_REASONS) -> dict:
+    """The cluster gauges as a small JSON-able dict, computed once per metrics poll from the
+    snapshots the monitor already holds (see slurm_monitor.exporter for why not per scrape).
+
+    Jobs are counted as squeue lists them (a pending array record "10_[3-99]" is one). Keys:
+    ``jobs`` [[state, partition, count], ...]; ``pending_reasons`` {code: count} with at most
+    ``top_reasons`` codes plus ``other``; ``nodes`` {state: count}; ``cpus``/``gpus``/
+    ``memory_bytes`` {"alloc", "total"} (the same sums as compute_metrics);
+    ``running_by_user`` {user: running jobs} (exported only where the site allows it)."""
+    by_state_partition: dict[tuple[str, str], int] = {}
+    reasons: dict[str, int] = {}
+    running_by_user: dict[str, int] = {}
+    for job in jobs.values():
+        key = (job.state, job.partition)
+        by_state_partition[key] = by_state_partition.get(key, 0) + 1
+        if job.state == "PENDING":
+            code = reason_code(job.reason)
+            reasons[code] = reasons.get(code, 0) + 1
+        elif job.state in ACTIVE_JOB_STATES:
+            running_by_user[job.user] = running_by_user.get(job.user, 0) + 1
+    node_states: dict[str, int] = {}
+    for node in nodes.values():
+        node_states[node.state] = node_states.get(node.state, 0) + 1
+    mib = 1024 * 1024
+    return {
+        "collected_at": collected_at,
+        "jobs": [[state, partition, count] for (state, partition), count in sorted(by_state_partition.items())],
+        "pending_reasons": top_counts(reasons, top_reasons, OTHER_REASON),
+        "nodes": dict(sorted(node_states.items())),
+        "cpus": {"alloc": sum(n.alloc_cpus for n in nodes.values()),
+                 "total": sum(n.cpus for n in nodes.values())},
+        "gpus": {"alloc": sum(n.alloc_gpus for n in nodes.values()),
+                 "total": sum(n.gpus for n in nodes.values())},
+        # allocated is capped by configured memory per node, as in compute_metrics
+        "memory_bytes": {"alloc": sum(min(n.alloc_memory_mb, n.real_memory_mb) for n in nodes.values()) * mib,
+                         "total": sum(n.real_memory_mb for n in nodes.values()) * mib},
+        "running_by_user": dict(sorted(running_by_user.items())),
+    }
+
+
+def top_counts(counts: Mapping[str, int], keep: int, other: str) -> dict[str, int]:
+    """The ``keep`` largest counts (ties by name), the rest summed under ``other``."""
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    kept = dict(ranked[:keep])
+    rest = sum(count for _, count in ranked[keep:])
+    if rest:
+        kept[other] = kept.get(other, 0) + rest
+    return kept

@@ -47,3 +47,104 @@ class ClusterStream(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.updated_at}"
+
+
+class AlertRule(models.Model):
+    """A rule the monitor evaluates every nodes poll (slurm_monitor.alerts: RuleSpec, step).
+    Editable in admin; the defaults are created by migration 0002."""
+
+    class Scope(models.TextChoices):
+        CLUSTER = "cluster"
+        PARTITION = "partition"
+        NODE = "node"
+
+    class Severity(models.TextChoices):
+        INFO = "info"
+        WARNING = "warning"
+        CRITICAL = "critical"
+
+    METRIC_CHOICES = [
+        ("cpu_alloc_percent", "CPU allocation, % (count: allocated CPUs)"),
+        ("memory_alloc_percent", "memory allocation, % (count: allocated MB)"),
+        ("gpu_alloc_percent", "GPU allocation, % (count: allocated GPUs)"),
+        ("nodes_down_percent", "nodes down, % (count: nodes down)"),
+        ("nodes_unavailable_percent", "nodes down or drained, % (count: those nodes)"),
+        ("jobs_pending", "pending jobs (count: the same)"),
+    ]
+
+    name = models.SlugField(max_length=64, unique=True, help_text="the alert_id on the wire")
+    description = models.CharField(max_length=200, blank=True)
+    enabled = models.BooleanField(default=True)
+    metric = models.CharField(max_length=32, choices=METRIC_CHOICES)
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.CLUSTER)
+    target = models.CharField(max_length=200, blank=True,
+                              help_text="a partition or node name; empty: each one of the scope")
+    threshold = models.FloatField(help_text="fires when the value is above this")
+    clear_at = models.FloatField(null=True, blank=True,
+                                 help_text="resolves at or below this (empty: the threshold)")
+    min_count = models.PositiveIntegerField(
+        default=0, help_text="and only when the absolute figure is at least this (CPUs, MB, GPUs, nodes, jobs)")
+    duration_seconds = models.PositiveIntegerField(default=0, help_text="fires this long before it is raised")
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Alert(models.Model):
+    """One alert's lifecycle: pending (fired, ``raised_at`` empty), raised, acknowledged,
+    silenced until a time, resolved. Written by the monitor (slurm_monitor.alerting) and by
+    people (acknowledge, silence), every step in AlertAudit."""
+
+    rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
+    rule_name = models.CharField(max_length=64, db_index=True)  # kept if the rule goes
+    target = models.CharField(max_length=200, blank=True)
+    alert_id = models.CharField(max_length=300, db_index=True)
+    severity = models.CharField(max_length=10)
+    message = models.CharField(max_length=500, blank=True)
+    value = models.FloatField(default=0.0)
+    threshold = models.FloatField(default=0.0)
+    pending_since = models.DateTimeField()
+    raised_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    resolved_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    acknowledged_by = models.CharField(max_length=150, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    silenced_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-pending_since", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.alert_id} ({self.status})"
+
+    @property
+    def status(self) -> str:
+        from django.utils import timezone
+
+        if self.resolved_at is not None:
+            return "resolved"
+        if self.raised_at is None:
+            return "pending"
+        if self.silenced_until is not None and self.silenced_until > timezone.now():
+            return "silenced"
+        return "acknowledged" if self.acknowledged_at else "active"
+
+
+class AlertAudit(models.Model):
+    """Who did what to an alert, when: raised/resolved by the monitor, acknowledged or
+    silenced by a person."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="audit")
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    action = models.CharField(max_length=20)  # raised, resolved, acknowledged, silenced, unsilenced
+    actor = models.CharField(max_length=150)  # a username, or "monitor"
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.alert_id} {self.action} by {self.actor}"

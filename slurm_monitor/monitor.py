@@ -25,11 +25,13 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
 from slurm_monitor import store
+from slurm_monitor.alerting import evaluate_and_record
 from slurm_monitor.alerts import ActiveAlert, evaluate_alerts
 from slurm_monitor.collector import CollectError, SlurmCollector
 from slurm_monitor.diff import Changes, ResourceMark, diff_jobs, diff_nodes
 from slurm_monitor.events import Publication, build_metrics_update
-from slurm_monitor.metrics import compute_metrics
+from slurm_monitor.exporter import save_gauges
+from slurm_monitor.metrics import compute_metrics, gauge_figures
 from slurm_monitor.sinks import Sink, SinkError
 from slurm_monitor.snapshot import Job, Node
 
@@ -108,16 +110,12 @@ class Monitor:
             logger.warning("nodes poll failed after %.2fs, nothing sent: %s", time.monotonic() - started, exc)
             await self._record_poll("nodes", time.monotonic() - started, False)
             return 0
-        first = self.nodes is None
         changes, self.marks = diff_nodes(self.nodes, current, self.marks)
         self.nodes = current
-        self.alerts, alert_events = evaluate_alerts(
-            self.alerts, compute_metrics(self.jobs or {}, current), self.clock())
+        alert_events = await self._evaluate_alerts(current)
         changes = Changes(changes.publications + alert_events, changes.notifications)
         sent = await self.deliver(changes, "nodes")
         await self._save("nodes", store.save_nodes, current)
-        if alert_events or first:
-            await self._write("alerts", store.save_alerts, [a.data for a in self.alerts.values()])
         self.stats["nodes_polls"] += 1
         command, seconds = self.collector.last_run.get("nodes", ("nodes", 0.0))
         await self._record_poll("nodes", seconds, True)
@@ -129,11 +127,26 @@ class Monitor:
         if self.nodes is None:
             logger.info("metrics: no node snapshot yet, nothing sent")
             return 0
-        publication = build_metrics_update(compute_metrics(self.jobs or {}, self.nodes), self.clock())
+        now = self.clock()
+        publication = build_metrics_update(compute_metrics(self.jobs or {}, self.nodes), now)
         sent = await self.deliver(Changes((publication,)), "metrics")
         await self._write("metrics", store.save_metrics, publication.data)
+        await self._write("gauges", save_gauges, gauge_figures(self.jobs or {}, self.nodes, now))
         self.stats["metrics_sent"] += sent
         return sent
+
+    async def _evaluate_alerts(self, nodes: dict[str, Node]) -> tuple[Publication, ...]:
+        """With a database: the AlertRule rows, each alert's lifecycle stored (and the
+        ``alerts`` stream saved) by ``alerting.evaluate_and_record``. Without one: the
+        built-in rules, in memory. A failed evaluation sends nothing; the next poll retries."""
+        if not self.persist:
+            self.alerts, events = evaluate_alerts(self.alerts, compute_metrics(self.jobs or {}, nodes), self.clock())
+            return events
+        try:
+            return tuple(await _db(evaluate_and_record)(self.jobs or {}, nodes, self.clock(), self.source))
+        except Exception:
+            logger.exception("evaluating the alert rules failed")
+            return ()
 
     async def deliver(self, changes: Changes, stream: str) -> int:
         """Publish every event (and to its job owner), then every notification. Returns how many

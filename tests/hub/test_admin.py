@@ -144,7 +144,9 @@ async def test_staff_reads_live_figures_in_the_admin(hub_server, make_user):
     assert await sync_to_async(recorded)(), "the server never recorded its stats"
 
     session = await asyncio.to_thread(admin_session, server.url, "boss", "pw-for-tests-only")
-    get = lambda path: asyncio.to_thread(session.get, f"{server.url}{path}", timeout=10)
+
+    def get(path):
+        return asyncio.to_thread(session.get, f"{server.url}{path}", timeout=10)
 
     processes = (await get("/admin/hub/hubprocess/")).text
     row = cell(processes, "server").index("hub-admin")
@@ -170,7 +172,7 @@ async def test_staff_reads_live_figures_in_the_admin(hub_server, make_user):
     assert int(cell(audit, "size_bytes")[0]) > 0
 
     notes = (await get("/admin/hub/notification/")).text
-    assert cell(notes, "title") == ["Job 77 failed"] and cell(notes, "username") == ["alice"]
+    assert cell(notes, "title") == ["Job 77 failed"] and cell(notes, "addressee") == ["alice"]
 
     tokens = (await get("/admin/authtoken/tokenproxy/")).text
     assert {"boss", "alice"} <= set(cell(tokens, "user"))
@@ -183,3 +185,99 @@ async def test_staff_reads_live_figures_in_the_admin(hub_server, make_user):
     for label in ("Hub processes", "Stats snapshots", "Broadcast audit log", "Notifications", "Tokens"):
         assert label in index
     await ws.close()
+
+
+# --- the admin in-process: the activity chart, notifications, service accounts ---------------------
+
+@pytest.fixture
+def staff_client(db):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    client = Client()
+    client.force_login(get_user_model().objects.create_superuser("root", password="pw-for-tests-only"))
+    return client
+
+
+def polyline(svg_html: str, title: str) -> list[tuple[float, float]]:
+    """The points of the chart whose aria-label is ``title``."""
+    chart = re.search(rf'<svg[^>]*aria-label="{re.escape(title)}".*?</svg>', svg_html, re.S)
+    assert chart, f"no chart {title!r}"
+    points = re.search(r'<polyline[^>]*points="([^"]*)"', chart.group(0))
+    assert points, f"chart {title!r} has no line"
+    return [tuple(map(float, p.split(","))) for p in points.group(1).split()]
+
+
+def test_the_process_page_draws_its_stored_series(staff_client):
+    t0 = time.time() - 600
+    stats_recorder.record(stats(heartbeat=t0))
+    process = HubProcess.objects.get()
+    process.snapshots.all().delete()
+    connections = [2, 5, 9, 4]
+    sent = [100, 160, 400, 100]  # the last one: the process restarted (counter reset)
+    for i, (conns, out) in enumerate(zip(connections, sent)):
+        StatsSnapshot.objects.create(process=process, recorded_at=datetime.fromtimestamp(t0 + 60 * i, timezone.utc),
+                                     active_connections=conns, messages_sent=out, messages_received=20)
+    page = staff_client.get(f"/admin/hub/hubprocess/{process.pk}/change/").content.decode()
+
+    conns = polyline(page, "Connections")
+    assert len(conns) == 4
+    assert [x for x, _ in conns] == sorted(x for x, _ in conns)  # oldest left
+    ys = [y for _, y in conns]  # SVG y grows downwards: more connections, smaller y
+    assert ys.index(min(ys)) == 2 and ys.index(max(ys)) == 0
+    assert ys[1] < ys[3] < ys[0]
+    assert "Connections: now 4, max 9" in page
+
+    rate = polyline(page, "Messages/s (sent + received)")
+    assert len(rate) == 3  # one per interval between snapshots
+    # (60 + 0)/60 = 1/s, 240/60 = 4/s, after the reset (100 + 20)/60 = 2/s
+    assert "now 2 /s, max 4 /s" in page
+    assert rate[1][1] < rate[2][1] < rate[0][1]
+
+
+def test_a_process_without_snapshots_says_so(staff_client):
+    stats_recorder.record(stats())
+    process = HubProcess.objects.get()
+    process.snapshots.all().delete()
+    page = staff_client.get(f"/admin/hub/hubprocess/{process.pk}/change/").content.decode()
+    assert page.count("no snapshots yet") == 2 and "<polyline" not in page
+
+
+def test_mark_read_leaves_cluster_wide_rows_to_each_user(staff_client):
+    from hub.models import Notification, NotificationRead
+    from hub.notifications import list_notifications
+
+    mine = Notification.objects.create(username="alice", type="job_failed", title="Job 1 failed")
+    everyone = Notification.objects.create(username=None, type="node_down", title="cn01 down")
+    NotificationRead.objects.create(notification=everyone, username="bob")
+    listing = staff_client.get("/admin/hub/notification/").content.decode()
+    assert sorted(cell(listing, "addressee")) == ["(cluster-wide)", "alice"]
+    assert sorted(cell(listing, "read_state")) == ["no", "read by 1"]
+
+    done = staff_client.post("/admin/hub/notification/", {
+        "action": "mark_read", "_selected_action": [mine.pk, everyone.pk]}, follow=True)
+    text = done.content.decode()
+    assert "1 notification(s) marked read" in text and "1 cluster-wide notification(s) left" in text
+    mine.refresh_from_db()
+    everyone.refresh_from_db()
+    assert mine.read and not everyone.read
+    # alice still has the cluster-wide one to read; bob had read it
+    assert list_notifications("alice")["unread"] == 1 and list_notifications("bob")["unread"] == 0
+
+    cluster_only = staff_client.get("/admin/hub/notification/?scope=cluster").content.decode()
+    assert cell(cluster_only, "title") == ["cn01 down"]
+
+
+def test_service_accounts_are_listed_read_only(staff_client):
+    from django.contrib.auth import get_user_model
+
+    from hub.models import ServiceAccount
+
+    user = get_user_model().objects.create_user("slurm-monitor")
+    account = ServiceAccount.objects.create(user=user, service="slurm-monitor")
+    listing = staff_client.get("/admin/hub/serviceaccount/").content.decode()
+    assert cell(listing, "user") == ["slurm-monitor"] and cell(listing, "service") == ["slurm-monitor"]
+    assert staff_client.get("/admin/hub/serviceaccount/add/").status_code == 403
+    assert staff_client.get(f"/admin/hub/serviceaccount/{account.pk}/delete/").status_code == 403
+    detail = staff_client.get(f"/admin/hub/serviceaccount/{account.pk}/change/").content.decode()
+    assert 'name="service"' not in detail  # shown, not editable
