@@ -34,6 +34,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hub.permissions import HubApiThrottle
+from hub.serializers import ErrorSerializer
 from slurm_monitor import store
 
 # Rows per /api/cluster/jobs request (over it: 400 naming ``limit``); the dashboard's first
@@ -148,14 +149,13 @@ _JOB_DETAIL = inline_serializer("ClusterJobDetail", {
     "efficiency": serializers.DictField(allow_null=True,
                                         help_text="cpu, memory, gpu: used against requested; null when unknown"),
 })
-_NOT_FOUND = inline_serializer("ClusterJobNotFound", {"detail": serializers.CharField()})
 
 
 class ClusterJobDetailView(ClusterView):
     @extend_schema(parameters=[OpenApiParameter("job_id", str, OpenApiParameter.PATH,
                                                 description="a job id or an array task (10_1)")],
                    responses={200: _JOB_DETAIL,
-                              404: OpenApiResponse(_NOT_FOUND, description="no such job (or not yours, "
+                              404: OpenApiResponse(ErrorSerializer, description="no such job (or not yours, "
                                                    "with HUB_PRIVATE_JOBS: a 404 too, so ids reveal nothing)")},
                    summary="One Slurm job, live or finished: record, state transitions, efficiency",
                    operation_id="cluster_job")
@@ -168,7 +168,7 @@ class ClusterJobDetailView(ClusterView):
         if re.fullmatch(JOB_REF_PATTERN, job_id):
             detail = job_detail(job_id, owner=job_owner_scope(request.user))
         if detail is None:
-            raise NotFound(f"no job {job_id[:64]!r}")
+            raise NotFound("no such job")  # the same words whether it exists or is not yours
         return Response(detail)
 
 
