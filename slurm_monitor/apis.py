@@ -111,8 +111,11 @@ def _fill_epochs(answer: dict) -> dict:
 
     from hub.engine.node import get_node
 
+    async def read() -> dict:
+        return await get_node().history.positions(list(unknown))
+
     try:
-        tops = async_to_sync(get_node().history.positions)(list(unknown))
+        tops = async_to_sync(read)()
     except Exception:  # the hub's store is down: the epoch stays unknown
         return answer
     for channel, offset in unknown.items():
