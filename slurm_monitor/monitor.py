@@ -139,8 +139,10 @@ class Monitor:
             if ids:
                 try:
                     answers = await self.collector.collect_accounting(ids)
-                except CollectError as exc:
-                    logger.warning("sacct for %d ended jobs failed: %s", len(ids), exc)
+                except CollectError as exc:  # no accounting (or no slurmdbd): say so once, loudly
+                    level = logging.INFO if self.stats["sacct_failed"] else logging.WARNING
+                    self.stats["sacct_failed"] += 1
+                    logger.log(level, "sacct for %d ended jobs failed: %s", len(ids), exc)
                     answers = {}
                 accounted = await _db(history.save_accounting)(
                     ids, {job_id: a.as_dict() for job_id, a in answers.items()}, now)

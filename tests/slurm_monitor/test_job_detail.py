@@ -67,3 +67,13 @@ def test_needs_authentication():
 def test_without_private_jobs_anyone_authenticated_sees_any_job():
     store.save_jobs(None, snap(job("5", user="alice")), now=T0)
     assert client_for("bob").get("/api/cluster/jobs/5").status_code == 200
+
+
+def test_the_endpoint_is_in_the_openapi_schema():
+    import yaml
+    from django.test import Client
+
+    schema = yaml.safe_load(Client().get("/api/schema").content)
+    operation = schema["paths"]["/api/cluster/jobs/{job_id}"]["get"]
+    assert {"200", "404"} <= set(operation["responses"])
+    assert "position" in schema["components"]["schemas"]["ClusterList"]["required"]

@@ -76,7 +76,8 @@ def test_a_completed_job_and_its_efficiency():
     assert (acct.start_time, acct.end_time, acct.submit_time) == (1700000100, 1700000700, 1700000090)
     assert (acct.elapsed_seconds, acct.time_limit_minutes, acct.cpus, acct.memory_mb) == (600, 60, 4, 8192)
     assert acct.total_cpu_seconds == 1200.5 and acct.max_rss_mb == 2048.0
-    assert (acct.account, acct.qos, acct.working_directory, acct.nodes) == ("physics", "normal", "/home/alice/run1", "cn01")
+    assert (acct.account, acct.qos, acct.working_directory, acct.nodes) == (
+        "physics", "normal", "/home/alice/run1", "cn01")
     eff = efficiency(acct.as_dict())
     assert eff["cpu"] == {"used_seconds": 1200.5, "available_seconds": 2400, "percent": 50.0}
     assert eff["memory"] == {"max_rss_mb": 2048.0, "requested_mb": 8192, "percent": 25.0}
