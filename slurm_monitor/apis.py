@@ -1,31 +1,47 @@
 """REST: the latest cluster state, for a dashboard's first paint (live events follow).
 
     GET /api/cluster/jobs?user=alice&partition=gpu&state=RUNNING,PENDING&limit=100&offset=0
+    GET /api/cluster/jobs?view=finished&job=10_1      (view: active, default | finished | all)
+    GET /api/cluster/jobs/<job_id>                    (one job: record, transitions, efficiency)
     GET /api/cluster/nodes?state=DRAINED
     GET /api/cluster/metrics
     GET /api/cluster/alerts          (staff: the active alerts)
 
 Authenticated users (alerts: staff, like the ``alerts`` channel). With ``HUB_PRIVATE_JOBS``
 (Slurm's ``PrivateData=jobs``) a non-staff user gets only their own jobs; the ``user`` filter
-narrows within them, never widens. Thin: validate the query, call one ``store`` reader. Answers are
-``{"count", "results", "updated_at", "source"}`` (``{"metrics", "updated_at", "source"}`` for
-metrics); ``updated_at`` is null until the monitor has saved that stream once.
+narrows within them, never widens; another user's job is a 404, as an unknown one (its
+existence is private too). Thin: validate the query, call one ``store`` reader. Answers are
+``{"count", "results", "updated_at", "source", "position"}`` (``{"metrics", "updated_at",
+"source", "position"}`` for metrics); ``updated_at`` is null until the monitor has saved that
+stream once.
+
+``position`` is ``{channel: {"offset", "epoch"} or null}``, read in the same snapshot as the
+rows (PROTOCOL.md section 6): subscribe with ``since`` = offset, and reload if ``subscribed``
+carries another epoch or ``recovered`` is false. The channel is the one whose events the rows
+mirror: ``jobs``; with HUB_PRIVATE_JOBS a non-staff user's ``user:<name>`` (where their job
+events reach them). null: the monitor has not published on it since it saved those rows, so
+there is no position to resume from (subscribe, then reload). A stored epoch the sink could not
+learn (the ``http`` sink, until the broadcast answer carries it) is filled in with this
+process's epoch of the channel, provided its history still reaches the offset.
 """
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import permissions, serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hub.permissions import HubApiThrottle
+from hub.serializers import ErrorSerializer
 from slurm_monitor import store
 
 # Rows per /api/cluster/jobs request (over it: 400 naming ``limit``); the dashboard's first
 # paint asks for this many. Page with ``offset`` beyond it.
 JOB_PAGE_MAX = 5_000
 STATE_PATTERN = r"^[A-Za-z_]{1,32}(,[A-Za-z_]{1,32}){0,31}$"
+JOB_REF_PATTERN = r"^[0-9]{1,10}(_[0-9]{1,10})?$"
 
 
 class JobQuerySerializer(serializers.Serializer):
@@ -36,19 +52,30 @@ class JobQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(required=False, default=1000, min_value=1,
                                      max_value=JOB_PAGE_MAX)
     offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=10**9)
+    view = serializers.ChoiceField(choices=store.VIEWS, required=False, default="active",
+                                   help_text="active: what squeue lists now; finished: jobs that ended; all")
+    job = serializers.RegexField(JOB_REF_PATTERN, required=False,
+                                 help_text="a job id, an array id, or one array task (10_1)")
 
 
 class NodeQuerySerializer(serializers.Serializer):
     state = serializers.RegexField(STATE_PATTERN, required=False)
 
 
+_POSITION = serializers.DictField(
+    child=inline_serializer("StreamPosition", {"offset": serializers.IntegerField(),
+                                               "epoch": serializers.CharField(allow_null=True)},
+                            allow_null=True),
+    help_text="{channel: {offset, epoch} or null}, read with the rows: subscribe with since = offset")
 _LIST = inline_serializer("ClusterList", {
+    "position": _POSITION,
     "count": serializers.IntegerField(),
     "results": serializers.ListField(child=serializers.DictField()),
     "updated_at": serializers.DateTimeField(allow_null=True),
     "source": serializers.CharField(allow_null=True),
 })
 _METRICS = inline_serializer("ClusterMetrics", {
+    "position": _POSITION,
     "metrics": serializers.DictField(allow_null=True),
     "updated_at": serializers.DateTimeField(allow_null=True),
     "source": serializers.CharField(allow_null=True),
@@ -74,17 +101,78 @@ def job_owner_scope(user) -> str | None:
     return user.get_username()
 
 
+def _fill_epochs(answer: dict) -> dict:
+    """Stored epochs the sink could not learn: this process's epoch of the channel, where its
+    history still reaches the stored offset (else the epoch stays unknown)."""
+    unknown = {c: p["offset"] for c, p in answer.get("position", {}).items() if p and p["epoch"] is None}
+    if not unknown:
+        return answer
+    from asgiref.sync import async_to_sync
+
+    from hub.engine.node import get_node
+
+    async def read() -> dict:
+        return await get_node().history.positions(list(unknown))
+
+    try:
+        tops = async_to_sync(read)()
+    except Exception:  # the hub's store is down: the epoch stays unknown
+        return answer
+    for channel, offset in unknown.items():
+        top, epoch = tops.get(channel, (0, ""))
+        if epoch and top >= offset:
+            answer["position"][channel]["epoch"] = epoch
+    return answer
+
+
+def _job_channels(request) -> list[str]:
+    owner = job_owner_scope(request.user)
+    return [f"user:{request.user.get_username()}"] if owner is not None else ["jobs"]
+
+
 class ClusterJobsView(ClusterView):
     @extend_schema(parameters=[JobQuerySerializer], responses={200: _LIST},
-                   summary="Slurm jobs as last polled (HUB_PRIVATE_JOBS: your own only, staff all)",
+                   summary="Slurm jobs, live or finished (HUB_PRIVATE_JOBS: your own only, staff all)",
                    operation_id="cluster_jobs")
     def get(self, request):
         query = JobQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         q = query.validated_data
-        return Response(store.list_jobs(user=q.get("user"), partition=q.get("partition"),
-                                        states=_states(q.get("state")), limit=q["limit"],
-                                        offset=q["offset"], owner=job_owner_scope(request.user)))
+        return Response(_fill_epochs(store.list_jobs(
+            user=q.get("user"), partition=q.get("partition"), states=_states(q.get("state")),
+            limit=q["limit"], offset=q["offset"], owner=job_owner_scope(request.user),
+            view=q["view"], job=q.get("job"), channels=_job_channels(request))))
+
+
+_JOB_DETAIL = inline_serializer("ClusterJobDetail", {
+    "job": serializers.DictField(help_text="the job's record, as in /api/cluster/jobs, with in_queue and ended_at"),
+    "transitions": serializers.ListField(child=inline_serializer("JobTransition", {
+        "state": serializers.CharField(), "at": serializers.DateTimeField()})),
+    "accounting": serializers.DictField(allow_null=True, help_text="what sacct said, once the job ended"),
+    "efficiency": serializers.DictField(allow_null=True,
+                                        help_text="cpu, memory, gpu: used against requested; null when unknown"),
+})
+
+
+class ClusterJobDetailView(ClusterView):
+    @extend_schema(parameters=[OpenApiParameter("job_id", str, OpenApiParameter.PATH,
+                                                description="a job id or an array task (10_1)")],
+                   responses={200: _JOB_DETAIL,
+                              404: OpenApiResponse(ErrorSerializer, description="no such job (or not yours, "
+                                                   "with HUB_PRIVATE_JOBS: a 404 too, so ids reveal nothing)")},
+                   summary="One Slurm job, live or finished: record, state transitions, efficiency",
+                   operation_id="cluster_job")
+    def get(self, request, job_id: str):
+        import re
+
+        from slurm_monitor.history import job_detail
+
+        detail = None
+        if re.fullmatch(JOB_REF_PATTERN, job_id):
+            detail = job_detail(job_id, owner=job_owner_scope(request.user))
+        if detail is None:
+            raise NotFound("no such job")  # the same words whether it exists or is not yours
+        return Response(detail)
 
 
 class ClusterNodesView(ClusterView):
@@ -94,14 +182,14 @@ class ClusterNodesView(ClusterView):
     def get(self, request):
         query = NodeQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        return Response(store.list_nodes(states=_states(query.validated_data.get("state"))))
+        return Response(_fill_epochs(store.list_nodes(states=_states(query.validated_data.get("state")))))
 
 
 class ClusterMetricsView(ClusterView):
     @extend_schema(responses={200: _METRICS}, summary="The latest metrics_update payload",
                    operation_id="cluster_metrics")
     def get(self, request):
-        return Response(store.get_metrics())
+        return Response(_fill_epochs(store.get_metrics()))
 
 
 class ClusterAlertsView(ClusterView):
@@ -111,4 +199,4 @@ class ClusterAlertsView(ClusterView):
                    summary="Active cluster alerts (each an alert event's payload)",
                    operation_id="cluster_alerts")
     def get(self, request):
-        return Response(store.list_alerts())
+        return Response(_fill_epochs(store.list_alerts()))

@@ -1,6 +1,8 @@
 """I/O only: run the Slurm commands with a timeout and hand their output to ``snapshot``.
 
 - jobs: ``squeue --all --json``;
+- accounting (history): ``sacct --json --allusers -j id1,id2,...``, one batched call
+  (``sacct.sacct_command``), parsed by ``sacct.parse_sacct``;
 - nodes: ``sinfo --json`` on 22.05, ``scontrol show nodes --json`` from 23.02 (where
   ``sinfo --json`` returns grouped records); the release comes from ``scontrol --version``,
   asked once.
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from slurm_monitor.cache import JobParser, NodeParser, fingerprint
+from slurm_monitor.sacct import Accounting, parse_sacct, sacct_command
 from slurm_monitor.snapshot import Job, Node, SnapshotError
 
 try:
@@ -192,3 +195,13 @@ class SlurmCollector:
             return parse_nodes_output(self.node_parser, result.stdout)
         except SnapshotError as exc:
             raise CollectError(f"{argv[0]}: {exc}", result.seconds) from None
+
+    async def collect_accounting(self, job_ids: Sequence[str]) -> dict[str, Accounting]:
+        """What ``sacct`` knows of these jobs (one call); ids it does not know are absent."""
+        argv = sacct_command(job_ids)
+        result = await self._run(argv, "sacct")
+        try:
+            with gc_paused():
+                return parse_sacct(decode_json(result.stdout))
+        except SnapshotError as exc:
+            raise CollectError(f"sacct: {exc}", result.seconds) from None

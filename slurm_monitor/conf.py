@@ -10,6 +10,9 @@
 | ``HUB_URL`` | http://127.0.0.1:8000 | the hub the ``http`` sink posts to |
 | ``SLURM_MONITOR_SERVICE_USER`` | slurm-monitor | the account the ``http`` sink authenticates as |
 | ``SLURM_MONITOR_BIN_DIR`` | (PATH) | directory holding squeue/sinfo/scontrol |
+| ``SLURM_MONITOR_HISTORY_DAYS`` | 14 | days a finished job stays findable after ``squeue`` forgot it |
+| ``SLURM_MONITOR_SACCT_BATCH`` | 100 | ended jobs asked of ``sacct`` per history step (one call; 0: never ask) |
+| ``SLURM_MONITOR_HISTORY_INTERVAL`` | 30 | seconds between history steps (purge, ``sacct``) |
 | ``SLURM_MONITOR_MOCK_SIZE`` | (small) | ``--mock``'s cluster as NODESxJOBS, e.g. 10000x100000 (``mock_scale``); unset: the eight-node demo |
 
 Command-line options of ``run_slurm_monitor`` override these. A bad value raises
@@ -44,6 +47,9 @@ class MonitorConfig:
     service_user: str = "slurm-monitor"
     bin_dir: str = ""
     mock_size: tuple[int, int] | None = None  # (nodes, jobs) of the site-scale simulator
+    history_days: float = 14.0
+    sacct_batch: int = 100
+    history_interval: float = 30.0
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
@@ -100,6 +106,9 @@ def load_config(env: Mapping[str, str] | None = None) -> MonitorConfig:
         hub_url=check_hub_url("HUB_URL", env.get("HUB_URL", "").strip() or "http://127.0.0.1:8000"),
         service_user=user,
         bin_dir=bin_dir,
+        history_days=_number(env, "SLURM_MONITOR_HISTORY_DAYS", 14.0, 0.0),
+        sacct_batch=env_number("SLURM_MONITOR_SACCT_BATCH", 100, 0, cast=int, env=env, error=ConfigError),
+        history_interval=_number(env, "SLURM_MONITOR_HISTORY_INTERVAL", 30.0, 0.05),
         mock_size=check_mock_size("SLURM_MONITOR_MOCK_SIZE", env["SLURM_MONITOR_MOCK_SIZE"])
         if env.get("SLURM_MONITOR_MOCK_SIZE", "").strip() else None,
     )

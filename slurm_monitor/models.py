@@ -1,7 +1,13 @@
 """The latest cluster state, written by the monitor and read by the REST API (initial state
 for dashboards before live events take over). One row per job and per node, as the monitor
 last saw them; ``ClusterStream`` holds the latest metrics and each stream's last update.
-``record`` is the normalised snapshot record (``snapshot.Job`` / ``snapshot.Node`` fields)."""
+``record`` is the normalised snapshot record (``snapshot.Job`` / ``snapshot.Node`` fields).
+
+History: a job ``squeue`` no longer lists keeps its row (``left_queue_at`` set, ``ended_at``
+set if it was not already) for ``SLURM_MONITOR_HISTORY_DAYS``; ``accounting`` is what ``sacct``
+said of it (``sacct.Accounting.as_dict()``). ``JobTransition`` holds the states the monitor saw,
+bounded per job. ``StreamPosition`` is, per channel, the offset and epoch of the last publication
+whose effect the saved rows include (PROTOCOL.md section 6, ``position``)."""
 
 from __future__ import annotations
 
@@ -15,6 +21,11 @@ class ClusterJob(models.Model):
     state = models.CharField(max_length=32, db_index=True)
     record = models.JSONField()
     updated_at = models.DateTimeField(auto_now=True)
+    array_job_id = models.CharField(max_length=64, null=True, blank=True, db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True, db_index=True)  # null: not ended
+    left_queue_at = models.DateTimeField(null=True, blank=True, db_index=True)  # null: squeue lists it
+    accounting = models.JSONField(null=True, blank=True)
+    accounting_tries = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         verbose_name = "Slurm job"
@@ -148,3 +159,30 @@ class AlertAudit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alert_id} {self.action} by {self.actor}"
+
+
+class JobTransition(models.Model):
+    """One state the monitor saw a job enter (the newest ``store.MAX_TRANSITIONS`` kept)."""
+
+    job = models.ForeignKey(ClusterJob, on_delete=models.CASCADE, related_name="transitions")
+    state = models.CharField(max_length=32)
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["job", "at"])]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} {self.state} @ {self.at}"
+
+
+class StreamPosition(models.Model):
+    """A channel's offset and epoch when the monitor last saved the rows it mirrors; ``epoch``
+    is "" when the sink could not tell it."""
+
+    channel = models.CharField(max_length=200, primary_key=True)
+    offset = models.BigIntegerField()
+    epoch = models.CharField(max_length=64, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.channel} @ {self.offset} ({self.epoch or 'epoch unknown'})"

@@ -7,7 +7,11 @@ the last good snapshot, so the next good poll is diffed against it: no event is 
 repeated. Anything unexpected in a poll is logged with its traceback and the loop goes on.
 
 The number of Slurm commands depends only on the intervals: one poll serves every viewer,
-through the hub. The latest state is saved for REST (``store``) after delivering events.
+through the hub. The latest state is saved for REST (``store``) after delivering events,
+with the offsets (and epochs) those events got, in one transaction: a REST reader's
+``position`` then matches its rows exactly. After a jobs poll, at most once per
+``History.interval``, the history step purges old finished jobs and asks ``sacct`` (one
+batched call) about the jobs that ended.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import signal
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable
 
 from asgiref.sync import sync_to_async
@@ -33,6 +37,7 @@ from slurm_monitor.events import Publication, build_metrics_update
 from slurm_monitor.exporter import save_gauges
 from slurm_monitor.metrics import compute_metrics, gauge_figures
 from slurm_monitor.sinks import Sink, SinkError
+from slurm_monitor.sacct import SACCT_MAX_IDS
 from slurm_monitor.snapshot import Job, Node
 
 logger = logging.getLogger("slurm_monitor")
@@ -43,6 +48,23 @@ class Intervals:
     jobs: float = 5.0
     nodes: float = 10.0
     metrics: float = 15.0
+
+
+@dataclass(frozen=True)
+class History:
+    """Finished jobs: kept ``days`` (purged ``purge_per_step`` at a time), ``sacct`` asked about
+    at most ``sacct_batch`` of them per step (0: never) and about each at most ``sacct_tries``
+    times (accounting may lag; a job it never knows is given up)."""
+
+    days: float = 14.0
+    interval: float = 30.0
+    sacct_batch: int = 100
+    sacct_tries: int = 3
+    purge_per_step: int = 1000
+
+
+def _save_positions_only(_data: Any, _source: str, positions) -> None:
+    store.save_positions(positions)
 
 
 def _db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
@@ -63,7 +85,7 @@ def _db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
 class Monitor:
     def __init__(self, collector: SlurmCollector, sink: Sink, intervals: Intervals = Intervals(),
                  source: str = "slurm", persist: bool = True,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, history: History = History()) -> None:
         self.collector = collector
         self.sink = sink
         self.intervals = intervals
@@ -77,6 +99,8 @@ class Monitor:
         self.marks: dict[str, ResourceMark] = {}
         self.alerts: dict[str, ActiveAlert] = {}
         self.stats: Counter[str] = Counter()
+        self.history = history
+        self.history_due = 0.0  # monotonic time of the next history step
 
     # --- one poll of each stream --------------------------------------------------------------
 
@@ -92,14 +116,49 @@ class Monitor:
             return 0
         changes = diff_jobs(self.jobs, current)
         self.jobs = current
-        sent = await self.deliver(changes, "jobs")
-        await self._save("jobs", store.save_jobs, current)
+        offsets: dict[str, int] = {}
+        sent = await self.deliver(changes, "jobs", offsets)
+        await self._save("jobs", store.save_jobs, current, await self._positions(offsets))
         self.stats["jobs_polls"] += 1
         command, seconds = self.collector.last_run.get("jobs", ("squeue", 0.0))
         await self._record_poll("jobs", seconds, True)
         logger.info("jobs poll: %s took %.2fs, %d jobs, %d/%d events sent (%.2fs total)",
                     command, seconds, len(current), sent, len(changes), time.monotonic() - started)
+        if self.persist and time.monotonic() >= self.history_due:
+            self.history_due = time.monotonic() + self.history.interval
+            await self.history_step()
         return sent
+
+    async def history_step(self) -> tuple[int, int]:
+        """Purge finished jobs older than ``History.days`` (bounded), then one ``sacct`` call
+        for the ended jobs without accounting (bounded). Returns (purged, accounted); a
+        failure is logged and the jobs poll goes on."""
+        from slurm_monitor import history
+
+        now = datetime.now(timezone.utc)
+        purged = accounted = 0
+        try:
+            purged = await _db(history.purge)(now - timedelta(days=self.history.days),
+                                              self.history.purge_per_step)
+            batch = min(self.history.sacct_batch, SACCT_MAX_IDS)
+            ids = await _db(history.needing_accounting)(batch, self.history.sacct_tries) if batch > 0 else []
+            if ids:
+                try:
+                    answers = await self.collector.collect_accounting(ids)
+                except CollectError as exc:  # no accounting (or no slurmdbd): say so once, loudly
+                    level = logging.INFO if self.stats["sacct_failed"] else logging.WARNING
+                    self.stats["sacct_failed"] += 1
+                    logger.log(level, "sacct for %d ended jobs failed: %s", len(ids), exc)
+                    answers = {}
+                accounted = await _db(history.save_accounting)(
+                    ids, {job_id: a.as_dict() for job_id, a in answers.items()}, now)
+        except Exception:
+            logger.exception("the history step failed; the monitor goes on")
+        self.stats["history_purged"] += purged
+        self.stats["history_accounted"] += accounted
+        if purged or accounted:
+            logger.info("history: %d old jobs purged, accounting for %d ended jobs", purged, accounted)
+        return purged, accounted
 
     async def poll_nodes(self) -> int:
         started = time.monotonic()
@@ -114,8 +173,15 @@ class Monitor:
         self.nodes = current
         alert_events = await self._evaluate_alerts(current)
         changes = Changes(changes.publications + alert_events, changes.notifications)
-        sent = await self.deliver(changes, "nodes")
-        await self._save("nodes", store.save_nodes, current)
+        offsets: dict[str, int] = {}
+        sent = await self.deliver(changes, "nodes", offsets)
+        positions = await self._positions(offsets)
+        await self._save("nodes", store.save_nodes, current,
+                         {c: p for c, p in positions.items() if c != "alerts"})
+        if "alerts" in positions:
+            # The alert rows were stored by _evaluate_alerts before publishing; their position
+            # follows once the offset is known (a reader in between replays one alert event).
+            await self._write("alerts", _save_positions_only, None, {"alerts": positions["alerts"]})
         self.stats["nodes_polls"] += 1
         command, seconds = self.collector.last_run.get("nodes", ("nodes", 0.0))
         await self._record_poll("nodes", seconds, True)
@@ -129,8 +195,9 @@ class Monitor:
             return 0
         now = self.clock()
         publication = build_metrics_update(compute_metrics(self.jobs or {}, self.nodes), now)
-        sent = await self.deliver(Changes((publication,)), "metrics")
-        await self._write("metrics", store.save_metrics, publication.data)
+        offsets: dict[str, int] = {}
+        sent = await self.deliver(Changes((publication,)), "metrics", offsets)
+        await self._write("metrics", store.save_metrics, publication.data, await self._positions(offsets))
         await self._write("gauges", save_gauges, gauge_figures(self.jobs or {}, self.nodes, now))
         self.stats["metrics_sent"] += sent
         return sent
@@ -148,16 +215,19 @@ class Monitor:
             logger.exception("evaluating the alert rules failed")
             return ()
 
-    async def deliver(self, changes: Changes, stream: str) -> int:
+    async def deliver(self, changes: Changes, stream: str, offsets: dict[str, int] | None = None) -> int:
         """Publish every event (and to its job owner), then every notification. Returns how many
-        went out; failures are counted and the first is logged."""
+        went out; failures are counted and the first is logged. ``offsets`` collects the last
+        offset each channel's publications got (``user:<name>`` for the owner's copy)."""
+        offsets = {} if offsets is None else offsets
         sent, failures, first_error = 0, 0, ""
         for item in (*changes.publications, *changes.notifications):
             try:
                 if isinstance(item, Publication):
-                    await self.sink.publish(item.channel, item.event, item.data)
+                    _note(offsets, item.channel, await self.sink.publish(item.channel, item.event, item.data))
                     if item.user:
-                        await self.sink.send_to_user(item.user, item.event, item.data)
+                        _note(offsets, f"user:{item.user}",
+                              await self.sink.send_to_user(item.user, item.event, item.data))
                 else:
                     await self.sink.notify(item)
                 sent += 1
@@ -174,11 +244,23 @@ class Monitor:
         self.stats["events_sent"] += sent
         return sent
 
-    async def _write(self, what: str, save: Callable[..., None], data: Any) -> None:
+    async def _positions(self, offsets: dict[str, int]) -> dict[str, tuple[int, str | None]]:
+        """{channel: (offset, epoch)} for what ``deliver`` collected."""
+        if not offsets:
+            return {}
+        try:
+            epochs = await self.sink.epochs_for(offsets)
+        except Exception:
+            logger.exception("reading the epochs of %s failed", sorted(offsets))
+            epochs = {}
+        return {channel: (offset, epochs.get(channel)) for channel, offset in offsets.items()}
+
+    async def _write(self, what: str, save: Callable[..., None], data: Any,
+                     positions: dict[str, tuple[int, str | None]] | None = None) -> None:
         if not self.persist:
             return
         try:
-            await _db(save)(data, self.source)
+            await _db(save)(data, self.source, positions)
         except Exception:
             logger.exception("saving the latest %s failed", what)
 
@@ -195,12 +277,13 @@ class Monitor:
         except Exception:
             logger.exception("recording the %s poll's figures failed", stream)
 
-    async def _save(self, stream: str, save: Callable[..., None], current: dict) -> None:
+    async def _save(self, stream: str, save: Callable[..., None], current: dict,
+                    positions: dict[str, tuple[int, str | None]] | None = None) -> None:
         if not self.persist:
             return
         attr = f"saved_{stream}"
         try:
-            await _db(save)(getattr(self, attr), current, self.source)
+            await _db(save)(getattr(self, attr), current, self.source, positions)
             setattr(self, attr, current)
         except Exception:
             setattr(self, attr, None)  # unknown: the next save rewrites everything
@@ -259,6 +342,11 @@ class Monitor:
                 logger.exception("%s poll crashed; the monitor goes on", name)
             if await _stopped(stop, max(0.0, interval - (time.monotonic() - started))):
                 return
+
+
+def _note(offsets: dict[str, int], channel: str, offset: Any) -> None:
+    if isinstance(offset, int) and not isinstance(offset, bool):
+        offsets[channel] = offset  # publications go out in order: the last is the top
 
 
 async def _stopped(stop: asyncio.Event, delay: float) -> bool:

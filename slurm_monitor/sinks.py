@@ -57,6 +57,11 @@ class Sink:
         user, on ``notifications`` when it is cluster-wide (``user`` None)."""
         raise NotImplementedError
 
+    async def epochs_for(self, offsets: dict[str, int]) -> dict[str, str | None]:
+        """The epoch each ``{channel: offset}`` this sink got belongs to (PROTOCOL.md section 5),
+        None where it cannot tell. The monitor saves them with the rows (``position``)."""
+        return {channel: None for channel in offsets}
+
 
 class LayerSink(Sink):
     name = "layer"
@@ -76,6 +81,20 @@ class LayerSink(Sink):
             return await send_to_user(username, event, data)
         except (HubUnavailable, PublishError) as exc:
             raise SinkError(f"{event} to user {username}: {exc}") from None
+
+    async def epochs_for(self, offsets: dict[str, int]) -> dict[str, str | None]:
+        """``hub.publish`` returns offsets only: read the epochs right after publishing. An
+        epoch changes only when a channel's history is lost (HUB_HISTORY_TTL without a
+        publication, or a fresh store); a top below the offset we got means that happened
+        in between, and then the epoch is unknown."""
+        from hub.engine.node import get_node
+
+        try:
+            tops = await get_node().history.positions(list(offsets))
+        except Exception:  # Redis down: unknown, never a failed poll
+            return {channel: None for channel in offsets}
+        return {channel: (tops[channel][1] or None) if tops.get(channel, (0, ""))[0] >= offset else None
+                for channel, offset in offsets.items()}
 
     async def notify(self, notification: Notification) -> None:
         from asgiref.sync import sync_to_async
@@ -103,6 +122,7 @@ class HttpSink(Sink):
         self.timeout = timeout
         self.token_source = token_source
         self.requests_sent = 0
+        self.epochs: dict[str, str] = {}  # channel -> epoch, from the hub's answers that carry one
 
     def _post_sync(self, path: str, body: dict[str, Any], token: str) -> tuple[int, dict[str, Any]]:
         request = urllib.request.Request(
@@ -138,7 +158,14 @@ class HttpSink(Sink):
         if status not in (200, 201):
             message = answer.get("message") or answer.get("detail") or "no detail"
             raise SinkError(f"{what}: hub answered {status}: {message}")
+        for item in answer if isinstance(answer, list) else [answer]:
+            if isinstance(item, dict) and isinstance(item.get("epoch"), str) and item.get("channel"):
+                self.epochs[str(item["channel"])] = item["epoch"]
         return answer
+
+    async def epochs_for(self, offsets: dict[str, int]) -> dict[str, str | None]:
+        """The epoch the hub's broadcast answer carried, when it carries one."""
+        return {channel: self.epochs.get(channel) for channel in offsets}
 
     async def publish(self, channel: str, event: str, data: dict[str, Any]) -> int | None:
         body = {"channel": channel, "message": {"type": event, "data": data}}

@@ -3,23 +3,42 @@
 is what the previous run saved).
 
 Writes are incremental: only jobs/nodes that changed since the previous snapshot are
-upserted, and the ones gone are deleted, in one transaction per stream.
+upserted, in one transaction per stream. Nodes gone are deleted; jobs gone stay as history
+(``left_queue_at`` set, ``ended_at`` set if not already) until ``history.purge``. Each save
+also records, in the same transaction, the ``positions`` its publications got
+(``{channel: (offset, epoch)}``), so that a reader inside ``consistent_read`` gets rows and
+positions that agree (PROTOCOL.md section 6, ``position``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import Any, Iterable, Mapping
+from datetime import datetime, timezone as dt_timezone
+from typing import Any, Iterable, Iterator, Mapping
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Count, Q
 from django.db.models.functions import Length
 from django.utils import timezone
 
+from slurm_monitor.arrays import job_matches, parse_job_ref
 from slurm_monitor.events import iso, job_fields, node_fields
-from slurm_monitor.models import ClusterJob, ClusterNode, ClusterStream
-from slurm_monitor.snapshot import Job, Node
+from slurm_monitor.models import ClusterJob, ClusterNode, ClusterStream, JobTransition, StreamPosition
+from slurm_monitor.snapshot import TERMINAL_JOB_STATES, Job, Node
 
 JOB_LIST_LIMIT_MAX = 10_000
+MAX_TRANSITIONS = 20  # per job: the newest are kept
+CHUNK = 500  # ids per IN (...): under SQLite's variable limit whatever its build
+
+# {channel: (offset, epoch)}: what the publications of one save got; epoch None or "": unknown.
+Positions = Mapping[str, tuple[int, "str | None"]]
+VIEWS = ("active", "finished", "all")
+
+
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start:start + CHUNK]
 
 
 def _touch(name: str, source: str, data: dict[str, Any] | None = None) -> None:
@@ -29,27 +48,104 @@ def _touch(name: str, source: str, data: dict[str, Any] | None = None) -> None:
     ClusterStream.objects.update_or_create(name=name, defaults=defaults)
 
 
-def save_jobs(previous: Mapping[str, Job] | None, current: Mapping[str, Job], source: str = "") -> None:
-    """Make the stored jobs equal ``current``; ``previous`` is what was last saved (None: unknown)."""
+def save_positions(positions: Positions | None) -> None:
+    """Record each channel's (offset, epoch); call inside the transaction saving the rows."""
+    rows = [StreamPosition(channel=channel[:200], offset=int(offset), epoch=(epoch or "")[:64])
+            for channel, (offset, epoch) in (positions or {}).items()]
+    if rows:
+        StreamPosition.objects.bulk_create(rows, update_conflicts=True, unique_fields=["channel"],
+                                           update_fields=["offset", "epoch", "updated_at"])
+
+
+def read_positions(channels: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+    """``{channel: {"offset", "epoch"}}``; None for a channel the monitor never published on
+    since its rows were saved (then a client cannot resume: it reloads on ``subscribed``);
+    ``epoch`` None when the sink could not tell it."""
+    names = list(channels)
+    found = {p.channel: p for p in StreamPosition.objects.filter(channel__in=names)}
+    return {name: ({"offset": found[name].offset, "epoch": found[name].epoch or None}
+                   if name in found else None) for name in names}
+
+
+@contextlib.contextmanager
+def consistent_read() -> Iterator[None]:
+    """Every query inside sees one snapshot: rows and positions saved by one monitor
+    transaction are read all or none. SQLite: a read transaction does that; PostgreSQL's
+    default READ COMMITTED gives each statement its own snapshot, so ask for REPEATABLE READ
+    (only possible as the transaction's first statement)."""
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
+def _moment(seconds: int | None, default: datetime) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=dt_timezone.utc) if seconds else default
+
+
+def state_time(job: Job, default: datetime) -> datetime:
+    """When ``job`` entered its state, as Slurm says where it does (else ``default``)."""
+    if job.state in TERMINAL_JOB_STATES:
+        return _moment(job.end_time, default)
+    if job.state == "RUNNING":
+        return _moment(job.start_time, default)
+    if job.state == "PENDING":
+        return _moment(job.submit_time, default)
+    return default
+
+
+def add_transitions(entered: list[tuple[str, str, datetime]]) -> None:
+    """Record (job_id, state, at) and keep each job's newest MAX_TRANSITIONS."""
+    if not entered:
+        return
+    JobTransition.objects.bulk_create([JobTransition(job_id=j, state=s[:32], at=at) for j, s, at in entered])
+    ids = sorted({j for j, _s, _at in entered})
+    for chunk in _chunks(ids):
+        crowded = (JobTransition.objects.filter(job_id__in=chunk).values("job_id")
+                   .annotate(n=Count("id")).filter(n__gt=MAX_TRANSITIONS))
+        for row in crowded:
+            keep = (JobTransition.objects.filter(job_id=row["job_id"]).order_by("-at", "-id")
+                    .values_list("id", flat=True)[:MAX_TRANSITIONS])
+            JobTransition.objects.filter(job_id=row["job_id"]).exclude(id__in=list(keep)).delete()
+
+
+def save_jobs(previous: Mapping[str, Job] | None, current: Mapping[str, Job], source: str = "",
+              positions: Positions | None = None, now: datetime | None = None) -> None:
+    """Make the queued jobs equal ``current``; ``previous`` is what was last saved (None:
+    unknown, read the rows). Jobs no longer listed become history; each state a job enters is
+    a transition; ``positions`` are saved with the rows."""
+    moment = now or timezone.now()
     with transaction.atomic():
         if previous is None:
-            ClusterJob.objects.exclude(job_id__in=list(current)).delete()
-            changed: Iterable[Job] = current.values()
+            known = dict(ClusterJob.objects.filter(left_queue_at__isnull=True).values_list("job_id", "state"))
+            gone = [job_id for job_id in known if job_id not in current]
+            changed: Iterable[Job] = list(current.values())
         else:
+            known = {job_id: job.state for job_id, job in previous.items()}
             gone = [job_id for job_id in previous if job_id not in current]
-            if gone:
-                ClusterJob.objects.filter(job_id__in=gone).delete()
             changed = [job for job_id, job in current.items() if previous.get(job_id) != job]
+        for chunk in _chunks(gone):
+            ClusterJob.objects.filter(job_id__in=chunk).update(left_queue_at=moment)
+            ClusterJob.objects.filter(job_id__in=chunk, ended_at__isnull=True).update(ended_at=moment)
         rows = [ClusterJob(job_id=j.job_id, user=j.user[:150], partition=j.partition[:200],
-                           state=j.state[:32], record=dataclasses.asdict(j)) for j in changed]
+                           state=j.state[:32], record=dataclasses.asdict(j), array_job_id=j.array_job_id,
+                           ended_at=_moment(j.end_time, moment) if j.finished else None,
+                           left_queue_at=None) for j in changed]
         if rows:
             ClusterJob.objects.bulk_create(
                 rows, update_conflicts=True, unique_fields=["job_id"],
-                update_fields=["user", "partition", "state", "record", "updated_at"])
+                update_fields=["user", "partition", "state", "record", "updated_at", "array_job_id",
+                               "ended_at", "left_queue_at"])
+        add_transitions([(j.job_id, j.state, state_time(j, moment)) for j in changed
+                         if known.get(j.job_id) != j.state])
+        save_positions(positions)
         _touch("jobs", source)
 
 
-def save_nodes(previous: Mapping[str, Node] | None, current: Mapping[str, Node], source: str = "") -> None:
+def save_nodes(previous: Mapping[str, Node] | None, current: Mapping[str, Node], source: str = "",
+               positions: Positions | None = None) -> None:
     with transaction.atomic():
         if previous is None:
             ClusterNode.objects.exclude(name__in=list(current)).delete()
@@ -64,16 +160,21 @@ def save_nodes(previous: Mapping[str, Node] | None, current: Mapping[str, Node],
             ClusterNode.objects.bulk_create(
                 rows, update_conflicts=True, unique_fields=["name"],
                 update_fields=["state", "record", "updated_at"])
+        save_positions(positions)
         _touch("nodes", source)
 
 
-def save_metrics(payload: dict[str, Any], source: str = "") -> None:
-    _touch("metrics", source, payload)
+def save_metrics(payload: dict[str, Any], source: str = "", positions: Positions | None = None) -> None:
+    with transaction.atomic():
+        save_positions(positions)
+        _touch("metrics", source, payload)
 
 
-def save_alerts(active: list[dict[str, Any]], source: str = "") -> None:
+def save_alerts(active: list[dict[str, Any]], source: str = "", positions: Positions | None = None) -> None:
     """The active alerts (each an ``alert`` event's payload)."""
-    _touch("alerts", source, {"active": active})
+    with transaction.atomic():
+        save_positions(positions)
+        _touch("alerts", source, {"active": active})
 
 
 def _job(record: dict[str, Any]) -> Job | None:
@@ -92,10 +193,10 @@ def _node(record: dict[str, Any]) -> Node | None:
 
 
 def load_jobs() -> dict[str, Job] | None:
-    """The saved jobs, or None when nothing was ever saved (or a record is unreadable)."""
+    """The queued jobs saved, or None when nothing was ever saved (or a record is unreadable)."""
     if not ClusterStream.objects.filter(name="jobs").exists():
         return None
-    jobs = [_job(row.record) for row in ClusterJob.objects.all()]
+    jobs = [_job(row.record) for row in ClusterJob.objects.filter(left_queue_at__isnull=True)]
     return None if any(j is None for j in jobs) else {j.job_id: j for j in jobs}
 
 
@@ -116,44 +217,87 @@ def _stream_info(name: str) -> tuple[str | None, str, dict[str, Any]]:
     return iso(row.updated_at.timestamp()), row.source, row.data
 
 
+def row_fields(row: ClusterJob) -> dict[str, Any] | None:
+    """A job row as REST serves it: ``job_fields`` plus ``in_queue`` and ``ended_at``."""
+    job = _job(row.record)
+    if job is None:
+        return None
+    return {**job_fields(job), "in_queue": row.left_queue_at is None,
+            "ended_at": iso(row.ended_at.timestamp()) if row.ended_at else None}
+
+
+def find_job_rows(text: str):
+    """The rows ``text`` names: "12" (a job, or every task of array 12) or "10_1" (one task,
+    also while it waits in its array's pending record). None when ``text`` is no job id."""
+    ref = parse_job_ref(text)
+    if ref is None:
+        return None
+    if ref.task is None:
+        return ClusterJob.objects.filter(Q(job_id=ref.job_id) | Q(array_job_id=ref.job_id))
+    candidates = ClusterJob.objects.filter(array_job_id=ref.job_id).only("job_id", "record")
+    ids = [r.job_id for r in candidates if (j := _job(r.record)) is not None and job_matches(j, ref)]
+    return ClusterJob.objects.filter(job_id__in=ids)
+
+
 def list_jobs(user: str | None = None, partition: str | None = None,
               states: list[str] | None = None, limit: int = 1000, offset: int = 0,
-              owner: str | None = None) -> dict[str, Any]:
-    """The saved jobs, filtered. ``owner`` (HUB_PRIVATE_JOBS, a non-staff caller) restricts
-    the rows to that user's jobs before any filter: ``user`` can only narrow it."""
-    rows = ClusterJob.objects.all()
-    if owner is not None:
-        rows = rows.filter(user=owner)
-    if user:
-        rows = rows.filter(user=user)
-    if partition:
-        rows = rows.filter(partition=partition)
-    if states:
-        rows = rows.filter(state__in=states)
-    total = rows.count()
-    page = rows.order_by(Length("job_id"), "job_id")[offset:offset + limit]
-    jobs = [_job(r.record) for r in page]
-    updated_at, source, _ = _stream_info("jobs")
-    return {"count": total, "results": [job_fields(j) for j in jobs if j is not None],
-            "updated_at": updated_at, "source": source}
+              owner: str | None = None, view: str = "active", job: str | None = None,
+              channels: Iterable[str] = ("jobs",)) -> dict[str, Any]:
+    """The saved jobs, filtered, with the ``position`` of ``channels`` read in the same
+    snapshot. ``owner`` (HUB_PRIVATE_JOBS, a non-staff caller) restricts the rows to that
+    user's jobs before any filter: ``user`` can only narrow it. ``view``: ``active`` (what
+    squeue lists now: the mirror of the ``jobs`` stream), ``finished`` (every job that ended,
+    listed or not, newest first), ``all``. ``job``: an id as ``find_job_rows`` reads it."""
+    with consistent_read():
+        rows = ClusterJob.objects.all() if job is None else find_job_rows(job)
+        if rows is None:
+            rows = ClusterJob.objects.none()
+        if owner is not None:
+            rows = rows.filter(user=owner)
+        if user:
+            rows = rows.filter(user=user)
+        if partition:
+            rows = rows.filter(partition=partition)
+        if states:
+            rows = rows.filter(state__in=states)
+        if view == "active":
+            rows = rows.filter(left_queue_at__isnull=True)
+        elif view == "finished":
+            rows = rows.filter(ended_at__isnull=False)
+        total = rows.count()
+        order: tuple[Any, ...] = (Length("job_id"), "job_id")
+        if view == "finished":
+            order = ("-ended_at", Length("job_id").desc(), "-job_id")
+        page = [row_fields(r) for r in rows.order_by(*order)[offset:offset + limit]]
+        updated_at, source, _ = _stream_info("jobs")
+        position = read_positions(channels)
+    return {"count": total, "results": [r for r in page if r is not None],
+            "updated_at": updated_at, "source": source, "position": position}
 
 
 def list_nodes(states: list[str] | None = None) -> dict[str, Any]:
-    rows = ClusterNode.objects.order_by("name")
-    if states:
-        rows = rows.filter(state__in=states)
-    nodes = [_node(r.record) for r in rows]
-    updated_at, source, _ = _stream_info("nodes")
+    with consistent_read():
+        rows = ClusterNode.objects.order_by("name")
+        if states:
+            rows = rows.filter(state__in=states)
+        nodes = [_node(r.record) for r in rows]
+        updated_at, source, _ = _stream_info("nodes")
+        position = read_positions(["nodes"])
     return {"count": len(nodes), "results": [node_fields(n) for n in nodes if n is not None],
-            "updated_at": updated_at, "source": source}
+            "updated_at": updated_at, "source": source, "position": position}
 
 
 def get_metrics() -> dict[str, Any]:
-    updated_at, source, data = _stream_info("metrics")
-    return {"metrics": data or None, "updated_at": updated_at, "source": source}
+    with consistent_read():
+        updated_at, source, data = _stream_info("metrics")
+        position = read_positions(["metrics"])
+    return {"metrics": data or None, "updated_at": updated_at, "source": source, "position": position}
 
 
 def list_alerts() -> dict[str, Any]:
-    updated_at, source, data = _stream_info("alerts")
+    with consistent_read():
+        updated_at, source, data = _stream_info("alerts")
+        position = read_positions(["alerts"])
     active = data.get("active", []) if isinstance(data, dict) else []
-    return {"count": len(active), "results": active, "updated_at": updated_at, "source": source}
+    return {"count": len(active), "results": active, "updated_at": updated_at, "source": source,
+            "position": position}

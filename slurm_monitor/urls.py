@@ -9,6 +9,8 @@ from slurm_monitor import apis
 urlpatterns = [
     path("api/cluster/jobs", apis.ClusterJobsView.as_view(), name="cluster-jobs"),
     path("api/cluster/jobs/", apis.ClusterJobsView.as_view(schema=None)),
+    path("api/cluster/jobs/<str:job_id>", apis.ClusterJobDetailView.as_view(), name="cluster-job"),
+    path("api/cluster/jobs/<str:job_id>/", apis.ClusterJobDetailView.as_view(schema=None)),
     path("api/cluster/nodes", apis.ClusterNodesView.as_view(), name="cluster-nodes"),
     path("api/cluster/nodes/", apis.ClusterNodesView.as_view(schema=None)),
     path("api/cluster/metrics", apis.ClusterMetricsView.as_view(), name="cluster-metrics"),

@@ -70,7 +70,9 @@ def test_jobs_api(client):
     saved_everything()
     body = client.get("/api/cluster/jobs").json()
     assert body["count"] == 7 and body["source"] == "test" and body["updated_at"].endswith("Z")
-    assert body["results"][0] == job_fields(EXPECTED_JOBS["101"])
+    # the record, and where it stands in history (issue 14): still listed, not ended
+    assert body["results"][0] == {**job_fields(EXPECTED_JOBS["101"]), "in_queue": True, "ended_at": None}
+    assert body["position"] == {"jobs": None}  # nothing published since these rows were saved
     assert [j["job_id"] for j in body["results"]] == ["101", "102", "103", "104", "105", "106", "107"]
 
 
@@ -111,8 +113,9 @@ def test_nodes_and_metrics_api(client):
 
 def test_before_the_monitor_ran(client):
     assert client.get("/api/cluster/jobs").json() == {"count": 0, "results": [], "updated_at": None,
-                                                       "source": ""}
-    assert client.get("/api/cluster/metrics").json() == {"metrics": None, "updated_at": None, "source": ""}
+                                                       "source": "", "position": {"jobs": None}}
+    assert client.get("/api/cluster/metrics").json() == {"metrics": None, "updated_at": None, "source": "",
+                                                         "position": {"metrics": None}}
 
 
 @pytest.mark.parametrize("path", ["/api/cluster/jobs", "/api/cluster/nodes", "/api/cluster/metrics"])

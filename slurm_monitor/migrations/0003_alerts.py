@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('slurm_monitor', '0001_initial'),
+        ('slurm_monitor', '0002_history_positions'),
     ]
 
     operations = [

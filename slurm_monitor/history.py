@@ -1,0 +1,102 @@
+"""Finished jobs in the database: what ``sacct`` said of them, how long they are kept, and the
+one-job view ``GET /api/cluster/jobs/<job_id>`` serves. Sync ORM (the monitor calls through
+``sync_to_async``); ``store`` writes the rows as ``squeue`` shows them.
+
+- ``purge(cutoff, limit)``: delete history (rows ``squeue`` no longer lists) older than the
+  cutoff, at most ``limit`` rows per call (the monitor calls it once per history step).
+- ``needing_accounting(limit, max_tries)``: the ended jobs ``sacct`` has not yet answered for,
+  oldest first; ``save_accounting`` stores its answers (a job ``squeue`` no longer lists also
+  takes ``sacct``'s state, exit code and end time) and counts a try for the ids it did not know.
+- ``job_detail(text)``: a job's record, transitions and efficiency.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable, Mapping
+
+from django.db import transaction
+
+from slurm_monitor import store
+from slurm_monitor.events import iso
+from slurm_monitor.models import ClusterJob, JobTransition
+from slurm_monitor.sacct import efficiency
+
+# How ``sacct``'s answer updates a job squeue no longer lists (record field <- accounting field).
+_FROM_ACCOUNTING = ("state", "exit_code", "signal", "start_time", "end_time")
+
+
+def purge(cutoff: datetime, limit: int) -> int:
+    """Delete up to ``limit`` history rows that left the queue before ``cutoff`` (and their
+    transitions). Returns how many jobs were deleted."""
+    ids = list(ClusterJob.objects.filter(left_queue_at__lt=cutoff).order_by("left_queue_at")
+               .values_list("job_id", flat=True)[:limit])
+    if not ids:
+        return 0
+    with transaction.atomic():
+        JobTransition.objects.filter(job_id__in=ids).delete()
+        ClusterJob.objects.filter(job_id__in=ids).delete()
+    return len(ids)
+
+
+def needing_accounting(limit: int, max_tries: int) -> list[str]:
+    """Ended jobs without accounting yet, tried fewer than ``max_tries`` times, oldest end first."""
+    return list(ClusterJob.objects.filter(ended_at__isnull=False, accounting__isnull=True,
+                                          accounting_tries__lt=max_tries)
+                .order_by("ended_at", "job_id").values_list("job_id", flat=True)[:limit])
+
+
+def save_accounting(asked: Iterable[str], answers: Mapping[str, Mapping[str, Any]],
+                    now: datetime) -> int:
+    """Store ``sacct``'s answers (``Accounting.as_dict()`` by job id); every asked id it did not
+    answer counts one more try. Returns how many jobs got accounting."""
+    asked = list(asked)
+    saved = 0
+    with transaction.atomic():
+        rows = {r.job_id: r for r in ClusterJob.objects.filter(job_id__in=asked)}
+        entered = []
+        for job_id, row in rows.items():
+            answer = answers.get(job_id)
+            if answer is None:
+                row.accounting_tries = min(row.accounting_tries + 1, 32767)
+                row.save(update_fields=["accounting_tries"])
+                continue
+            row.accounting = dict(answer)
+            fields = ["accounting", "updated_at"]
+            if row.left_queue_at is not None and answer.get("state") not in (None, "", "UNKNOWN"):
+                # squeue no longer speaks for this job: accounting has the last word
+                if answer["state"] != row.state:
+                    entered.append((job_id, answer["state"], store._moment(answer.get("end_time"), now)))
+                row.record = {**row.record, "state_flags": list(answer.get("state_flags") or ()),
+                              **{k: answer[k] for k in _FROM_ACCOUNTING if answer.get(k) is not None}}
+                row.state = str(answer["state"])[:32]
+                if answer.get("end_time"):
+                    row.ended_at = store._moment(answer["end_time"], now)
+                fields += ["record", "state", "ended_at"]
+            row.save(update_fields=fields)
+            saved += 1
+        store.add_transitions(entered)
+    return saved
+
+
+def job_detail(text: str, owner: str | None = None) -> dict[str, Any] | None:
+    """``GET /api/cluster/jobs/<job_id>``: None when no job by that id (or, with ``owner``, none
+    of that owner's). ``text`` may be "10_1"."""
+    rows = store.find_job_rows(text)
+    if rows is None:
+        return None
+    if owner is not None:
+        rows = rows.filter(user=owner)
+    with store.consistent_read():
+        # an exact id first; "10" naming an array: the array's own record, else its first task
+        row = rows.filter(job_id=text.strip()).first() or rows.order_by("job_id").first()
+        if row is None:
+            return None
+        transitions = [{"state": t.state, "at": iso(t.at.timestamp())}
+                       for t in row.transitions.order_by("at", "id")]
+    fields = store.row_fields(row)
+    if fields is None:
+        return None
+    accounting = row.accounting
+    return {"job": fields, "transitions": transitions, "accounting": accounting,
+            "efficiency": efficiency(accounting)}

@@ -1,0 +1,250 @@
+"""PURE: ``sacct --json`` -> what accounting knows of a finished job, and its efficiency.
+
+The monitor asks ``sacct`` (one batched call per history step, ``sacct_command``) about jobs
+``squeue`` no longer lists or that just ended, so the history and the job page can say how a job
+really ended and what it used.
+
+Shapes, from SchedMD's sources (tag slurm-22-05-8-1, src/plugins/openapi/dbv0.0.38/parse.c
+``parse_job[]``; 23.02 on: src/plugins/data_parser/v0.0.39/parsers.c ``PARSER_ARRAY(JOB)``, the
+same paths):
+
+- ``job_id``; ``user``; ``account``; ``partition``; ``nodes``; ``working_directory``;
+  ``qos`` (a name); ``array: {job_id, task_id}``;
+- ``state: {current, reason}``: ``current`` a string to 23.02, a flag list from 23.11;
+- ``exit_code`` (and ``derived_exit_code``): ``_dump_job_exit_code``: ``{"status":
+  "PENDING"|"SUCCESS"|"SIGNALED"|"CORE_DUMPED"|"ERROR", "return_code", "signal": {"signal_id",
+  "name"}}`` (``snapshot.decode_exit_code`` reads every release's form);
+- ``time: {elapsed, start, end, submission, limit, suspended, total: {seconds, microseconds},
+  user: {...}, system: {...}}``: plain numbers in v0.0.38, ``limit`` a number object from
+  v0.0.39 (UINT32_NO_VAL);
+- ``required: {CPUs, memory}`` (memory in MB; from v0.0.40 ``memory_per_cpu``/``memory_per_node``);
+- ``tres: {allocated, requested}``: lists of ``{type, name, id, count}`` (``_dump_tres_list``;
+  mem in MB);
+- ``steps[]``: each with ``tres.requested.max``, the per-step TRESUsageInMax list
+  (``_foreach_step`` -> ``_dump_tres_nct``), whose ``mem`` entry is the step's MaxRSS in bytes
+  and ``gres/gpuutil`` (where the site gathers it) the GPU utilisation in percent.
+
+A document that is not JSON, has no ``jobs`` list or a non-empty ``errors`` list raises
+``snapshot.SnapshotError``. Records without a job id are skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Mapping
+
+from slurm_monitor.snapshot import (
+    SnapshotError,
+    decode_exit_code,
+    load_document,
+    parse_memory_mb,
+    parse_tres,
+    split_job_state,
+    unwrap_id,
+    unwrap_int,
+    unwrap_number,
+    unwrap_time,
+)
+
+__all__ = ["Accounting", "SnapshotError", "efficiency", "parse_sacct", "sacct_command"]
+
+# Job ids per ``sacct -j`` call: a command line stays far below ARG_MAX (10 digits + comma each).
+SACCT_MAX_IDS = 500
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """A job as accounting recorded it; ``None``: accounting does not say."""
+
+    job_id: str
+    state: str
+    state_flags: tuple[str, ...]
+    reason: str | None
+    exit_code: int | None
+    signal: int | None
+    submit_time: int | None
+    start_time: int | None
+    end_time: int | None
+    elapsed_seconds: int | None
+    time_limit_minutes: int | None
+    cpus: int | None
+    memory_mb: int | None  # requested (allocated when known)
+    gpus: int
+    total_cpu_seconds: float | None  # user + system CPU time of every step (sacct TotalCPU)
+    max_rss_mb: float | None  # the largest step's MaxRSS
+    gpu_util_percent: float | None
+    account: str | None
+    qos: str | None
+    working_directory: str | None
+    nodes: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state_flags"] = list(self.state_flags)
+        return data
+
+
+def sacct_command(job_ids: Iterable[str]) -> list[str]:
+    """The one call for a batch of job ids (at most ``SACCT_MAX_IDS``). ``--allusers``: the
+    monitor asks about everyone's jobs (root or an operator account sees them all)."""
+    ids = [str(i) for i in job_ids][:SACCT_MAX_IDS]
+    return ["sacct", "--json", "--allusers", "-j", ",".join(ids)]
+
+
+def _tres(value: Any) -> dict[str, float]:
+    """A TRES list ``[{type, name, count}]`` (or a "cpu=2,mem=4G" string) -> {"cpu": 2, "mem":
+    4096, "gres/gpu": 1}. Names join type and name as Slurm prints them (``gres/gpu``)."""
+    out: dict[str, float] = {}
+    if isinstance(value, str):
+        for key, text in parse_tres(value).items():
+            number = parse_memory_mb(text) if key == "mem" else unwrap_number(_int_or_none(text))
+            if number is not None:
+                out[key] = number
+        return out
+    if not isinstance(value, list):
+        return out
+    for item in value:
+        if not isinstance(item, dict):
+            continue
+        kind, name = str(item.get("type") or ""), str(item.get("name") or "")
+        count = unwrap_number(item.get("count"))
+        if not kind or count is None or count < 0:
+            continue
+        out[f"{kind}/{name}" if name else kind] = count
+    return out
+
+
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _seconds(value: Any) -> float | None:
+    if not isinstance(value, dict):
+        return None
+    seconds, micro = unwrap_number(value.get("seconds")), unwrap_number(value.get("microseconds"))
+    if seconds is None:
+        return None
+    return float(seconds) + float(micro or 0) / 1e6
+
+
+def _max_usage(steps: Any, key: str) -> float | None:
+    best: float | None = None
+    for step in steps if isinstance(steps, list) else ():
+        if not isinstance(step, dict):
+            continue
+        tres = step.get("tres")
+        requested = tres.get("requested") if isinstance(tres, dict) else None
+        usage = _tres(requested.get("max")) if isinstance(requested, dict) else {}
+        if key in usage and (best is None or usage[key] > best):
+            best = usage[key]
+    return best
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if isinstance(value, (str, int)) and str(value) not in ("", "None") else None
+
+
+def _requested_memory_mb(record: Mapping[str, Any], allocated: Mapping[str, float],
+                         requested: Mapping[str, float]) -> int | None:
+    for source in (allocated, requested):
+        if "mem" in source:
+            return int(source["mem"])
+    required = record.get("required")
+    if isinstance(required, dict):
+        memory = unwrap_int(required.get("memory"))
+        if memory is None:
+            memory = unwrap_int(required.get("memory_per_node"))
+        return memory
+    return None
+
+
+def _gpus(tres: Mapping[str, float]) -> int:
+    if "gres/gpu" in tres:
+        return int(tres["gres/gpu"])
+    return int(sum(v for k, v in tres.items() if k.startswith("gres/gpu:")))
+
+
+def parse_record(record: Mapping[str, Any]) -> Accounting | None:
+    job_id = unwrap_id(record.get("job_id"))
+    if job_id is None:
+        return None
+    state_obj = record.get("state") if isinstance(record.get("state"), dict) else {}
+    state, flags = split_job_state(state_obj.get("current"))
+    exit_code, signal = decode_exit_code(record.get("exit_code"))
+    times = record.get("time") if isinstance(record.get("time"), dict) else {}
+    tres = record.get("tres") if isinstance(record.get("tres"), dict) else {}
+    allocated, requested = _tres(tres.get("allocated")), _tres(tres.get("requested"))
+    required = record.get("required") if isinstance(record.get("required"), dict) else {}
+    cpus = int(allocated["cpu"]) if "cpu" in allocated else unwrap_int(required.get("CPUs"))
+    total = _seconds(times.get("total"))
+    if total is None:
+        parts = [_seconds(times.get("user")), _seconds(times.get("system"))]
+        total = sum(p for p in parts if p is not None) if any(p is not None for p in parts) else None
+    rss_bytes = _max_usage(record.get("steps"), "mem")
+    reason = state_obj.get("reason")
+    return Accounting(
+        job_id=str(job_id),
+        state=state,
+        state_flags=flags,
+        reason=str(reason) if reason and reason != "None" else None,
+        exit_code=exit_code,
+        signal=signal,
+        submit_time=unwrap_time(times.get("submission")),
+        start_time=unwrap_time(times.get("start")),
+        end_time=unwrap_time(times.get("end")),
+        elapsed_seconds=unwrap_int(times.get("elapsed")),
+        time_limit_minutes=unwrap_int(times.get("limit")),
+        cpus=cpus,
+        memory_mb=_requested_memory_mb(record, allocated, requested),
+        gpus=_gpus(allocated or requested),
+        total_cpu_seconds=total,
+        max_rss_mb=round(rss_bytes / (1024 * 1024), 1) if rss_bytes is not None else None,
+        gpu_util_percent=_max_usage(record.get("steps"), "gres/gpuutil"),
+        account=_text(record.get("account")),
+        qos=_text(record.get("qos")),
+        working_directory=_text(record.get("working_directory")),
+        nodes=_text(record.get("nodes")),
+    )
+
+
+def parse_sacct(raw: str | bytes | Mapping[str, Any]) -> dict[str, Accounting]:
+    """``sacct --json`` output -> {job_id: Accounting}. Raises SnapshotError when broken. A job
+    listed twice (requeued: one record per run) keeps the last record."""
+    out: dict[str, Accounting] = {}
+    for record in load_document(raw, "jobs"):
+        parsed = parse_record(record)
+        if parsed is not None:
+            out[parsed.job_id] = parsed
+    return out
+
+
+def _percent(used: float | None, available: float | None) -> float | None:
+    if used is None or not available or available <= 0:
+        return None
+    return round(used / available * 100.0, 1)
+
+
+def efficiency(accounting: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Used against requested, from an ``Accounting.as_dict()``; None without accounting.
+
+    ``cpu``: TotalCPU against elapsed x CPUs; ``memory``: the largest step's MaxRSS against the
+    requested memory; ``gpu``: the utilisation Slurm gathered (``gres/gpuutil``), where the site
+    gathers it. Each figure is null when accounting does not give what it needs."""
+    if not accounting:
+        return None
+    elapsed, cpus = accounting.get("elapsed_seconds"), accounting.get("cpus")
+    available = elapsed * cpus if elapsed is not None and cpus else None
+    used = accounting.get("total_cpu_seconds")
+    rss, requested_mb = accounting.get("max_rss_mb"), accounting.get("memory_mb")
+    gpus = accounting.get("gpus") or 0
+    return {
+        "cpu": {"used_seconds": used, "available_seconds": available,
+                "percent": _percent(used, available)},
+        "memory": {"max_rss_mb": rss, "requested_mb": requested_mb,
+                   "percent": _percent(rss, requested_mb)},
+        "gpu": {"requested": gpus,
+                "percent": accounting.get("gpu_util_percent") if gpus else None},
+    }
