@@ -38,9 +38,10 @@ SEVERITIES = ("info", "warning", "critical")  # always exported (0 when none), s
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
-def save_gauges(figures: dict[str, Any], source: str = "") -> None:
+def save_gauges(figures: dict[str, Any], source: str = "", positions: Any = None) -> None:
     """Store the figures of ``slurm_monitor.metrics.gauge_figures`` (sync ORM; the monitor
-    calls it after each metrics poll)."""
+    calls it after each metrics poll, like every ``store.save_*``). No channel mirrors the
+    gauges, so ``positions`` is always empty and ignored."""
     from slurm_monitor.models import ClusterStream
 
     ClusterStream.objects.update_or_create(
