@@ -8,11 +8,17 @@ repeated. Anything unexpected in a poll is logged with its traceback and the loo
 
 The number of Slurm commands depends only on the intervals: one poll serves every viewer,
 through the hub. The latest state is saved for REST (``store``) after delivering events.
+
+Every poll of every stream ends with a heartbeat (``store.record_heartbeat``: ok or not, and
+the stream's interval), whether or not anything changed, so /api/health, /metrics and the
+dashboard can tell a quiet cluster from a dead monitor. ``metrics_update`` carries each
+stream's last successful poll (``streams``) for pages, which see no database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import time
@@ -28,7 +34,7 @@ from slurm_monitor import store
 from slurm_monitor.alerts import ActiveAlert, evaluate_alerts
 from slurm_monitor.collector import CollectError, SlurmCollector
 from slurm_monitor.diff import Changes, ResourceMark, diff_jobs, diff_nodes
-from slurm_monitor.events import Publication, build_metrics_update
+from slurm_monitor.events import Publication, build_metrics_update, iso
 from slurm_monitor.metrics import compute_metrics
 from slurm_monitor.sinks import Sink, SinkError
 from slurm_monitor.snapshot import Job, Node
@@ -75,6 +81,7 @@ class Monitor:
         self.marks: dict[str, ResourceMark] = {}
         self.alerts: dict[str, ActiveAlert] = {}
         self.stats: Counter[str] = Counter()
+        self.last_ok: dict[str, float] = {}  # stream -> Unix time of its last successful poll
 
     # --- one poll of each stream --------------------------------------------------------------
 
@@ -87,6 +94,7 @@ class Monitor:
             self.stats["jobs_failed"] += 1
             logger.warning("jobs poll failed after %.2fs, nothing sent: %s", time.monotonic() - started, exc)
             await self._record_poll("jobs", time.monotonic() - started, False)
+            await self._heartbeat("jobs", False)
             return 0
         changes = diff_jobs(self.jobs, current)
         self.jobs = current
@@ -95,6 +103,7 @@ class Monitor:
         self.stats["jobs_polls"] += 1
         command, seconds = self.collector.last_run.get("jobs", ("squeue", 0.0))
         await self._record_poll("jobs", seconds, True)
+        await self._heartbeat("jobs", True)
         logger.info("jobs poll: %s took %.2fs, %d jobs, %d/%d events sent (%.2fs total)",
                     command, seconds, len(current), sent, len(changes), time.monotonic() - started)
         return sent
@@ -107,6 +116,7 @@ class Monitor:
             self.stats["nodes_failed"] += 1
             logger.warning("nodes poll failed after %.2fs, nothing sent: %s", time.monotonic() - started, exc)
             await self._record_poll("nodes", time.monotonic() - started, False)
+            await self._heartbeat("nodes", False)
             return 0
         first = self.nodes is None
         changes, self.marks = diff_nodes(self.nodes, current, self.marks)
@@ -121,6 +131,7 @@ class Monitor:
         self.stats["nodes_polls"] += 1
         command, seconds = self.collector.last_run.get("nodes", ("nodes", 0.0))
         await self._record_poll("nodes", seconds, True)
+        await self._heartbeat("nodes", True)
         logger.info("nodes poll: %s took %.2fs, %d nodes, %d/%d events sent (%.2fs total)",
                     command, seconds, len(current), sent, len(changes), time.monotonic() - started)
         return sent
@@ -128,12 +139,25 @@ class Monitor:
     async def publish_metrics(self) -> int:
         if self.nodes is None:
             logger.info("metrics: no node snapshot yet, nothing sent")
+            await self._heartbeat("metrics", False)
             return 0
-        publication = build_metrics_update(compute_metrics(self.jobs or {}, self.nodes), self.clock())
+        now = self.clock()
+        self.last_ok["metrics"] = now
+        publication = build_metrics_update(compute_metrics(self.jobs or {}, self.nodes), now)
+        publication = dataclasses.replace(publication, data={**publication.data, "streams": self.stream_fields()})
         sent = await self.deliver(Changes((publication,)), "metrics")
         await self._write("metrics", store.save_metrics, publication.data)
+        await self._heartbeat("metrics", True)
         self.stats["metrics_sent"] += sent
         return sent
+
+    def stream_fields(self) -> dict[str, dict[str, Any]]:
+        """``metrics_update``'s ``streams``: per stream, its interval (seconds) and when it
+        last polled successfully (``updated_at``, null before the first), so a page can tell
+        stale data (3 intervals late) from a quiet cluster."""
+        return {name: {"interval": getattr(self.intervals, name),
+                       "updated_at": iso(self.last_ok[name]) if name in self.last_ok else None}
+                for name in ("jobs", "nodes", "metrics")}
 
     async def deliver(self, changes: Changes, stream: str) -> int:
         """Publish every event (and to its job owner), then every notification. Returns how many
@@ -181,6 +205,17 @@ class Monitor:
             await _db(record_poll)(stream, seconds, ok)
         except Exception:
             logger.exception("recording the %s poll's figures failed", stream)
+
+    async def _heartbeat(self, stream: str, ok: bool) -> None:
+        """The end of one poll of ``stream``. Never raises: a heartbeat must not break a poll."""
+        if ok:
+            self.last_ok[stream] = self.clock()
+        if not self.persist:
+            return
+        try:
+            await _db(store.record_heartbeat)(stream, ok, getattr(self.intervals, stream), self.source)
+        except Exception:
+            logger.exception("recording the %s heartbeat failed", stream)
 
     async def _save(self, stream: str, save: Callable[..., None], current: dict) -> None:
         if not self.persist:
