@@ -12,7 +12,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, permissions, status
 from rest_framework.response import Response
@@ -112,7 +112,8 @@ class HealthView(HubAPIView):
     """Anyone may ask. Anonymous callers get counts only: ``subscriptions`` is ``{}`` (no
     channel or user names; ``subscriptions_total`` and ``channels`` carry the counts); staff
     see ``{channel: count}``. Credentials are optional: a bad or stale one is ignored, never
-    a 401 (a probe with an old token still gets an answer)."""
+    a 401 (a probe with an old token still gets an answer). ``status`` is ``degraded`` (200)
+    while a Slurm monitor stream is 3 intervals late, named in ``stale``."""
 
     permission_classes = [permissions.AllowAny]
     throttle_classes = [HealthThrottle]
@@ -138,7 +139,25 @@ class HealthView(HubAPIView):
         figures["subscriptions_total"] = sum(figures["subscriptions"].values())
         if not (request.user and request.user.is_staff):
             figures["subscriptions"] = {}
-        return Response({"status": "healthy", **figures, "timestamp": utc_timestamp()})
+        try:
+            streams, stale = self.monitor_streams()
+        except DatabaseError as exc:
+            return _unhealthy("database", str(exc).splitlines()[0] if str(exc) else "unreadable")
+        return Response({"status": "degraded" if stale else "healthy", **figures,
+                         "streams": streams, "stale": stale, "timestamp": utc_timestamp()})
+
+    @staticmethod
+    def monitor_streams() -> tuple[dict[str, dict], dict[str, dict]]:
+        """(every Slurm monitor stream's age, interval and last poll result; the late ones, 3
+        intervals without a successful poll: PROTOCOL.md §6 "degraded"). Both {} when the
+        monitor never reported, so a hub without one stays healthy. Stream names are fixed
+        (jobs, nodes, metrics): nothing here is per user, so anonymous callers see it too."""
+        from hub import selectors
+
+        ages = selectors.monitor_streams()
+        streams = {a.stream: {"age": round(a.age_seconds, 1), "interval": a.interval_seconds, "ok": a.ok}
+                   for a in ages}
+        return streams, {a.stream: streams[a.stream] for a in ages if a.late}
 
 
 def _unhealthy(service: str, message: str) -> Response:

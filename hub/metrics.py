@@ -11,7 +11,8 @@ the database (HubProcess, see hub.stats_recorder) are served instead and ``hub_s
 is 0.
 
 The Slurm monitor is another process: it calls ``record_poll(stream, seconds, ok)`` after
-each poll, which adds to a MonitorPollStats row; every hub's /metrics reads those rows.
+each poll, which adds to a MonitorPollStats row; every hub's /metrics reads those rows, and
+each stream's heartbeat (``hub_slurm_stream_age_seconds``, aged at scrape time).
 """
 
 from __future__ import annotations
@@ -229,6 +230,22 @@ class MonitorCollector(Collector):
             if row.last_poll_at is not None:
                 last.add_metric([row.stream], row.last_poll_at.timestamp())
         yield from (duration, polls, errors, last)
+        yield from stream_age_families()
+
+
+def stream_age_families() -> Iterable:
+    """Each monitor stream's age, computed at scrape time from its heartbeat, and its
+    interval: alert on ``age > 3 * interval`` (what /api/health calls degraded)."""
+    from hub.selectors import monitor_streams
+
+    age = GaugeMetricFamily("hub_slurm_stream_age_seconds",
+                            "Seconds since the Slurm monitor stream's last successful poll", labels=["stream"])
+    interval = GaugeMetricFamily("hub_slurm_stream_interval_seconds",
+                                 "Seconds between the Slurm monitor stream's polls", labels=["stream"])
+    for stream in monitor_streams():
+        age.add_metric([stream.stream], stream.age_seconds)
+        interval.add_metric([stream.stream], stream.interval_seconds)
+    yield from (age, interval)
 
 
 REGISTRY = CollectorRegistry(auto_describe=False)

@@ -112,3 +112,19 @@ async def get_health() -> dict:
         "users_with_connections": len({c.user for c in clients if c.user}),
         "servers": len(processes),
     }
+
+
+def monitor_streams(now: float | None = None) -> list:
+    """Each Slurm monitor stream's age (``slurm_monitor.metrics.StreamAge``), from the
+    heartbeats the monitor writes every poll; [] when it never reported (or is not
+    installed). Sync: one database query. Ages are computed here, at read time."""
+    from django.apps import apps
+
+    if not apps.is_installed("slurm_monitor"):
+        return []
+    from slurm_monitor.metrics import stream_age
+    from slurm_monitor.store import load_heartbeats
+
+    moment = time.time() if now is None else now
+    return [stream_age(b.stream, b.interval, b.ok, b.last_ok_at, b.first_at, moment)
+            for b in load_heartbeats()]

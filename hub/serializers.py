@@ -76,8 +76,19 @@ class BroadcastResultSerializer(serializers.Serializer):
 
 # --- health --------------------------------------------------------------------------------
 
+class StreamAgeSerializer(serializers.Serializer):
+    age = serializers.FloatField(help_text="seconds since the stream's last successful poll")
+    interval = serializers.FloatField(help_text="seconds between the stream's polls")
+    ok = serializers.BooleanField(help_text="whether its latest poll succeeded")
+
+
 class HealthSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["healthy"])
+    status = serializers.ChoiceField(choices=["healthy", "degraded"],
+                                     help_text="degraded: a Slurm monitor stream is 3 intervals late (see stale)")
+    streams = serializers.DictField(child=StreamAgeSerializer(), required=False,
+                                    help_text="the Slurm monitor's streams (jobs, nodes, metrics); {} without one")
+    stale = serializers.DictField(child=StreamAgeSerializer(), required=False,
+                                  help_text="the streams 3 of their intervals late; {} when none")
     clients = serializers.IntegerField()
     subscriptions = serializers.DictField(child=serializers.IntegerField(),
                                           help_text="{channel: count} for staff; {} for everyone else")

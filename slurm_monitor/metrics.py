@@ -174,3 +174,28 @@ def top_counts(counts: Mapping[str, int], keep: int, other: str) -> dict[str, in
     if rest:
         kept[other] = kept.get(other, 0) + rest
     return kept
+
+
+# --- how late each stream is (PROTOCOL.md §6: degraded after 3 missed intervals) -------------
+
+STALE_AFTER_INTERVALS = 3
+
+
+@dataclass(frozen=True)
+class StreamAge:
+    """``age_seconds``: since the stream's last successful poll (since its first poll when
+    none succeeded yet); ``late``: older than STALE_AFTER_INTERVALS of its interval."""
+
+    stream: str
+    age_seconds: float
+    interval_seconds: float
+    ok: bool
+    late: bool
+
+
+def stream_age(stream: str, interval: float, ok: bool, last_ok_at: float | None,
+               first_at: float, now: float) -> StreamAge:
+    since = last_ok_at if last_ok_at is not None else first_at
+    age = max(0.0, now - since)
+    return StreamAge(stream=stream, age_seconds=age, interval_seconds=interval, ok=ok,
+                     late=age > STALE_AFTER_INTERVALS * interval)

@@ -12,11 +12,17 @@ with the offsets (and epochs) those events got, in one transaction: a REST reade
 ``position`` then matches its rows exactly. After a jobs poll, at most once per
 ``History.interval``, the history step purges old finished jobs and asks ``sacct`` (one
 batched call) about the jobs that ended.
+
+Every poll of every stream ends with a heartbeat (``store.record_heartbeat``: ok or not, and
+the stream's interval), whether or not anything changed, so /api/health, /metrics and the
+dashboard can tell a quiet cluster from a dead monitor. ``metrics_update`` carries each
+stream's last successful poll (``streams``) for pages, which see no database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import time
@@ -33,7 +39,7 @@ from slurm_monitor.alerting import evaluate_and_record
 from slurm_monitor.alerts import ActiveAlert, evaluate_alerts
 from slurm_monitor.collector import CollectError, SlurmCollector
 from slurm_monitor.diff import Changes, ResourceMark, diff_jobs, diff_nodes
-from slurm_monitor.events import Publication, build_metrics_update
+from slurm_monitor.events import Publication, build_metrics_update, iso
 from slurm_monitor.exporter import save_gauges
 from slurm_monitor.metrics import compute_metrics, gauge_figures
 from slurm_monitor.sinks import Sink, SinkError
@@ -101,6 +107,7 @@ class Monitor:
         self.stats: Counter[str] = Counter()
         self.history = history
         self.history_due = 0.0  # monotonic time of the next history step
+        self.last_ok: dict[str, float] = {}  # stream -> Unix time of its last successful poll
 
     # --- one poll of each stream --------------------------------------------------------------
 
@@ -113,6 +120,7 @@ class Monitor:
             self.stats["jobs_failed"] += 1
             logger.warning("jobs poll failed after %.2fs, nothing sent: %s", time.monotonic() - started, exc)
             await self._record_poll("jobs", time.monotonic() - started, False)
+            await self._heartbeat("jobs", False)
             return 0
         changes = diff_jobs(self.jobs, current)
         self.jobs = current
@@ -122,6 +130,7 @@ class Monitor:
         self.stats["jobs_polls"] += 1
         command, seconds = self.collector.last_run.get("jobs", ("squeue", 0.0))
         await self._record_poll("jobs", seconds, True)
+        await self._heartbeat("jobs", True)
         logger.info("jobs poll: %s took %.2fs, %d jobs, %d/%d events sent (%.2fs total)",
                     command, seconds, len(current), sent, len(changes), time.monotonic() - started)
         if self.persist and time.monotonic() >= self.history_due:
@@ -168,6 +177,7 @@ class Monitor:
             self.stats["nodes_failed"] += 1
             logger.warning("nodes poll failed after %.2fs, nothing sent: %s", time.monotonic() - started, exc)
             await self._record_poll("nodes", time.monotonic() - started, False)
+            await self._heartbeat("nodes", False)
             return 0
         changes, self.marks = diff_nodes(self.nodes, current, self.marks)
         self.nodes = current
@@ -185,6 +195,7 @@ class Monitor:
         self.stats["nodes_polls"] += 1
         command, seconds = self.collector.last_run.get("nodes", ("nodes", 0.0))
         await self._record_poll("nodes", seconds, True)
+        await self._heartbeat("nodes", True)
         logger.info("nodes poll: %s took %.2fs, %d nodes, %d/%d events sent (%.2fs total)",
                     command, seconds, len(current), sent, len(changes), time.monotonic() - started)
         return sent
@@ -192,15 +203,27 @@ class Monitor:
     async def publish_metrics(self) -> int:
         if self.nodes is None:
             logger.info("metrics: no node snapshot yet, nothing sent")
+            await self._heartbeat("metrics", False)
             return 0
         now = self.clock()
+        self.last_ok["metrics"] = now
         publication = build_metrics_update(compute_metrics(self.jobs or {}, self.nodes), now)
+        publication = dataclasses.replace(publication, data={**publication.data, "streams": self.stream_fields()})
         offsets: dict[str, int] = {}
         sent = await self.deliver(Changes((publication,)), "metrics", offsets)
         await self._write("metrics", store.save_metrics, publication.data, await self._positions(offsets))
         await self._write("gauges", save_gauges, gauge_figures(self.jobs or {}, self.nodes, now))
+        await self._heartbeat("metrics", True)
         self.stats["metrics_sent"] += sent
         return sent
+
+    def stream_fields(self) -> dict[str, dict[str, Any]]:
+        """``metrics_update``'s ``streams``: per stream, its interval (seconds) and when it
+        last polled successfully (``updated_at``, null before the first), so a page can tell
+        stale data (3 intervals late) from a quiet cluster."""
+        return {name: {"interval": getattr(self.intervals, name),
+                       "updated_at": iso(self.last_ok[name]) if name in self.last_ok else None}
+                for name in ("jobs", "nodes", "metrics")}
 
     async def _evaluate_alerts(self, nodes: dict[str, Node]) -> tuple[Publication, ...]:
         """With a database: the AlertRule rows, each alert's lifecycle stored (and the
@@ -276,6 +299,17 @@ class Monitor:
             await _db(record_poll)(stream, seconds, ok)
         except Exception:
             logger.exception("recording the %s poll's figures failed", stream)
+
+    async def _heartbeat(self, stream: str, ok: bool) -> None:
+        """The end of one poll of ``stream``. Never raises: a heartbeat must not break a poll."""
+        if ok:
+            self.last_ok[stream] = self.clock()
+        if not self.persist:
+            return
+        try:
+            await _db(store.record_heartbeat)(stream, ok, getattr(self.intervals, stream), self.source)
+        except Exception:
+            logger.exception("recording the %s heartbeat failed", stream)
 
     async def _save(self, stream: str, save: Callable[..., None], current: dict,
                     positions: dict[str, tuple[int, str | None]] | None = None) -> None:

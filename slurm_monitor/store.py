@@ -301,3 +301,60 @@ def list_alerts() -> dict[str, Any]:
     active = data.get("active", []) if isinstance(data, dict) else []
     return {"count": len(active), "results": active, "updated_at": updated_at, "source": source,
             "position": position}
+
+
+
+# --- stream heartbeats: written every poll, read by /api/health and /metrics ---------------
+
+HEARTBEAT_PREFIX = "beat:"  # + stream name; ClusterStream.name holds 16 characters
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamBeat:
+    """The latest heartbeat of one monitor stream (Unix times). ``last_ok_at`` is None while
+    no poll of this stream has succeeded; ``first_at`` is when the row was first written."""
+
+    stream: str
+    interval: float
+    ok: bool
+    last_poll_at: float
+    last_ok_at: float | None
+    first_at: float
+    failures: int
+
+
+def record_heartbeat(stream: str, ok: bool, interval: float, source: str = "") -> None:
+    """One poll of ``stream`` ended, successfully (``ok``) or not; ``interval`` is the
+    seconds between its polls, so a reader can judge lateness. Written on every poll,
+    whether or not anything changed: a row that stops moving means the monitor stopped."""
+    name = HEARTBEAT_PREFIX + stream
+    now = timezone.now()
+    row = ClusterStream.objects.filter(name=name).first()
+    previous = row.data if row is not None and isinstance(row.data, dict) else {}
+    data = {
+        "interval": float(interval),
+        "ok": bool(ok),
+        "last_ok_at": now.timestamp() if ok else previous.get("last_ok_at"),
+        "first_at": previous.get("first_at", now.timestamp()),
+        "failures": 0 if ok else int(previous.get("failures") or 0) + 1,
+    }
+    ClusterStream.objects.update_or_create(
+        name=name, defaults={"source": source[:64], "updated_at": now, "data": data})
+
+
+def load_heartbeats() -> list[StreamBeat]:
+    """Every stream's heartbeat, by stream name; [] when the monitor never reported."""
+    beats = []
+    for row in ClusterStream.objects.filter(name__startswith=HEARTBEAT_PREFIX).order_by("name"):
+        data = row.data if isinstance(row.data, dict) else {}
+        try:
+            last_ok = data.get("last_ok_at")
+            beats.append(StreamBeat(
+                stream=row.name[len(HEARTBEAT_PREFIX):], interval=float(data["interval"]),
+                ok=bool(data.get("ok")), last_poll_at=row.updated_at.timestamp(),
+                last_ok_at=None if last_ok is None else float(last_ok),
+                first_at=float(data.get("first_at", row.updated_at.timestamp())),
+                failures=int(data.get("failures") or 0)))
+        except (KeyError, TypeError, ValueError):
+            continue  # written by something else: not a heartbeat we can judge
+    return beats

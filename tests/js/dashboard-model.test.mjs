@@ -332,3 +332,68 @@ describe("channels: what the page follows and where each message goes", () => {
     assert.equal(M.isClusterWide(M.normNotification({ title: "no id" })), false);
   });
 });
+
+describe("freshness: stale data shows even while the socket is up", () => {
+  const INTERVALS = { jobs: 5, nodes: 10, metrics: 15 };
+  function streamsAt(times) {
+    const streams = {};
+    for (const [name, t] of Object.entries(times)) M.noteStream(streams, name, { updatedAt: t, interval: INTERVALS[name] });
+    return streams;
+  }
+
+  test("no monitor information: unknown, never stale", () => {
+    assert.deepEqual(M.dataFreshness({}, T0), { state: "unknown", late: [], age: undefined });
+    const noInterval = M.noteStream({}, "jobs", { updatedAt: T0 - 3_600_000 }); // REST time only
+    assert.equal(M.dataFreshness(noInterval, T0).state, "unknown");
+  });
+
+  test("streams polled recently are fresh; the age is the oldest one's", () => {
+    const f = M.dataFreshness(streamsAt({ jobs: T0 - 2000, nodes: T0 - 7000, metrics: T0 - 1000 }), T0);
+    assert.deepEqual(f, { state: "fresh", late: [], age: 7 });
+  });
+
+  test("a stream 3 intervals (plus the metrics interval that reports it) late is stale", () => {
+    // jobs: 3 x 5 s + 15 s = 30 s of allowance; metrics: 3 x 15 s = 45 s.
+    assert.equal(M.dataFreshness(streamsAt({ jobs: T0 - 30_000, metrics: T0 - 1000 }), T0).state, "fresh");
+    const late = M.dataFreshness(streamsAt({ jobs: T0 - 30_001, metrics: T0 - 1000 }), T0);
+    assert.deepEqual(late.late, ["jobs"]);
+    assert.equal(late.state, "stale");
+    assert.equal(Math.round(late.age), 30);
+    const dead = M.dataFreshness(streamsAt({ jobs: T0 - 46_000, nodes: T0 - 46_000, metrics: T0 - 45_500 }), T0);
+    assert.deepEqual(dead.late, ["jobs", "metrics", "nodes"]);
+  });
+
+  test("short intervals are judged no sooner than minStaleMs", () => {
+    const fast = {};
+    M.noteStream(fast, "jobs", { updatedAt: T0 - 9000, interval: 0.5 });
+    M.noteStream(fast, "metrics", { updatedAt: T0 - 9000, interval: 2 });
+    assert.equal(M.dataFreshness(fast, T0).state, "fresh");
+    assert.equal(M.dataFreshness(fast, T0 + 1001).state, "stale");
+    assert.equal(M.dataFreshness(fast, T0, { minStaleMs: 0 }).state, "stale");
+  });
+
+  test("metrics_update reports every stream; the newest time wins, replays do not rewind", () => {
+    const streams = {};
+    M.noteMetricsStreams(streams, { ...METRICS, streams: {
+      jobs: { updated_at: "2026-11-22T10:00:04.000Z", interval: 5 },
+      nodes: { updated_at: null, interval: 10 },
+      metrics: { updated_at: "2026-11-22T10:00:05.000Z", interval: 15 },
+    } });
+    assert.deepEqual(streams.jobs, { updatedAt: T0 + 4000, interval: 5 });
+    assert.deepEqual(streams.nodes, { updatedAt: undefined, interval: 10 });
+    M.noteStream(streams, "jobs", { updatedAt: "2026-11-22T10:00:09.000Z" }); // a live job event
+    M.noteStream(streams, "jobs", { updatedAt: "2026-11-22T10:00:01.000Z" }); // a replayed one
+    assert.deepEqual(streams.jobs, { updatedAt: T0 + 9000, interval: 5 });
+    M.noteMetricsStreams(streams, METRICS); // an older monitor: no streams, nothing changes
+    assert.equal(streams.metrics.interval, 15);
+  });
+
+  test("the server's clock, and the age as the page says it", () => {
+    assert.equal(M.clockOffset(T0 + 2500, "2026-11-22T10:00:00.000Z"), 2500);
+    assert.equal(M.clockOffset(T0, undefined), undefined);
+    assert.equal(M.formatDataAge(41.4), "data 41 s old");
+    assert.equal(M.formatDataAge(600), "data 10 min old");
+    assert.equal(M.formatDataAge(4 * 3600), "data 4 h old");
+    assert.equal(M.formatDataAge(undefined), "");
+  });
+});

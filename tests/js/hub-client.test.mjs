@@ -57,24 +57,30 @@ describe("resolveUrl", () => {
   });
 });
 
-describe("backoffDelay (full jitter)", () => {
-  test("is random(0, min(cap, base * 2^attempt))", () => {
-    const opts = { baseDelay: 500, maxDelay: 30000 };
-    assert.equal(backoffDelay(0, { ...opts, random: () => 0 }), 0);
-    assert.equal(backoffDelay(0, { ...opts, random: () => 0.5 }), 250);
-    assert.equal(backoffDelay(3, { ...opts, random: () => 0.5 }), 2000);
-    assert.equal(backoffDelay(20, { ...opts, random: () => 0.5 }), 15000);
-    assert.equal(backoffDelay(1000, { ...opts, random: () => 0.999999 }), 29999);
+describe("backoffDelay (full jitter above a floor)", () => {
+  test("the first retry comes within 250-1000 ms, then the ceiling doubles", () => {
+    assert.equal(backoffDelay(0, { random: () => 0 }), 250);
+    assert.equal(backoffDelay(0, { random: () => 0.999999 }), 999);
+    assert.equal(backoffDelay(0, { random: () => 0.5 }), 625);
+    assert.equal(backoffDelay(1, { random: () => 0.999999 }), 1999);
+    assert.equal(backoffDelay(3, { random: () => 0.5 }), 250 + 3875);
+    assert.equal(backoffDelay(1000, { random: () => 0.999999 }), 29999);
+    assert.equal(backoffDelay(0, { minDelay: 0, baseDelay: 500, random: () => 0.5 }), 250);
   });
 
-  test("stays within bounds for any random value", () => {
+  test("stays within bounds for any random value, capped at 30 s", () => {
     for (let attempt = 0; attempt < 40; attempt++) {
-      const ceiling = Math.min(30000, 500 * 2 ** attempt);
+      const ceiling = Math.min(30000, 1000 * 2 ** attempt);
       for (const r of [0, 0.1, 0.5, 0.9, 0.999]) {
         const d = backoffDelay(attempt, { random: () => r });
-        assert.ok(d >= 0 && d < ceiling, `attempt ${attempt}: ${d}`);
+        assert.ok(d >= 250 && d < ceiling, `attempt ${attempt}: ${d}`);
       }
     }
+  });
+
+  test("is jittered: different random draws give different delays", () => {
+    const delays = new Set([0.1, 0.4, 0.7].map((r) => backoffDelay(4, { random: () => r })));
+    assert.equal(delays.size, 3);
   });
 });
 
@@ -169,17 +175,19 @@ describe("reconnect", () => {
     client.connect("/ws/");
     WS.last().serverClose(1006);
     let waits = of("state").filter((s) => s.state === "reconnecting");
-    assert.equal(waits.at(-1).delay, 250);
-    clock.advance(249);
+    assert.equal(waits.at(-1).delay, 625);
+    clock.advance(624);
     assert.equal(WS.instances.length, 1);
     clock.advance(1);
     assert.equal(WS.instances.length, 2);
+    clock.advance(10000); // this attempt hangs a while before it fails
     WS.last().serverClose(1006);
     waits = of("state").filter((s) => s.state === "reconnecting");
-    assert.equal(waits.at(-1).delay, 500);
-    clock.advance(500);
+    assert.equal(waits.at(-1).delay, 1125);
+    clock.advance(1125);
+    clock.advance(10000);
     WS.last().serverClose(1006);
-    assert.equal(of("state").filter((s) => s.state === "reconnecting").at(-1).delay, 1000);
+    assert.equal(of("state").filter((s) => s.state === "reconnecting").at(-1).delay, 2125);
   });
 
   test("the attempt count resets once connected", () => {
@@ -192,7 +200,52 @@ describe("reconnect", () => {
     const last = of("state").at(-1);
     assert.equal(last.state, "reconnecting");
     assert.equal(last.code, 1001);
-    assert.equal(last.delay, 250);
+    assert.equal(last.delay, 625);
+  });
+
+  test("after a clean close or a server restart the first retries come within a second or two", () => {
+    // Refused connections fail in milliseconds: five quick failures (low draws) must not
+    // push the next wait towards 30 s while the hub has been gone for under a second.
+    const { client, WS, clock, of } = setup({ randoms: [0, 0, 0, 0, 0, 0.999999, 0.999999] });
+    client.connect("/ws/");
+    WS.last().accept();
+    WS.last().serverClose(1000, "");
+    for (let i = 0; i < 5; i++) {
+      const wait = of("state").at(-1);
+      assert.equal(wait.state, "reconnecting");
+      assert.ok(wait.delay >= 250 && wait.delay < 1000, String(wait.delay));
+      clock.advance(wait.delay);
+      WS.last().serverClose(1006); // refused: the server is still restarting
+    }
+    const down = clock.now; // 1.25 s since the close
+    const next = of("state").at(-1);
+    assert.ok(next.delay < down, `waited ${next.delay} ms after ${down} ms down`);
+    clock.advance(next.delay);
+    assert.equal(WS.instances.length, 7);
+    WS.last().accept();
+    assert.equal(client.state, "connected");
+  });
+
+  test("the ceiling still grows with the outage, up to maxDelay", () => {
+    const { client, WS, clock, of } = setup({ randoms: Array(40).fill(0.999999) });
+    client.connect("/ws/");
+    for (let i = 0; i < 20; i++) { WS.last().serverClose(1006); clock.advance(of("state").at(-1).delay); }
+    const delays = of("state").filter((s) => s.state === "reconnecting").map((s) => s.delay);
+    assert.ok(delays.at(-1) >= 29000 && delays.at(-1) < 30000, String(delays));
+    for (let i = 1; i < delays.length; i++) assert.ok(delays[i] >= delays[i - 1], String(delays));
+  });
+
+  test("reconnectNow() during the wait connects at once and a success resets the outage", () => {
+    const { client, WS, clock, of } = setup({ randoms: Array(40).fill(0.999999) });
+    client.connect("/ws/");
+    for (let i = 0; i < 10; i++) { WS.last().serverClose(1006); clock.advance(of("state").at(-1).delay); }
+    WS.last().serverClose(1006);
+    assert.ok(of("state").at(-1).delay > 10000);
+    client.reconnectNow();
+    assert.equal(client.state, "connecting");
+    WS.last().accept();
+    WS.last().serverClose(1001, "server shutting down");
+    assert.ok(of("state").at(-1).delay < 1000, "a fresh outage starts fast again");
   });
 
   test("never waits longer than maxDelay", () => {
@@ -413,6 +466,57 @@ describe("recovery after reconnect", () => {
     assert.equal(of("reset")[0].reason, "epoch_changed");
     assert.deepEqual(got, [11, 12, 1]);
     assert.deepEqual(client.channels()[0], { name: "jobs", offset: 1, epoch: "e2", subscribed: true });
+  });
+
+  test("a live recovered:false forgets the offset: the new epoch's publications are delivered", () => {
+    const { ws, of, got, client } = connectedWithJobs();
+    ws.serverSend({ type: "subscribed", channel: "jobs", offset: 14, epoch: "e1" });
+    ws.serverSend(publication("jobs", 13));
+    ws.serverSend(publication("jobs", 14));
+    ws.serverSend({ type: "recovered", channel: "jobs", recovered: true, missed: 2 });
+    // Later, live: the hub lost the history; the channel starts over at offset 1.
+    ws.serverSend({ type: "recovered", channel: "jobs", recovered: false });
+    ws.serverSend(publication("jobs", 1));
+    ws.serverSend(publication("jobs", 2));
+    ws.serverSend(publication("jobs", 2)); // still never twice
+    assert.deepEqual(got, [11, 12, 13, 14, 1, 2]);
+    assert.deepEqual(of("reset").map((r) => r.reason), ["not_recovered"]);
+    assert.equal(client.channels()[0].offset, 2);
+  });
+
+  test("each live reset is reported, not only the first of a subscription", () => {
+    const { ws, of, got } = connectedWithJobs();
+    ws.serverSend({ type: "subscribed", channel: "jobs", offset: 12, epoch: "e1" });
+    ws.serverSend({ type: "recovered", channel: "jobs", recovered: true, missed: 0 });
+    ws.serverSend({ type: "recovered", channel: "jobs", recovered: false });
+    ws.serverSend(publication("jobs", 1));
+    ws.serverSend({ type: "recovered", channel: "jobs", recovered: false });
+    ws.serverSend(publication("jobs", 1));
+    assert.deepEqual(got, [11, 12, 1, 1]);
+    assert.equal(of("reset").length, 2);
+  });
+
+  test("a reset with nothing since leaves no position: the next connection resets too", () => {
+    const { ws, of, WS, clock } = connectedWithJobs();
+    ws.serverSend({ type: "subscribed", channel: "jobs", offset: 12, epoch: "e1" });
+    ws.serverSend({ type: "recovered", channel: "jobs", recovered: true, missed: 0 });
+    ws.serverSend({ type: "recovered", channel: "jobs", recovered: false });
+    ws.serverClose(1006);
+    clock.advance(60000);
+    WS.last().accept();
+    assert.deepEqual(WS.last().sentOfType("subscribe"), [{ type: "subscribe", channels: ["jobs"] }]);
+    WS.last().serverSend({ type: "subscribed", channel: "jobs", offset: 4, epoch: "e2" });
+    assert.deepEqual(of("reset").map((r) => r.reason), ["not_recovered", "epoch_changed"]);
+  });
+
+  test("a `subscribed` with a changed epoch delivers the new epoch's publications", () => {
+    const { ws, of, got } = connectedWithJobs();
+    ws.serverSend({ type: "subscribed", channel: "jobs", offset: 3, epoch: "e2" });
+    ws.serverSend({ type: "recovered", channel: "jobs", recovered: false });
+    ws.serverSend(publication("jobs", 4));
+    ws.serverSend(publication("jobs", 5));
+    assert.deepEqual(got, [11, 12, 4, 5]);
+    assert.equal(of("reset").length, 1);
   });
 
   test("a drop before the first `subscribed` resets on the next one", () => {

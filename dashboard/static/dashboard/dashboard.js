@@ -25,6 +25,8 @@ const store = {
   dismissedAlerts: new Set(),
   lastEventAt: undefined,
   lastMetricsEventAt: 0,
+  streams: {}, // monitor stream -> {updatedAt, interval}: what says the data is current
+  clockOffset: 0, // ms the page's clock is ahead of the hub's
 };
 
 // --- small DOM helpers -----------------------------------------------------------------
@@ -137,6 +139,7 @@ class Feed {
 
   handle(msg) {
     store.lastEventAt = Date.now();
+    if (M.MONITOR_STREAMS.includes(this.name)) M.noteStream(store.streams, this.name, { updatedAt: msg.timestamp });
     if (this.loading) this.buffer.push(msg);
     else { this.applyEvent(msg); schedule(this.name); }
   }
@@ -147,6 +150,7 @@ const feeds = {
     url: config.api.jobs,
     applySnapshot(body) {
       if (body && body.source) store.source = body.source;
+      M.noteStream(store.streams, "jobs", { updatedAt: body?.updated_at });
       const next = new Map();
       for (const raw of M.extractList(body, "jobs")) {
         const job = M.normJob(raw);
@@ -162,6 +166,7 @@ const feeds = {
   nodes: new Feed("nodes", {
     url: config.api.nodes,
     applySnapshot(body) {
+      M.noteStream(store.streams, "nodes", { updatedAt: body?.updated_at });
       const next = new Map();
       for (const raw of M.extractList(body, "nodes")) {
         const node = M.normNode(raw);
@@ -179,7 +184,9 @@ const feeds = {
       for (const raw of series) addSample(raw, raw.timestamp ?? raw.time ?? raw.t);
       // GET /api/cluster/metrics: {metrics: <metrics_update data> | null, updated_at, source}
       const current = "metrics" in body ? body.metrics : (body.current ?? (Array.isArray(body) ? null : body));
+      M.noteStream(store.streams, "metrics", { updatedAt: body.updated_at });
       if (current && typeof current === "object") {
+        M.noteMetricsStreams(store.streams, current);
         store.metricsRaw = current;
         mergeNodeFigures(current);
         addSample(current, current.collected_at ?? current.timestamp ?? body.timestamp);
@@ -189,6 +196,7 @@ const feeds = {
       if (msg.type !== "metrics_update") return;
       store.metricsRaw = msg.data || {};
       store.lastMetricsEventAt = Date.now();
+      M.noteMetricsStreams(store.streams, store.metricsRaw);
       if (mergeNodeFigures(store.metricsRaw)) schedule("nodes");
       addSample(store.metricsRaw, msg.data?.collected_at ?? msg.timestamp);
     },
@@ -673,13 +681,17 @@ function renderAlerts() {
 // --- connection --------------------------------------------------------------------------
 
 let countdownTimer = null;
+let connectionState = "connecting";
 
 function showConnection(state, detail = {}) {
   const box = $("connection");
   box.dataset.state = state;
+  connectionState = state;
   clearInterval(countdownTimer);
   const label = $("connection-text");
-  if (state === "connected") setText(label, "Live");
+  $("reconnect-now").hidden = state !== "reconnecting";
+  box.title = detail.code ? `WebSocket closed (${detail.code}${detail.reason ? `: ${detail.reason}` : ""})` : "WebSocket connection";
+  if (state === "connected") renderFreshness();
   else if (state === "reconnecting") {
     const until = Date.now() + (detail.delay || 0);
     const tick = () => {
@@ -690,8 +702,29 @@ function showConnection(state, detail = {}) {
     countdownTimer = setInterval(tick, 500);
   } else if (state === "closed") setText(label, detail.authFailed ? "Signed out" : "Offline");
   else setText(label, "Connecting…");
-  box.title = detail.code ? `WebSocket closed (${detail.code}${detail.reason ? `: ${detail.reason}` : ""})` : "WebSocket connection";
 }
+
+/**
+ * "Live" (green) only while the socket is up AND the monitor's streams are current; with the
+ * socket up but the data old, amber and "data N s old" (M.dataFreshness decides).
+ */
+function renderFreshness() {
+  const box = $("connection");
+  const freshness = M.dataFreshness(store.streams, Date.now() - store.clockOffset);
+  box.dataset.freshness = freshness.state;
+  if (connectionState !== "connected") return;
+  const stale = freshness.state === "stale";
+  setText($("connection-text"), stale ? M.formatDataAge(freshness.age) : "Live");
+  box.title = stale ? `Connected, but no update from the Slurm monitor for ${freshness.late.join(", ")}`
+    : "WebSocket connection";
+}
+
+function noteServerClock(timestamp) {
+  const offset = M.clockOffset(Date.now(), timestamp);
+  if (offset !== undefined) store.clockOffset = offset;
+}
+
+$("reconnect-now").addEventListener("click", () => hub.reconnectNow());
 
 function renderFooter() {
   const parts = [];
@@ -707,10 +740,12 @@ window.dashboardHub = hub; // for the console and the browser tests
 
 let authFailed = false;
 hub.on("state", (detail) => {
+  if (detail.state === "connected") noteServerClock(detail.timestamp);
   showConnection(detail.state, { ...detail, authFailed });
   if (detail.state === "connected" && detail.reconnected) toast("Reconnected", "ok");
   renderFooter();
 });
+hub.on("heartbeat", (frame) => noteServerClock(frame.timestamp));
 hub.on("auth_failed", () => {
   authFailed = true;
   toast("Your session has ended. Sign in again to continue.", "error");
@@ -749,4 +784,5 @@ for (const channel of Object.keys(PLAN)) {
 setTimeout(() => { for (const feed of Object.values(feeds)) if (!feed.live && !feed.loadStartedAt) feed.reload(); }, 1500);
 schedule("jobs", "nodes", "metrics", "notifications", "alerts");
 setInterval(() => schedule("tick"), 5000);
+setInterval(renderFreshness, 1000);
 document.addEventListener("visibilitychange", () => { if (!document.hidden) schedule("jobs", "nodes", "metrics", "notifications", "tick"); });

@@ -430,6 +430,80 @@ export function normAlert(raw, timestamp) {
   };
 }
 
+// --- freshness: is what the page shows current? -----------------------------------------
+
+export const STALE_AFTER_INTERVALS = 3; // as /api/health's "degraded" (PROTOCOL.md section 6)
+export const MIN_STALE_MS = 10_000;
+export const MONITOR_STREAMS = ["jobs", "nodes", "metrics"];
+
+/**
+ * Note in `streams` ({name: {updatedAt: ms, interval: s}}) that stream `name` was current at
+ * `updatedAt` (ISO text, seconds or ms) and polls every `interval` seconds. Keeps the newest
+ * time (a replayed event is older) and the last known interval. Returns `streams`.
+ */
+export function noteStream(streams, name, { updatedAt, interval } = {}) {
+  const known = streams[name] || {};
+  const t = toMillis(updatedAt);
+  const every = num(interval);
+  streams[name] = {
+    updatedAt: t !== undefined && !(known.updatedAt >= t) ? t : known.updatedAt,
+    interval: every !== undefined && every > 0 ? every : known.interval,
+  };
+  return streams;
+}
+
+/** A metrics_update payload (REST or live) names every stream's last poll and interval. */
+export function noteMetricsStreams(streams, metrics) {
+  const reported = metrics && typeof metrics === "object" ? metrics.streams : null;
+  if (!reported || typeof reported !== "object") return streams;
+  for (const [name, s] of Object.entries(reported)) {
+    if (s && typeof s === "object") noteStream(streams, name, { updatedAt: s.updated_at, interval: s.interval });
+  }
+  return streams;
+}
+
+/**
+ * Whether the page's data is stale although the socket may be up. A stream is late once
+ * its last update is older than STALE_AFTER_INTERVALS of its interval, plus, for streams the
+ * page hears about through `carrier` (jobs and nodes are reported in each metrics_update;
+ * their own events come only on changes), the carrier's interval; never sooner than
+ * `minStaleMs`. Streams without a known time or interval are not judged, so a hub without a
+ * monitor is never stale. `now`: ms on the server's clock.
+ *
+ * Returns {state: "unknown" | "fresh" | "stale", late: [names], age: seconds since the oldest
+ * judged stream's update (undefined when none is judged)}.
+ */
+export function dataFreshness(streams, now, { carrier = "metrics", factor = STALE_AFTER_INTERVALS,
+  minStaleMs = MIN_STALE_MS } = {}) {
+  const carrierMs = (streams[carrier]?.interval ?? 0) * 1000;
+  const late = [];
+  let oldest;
+  for (const [name, s] of Object.entries(streams)) {
+    if (!s || s.updatedAt === undefined || !(s.interval > 0)) continue;
+    const age = now - s.updatedAt;
+    oldest = oldest === undefined ? age : Math.max(oldest, age);
+    const allowance = Math.max(minStaleMs, factor * s.interval * 1000 + (name === carrier ? 0 : carrierMs));
+    if (age > allowance) late.push(name);
+  }
+  if (oldest === undefined) return { state: "unknown", late, age: undefined };
+  return { state: late.length ? "stale" : "fresh", late: late.sort(), age: Math.max(0, oldest) / 1000 };
+}
+
+/** ms to subtract from the page's clock to get the server's, from a frame the server just sent. */
+export function clockOffset(localMs, serverTimestamp) {
+  const server = toMillis(serverTimestamp);
+  return server === undefined ? undefined : localMs - server;
+}
+
+/** "data 41 s old", "data 5 min old", "data 3 h old" */
+export function formatDataAge(seconds) {
+  if (seconds === undefined || !Number.isFinite(seconds)) return "";
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 120) return `data ${s} s old`;
+  if (s < 7200) return `data ${Math.floor(s / 60)} min old`;
+  return `data ${Math.floor(s / 3600)} h old`;
+}
+
 // --- formatting --------------------------------------------------------------------------
 
 export function formatDuration(ms) {

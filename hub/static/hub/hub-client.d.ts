@@ -32,7 +32,10 @@ export interface HubError {
 }
 
 export interface ClientOptions {
-  /** ms: the first reconnect waits up to this (full jitter). Default 500. */
+  /** ms: every reconnect waits at least this. Default 250. */
+  minDelay?: number;
+  /** ms: the first reconnect waits up to this (full jitter); doubles per failed attempt, but
+   *  never beyond how long the connection has been down. Default 1000. */
   baseDelay?: number;
   /** ms: cap of the exponential backoff. Default 30000. */
   maxDelay?: number;
@@ -107,7 +110,7 @@ export class HubClient {
   /** Close for good: no reconnect until connect() is called again. */
   close(code?: number, reason?: string): this;
   disconnect(): this;
-  /** Skip the backoff wait. */
+  /** Skip the backoff wait (a "reconnect now" button, the browser back online). */
   reconnectNow(): void;
 
   on<K extends keyof EventMap>(type: K, fn: (payload: EventMap[K]) => void): () => void;
@@ -132,12 +135,16 @@ export class HubClient {
 }
 
 export const DEFAULTS: Readonly<Required<Pick<ClientOptions,
-  "baseDelay" | "maxDelay" | "reconnect" | "reconnectOnAuthFailure" | "heartbeatGrace" |
+  "minDelay" | "baseDelay" | "maxDelay" | "reconnect" | "reconnectOnAuthFailure" | "heartbeatGrace" |
   "maxQueue" | "requestTimeout">> & { token: null }>;
 
-/** Full-jitter backoff: a random delay in [0, min(maxDelay, baseDelay * 2^attempt)). */
+/**
+ * Full-jitter backoff above a floor: a random delay in [minDelay, ceiling), ceiling =
+ * min(maxDelay, baseDelay * 2^attempt, max(baseDelay, downFor)); downFor: ms down so far.
+ */
 export function backoffDelay(attempt: number,
-                             options?: { baseDelay?: number; maxDelay?: number; random?: () => number }): number;
+                             options?: { minDelay?: number; baseDelay?: number; maxDelay?: number;
+                                         downFor?: number; random?: () => number }): number;
 
 /** The WebSocket URL for `url` (ws/wss pass through, http(s) become ws(s), paths resolve). */
 export function resolveUrl(url?: string | null, location?: { href: string }): string;

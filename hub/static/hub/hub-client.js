@@ -10,12 +10,18 @@
  *
  * Contract:
  * - Reconnects after any close but a deliberate close() or an auth failure (4001), waiting
- *   random(0, min(maxDelay, baseDelay * 2^attempt)) ms ("full jitter"); the attempt count
- *   resets once the server says `connected`.
+ *   random(minDelay, ceiling) ms ("full jitter" above a small floor), where the ceiling
+ *   doubles per failed attempt from baseDelay up to maxDelay but never exceeds how long the
+ *   connection has been down (at least baseDelay): the first retry comes after 250-1000 ms,
+ *   and a hub back after a 2 s restart is reached within about 2 s more, however many
+ *   quick failures came first (attempts alone climb fast when refusals take milliseconds:
+ *   a 28 s wait after a 2 s restart was seen). The attempt count resets once the server
+ *   says `connected`; reconnectNow() skips the wait.
  * - Tracks per channel the last offset and epoch; after a reconnect it subscribes with
  *   `since` and emits "reset" when the history could not fill the gap (`recovered: false`,
  *   a changed epoch, or no known position). Publications at or below the known offset are
- *   dropped, so a callback never sees one twice.
+ *   dropped, so a callback never sees one twice. A reset forgets the offset: the history
+ *   restarts (a new epoch counts from 1 again), so the next publication is the new position.
  * - Answers server `heartbeat` with `pong`; a socket silent for 2.5 heartbeat intervals is
  *   considered dead and replaced.
  * - Frames sent before the server's `connected` are queued (bounded) and flushed after it.
@@ -31,7 +37,8 @@ const CLOSE_CLIENT_GONE = 4000; // our own code when we drop a silent socket
 const MAX_CHANNELS_PER_FRAME = 100;
 
 export const DEFAULTS = Object.freeze({
-  baseDelay: 500, // ms: first reconnect waits up to this
+  minDelay: 250, // ms: every reconnect waits at least this (no tight loop against a dead server)
+  baseDelay: 1000, // ms: the first reconnect waits up to this; doubles per failed attempt
   maxDelay: 30000, // ms: cap of the exponential backoff
   token: null, // string or () => string: sent as a first `auth` frame
   reconnect: true,
@@ -41,11 +48,17 @@ export const DEFAULTS = Object.freeze({
   requestTimeout: 10000, // ms, for request()
 });
 
-/** Full-jitter backoff: a random delay in [0, min(cap, base * 2^attempt)). */
-export function backoffDelay(attempt, { baseDelay = DEFAULTS.baseDelay, maxDelay = DEFAULTS.maxDelay,
-  random = Math.random } = {}) {
-  const ceiling = Math.min(maxDelay, baseDelay * 2 ** Math.min(attempt, 30));
-  return Math.floor(random() * ceiling);
+/**
+ * Full-jitter backoff above a floor: a random delay in [minDelay, ceiling), ceiling =
+ * min(maxDelay, baseDelay * 2^attempt, max(baseDelay, downFor)). `downFor`: ms the
+ * connection has been down. Attempt 0 waits 250-1000 ms by default.
+ */
+export function backoffDelay(attempt, { minDelay = DEFAULTS.minDelay, baseDelay = DEFAULTS.baseDelay,
+  maxDelay = DEFAULTS.maxDelay, downFor = Infinity, random = Math.random } = {}) {
+  const floor = Math.max(0, Math.min(minDelay, maxDelay));
+  const grown = Math.min(maxDelay, baseDelay * 2 ** Math.min(attempt, 30), Math.max(baseDelay, downFor));
+  const ceiling = Math.max(floor, grown);
+  return floor + Math.floor(random() * (ceiling - floor));
 }
 
 /**
@@ -143,6 +156,7 @@ export class HubClient extends Emitter {
     this._watchdog = null;
     this._closedByUser = false;
     this._browserHooks = null;
+    this._downSince = null; // when the connection was lost (null while connected)
   }
 
   // --- connection ------------------------------------------------------------------
@@ -161,6 +175,7 @@ export class HubClient extends Emitter {
   /** Close for good: no reconnect until connect() is called again. */
   close(code = 1000, reason = "client closed") {
     this._closedByUser = true;
+    this._downSince = null;
     this._cancelRetry();
     this._stopWatchdog();
     this._removeBrowserHooks();
@@ -177,7 +192,7 @@ export class HubClient extends Emitter {
 
   disconnect() { return this.close(); }
 
-  /** Skip the backoff wait (e.g. the browser came back online). */
+  /** Skip the backoff wait (e.g. the browser came back online, or a "reconnect now" button). */
   reconnectNow() {
     if (this._closedByUser || this._ws) return;
     this._cancelRetry();
@@ -244,8 +259,10 @@ export class HubClient extends Emitter {
       this._setState("closed", { code, reason, willReconnect: false });
       return;
     }
+    if (this._downSince === null) this._downSince = this._now();
     const delay = backoffDelay(this.attempt, {
-      baseDelay: this.options.baseDelay, maxDelay: this.options.maxDelay, random: this._random,
+      minDelay: this.options.minDelay, baseDelay: this.options.baseDelay, maxDelay: this.options.maxDelay,
+      downFor: this._now() - this._downSince, random: this._random,
     });
     this.attempt += 1;
     this._setState("reconnecting", { code, reason, willReconnect: true, delay, attempt: this.attempt });
@@ -401,7 +418,9 @@ export class HubClient extends Emitter {
 
   _markChannelsDown() {
     for (const entry of this._channels.values()) {
-      if (entry.epoch === null) entry.lost = entry.lost || this.connectedCount > 0 || entry.subscribed;
+      // No position (never subscribed, or reset since and nothing arrived): the next
+      // subscription cannot ask for what is missed, so it must reset.
+      if (entry.offset === null) entry.lost = entry.lost || this.connectedCount > 0 || entry.subscribed;
       entry.subscribed = false;
     }
   }
@@ -450,6 +469,7 @@ export class HubClient extends Emitter {
   _onConnected(frame) {
     if (this.state === "connected") return; // a repeated hello on the same socket changes nothing
     this.attempt = 0;
+    this._downSince = null;
     this.connectedCount += 1;
     this.clientId = frame.client_id ?? null;
     this.user = frame.user ?? null;
@@ -485,7 +505,13 @@ export class HubClient extends Emitter {
   _onRecovered(frame) {
     this.emit("recovered", frame);
     const entry = this._channels.get(frame.channel);
-    if (entry && frame.recovered === false) this._reset(entry, "not_recovered");
+    if (entry && frame.recovered === false) {
+      // The history restarted (a live one: the hub lost it; or it no longer reaches our
+      // offset). Publications of the new epoch count from 1 again: keeping the old offset
+      // would drop them as already seen, so the next one becomes the position.
+      entry.offset = null;
+      this._reset(entry, "not_recovered");
+    }
   }
 
   _reset(entry, reason) {
@@ -500,6 +526,7 @@ export class HubClient extends Emitter {
     if (entry && typeof frame.offset === "number") {
       if (entry.offset !== null && frame.offset <= entry.offset) return; // seen already
       entry.offset = frame.offset;
+      entry.resetSent = false; // past the gap: a later reset is another one
     }
     this.emit("publication", frame);
     if (!entry) return;
