@@ -121,7 +121,8 @@ def test_once_with_the_simulated_cluster_saves_the_state(monitor_process, hub_se
     assert "nodes poll: scontrol show nodes --json took" in log
     assert "publishing through the hub's REST API" in log
     assert ClusterJob.objects.exists()
-    assert set(ClusterStream.objects.values_list("name", flat=True)) == {"jobs", "nodes", "metrics", "alerts", "gauges"}
+    assert set(ClusterStream.objects.values_list("name", flat=True)) == {
+        "jobs", "nodes", "metrics", "alerts", "gauges", "beat:jobs", "beat:nodes", "beat:metrics"}
 
 
 @pytest.mark.django_db(transaction=True)
