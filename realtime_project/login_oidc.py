@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+import jwt
+import requests
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
@@ -23,6 +25,31 @@ class HubOIDCBackend(OIDCAuthenticationBackend):
     Checks the library leaves out: the ID token's ``aud`` holds our client id, its ``iss``
     is ``HUB_OIDC_ISSUER`` when set, and the user-info ``sub`` is the ID token's ``sub``
     (OpenID Connect Core 5.3.2), so user info issued for someone else is never used."""
+
+    def authenticate(self, request, **kwargs):
+        """The library's flow; a provider that cannot be reached or answers nonsense is a
+        failed login (the failure URL), never a 500."""
+        try:
+            return super().authenticate(request, **kwargs)
+        except (requests.RequestException, ValueError, KeyError, TypeError, jwt.PyJWTError) as exc:
+            logger.warning("OIDC: login failed: %s: %s", type(exc).__name__, exc)
+            return None
+
+    def retrieve_matching_jwk(self, token):
+        """The library's lookup needs a ``kid``; RFC 7515 makes it optional. Without one, the
+        provider's only signing key for the algorithm (several: refused)."""
+        header = jwt.get_unverified_header(token)
+        if "kid" in header:
+            return super().retrieve_matching_jwk(token)
+        response = requests.get(self.OIDC_OP_JWKS_ENDPOINT, timeout=self.get_settings("OIDC_TIMEOUT", None),
+                                verify=self.get_settings("OIDC_VERIFY_SSL", True))
+        response.raise_for_status()
+        algorithm = self.OIDC_RP_SIGN_ALGO
+        keys = [key for key in response.json().get("keys", [])
+                if key.get("use", "sig") == "sig" and key.get("alg", algorithm) == algorithm]
+        if len(keys) != 1 or header.get("alg") != algorithm:
+            raise SuspiciousOperation("OIDC token without kid, and no single key to check it with")
+        return jwt.PyJWK(keys[0], algorithm=algorithm)
 
     def verify_token(self, token, **kwargs):
         payload = super().verify_token(token, **kwargs)

@@ -201,6 +201,9 @@ def _oidc(env: Mapping[str, str]) -> dict[str, Any]:
         "OIDC_CREATE_USER": _bool(env, "HUB_OIDC_CREATE_USERS", True),
         "OIDC_TIMEOUT": DISCOVERY_TIMEOUT_SECONDS,  # the library's default waits for ever
         "OIDC_USE_PKCE": True,
+        # Not "/" (the library's default): behind HUB_LOGIN_URL=/oidc/authenticate/ that would
+        # send a refused login straight back to the provider, round and round.
+        "LOGIN_REDIRECT_URL_FAILURE": _get(env, "HUB_OIDC_FAILURE_URL", "/accounts/login/"),
         "HUB_OIDC_ISSUER": issuer,
         "HUB_OIDC_USERNAME_CLAIM": _get(env, "HUB_OIDC_USERNAME_CLAIM", "preferred_username"),
         "HUB_OIDC_SLURM_USER_CLAIM": _get(env, "HUB_OIDC_SLURM_USER_CLAIM"),
