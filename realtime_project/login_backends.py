@@ -34,7 +34,7 @@ class HubRemoteUserMiddleware(PersistentRemoteUserMiddleware):
 
     def __init__(self, get_response) -> None:
         super().__init__(get_response)
-        self.header = settings.HUB_REMOTE_USER_HEADER
+        self.header = getattr(settings, "HUB_REMOTE_USER_HEADER", "")  # type: ignore[misc]  # per site
 
     async def aprocess_request(self, request) -> None:
         await sync_to_async(self.process_request, thread_sensitive=True)(request)

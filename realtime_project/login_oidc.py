@@ -70,13 +70,13 @@ class HubOIDCBackend(OIDCAuthenticationBackend):
 
     @staticmethod
     def _username(claims) -> str:
-        return str(claims.get(settings.HUB_OIDC_USERNAME_CLAIM) or "")
+        return str(claims.get(getattr(settings, "HUB_OIDC_USERNAME_CLAIM", "preferred_username")) or "")
 
     def verify_claims(self, claims) -> bool:
         name = self._username(claims)
         if not is_valid_username(name):
             logger.warning("OIDC: no valid %s claim (%r): login refused",
-                           settings.HUB_OIDC_USERNAME_CLAIM, name[:200])
+                           getattr(settings, "HUB_OIDC_USERNAME_CLAIM", "preferred_username"), name[:200])
             return False
         return True
 
