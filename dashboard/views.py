@@ -32,15 +32,17 @@ API_URLS = {
 
 
 def build_page_config(request: HttpRequest) -> dict:
-    """What dashboard.js needs to start: who is looking, where the hub and the API are, and
+    """What dashboard.js needs to start: who is looking (``user``: their Slurm user, which
+    the jobs' ``user`` and "Mine" compare with), where the hub and the API are, and
     whether jobs are private (HUB_PRIVATE_JOBS: a non-staff user follows their own jobs on
     ``user:<name>``, as ``jobs`` is staff-only)."""
     from hub.conf import private_jobs
+    from hub.identity import slurm_user_for
 
     user = request.user
     api = {name: url for name, url in API_URLS.items() if name not in OPTIONAL_API or _routed(url)}
     return {
-        "user": user.get_username(),
+        "user": slurm_user_for(user),  # "Mine": the Slurm user (hub.identity)
         "isStaff": bool(user.is_staff),
         "privateJobs": private_jobs(),
         "wsUrl": "/ws/",

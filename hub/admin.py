@@ -2,7 +2,8 @@
 stats time series, the broadcast audit log, notifications, service accounts and the Slurm
 monitor's poll figures. API tokens are the authtoken app's own admin (Auth Token > Tokens).
 Stats, audit and service-account rows are written by the hub, so they are read-only here
-(deletable, e.g. a dead process)."""
+(deletable, e.g. a dead process). Hub profiles (each person's Slurm user) are edited here by
+staff with the hub profile permissions, standalone or inline on the user."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from django.db.models import Count
 from django.utils.safestring import mark_safe
 
 from hub.charts import line_chart, rates
-from hub.models import (BroadcastAudit, HubProcess, MonitorPollStats, Notification, ServiceAccount,
-                        StatsSnapshot)
+from hub.models import (BroadcastAudit, HubProcess, HubProfile, MonitorPollStats, Notification,
+                        ServiceAccount, StatsSnapshot)
 
 # Points drawn per chart: the newest snapshots (6 h at the default 60 s snapshot interval).
 CHART_POINTS = 360
@@ -165,3 +166,44 @@ class MonitorPollStatsAdmin(ReadOnlyAdmin):
     @admin.display(description="mean poll (s)")
     def mean_seconds(self, obj: MonitorPollStats) -> str:
         return f"{obj.duration_sum / obj.polls_total:.3f}" if obj.polls_total else "-"
+
+
+@admin.register(HubProfile)
+class HubProfileAdmin(admin.ModelAdmin):
+    """The Slurm-user mapping (hub.identity). The model's ``clean`` refuses a Slurm user that
+    is another account's; the user field is fixed once the profile exists."""
+
+    list_display = ("user", "slurm_user", "updated_at")
+    search_fields = ("user__username", "slurm_user")
+    autocomplete_fields = ("user",)
+    readonly_fields = ("updated_at",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("user", "updated_at") if obj is not None else ("updated_at",)
+
+
+class HubProfileInline(admin.StackedInline):
+    model = HubProfile
+    can_delete = False
+    fields = ("slurm_user",)
+    verbose_name_plural = "Slurm user"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return obj is not None and super().has_add_permission(request, obj)  # user saved first
+
+
+def _add_profile_inline_to_user_admin() -> None:
+    """Show the Slurm user on the user's own admin page (the auth app's UserAdmin, kept)."""
+    from django.contrib.auth import get_user_model
+
+    user_model = get_user_model()
+    user_admin = admin.site._registry.get(user_model)
+    if user_admin is None or HubProfileInline in user_admin.inlines:
+        return
+    user_admin_class = type(user_admin)
+    admin.site.unregister(user_model)
+    admin.site.register(user_model, type("UserAdmin", (user_admin_class,), {
+        "inlines": (*user_admin_class.inlines, HubProfileInline)}))
+
+
+_add_profile_inline_to_user_admin()

@@ -23,6 +23,7 @@ from hub import serializers as s
 from hub.apis_errors import FieldError, PayloadTooLarge, publish_error
 from hub.conf import get_policies
 from hub.engine.errors import HubUnavailable, PublishError
+from hub.identity import slurm_user_for
 from hub.parsers import HubJSONParser
 from hub.permissions import BROADCAST_PERMISSION, HealthThrottle, HubApiThrottle, can_notify_others
 from hub.policies import Principal, may_publish
@@ -100,7 +101,8 @@ class BroadcastView(HubAPIView):
 
 def _may_broadcast(user, target: audit.BroadcastTarget) -> bool:
     principal = Principal(username=user.get_username(), is_staff=bool(user.is_staff),
-                          can_broadcast=user.has_perm(BROADCAST_PERMISSION))
+                          can_broadcast=user.has_perm(BROADCAST_PERMISSION),
+                          slurm_user=slurm_user_for(user))  # ``owner`` rules: hub.identity
     if target.kind != "channel":
         return principal.can_broadcast
     return may_publish(get_policies(), principal, target.channel, settings.HUB["REQUIRE_AUTH"])
@@ -239,7 +241,7 @@ class NotificationListView(HubAPIView):
         query.is_valid(raise_exception=True)
         q = query.validated_data
         return Response(notifications.list_notifications(
-            request.user.get_username(), unread_only=q["unread"], limit=q["limit"], offset=q["offset"]))
+            slurm_user_for(request.user), unread_only=q["unread"], limit=q["limit"], offset=q["offset"]))
 
     @extend_schema(request=s.NotificationCreateSerializer,
                    responses={201: s.NotificationSerializer, **errors(400, 401, 403, 413, 415, 503)},
@@ -249,7 +251,7 @@ class NotificationListView(HubAPIView):
         body = s.NotificationCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         fields = dict(body.validated_data)
-        me = request.user.get_username()
+        me = slurm_user_for(request.user)
         cluster_wide = fields.pop("cluster_wide")
         fields["username"] = None if cluster_wide else fields.pop("user", me)
         # Only a notification to yourself is free: anything that reaches another user's
@@ -279,7 +281,7 @@ class NotificationDetailView(HubAPIView):
                    summary="One of your notifications, or a cluster-wide one", operation_id="notification_get")
     def get(self, request, notification_id: str):
         pk = _notification_id(notification_id)
-        found = pk and notifications.get_notification(request.user.get_username(), pk)
+        found = pk and notifications.get_notification(slurm_user_for(request.user), pk)
         return Response(found) if found else _not_found(f"no notification {notification_id!r}")
 
 
@@ -292,7 +294,7 @@ class NotificationReadView(HubAPIView):
                    operation_id="notification_mark_read")
     def post(self, request, notification_id: str):
         pk = _notification_id(notification_id)
-        found = pk and notifications.mark_read(request.user.get_username(), pk)
+        found = pk and notifications.mark_read(slurm_user_for(request.user), pk)
         return Response(found) if found else _not_found(f"no notification {notification_id!r}")
 
 
@@ -303,4 +305,4 @@ class NotificationReadAllView(HubAPIView):
                    summary="Mark all your notifications (cluster-wide ones included, for you) read",
                    operation_id="notifications_mark_all_read")
     def post(self, request):
-        return Response({"marked": notifications.mark_all_read(request.user.get_username())})
+        return Response({"marked": notifications.mark_all_read(slurm_user_for(request.user))})

@@ -61,9 +61,13 @@ def extract_handshake_token(scope: dict[str, Any]) -> Any:
 
 
 def principal_for(user) -> Principal:
-    """Sync only (``has_perm`` queries the database): call it where the user is loaded."""
+    """Sync only (``has_perm`` and the Slurm-user mapping query the database): call it where
+    the user is loaded. ``slurm_user`` names the socket's ``user:`` channel (hub.identity)."""
+    from hub.identity import slurm_user_for
+
     return Principal(username=user.get_username(), is_staff=bool(user.is_staff),
-                     can_broadcast=bool(user.has_perm("hub.broadcast")))
+                     can_broadcast=bool(user.has_perm("hub.broadcast")),
+                     slurm_user=slurm_user_for(user))
 
 
 def _credential_for_token_sync(token: str) -> Credential | None:

@@ -158,7 +158,8 @@ class HubConsumer:
             if count > hub_settings.MAX_CONNECTIONS_PER_USER:
                 self.request_close(p.CLOSE_TRY_AGAIN_LATER, "user at connection limit")
                 return False
-        implicit = {ALL_CHANNEL} | ({user_channel(principal.username)} if principal.username else set())
+        # The personal channel is named by Slurm user (hub.identity), not always the username.
+        implicit = {ALL_CHANNEL} | ({user_channel(principal.personal_name)} if principal.personal_name else set())
         session.set_principal(principal, implicit)
         self.state = "connected"
         # Implicit channels first: once `connected` arrives, messages to the user reach it.

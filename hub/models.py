@@ -1,6 +1,6 @@
 """What the hub persists: process stats (live row + time series), the broadcast audit log,
-notifications (per user and cluster-wide), service-account markers, and the Slurm monitor's
-poll figures.
+notifications (per user and cluster-wide), service-account markers, the Slurm monitor's
+poll figures, and each person's Slurm user (``HubProfile``).
 
 Live hub state (sockets, subscriptions, history) is NOT here: it lives in the engine
 (memory or Redis). These tables are what outlives a process and what the admin shows.
@@ -186,3 +186,42 @@ class MonitorPollStats(models.Model):
 
     def __str__(self) -> str:
         return self.stream
+
+
+class HubProfile(models.Model):
+    """What the hub knows about a person beyond Django's user: the Slurm user they are
+    (``slurm_user``; blank: the same as the Django username). Read it through
+    ``hub.identity.slurm_user_for``, never directly. Set by staff in admin or by a site
+    login hook (REMOTE_USER header, LDAP attribute, OIDC claim: ``realtime_project.logins``),
+    never by the user: no REST or page road writes it.
+
+    A Slurm user belongs to one account at most: a non-blank value is unique here, and
+    ``clean`` (admin) and ``hub.identity.set_slurm_user`` (the hooks) also refuse one that is
+    another account's effective Slurm user (its mapping, or its username when unmapped)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                related_name="hub_profile")
+    slurm_user = models.CharField(
+        max_length=150, blank=True, default="",
+        help_text="the Slurm user this person is (jobs, user:<name>, notifications); "
+                  "blank: the same as the username")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(
+            fields=["slurm_user"], condition=~models.Q(slurm_user=""),
+            name="hub_profile_slurm_user_unique")]
+        verbose_name = "hub profile"
+
+    def __str__(self) -> str:
+        return f"{self.user} -> {self.slurm_user or '(username)'}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from hub.identity import slurm_user_problem
+
+        user = getattr(self, "user", None)  # unset when the form's user field failed
+        problem = user is not None and slurm_user_problem(user, self.slurm_user)
+        if problem:
+            raise ValidationError({"slurm_user": problem})

@@ -161,7 +161,8 @@ def _visible_to(username: str):
 def list_notifications(username: str, *, unread_only: bool = False, limit: int = 50,
                        offset: int = 0) -> dict[str, Any]:
     """``username``'s notifications and the cluster-wide ones, unread first then newest
-    first, with counts."""
+    first, with counts. ``username`` is the addressee name, i.e. the caller's Slurm user
+    (``hub.identity.slurm_user_for``), the name the monitor notifies a job owner by."""
     mine = _visible_to(username)
     unread_rows = mine.filter(is_read=False)
     unread = unread_rows.count()

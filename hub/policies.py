@@ -3,7 +3,11 @@
 Pure: standard library only. Policies are matched by exact name, then the longest ``prefix*``,
 then ``*``. ``HUB_CHANNELS`` is merged over ``DEFAULT_POLICIES``; ``null`` removes a default.
 With ``private_jobs`` (``HUB_PRIVATE_JOBS``, for Slurm's ``PrivateData=jobs``) the default
-``jobs`` policy is staff-only; each user follows their own jobs on ``user:<username>``.
+``jobs`` policy is staff-only; each user follows their own jobs on ``user:<name>``.
+
+``user:<name>`` channels are named by Slurm user (``Principal.personal_name``: the Slurm user
+``hub.identity.slurm_user_for`` gives, which is the username unless staff or a site login
+mapped it): ``owner`` admits the principal whose Slurm user is the suffix, and no one else.
 """
 
 from __future__ import annotations
@@ -28,10 +32,21 @@ class Principal:
     # an integrating service). It may publish where the policy says ``nobody`` for clients,
     # as the server itself does; see ``may_publish``.
     can_broadcast: bool = False
+    # The Slurm user this principal is (``hub.identity.slurm_user_for``); None: not looked up,
+    # the username stands for it; "": none (another account's mapping claims the username).
+    slurm_user: str | None = None
 
     @property
     def is_authenticated(self) -> bool:
         return self.username is not None
+
+    @property
+    def personal_name(self) -> str | None:
+        """The name of this principal's own ``user:<name>`` channel (None: it has none)."""
+        if not self.is_authenticated:
+            return None
+        name = self.username if self.slurm_user is None else self.slurm_user
+        return name or None
 
 
 ANONYMOUS = Principal(username=None)
@@ -64,7 +79,8 @@ def check_rule(rule: str, principal: Principal, channel: str, pattern: str,
         return principal.is_authenticated or not auth_required
     if rule == "owner":
         prefix = pattern[:-1] if pattern.endswith("*") else pattern
-        return principal.is_authenticated and channel[len(prefix):] == principal.username
+        owner = principal.personal_name
+        return owner is not None and channel[len(prefix):] == owner
     return False  # "staff" and anything unknown (validated away at start-up)
 
 

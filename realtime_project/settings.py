@@ -192,6 +192,17 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
+# --- site logins (issue 15): optional REMOTE_USER, LDAP and OIDC hooks ---------------------
+# None is on by default (the embedded hub logs in with Django's own accounts); each is
+# enabled by its variables, validated here (realtime_project.logins). They set
+# AUTHENTICATION_BACKENDS (LockoutBackend still first), MIDDLEWARE (REMOTE_USER only),
+# LOGIN_URL (HUB_LOGIN_URL) and their library's settings. Who a user is in Slurm:
+# hub.identity.slurm_user_for (HubProfile, editable in admin; blank = the username).
+from realtime_project.logins import site_logins  # noqa: E402
+
+globals().update(site_logins(os.environ, MIDDLEWARE))
+# --- end of site logins --------------------------------------------------------------------
+
 # --- Channel layer: in-process by default, channels-redis with REDIS_URL ------------------
 
 REDIS_URL = _env_str("REDIS_URL")

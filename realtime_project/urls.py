@@ -1,6 +1,7 @@
 """The site's routes. Errors under /api/ are JSON whatever raised them (unknown path, a
 crash outside DRF); the login forms are wrapped by the failed-login lockout."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
@@ -18,6 +19,9 @@ urlpatterns = [
     path("", include("dashboard.urls")),
     re_path(r"^api(?:/.*)?$", json_not_found),
 ]
+
+if "oidc" in getattr(settings, "HUB_SITE_LOGINS", ()):  # realtime_project.logins
+    urlpatterns.insert(0, path("oidc/", include("mozilla_django_oidc.urls")))
 
 handler400 = "hub.apis_errors.handler400"
 handler403 = "hub.apis_errors.handler403"

@@ -24,6 +24,7 @@ ensure_venv() {
   local want; want="$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "==> installing requirements"
+    apt_install gcc libc6-dev libldap-dev libsasl2-dev  # python-ldap has no wheels: it compiles
     "$PY" -m pip install -q --upgrade pip >/dev/null
     "$PY" -m pip install -q -r "$ROOT/requirements.txt"
     echo "$want" > "$stamp"

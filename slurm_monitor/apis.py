@@ -93,12 +93,15 @@ class ClusterView(APIView):
 
 def job_owner_scope(user) -> str | None:
     """The only owner whose jobs ``user`` may see, or None for every job: with
-    HUB_PRIVATE_JOBS on, a non-staff user sees their own jobs only (PROTOCOL.md section 6)."""
+    HUB_PRIVATE_JOBS on, a non-staff user sees their own jobs only (PROTOCOL.md section 6),
+    i.e. those of their Slurm user (``hub.identity.slurm_user_for``; "" for an account with
+    none, which matches no job)."""
     from hub.conf import private_jobs
+    from hub.identity import slurm_user_for
 
     if not private_jobs() or user.is_staff:
         return None
-    return user.get_username()
+    return slurm_user_for(user)
 
 
 def _fill_epochs(answer: dict) -> dict:
