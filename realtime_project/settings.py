@@ -8,6 +8,7 @@ Apps read the resulting ``HUB`` dict lazily through ``hub.conf.hub_settings``.
 from __future__ import annotations
 
 import json
+import warnings
 import os
 import socket
 from pathlib import Path
@@ -125,6 +126,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -189,6 +191,17 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Static files (the JS client, the dashboard's modules) through WhiteNoise, straight from the
+# apps' static/ folders (no collectstatic step needed; collectstatic still works for a proxy).
+# max-age 0: the modules import each other by plain URL, so every load revalidates (a cheap 304)
+# and a page never mixes an old module with a new one. Every origin may load them
+# (Access-Control-Allow-Origin: *): hub-client.js is public code that other sites import; what
+# it connects to is guarded by the Origin check and credentials, not by hiding the file.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_MAX_AGE = 0
+WHITENOISE_ALLOW_ALL_ORIGINS = True
+# STATIC_ROOT exists only after collectstatic; without it the finders serve everything.
+warnings.filterwarnings("ignore", message="No directory at: ", category=UserWarning)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 

@@ -90,8 +90,9 @@ def test_config_is_escaped(client):
 def test_static_modules_are_served_as_javascript(client, path):
     response = client.get(path)
     assert response.status_code == 200
-    assert response["Content-Type"] == "text/javascript; charset=utf-8"
-    assert response["Cache-Control"] == "no-cache"
+    assert re.fullmatch(r'text/javascript; charset="?utf-8"?', response["Content-Type"])
+    assert "max-age=0" in response["Cache-Control"]  # every load revalidates (settings)
+    assert response["X-Content-Type-Options"] == "nosniff"
     assert re.search(rb"^(import|export) ", b"".join(response.streaming_content), re.M)
 
 
@@ -110,6 +111,14 @@ def test_static_css_and_revalidation(client):
 ])
 def test_static_view_serves_only_app_static_files(client, path):
     assert client.get(path).status_code == 404
+
+
+def test_the_js_client_and_its_types_are_importable_from_other_origins(client):
+    """Integrators load hub-client.js from their own pages (a module script: CORS applies)."""
+    for path in ("/static/hub/hub-client.js", "/static/hub/hub-client.d.ts"):
+        response = client.get(path, HTTP_ORIGIN="https://portal.example.edu")
+        assert response.status_code == 200
+        assert response["Access-Control-Allow-Origin"] == "*"
 
 
 def test_optional_endpoints_are_offered_only_when_routed(client, alice):
