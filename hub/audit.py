@@ -85,7 +85,7 @@ _writer: threading.Thread | None = None
 _writer_lock = threading.Lock()
 _flush_lock = threading.Lock()  # one bulk_create at a time (writer thread vs flush())
 _shed_unlogged = 0
-_shed_logged_at = 0.0
+_shed_logged_at = -LOG_EVERY_SECONDS
 
 
 def record(username: str, target: BroadcastTarget, event: str, size: int, result: str, *,
@@ -101,14 +101,18 @@ def record(username: str, target: BroadcastTarget, event: str, size: int, result
 
 
 def shed(count: int, reason: str, detail: str = "") -> None:
-    """Count ``count`` rows that will never be written, and say so in the log."""
+    """Count ``count`` rows that will never be written, and say so in the log (a full queue:
+    one line per LOG_EVERY_SECONDS with the count since the last line)."""
     global _shed_unlogged, _shed_logged_at
     AUDIT_ROWS_SHED.labels(reason=reason).inc(count)
+    if reason != "queue_full":
+        logger.error("broadcast audit: %d row(s) shed (%s): %s", count, reason, detail)
+        return
     _shed_unlogged += count
     now = time.monotonic()
-    if reason != "queue_full" or now - _shed_logged_at >= LOG_EVERY_SECONDS:
-        logger.error("broadcast audit: %d row(s) shed (%s)%s", _shed_unlogged, reason,
-                     f": {detail}" if detail else "")
+    if now - _shed_logged_at >= LOG_EVERY_SECONDS:
+        logger.error("broadcast audit: %d row(s) shed (queue_full: more than %d waiting)",
+                     _shed_unlogged, _limit)
         _shed_unlogged, _shed_logged_at = 0, now
 
 
@@ -142,19 +146,23 @@ def _write(batch: list[tuple]) -> int:
     return len(batch)
 
 
-def _run_writer() -> None:
+def _run_writer(stop: threading.Event) -> None:
     from django.db import close_old_connections
 
-    while True:
+    while not stop.is_set():
         _wake.wait(FLUSH_SECONDS)
         _wake.clear()
         if not _rows:
             continue
-        close_old_connections()  # a long-lived thread: drop a connection the server closed
         try:
+            close_old_connections()  # a long-lived thread: drop a connection the server closed
             flush()
-        except Exception:  # a bug must not kill the writer: the rows stay counted as shed
+        except Exception:  # a bug must not kill the writer (a failed batch is counted in _write)
             logger.exception("broadcast audit writer failed")
+    close_old_connections()
+
+
+_stop = threading.Event()
 
 
 def start_writer() -> None:
@@ -164,9 +172,22 @@ def start_writer() -> None:
         return
     with _writer_lock:
         if _writer is None:
-            thread = threading.Thread(target=_run_writer, name="hub-audit-writer", daemon=True)
+            _stop.clear()
+            thread = threading.Thread(target=_run_writer, args=(_stop,), name="hub-audit-writer",
+                                      daemon=True)
             thread.start()
             _writer = thread
+
+
+def stop_writer() -> None:
+    """Stop the background writer after its current batch (tests; queued rows stay queued)."""
+    global _writer
+    with _writer_lock:
+        if _writer is not None:
+            _stop.set()
+            _wake.set()
+            _writer.join(timeout=30)
+            _writer = None
 
 
 def discard() -> int:
