@@ -28,9 +28,9 @@ from slurm_monitor import store
 from slurm_monitor.alerts import ActiveAlert, evaluate_alerts
 from slurm_monitor.collector import CollectError, SlurmCollector
 from slurm_monitor.diff import Changes, ResourceMark, diff_jobs, diff_nodes
-from slurm_monitor.events import Publication, build_metrics_update
+from slurm_monitor.events import build_metrics_update
 from slurm_monitor.metrics import compute_metrics
-from slurm_monitor.sinks import Sink, SinkError
+from slurm_monitor.sinks import Sink
 from slurm_monitor.snapshot import Job, Node
 
 logger = logging.getLogger("slurm_monitor")
@@ -136,24 +136,10 @@ class Monitor:
         return sent
 
     async def deliver(self, changes: Changes, stream: str) -> int:
-        """Publish every event (and to its job owner), then every notification. Returns how many
-        went out; failures are counted and the first is logged."""
-        sent, failures, first_error = 0, 0, ""
-        for item in (*changes.publications, *changes.notifications):
-            try:
-                if isinstance(item, Publication):
-                    await self.sink.publish(item.channel, item.event, item.data)
-                    if item.user:
-                        await self.sink.send_to_user(item.user, item.event, item.data)
-                else:
-                    await self.sink.notify(item)
-                sent += 1
-            except SinkError as exc:
-                failures, first_error = failures + 1, first_error or str(exc)
-            except Exception as exc:  # a bug or an unexpected library error: deliver the rest
-                if not first_error:
-                    logger.exception("%s: delivering %s failed", stream, type(item).__name__)
-                failures, first_error = failures + 1, first_error or repr(exc)
+        """Publish every event (and to its job owner) in one batch, then every notification
+        (``Sink.deliver``). Returns how many went out; failures are counted and the first
+        is logged."""
+        sent, failures, first_error = await self.sink.deliver(changes.publications, changes.notifications)
         if failures:
             self.stats["delivery_failures"] += failures
             logger.warning("%s: %d of %d events not delivered; first: %s",
