@@ -22,6 +22,7 @@ Without a running writer (e.g. the in-process test client) rows wait in the queu
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -177,6 +178,15 @@ def start_writer() -> None:
                                       daemon=True)
             thread.start()
             _writer = thread
+            atexit.register(_flush_at_exit)
+
+
+def _flush_at_exit() -> None:
+    """Rows still queued when the server stops (at most about FLUSH_SECONDS' worth)."""
+    try:
+        flush()
+    except Exception:
+        logger.exception("broadcast audit: rows queued at exit not written")
 
 
 def stop_writer() -> None:

@@ -39,6 +39,23 @@ CHANNEL_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 EVENT_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 USERNAME_RE = re.compile(r"[\w.@+\-]{1,150}")
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+# Channel and event names already seen valid: a publisher repeats a few names, so most items
+# cost a set lookup instead of a regular expression (bounded: cleared when full).
+_GOOD_NAMES: set[tuple[str, str]] = set()
+_GOOD_NAMES_MAX = 10_000
+
+
+def _good(kind: str, value: Any, pattern: re.Pattern) -> bool:
+    if type(value) is not str:
+        return False
+    if (kind, value) in _GOOD_NAMES:
+        return True
+    if not pattern.fullmatch(value) or (kind == "event" and value in CONTROL_TYPES):
+        return False
+    if len(_GOOD_NAMES) >= _GOOD_NAMES_MAX:
+        _GOOD_NAMES.clear()
+    _GOOD_NAMES.add((kind, value))
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +103,10 @@ def quick_items(body: Any) -> list[Item] | None:
         channel, user, message = entry.get("channel"), entry.get("user"), entry.get("message")
         if ("channel" in entry) == ("user" in entry) or type(message) is not dict:
             return None  # (a null channel or user is DRF's to name)
-        if channel is not None and not (type(channel) is str and CHANNEL_RE.fullmatch(channel)):
-            return None
-        if user is not None and not (type(user) is str and USERNAME_RE.fullmatch(user)):
+        if not (_good("channel", channel, CHANNEL_RE) if user is None else _good("user", user, USERNAME_RE)):
             return None
         event = message.get("type", DEFAULT_EVENT)
-        if type(event) is not str or not EVENT_RE.fullmatch(event) or event in CONTROL_TYPES:
+        if not _good("event", event, EVENT_RE):
             return None
         data = message.get("data")
         try:
