@@ -134,17 +134,30 @@ def flush() -> int:
 
 
 def _write(batch: list[tuple]) -> int:
+    """One INSERT statement run for the whole batch (``executemany`` in one transaction).
+    Why not ``bulk_create``: building a model instance per row cost ~60 µs a row, more than
+    publishing it; this costs a few."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
     from hub.models import BroadcastAudit
 
+    table = connection.ops.quote_name(BroadcastAudit._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(c) for c in _COLUMNS)
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
+    created = connection.ops.adapt_datetimefield_value(timezone.now())
     try:
-        BroadcastAudit.objects.bulk_create([
-            BroadcastAudit(username=u, target_kind=k, target=t, event_type=e, size_bytes=s,
-                           result=r, offset=o, error=err)
-            for (u, k, t, e, s, r, o, err) in batch])
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(sql, [(created, *row) for row in batch])
     except Exception as exc:  # the database down or refusing: counted, logged, never silent
         shed(len(batch), "write_failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return 0
     return len(batch)
+
+
+# The row tuples ``record`` queues, after ``created_at`` (hub.models.BroadcastAudit).
+_COLUMNS = ("created_at", "username", "target_kind", "target", "event_type", "size_bytes", "result",
+            "offset", "error")
 
 
 def _run_writer(stop: threading.Event) -> None:
