@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from hub import audit
+from hub import audit, broadcasting
 from hub import publish as hub_publish
 from hub.engine.errors import HubUnavailable, PublishError
 from hub.models import BroadcastAudit
@@ -21,9 +21,11 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _fresh_throttle():
     cache.clear()
+    broadcasting.reset_rates()
     audit.discard()
     yield
     cache.clear()
+    broadcasting.reset_rates()
     audit.discard()
 
 
