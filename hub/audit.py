@@ -126,7 +126,7 @@ def flush() -> int:
     written = 0
     with _flush_lock:
         while _rows:
-            batch = []
+            batch: list[tuple] = []
             while _rows and len(batch) < BATCH:
                 batch.append(_rows.popleft())
             written += _write(batch)

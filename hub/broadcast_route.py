@@ -140,7 +140,7 @@ class BroadcastRoute:
             raise _Handover
         many = isinstance(data, list)
         principal = identity.principal
-        hub = settings.HUB
+        hub: dict[str, Any] = settings.HUB
         if broadcasting.first_refusal(principal, items, get_policies(), hub["REQUIRE_AUTH"],
                                       hub["MAX_MESSAGE_SIZE"], many) is not None:
             raise _Handover

@@ -91,7 +91,7 @@ class BroadcastItemResultSerializer(serializers.Serializer):
 # and answers one result or a list of them, one per item, in order.
 BROADCAST_BODY = PolymorphicProxySerializer(
     component_name="BroadcastBody", resource_type_field_name=None, many=False,
-    serializers=[BroadcastSerializer, BroadcastSerializer(many=True, max_length=1000, min_length=1)])
+    serializers=[BroadcastSerializer, BroadcastSerializer(many=True, max_length=1000, min_length=1)])  # type: ignore[call-arg]
 BROADCAST_RESULTS = PolymorphicProxySerializer(
     component_name="BroadcastAnswer", resource_type_field_name=None, many=False,
     serializers=[BroadcastResultSerializer, BroadcastItemResultSerializer(many=True)])
