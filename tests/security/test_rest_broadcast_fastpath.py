@@ -125,3 +125,21 @@ async def test_a_broadcasters_list_is_published_in_order_and_audited(hub_server,
     assert [r.offset for r in rows[:50]] == list(range(1, 51))
     assert (rows[50].target_kind, rows[50].target, rows[50].size_bytes) == (
         "user", "alice", len('{"type":"note","data":"é"}'.encode()))
+
+
+async def test_a_jwt_publishes_and_a_forged_one_gets_the_views_401(hub_server, make_user):
+    server = hub_server()
+    user, _key = await asyncio.to_thread(make_user, "svc")
+    await asyncio.to_thread(grant_broadcast, user)
+    request = urllib.request.Request(
+        server.url + "/api/token/jwt", method="POST", headers={"Content-Type": "application/json"},
+        data=json.dumps({"username": "svc", "password": "pw-for-tests-only"}).encode())
+    access = json.loads(await asyncio.to_thread(lambda: urllib.request.urlopen(request, timeout=10).read()))["access"]
+    body = {"channel": "jobs", "message": {"type": "x"}}
+    status, answer = await asyncio.to_thread(post, server.url, body, access, "Bearer")
+    assert status == 200 and answer["channel"] == "jobs"
+    head, payload, _signature = access.split(".")
+    status, answer = await asyncio.to_thread(post, server.url, body, f"{head}.{payload}.forged", "Bearer")
+    assert status == 401 and answer["code"] == "token_not_valid"
+    status, answer = await asyncio.to_thread(post, server.url, body, access, "Token")  # not a DRF token
+    assert status == 401 and answer["code"] == "authentication_failed"
