@@ -15,18 +15,19 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, permissions, status
+from rest_framework.throttling import BaseThrottle
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from hub import audit, notifications
+from hub import broadcasting, notifications
 from hub import serializers as s
-from hub.apis_errors import FieldError, PayloadTooLarge, publish_error
+from hub.apis_errors import FieldError
 from hub.conf import get_policies
-from hub.engine.errors import HubUnavailable, PublishError
+from hub.engine.errors import HubUnavailable
 from hub.identity import slurm_user_for
 from hub.parsers import HubJSONParser
 from hub.permissions import BROADCAST_PERMISSION, HealthThrottle, HubApiThrottle, can_notify_others
-from hub.policies import Principal, may_publish
+from hub.policies import Principal
 from hub.protocol import is_valid_channel, is_valid_client_id, utc_timestamp
 
 SELECTOR_TIMEOUT_SECONDS = 1.5
@@ -66,46 +67,67 @@ class HubAPIView(APIView):
 
 # --- broadcast -----------------------------------------------------------------------------
 
+class BroadcastThrottle(BaseThrottle):
+    """HUB_API_RATE_LIMIT per user, HUB_API_BROADCASTER_RATE_LIMIT for ``hub.broadcast``
+    holders: the budget the fast path (hub.broadcast_route) counts in too."""
+
+    def allow_request(self, request, view) -> bool:
+        user = request.user
+        self._wait = broadcasting.take_token(user.pk, user.has_perm(BROADCAST_PERMISSION))
+        return self._wait is None
+
+    def wait(self) -> float | None:
+        return self._wait
+
+
 class BroadcastView(HubAPIView):
     """The one publish rule (``hub.policies.may_publish``), as on the WebSocket: a user with
     ``hub.broadcast`` publishes anywhere; anyone else where the channel's ``publish`` policy
     allows (none of the defaults does). ``all`` and ``user`` targets: broadcasters only.
-    Every attempt past authentication is audited, refusals included."""
+    Every attempt past authentication is audited, refusals included.
+
+    The reference implementation of ``POST /api/broadcast`` (hub.broadcasting): requests with
+    a Token or Bearer credential and a plainly valid body are served by the lean ASGI route
+    (hub.broadcast_route) with the same answers; session callers, and every request that
+    route is not sure of, come here."""
 
     permission_classes = [permissions.IsAuthenticated]
+    throttle_classes = [BroadcastThrottle]
 
-    @extend_schema(request=s.BroadcastSerializer,
-                   responses={200: s.BroadcastResultSerializer, **errors(400, 401, 403, 413, 415, 503)},
-                   summary="Publish a message to a channel, to all, or to one user", operation_id="broadcast")
+    @extend_schema(request=s.BROADCAST_BODY,
+                   responses={200: s.BROADCAST_RESULTS, **errors(400, 401, 403, 413, 415, 503)},
+                   summary="Publish a message (or a list of up to 1,000, in order) to a channel, to all, "
+                           "or to one user", operation_id="broadcast")
     def post(self, request):
-        body = s.BroadcastSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        target = audit.target_for(channel=body.validated_data.get("channel"),
-                                  user=body.validated_data.get("user"))
-        message = body.validated_data["message"]
+        many = isinstance(request.data, list)
+        body = (s.BroadcastSerializer(data=request.data, many=True, max_length=broadcasting.MAX_ITEMS,
+                                      allow_empty=False)
+                if many else s.BroadcastSerializer(data=request.data))
+        if not body.is_valid():
+            raise exceptions.ValidationError(_indexed(body.errors) if many else body.errors)
+        items = [broadcasting.make_item(v.get("channel"), v.get("user"), v["message"]["type"],
+                                        v["message"]["data"])
+                 for v in (body.validated_data if many else [body.validated_data])]
         username = request.user.get_username()
-        if not _may_broadcast(request.user, target):
-            audit.record(username, target, message["type"], audit.encoded_size(message), audit.RESULT_FORBIDDEN)
-            raise exceptions.PermissionDenied(
-                "broadcasting needs the hub.broadcast permission" if target.kind != "channel"
-                else f"publishing to {target.name!r} needs the hub.broadcast permission or the channel's publish policy")
-        try:
-            result = audit.broadcast(username, target, message["type"], message["data"],
-                                     max_size=settings.HUB["MAX_MESSAGE_SIZE"])
-        except audit.MessageTooLarge as exc:
-            raise PayloadTooLarge(str(exc)) from None
-        except PublishError as exc:
-            raise publish_error(exc, "user" if target.kind == "user" else "channel") from None
-        return Response({"success": True, "channel": result.channel, "offset": result.offset})
+        principal = Principal(username=username, is_staff=bool(request.user.is_staff),
+                              can_broadcast=request.user.has_perm(BROADCAST_PERMISSION),
+                              slurm_user=slurm_user_for(request.user))  # ``owner`` rules: hub.identity
+        found = broadcasting.first_refusal(principal, items, get_policies(), settings.HUB["REQUIRE_AUTH"],
+                                           settings.HUB["MAX_MESSAGE_SIZE"], many)
+        if found is not None:
+            broadcasting.audit_refusal(username, *found)
+            return Response(found[1].body(), status=found[1].status)
+        code, answer = async_to_sync(broadcasting.publish)(username, items, many)
+        return Response(answer, status=code)
 
 
-def _may_broadcast(user, target: audit.BroadcastTarget) -> bool:
-    principal = Principal(username=user.get_username(), is_staff=bool(user.is_staff),
-                          can_broadcast=user.has_perm(BROADCAST_PERMISSION),
-                          slurm_user=slurm_user_for(user))  # ``owner`` rules: hub.identity
-    if target.kind != "channel":
-        return principal.can_broadcast
-    return may_publish(get_policies(), principal, target.channel, settings.HUB["REQUIRE_AUTH"])
+def _indexed(errors: Any) -> Any:
+    """A list body's errors keyed ``[i]`` (the field paths read ``[3].channel``)."""
+    if isinstance(errors, list):
+        return {f"[{i}]": e for i, e in enumerate(errors) if e}
+    if isinstance(errors, dict):
+        return {f"[{k}]" if str(k).isdigit() else k: v for k, v in errors.items()}
+    return errors
 
 
 # --- health --------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from asgiref.sync import async_to_sync, sync_to_async
 from django.db import DatabaseError, transaction
 from django.http import HttpRequest, HttpResponse
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
@@ -253,6 +253,11 @@ REGISTRY.register(HubCollector())
 REGISTRY.register(MonitorCollector())
 # The cluster gauges (slurm_jobs, slurm_nodes, slurm_cpus, ...): see slurm_monitor.exporter.
 REGISTRY.register(ClusterCollector())
+
+# Broadcast audit rows that were never written (hub.audit): ``queue_full`` (the bounded queue
+# shed them) or ``write_failed`` (the database refused a batch). Per process: the one scraped.
+AUDIT_ROWS_SHED = Counter("hub_audit_rows_shed", "Broadcast audit rows shed, never written",
+                          ["reason"], registry=REGISTRY)
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

@@ -116,18 +116,17 @@ def to_dict(notification, read: bool | None = None) -> dict[str, Any]:
 
 def push_live(payload: dict[str, Any]) -> bool:
     """Publish a per-user notification on ``user:<user>`` only, a cluster-wide one (``user``
-    null) on ``notifications`` only; False (logged) if it failed."""
-    from hub.publish import publish_sync, send_to_user_sync
+    null) on ``notifications`` only; False (logged) if it failed. One road, one shape: THE
+    publish API's sync twin (bounded by ``hub.publish.DEADLINE_SECONDS``, so a dead Redis
+    cannot hang the caller), event ``notification``, data ``to_dict``'s payload."""
+    from hub import publish as hub_publish  # at call time: tests capture the publish API
 
     user = payload["user"]
-    target = f"user:{user}" if user else NOTIFICATIONS_CHANNEL
+    channel = hub_publish.user_channel(user) if user else NOTIFICATIONS_CHANNEL
     try:
-        if user:
-            send_to_user_sync(user, NOTIFICATION_EVENT, payload)
-        else:
-            publish_sync(NOTIFICATIONS_CHANNEL, NOTIFICATION_EVENT, payload)
+        hub_publish.publish_sync(channel, NOTIFICATION_EVENT, payload)
     except (HubUnavailable, PublishError) as exc:
-        logger.warning("notification %s not pushed to %s: %s", payload["id"], target, exc)
+        logger.warning("notification %s not pushed to %s: %s", payload["id"], channel, exc)
         return False
     return True
 

@@ -1,24 +1,41 @@
-"""THE publish API. Everything server-side (REST, the Slurm monitor, handlers) goes through it.
+"""THE publish API: the one road for every server-side publication (REST, the Slurm monitor's
+layer sink, notifications, handlers).
 
     offset = await publish("jobs", "job_state_changed", {...})
     offset = await send_to_user("alice", "notification", {...})   # channel user:alice
     offset = await broadcast_all("maintenance", {...})             # every socket, channel "all"
+    results = await publish_many([("jobs", "job_submitted", {...}), ...])  # in order
 
 The frame text is built once by the engine; each server process gets it once; each local
 subscriber's socket is written the same text. Sync code uses the ``*_sync`` twins.
 Raises ``PublishError`` (bad channel or event name) or ``HubUnavailable`` (a backing service
-such as Redis is down: nothing was published).
+such as Redis is down, or no answer within DEADLINE_SECONDS: nothing was published).
+
+One deadline: DEADLINE_SECONDS bounds each publication made by ``publish_many`` and by the
+``*_sync`` twins (REST, notifications, management commands), so a dead Redis answers
+"unavailable" in about that time instead of hanging a request. The async ``publish`` itself
+is not bounded: an async caller that wants the bound uses ``publish_many`` (or its own).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Iterable
+from typing import Any, Union
 
 from asgiref.sync import async_to_sync
 
-from hub.engine.errors import HubUnavailable, PublishError  # noqa: F401  (re-exported)
+from hub.engine.errors import HubUnavailable, PublishError
+
+__all__ = ["ALL_CHANNEL", "DEADLINE_SECONDS", "HubUnavailable", "PublishError", "Outcome",
+           "broadcast_all", "broadcast_all_sync", "publish", "publish_many", "publish_many_sync",
+           "publish_sync", "send_to_user", "send_to_user_sync", "user_channel"]
 
 ALL_CHANNEL = "all"
+DEADLINE_SECONDS = 1.5
+
+# One item's outcome in ``publish_many``: its offset, or why it was not published.
+Outcome = Union[int, PublishError, HubUnavailable]
 
 
 def user_channel(username: str) -> str:
@@ -26,7 +43,7 @@ def user_channel(username: str) -> str:
 
 
 async def publish(channel: str, event: str, data: Any) -> int:
-    from hub.engine.node import get_node
+    from hub.engine.node import get_node  # local: hub.engine imports modules that import this one
 
     return await get_node().publish(channel, event, data)
 
@@ -39,6 +56,46 @@ async def broadcast_all(event: str, data: Any) -> int:
     return await publish(ALL_CHANNEL, event, data)
 
 
-publish_sync = async_to_sync(publish)
-send_to_user_sync = async_to_sync(send_to_user)
-broadcast_all_sync = async_to_sync(broadcast_all)
+async def publish_bounded(channel: str, event: str, data: Any,
+                          deadline: float = DEADLINE_SECONDS) -> int:
+    """``publish`` cut off after ``deadline`` seconds (HubUnavailable: the hub did not answer)."""
+    try:
+        async with asyncio.timeout(deadline):  # a timer handle, not a task per publication
+            return await publish(channel, event, data)
+    except TimeoutError:
+        raise HubUnavailable("hub", f"no answer within {deadline:g}s") from None
+
+
+async def publish_many(items: Iterable[tuple[str, str, Any]],
+                       deadline: float = DEADLINE_SECONDS) -> list[Outcome]:
+    """Publish ``(channel, event, data)`` items one after the other, in order; one outcome per
+    item: its offset, or the PublishError that refused it (the next items are still tried).
+
+    The first HubUnavailable (a backing service down, or no answer within ``deadline`` for
+    one item) stops the run: that item and every later one get that error and were NOT
+    published (the ones before were). Never raises either error itself."""
+    outcomes: list[Outcome] = []
+    pending = list(items)
+    for index, (channel, event, data) in enumerate(pending):
+        try:
+            outcomes.append(await publish_bounded(channel, event, data, deadline))
+        except PublishError as exc:
+            outcomes.append(exc)
+        except HubUnavailable as exc:
+            outcomes.extend([exc] * (len(pending) - index))
+            break
+    return outcomes
+
+
+async def _send_to_user_bounded(username: str, event: str, data: Any) -> int:
+    return await publish_bounded(user_channel(username), event, data)
+
+
+async def _broadcast_all_bounded(event: str, data: Any) -> int:
+    return await publish_bounded(ALL_CHANNEL, event, data)
+
+
+publish_sync = async_to_sync(publish_bounded)
+send_to_user_sync = async_to_sync(_send_to_user_bounded)
+broadcast_all_sync = async_to_sync(_broadcast_all_bounded)
+publish_many_sync = async_to_sync(publish_many)

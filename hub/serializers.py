@@ -4,6 +4,7 @@ checks the responses against."""
 
 from __future__ import annotations
 
+from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from hub.notifications import SEVERITIES
@@ -72,6 +73,28 @@ class BroadcastResultSerializer(serializers.Serializer):
     success = serializers.BooleanField()
     channel = serializers.CharField()
     offset = serializers.IntegerField()
+
+
+class BroadcastItemResultSerializer(serializers.Serializer):
+    """One item's result in a list answer: published (``channel``, ``offset``) or not
+    (``code``, ``message``: the engine refused it, or the hub became unavailable)."""
+
+    success = serializers.BooleanField()
+    channel = serializers.CharField(required=False)
+    offset = serializers.IntegerField(required=False)
+    code = serializers.CharField(required=False)
+    message = serializers.CharField(required=False)
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+
+
+# POST /api/broadcast takes one object or a list of 1 to 1,000 (hub.broadcasting.MAX_ITEMS)
+# and answers one result or a list of them, one per item, in order.
+BROADCAST_BODY = PolymorphicProxySerializer(
+    component_name="BroadcastBody", resource_type_field_name=None, many=False,
+    serializers=[BroadcastSerializer, BroadcastSerializer(many=True, max_length=1000, min_length=1)])  # type: ignore[call-arg]
+BROADCAST_RESULTS = PolymorphicProxySerializer(
+    component_name="BroadcastAnswer", resource_type_field_name=None, many=False,
+    serializers=[BroadcastResultSerializer, BroadcastItemResultSerializer(many=True)])
 
 
 # --- health --------------------------------------------------------------------------------

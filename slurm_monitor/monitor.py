@@ -42,7 +42,7 @@ from slurm_monitor.diff import Changes, ResourceMark, diff_jobs, diff_nodes
 from slurm_monitor.events import Publication, build_metrics_update, iso
 from slurm_monitor.exporter import save_gauges
 from slurm_monitor.metrics import compute_metrics, gauge_figures
-from slurm_monitor.sinks import Sink, SinkError
+from slurm_monitor.sinks import Sink
 from slurm_monitor.sacct import SACCT_MAX_IDS
 from slurm_monitor.snapshot import Job, Node
 
@@ -239,27 +239,12 @@ class Monitor:
             return ()
 
     async def deliver(self, changes: Changes, stream: str, offsets: dict[str, int] | None = None) -> int:
-        """Publish every event (and to its job owner), then every notification. Returns how many
-        went out; failures are counted and the first is logged. ``offsets`` collects the last
-        offset each channel's publications got (``user:<name>`` for the owner's copy)."""
-        offsets = {} if offsets is None else offsets
-        sent, failures, first_error = 0, 0, ""
-        for item in (*changes.publications, *changes.notifications):
-            try:
-                if isinstance(item, Publication):
-                    _note(offsets, item.channel, await self.sink.publish(item.channel, item.event, item.data))
-                    if item.user:
-                        _note(offsets, f"user:{item.user}",
-                              await self.sink.send_to_user(item.user, item.event, item.data))
-                else:
-                    await self.sink.notify(item)
-                sent += 1
-            except SinkError as exc:
-                failures, first_error = failures + 1, first_error or str(exc)
-            except Exception as exc:  # a bug or an unexpected library error: deliver the rest
-                if not first_error:
-                    logger.exception("%s: delivering %s failed", stream, type(item).__name__)
-                failures, first_error = failures + 1, first_error or repr(exc)
+        """Publish every event (and to its job owner) in one batch, then every notification
+        (``Sink.deliver``). Returns how many went out; failures are counted and the first
+        is logged. ``offsets`` collects the last offset each channel's publications got
+        (``user:<name>`` for the owner's copy): the positions saved with the rows."""
+        sent, failures, first_error = await self.sink.deliver(changes.publications, changes.notifications,
+                                                              offsets)
         if failures:
             self.stats["delivery_failures"] += failures
             logger.warning("%s: %d of %d events not delivered; first: %s",
@@ -376,11 +361,6 @@ class Monitor:
                 logger.exception("%s poll crashed; the monitor goes on", name)
             if await _stopped(stop, max(0.0, interval - (time.monotonic() - started))):
                 return
-
-
-def _note(offsets: dict[str, int], channel: str, offset: Any) -> None:
-    if isinstance(offset, int) and not isinstance(offset, bool):
-        offsets[channel] = offset  # publications go out in order: the last is the top
 
 
 async def _stopped(stop: asyncio.Event, delay: float) -> bool:

@@ -9,6 +9,16 @@
   (``slurm_monitor.account``: non-staff, ``hub.broadcast`` only, never an existing account);
   when the hub answers 401 (the token was rotated) it reads the current token and retries once.
 
+One batch per poll (``Sink.deliver``): a poll's events go out together, in order, through
+``publish_many``: the layer sink calls ``hub.publish.publish_many``; the HTTP sink posts ONE
+``POST /api/broadcast`` with a list body (up to 1,000 items per request, PROTOCOL.md §6)
+instead of one request per event. Why batching rather than running the monitor inside the
+hub process when there is no Redis: the monitor stays a separate process (a slow ``squeue``
+or a crash in it cannot stall or take down the sockets; the hub stays restartable on its
+own), and what one request per event cost was the per-request overhead (HTTP round trip,
+authentication, thread hops, an audit INSERT each), which a batch pays once per poll:
+measured by ``bench/monitor_sink.py`` (docs/benchmarks.md, "REST broadcast").
+
 ``auto`` picks ``layer`` when ``REDIS_URL`` is set, else ``http``. Every failure to deliver
 raises ``SinkError``; the monitor logs it and goes on.
 
@@ -24,14 +34,15 @@ import json
 import logging
 import urllib.error
 import urllib.request
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterable
 
 from slurm_monitor.account import ServiceAccountError, ensure_service_token
-from slurm_monitor.events import Notification
+from slurm_monitor.events import Notification, Publication
 
 logger = logging.getLogger(__name__)
 
 HTTP_TIMEOUT_SECONDS = 10.0
+BATCH_ITEMS = 1000  # the most one POST /api/broadcast takes (PROTOCOL.md §6)
 
 __all__ = ["HttpSink", "LayerSink", "ServiceAccountError", "Sink", "SinkError", "build_sink",
            "ensure_service_token", "resolve_sink_kind"]
@@ -41,10 +52,68 @@ class SinkError(Exception):
     """An event was not delivered (hub down, refused, bad name)."""
 
 
+# One item of a batch: ("channel", name, event, data) or ("user", username, event, data).
+Item = tuple[str, str, str, dict[str, Any]]
+
+
 class Sink:
     """The contract both sinks implement."""
 
     name = "sink"
+
+    async def publish_many(self, items: list[Item]) -> list[SinkError | int | None]:
+        """Publish ``items`` in order; one outcome per item (its offset, or the SinkError).
+        This default sends them one by one; both sinks batch."""
+        outcomes: list[SinkError | int | None] = []
+        for kind, name, event, data in items:
+            try:
+                outcomes.append(await (self.send_to_user if kind == "user" else self.publish)(name, event, data))
+            except SinkError as exc:
+                outcomes.append(exc)
+            except Exception as exc:  # a bug or an unexpected library error: deliver the rest
+                logger.exception("delivering %s on %s %s failed", event, kind, name)
+                outcomes.append(SinkError(repr(exc)))
+        return outcomes
+
+    async def deliver(self, publications: Iterable[Publication], notifications: Iterable[Notification],
+                      offsets: dict[str, int] | None = None) -> tuple[int, int, str]:
+        """A poll's changes: every event (and its copy to the job owner) in one batch, in
+        order, then every notification. Returns (delivered, failed, first error); an event
+        counts as delivered when every copy of it was. ``offsets`` (when given) collects the
+        last offset each channel got (``user:<name>`` for an owner's copy)."""
+        items: list[Item] = []
+        owners: list[int] = []  # per item, the index of its publication
+        publications = list(publications)
+        for index, item in enumerate(publications):
+            items.append(("channel", item.channel, item.event, item.data))
+            owners.append(index)
+            if item.user:
+                items.append(("user", item.user, item.event, item.data))
+                owners.append(index)
+        errors: dict[int, str] = {}
+        if items:
+            try:
+                outcomes: list[Any] = await self.publish_many(items)
+            except Exception as exc:  # the whole batch failed (hub down, a bug): all of it
+                outcomes = [exc if isinstance(exc, SinkError) else SinkError(repr(exc))] * len(items)
+            for (kind, name, _event, _data), owner, outcome in zip(items, owners, outcomes):
+                if isinstance(outcome, Exception):
+                    errors.setdefault(owner, str(outcome))
+                elif offsets is not None and isinstance(outcome, int) and not isinstance(outcome, bool):
+                    channel = f"user:{name}" if kind == "user" else name
+                    offsets[channel] = max(offsets.get(channel, 0), outcome)
+        sent = len(publications) - len(errors)
+        first_error = next(iter(errors.values()), "")
+        failed = len(errors)
+        for note in notifications:
+            try:
+                await self.notify(note)
+                sent += 1
+            except Exception as exc:  # a SinkError, or a bug: deliver the rest
+                if not isinstance(exc, SinkError) and not first_error:
+                    logger.exception("delivering a notification failed")
+                failed, first_error = failed + 1, first_error or str(exc)
+        return sent, failed, first_error
 
     async def publish(self, channel: str, event: str, data: dict[str, Any]) -> int | None:
         raise NotImplementedError
@@ -96,6 +165,14 @@ class LayerSink(Sink):
         return {channel: (tops[channel][1] or None) if tops.get(channel, (0, ""))[0] >= offset else None
                 for channel, offset in offsets.items()}
 
+    async def publish_many(self, items: list[Item]) -> list[SinkError | int | None]:
+        from hub.publish import publish_many, user_channel
+
+        outcomes = await publish_many([(user_channel(name) if kind == "user" else name, event, data)
+                                       for kind, name, event, data in items])
+        return [o if isinstance(o, int) else SinkError(f"{event} on {name}: {o}")
+                for o, (_kind, name, event, _data) in zip(outcomes, items)]
+
     async def notify(self, notification: Notification) -> None:
         from asgiref.sync import sync_to_async
 
@@ -124,7 +201,7 @@ class HttpSink(Sink):
         self.requests_sent = 0
         self.epochs: dict[str, str] = {}  # channel -> epoch, from the hub's answers that carry one
 
-    def _post_sync(self, path: str, body: dict[str, Any], token: str) -> tuple[int, dict[str, Any]]:
+    def _post_sync(self, path: str, body: Any, token: str) -> tuple[int, dict[str, Any]]:
         request = urllib.request.Request(
             self.hub_url + path, data=json.dumps(body).encode(), method="POST",
             headers={"Authorization": f"Token {token}", "Content-Type": "application/json",
@@ -142,7 +219,7 @@ class HttpSink(Sink):
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise SinkError(f"POST {self.hub_url}{path}: {exc}") from None
 
-    async def _post(self, path: str, body: dict[str, Any], what: str) -> dict[str, Any]:
+    async def _post(self, path: str, body: Any, what: str) -> Any:
         token = self.token
         status, answer = await asyncio.to_thread(self._post_sync, path, body, token)
         if status == 401 and self.token_source is not None:
@@ -156,6 +233,7 @@ class HttpSink(Sink):
                 self.token = fresh
                 status, answer = await asyncio.to_thread(self._post_sync, path, body, fresh)
         if status not in (200, 201):
+            answer = answer if isinstance(answer, dict) else {}
             message = answer.get("message") or answer.get("detail") or "no detail"
             raise SinkError(f"{what}: hub answered {status}: {message}")
         for item in answer if isinstance(answer, list) else [answer]:
@@ -174,6 +252,28 @@ class HttpSink(Sink):
     async def send_to_user(self, username: str, event: str, data: dict[str, Any]) -> int | None:
         body = {"user": username, "message": {"type": event, "data": data}}
         return (await self._post("/api/broadcast", body, f"{event} to {username}")).get("offset")
+
+    async def publish_many(self, items: list[Item]) -> list[SinkError | int | None]:
+        """One ``POST /api/broadcast`` per BATCH_ITEMS items (a list body). If the hub refuses
+        a batch as a whole (400: one item it cannot take refuses the list), the items of
+        that batch are sent one by one, so one bad event does not cost the others."""
+        outcomes: list[SinkError | int | None] = []
+        for start in range(0, len(items), BATCH_ITEMS):
+            chunk = items[start:start + BATCH_ITEMS]
+            body = [{kind: name, "message": {"type": event, "data": data}}
+                    for kind, name, event, data in chunk]
+            try:
+                answer = await self._post("/api/broadcast", body, f"a batch of {len(chunk)} events")
+            except SinkError as exc:
+                if "hub answered 400" not in str(exc) or len(chunk) == 1:
+                    outcomes.extend([exc] * len(chunk))
+                    continue
+                outcomes.extend(await super().publish_many(chunk))
+                continue
+            for result, (kind, name, event, _data) in zip(answer, chunk):  # type: ignore[call-overload]
+                outcomes.append(result.get("offset") if result.get("success") else SinkError(
+                    f"{event} to {kind} {name}: {result.get('message', 'refused')}"))
+        return outcomes
 
     async def notify(self, notification: Notification) -> None:
         body: dict[str, Any] = {"type": notification.type, "title": notification.title,

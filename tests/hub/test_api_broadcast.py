@@ -10,6 +10,7 @@ from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from hub import audit, broadcasting
 from hub import publish as hub_publish
 from hub.engine.errors import HubUnavailable, PublishError
 from hub.models import BroadcastAudit
@@ -20,8 +21,18 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _fresh_throttle():
     cache.clear()
+    broadcasting.reset_rates()
+    audit.discard()
     yield
     cache.clear()
+    broadcasting.reset_rates()
+    audit.discard()
+
+
+def rows():
+    """The audit rows: written off the request path, so flush the queue first."""
+    audit.flush()
+    return BroadcastAudit.objects.order_by("id")
 
 
 def user_client(username: str, *, broadcast: bool = False, staff: bool = False) -> APIClient:
@@ -53,9 +64,9 @@ def test_broadcast_to_a_channel_answers_offset_and_is_audited(publisher):
     assert first.json()["success"] is True and first.json()["channel"] == "jobs"
     assert isinstance(first.json()["offset"], int)
     assert second.status_code == 200
-    rows = list(BroadcastAudit.objects.order_by("id"))
-    assert len(rows) == 2
-    row = rows[0]
+    written = list(rows())
+    assert len(written) == 2
+    row = written[0]
     assert (row.username, row.target_kind, row.target, row.event_type, row.result) == (
         "svc", "channel", "jobs", "job_submitted", "ok")
     assert row.size_bytes == len('{"type":"job_submitted","data":{"job_id":"1"}}')
@@ -67,7 +78,7 @@ def test_broadcast_to_all_and_to_a_user(publisher):
     to_user = post(publisher, {"user": "alice", "message": {"type": "job_finished", "data": {}}})
     assert to_all.status_code == 200 and to_all.json()["channel"] == "all"
     assert to_user.status_code == 200 and to_user.json()["channel"] == "user:alice"
-    kinds = list(BroadcastAudit.objects.order_by("id").values_list("target_kind", "target"))
+    kinds = list(rows().values_list("target_kind", "target"))
     assert kinds == [("all", "all"), ("user", "alice")]
 
 
@@ -80,7 +91,7 @@ def test_both_slash_forms_are_routed(publisher):
 def test_message_type_defaults_to_message(publisher):
     response = post(publisher, {"channel": "stock_updates", "message": {"data": {"p": 1}}})
     assert response.status_code == 200
-    assert BroadcastAudit.objects.get().event_type == "message"
+    assert rows().get().event_type == "message"
 
 
 def test_anonymous_is_401_with_json():
@@ -105,7 +116,7 @@ def test_without_the_permission_is_403_even_for_staff():
     assert response.status_code == 403
     assert response.json() == {"code": "permission_denied", "message": (
         "publishing to 'jobs' needs the hub.broadcast permission or the channel's publish policy")}
-    row = BroadcastAudit.objects.get()
+    row = rows().get()
     assert (row.username, row.target, row.result, row.offset) == ("bob", "jobs", "permission_denied", None)
 
 
@@ -138,7 +149,7 @@ def test_a_plain_user_publishes_where_the_policy_allows(settings):
         get_policies.cache_clear()
     assert allowed.status_code == 200, allowed.json()
     assert refused.status_code == 403
-    assert list(BroadcastAudit.objects.order_by("id").values_list("target", "result")) == [
+    assert list(rows().values_list("target", "result")) == [
         ("chat.lobby", "ok"), ("jobs", "permission_denied")]
 
 
@@ -163,7 +174,10 @@ def test_superuser_may_broadcast():
     ({"channel": "jobs", "message": {"type": "subscribed"}}, "message.type"),
     ({"channel": "jobs", "message": {"type": "bad type"}}, "message.type"),
     ({"channel": "jobs", "message": {"type": 3}}, "message.type"),
-    ([1, 2], "non_field_errors"),
+    ([1, 2], "[0].non_field_errors"),  # a list body: each item must be an object
+    ([], "non_field_errors"),
+    ([{"channel": "jobs", "message": {"type": "x"}}, {"channel": "bad channel!", "message": {}}], "[1].channel"),
+    ([{"channel": "jobs", "message": {"type": "x"}}] * 1001, "non_field_errors"),
 ])
 def test_bad_input_is_400_naming_the_field(publisher, body, field):
     response = post(publisher, body)
@@ -172,7 +186,7 @@ def test_bad_input_is_400_naming_the_field(publisher, body, field):
     assert payload["code"] == "invalid"
     assert field in payload["fields"], payload
     assert isinstance(payload["message"], str) and payload["message"]
-    assert not BroadcastAudit.objects.exists()
+    assert not rows().exists()
 
 
 def test_malformed_json_is_400(publisher):
@@ -198,7 +212,7 @@ def test_message_over_the_size_limit_is_413_and_audited(publisher, settings):
     response = post(publisher, {"channel": "jobs", "message": {"type": "big", "data": "x" * 2000}})
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
-    row = BroadcastAudit.objects.get()
+    row = rows().get()
     assert row.result == "payload_too_large" and row.size_bytes > 2000
 
 
@@ -218,7 +232,7 @@ def test_refused_publication_is_400_with_the_engine_code_and_audited(publisher, 
     assert response.status_code == 400
     assert response.json() == {"code": "unknown_channel", "message": "channel: no channel 'nowhere'",
                                "fields": {"channel": ["no channel 'nowhere'"]}}
-    row = BroadcastAudit.objects.get()
+    row = rows().get()
     assert (row.result, row.error, row.offset) == ("unknown_channel", "no channel 'nowhere'", None)
 
 
@@ -233,7 +247,7 @@ def test_unknown_channel_with_the_real_engine(publisher, settings):
         get_policies.cache_clear()
     assert response.status_code == 400
     assert response.json()["code"] == "unknown_channel"
-    assert BroadcastAudit.objects.get().result == "unknown_channel"
+    assert rows().get().result == "unknown_channel"
 
 
 def test_hub_unavailable_is_503_and_audited(publisher, monkeypatch):
@@ -244,7 +258,7 @@ def test_hub_unavailable_is_503_and_audited(publisher, monkeypatch):
     response = post(publisher, {"channel": "jobs", "message": {"type": "x"}})
     assert response.status_code == 503
     assert response.json() == {"code": "hub_unavailable", "message": "redis unavailable"}
-    row = BroadcastAudit.objects.get()
+    row = rows().get()
     assert row.result == "hub_unavailable" and "redis" in row.error
 
 
@@ -255,7 +269,7 @@ def test_a_publish_that_hangs_is_cut_off_as_503(publisher, monkeypatch):
     monkeypatch.setattr(hub_publish, "publish", hang)
     response = post(publisher, {"channel": "jobs", "message": {"type": "x"}})
     assert response.status_code == 503
-    assert BroadcastAudit.objects.get().result == "hub_unavailable"
+    assert rows().get().result == "hub_unavailable"
 
 
 def test_rate_limit_is_429_with_retry_after(publisher, monkeypatch):

@@ -95,3 +95,33 @@ async def test_one_poll_serves_every_viewer(alice, hub_server, fake_slurm, monit
         await client.wait_for(lambda f: f["type"] == "job_state_changed", timeout=20)
     for client in clients:
         await client.close()
+
+
+async def test_the_http_sink_posts_one_request_per_poll(alice, hub_server, make_user):
+    """A poll's events (with their copies to the job owner) go out as ONE list body, in
+    order; an event the hub refuses does not cost the others (the batch is retried item by
+    item)."""
+    from django.contrib.auth.models import Permission
+
+    from slurm_monitor.events import Publication
+    from slurm_monitor.sinks import HttpSink
+
+    server = hub_server()
+    svc, key = await asyncio.to_thread(make_user, "svc-monitor")
+    await asyncio.to_thread(lambda: svc.user_permissions.add(
+        Permission.objects.get(codename="broadcast", content_type__app_label="hub")))
+    client = await Subscriber.open(server.ws_url, alice, ["jobs", "user:alice"])
+    sink = HttpSink(server.url, key)
+    events = [Publication("jobs", "job_submitted", {"job_id": str(n)}, user="alice" if n % 2 else None)
+              for n in range(40)]
+    assert await sink.deliver(events, ()) == (40, 0, "")
+    assert sink.requests_sent == 1
+    await client.wait_for(lambda f: f.get("channel") == "user:alice" and f.get("data", {}).get("job_id") == "39")
+    on_jobs = [f["data"]["job_id"] for f in client.publications() if f["channel"] == "jobs"]
+    assert on_jobs == [str(n) for n in range(40)]
+
+    bad = [Publication("jobs", "job_submitted", {"job_id": "a"}), Publication("no such!", "x", {}),
+           Publication("jobs", "job_submitted", {"job_id": "b"})]
+    sent, failed, first_error = await sink.deliver(bad, ())
+    assert (sent, failed) == (2, 1) and "no such!" in first_error
+    await client.close()
