@@ -215,7 +215,7 @@ class MemoryBroker:
     async def publish(self, channel: str, maxlen: int, head: str, tail: str,
                       published_at: float) -> int:
         offset, text, epoch = await self.history.append(channel, maxlen, head, tail)
-        if self._handler is not None:
+        if channel in self._joined:  # as with Redis: only a joined channel is delivered
             try:  # the publication happened: a fan-out bug is logged, not the caller's
                 self._handler.on_publication(channel, offset, text, published_at, epoch)
             except Exception:
