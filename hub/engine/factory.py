@@ -15,7 +15,8 @@ from channels.layers import get_channel_layer
 from hub.conf import get_policies, hub_settings
 from hub.engine.memory import MemoryBroker, MemoryHistory, MemoryPresence
 from hub.engine.names import ALL_CHANNEL
-from hub.engine.redis import RedisBroker, RedisHistory, RedisPresence, redis_client
+from hub.engine.redis import RedisBroker, RedisHistory, redis_client
+from hub.engine.redis_presence import RedisPresence
 
 if TYPE_CHECKING:  # types only: the node imports this module
     from hub.engine.node import Node

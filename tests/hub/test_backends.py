@@ -15,7 +15,8 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 from hub.engine.contracts import ClientInfo, ProcessStats
 from hub.engine.errors import HubUnavailable
 from hub.engine.memory import MemoryBroker, MemoryHistory, MemoryPresence
-from hub.engine.redis import RedisBroker, RedisHistory, RedisPresence, redis_client
+from hub.engine.redis import RedisBroker, RedisHistory, redis_client
+from hub.engine.redis_presence import RedisPresence
 
 
 TTL = 100.0  # seconds, for the tests that do not wait for expiry
