@@ -140,8 +140,8 @@ class Presence(Protocol):
     async def add_user_connection(self, user: str, client_id: str) -> int: ...
     async def remove_user_connection(self, user: str, client_id: str) -> None: ...
     async def publish_state(self, stats: ProcessStats,
-                            clients: Callable[[], list[ClientInfo]]) -> None:
-        """Share this process's figures; ``clients()`` is called only by a backend that
+                            list_clients: Callable[[], list[ClientInfo]]) -> None:
+        """Share this process's figures; ``list_clients()`` is called only by a backend that
         shares the client list (building it costs a walk over every socket)."""
     async def cluster_state(self, local: Callable[[], ClusterState]) -> ClusterState:
         """Every live process's figures and clients; ``local()`` is this process's own."""

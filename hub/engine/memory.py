@@ -185,7 +185,7 @@ class MemoryPresence:
             self._users.pop(user, None)
 
     async def publish_state(self, stats: ProcessStats,
-                            clients: Callable[[], list[ClientInfo]]) -> None:
+                            list_clients: Callable[[], list[ClientInfo]]) -> None:
         return None  # one process: the node itself is the source of truth (never lists)
 
     async def cluster_state(self, local: Callable[[], ClusterState]) -> ClusterState:
