@@ -70,8 +70,7 @@ async def test_the_embedded_node_publishes_without_any_channel_layer(monkeypatch
 
     monkeypatch.setattr(factory, "get_channel_layer", no_layer)
     with override_settings(HUB={**settings.HUB, "REDIS_URL": ""}):
-        made = Node(**factory.node_parts())
-    made._report = None  # no housekeeping loop in this test
+        made = Node(**{**factory.node_parts(), "report": None})  # no housekeeping loop
     await made.ensure_started()
     client = Client()
     made.add_connection(client)
