@@ -255,6 +255,7 @@ class HubConsumer:
 
     async def _publish(self, effect: s.Publish) -> None:
         try:
+            # The one road every publication takes (hub.publish), as REST and handlers do.
             offset = await publish(effect.channel, effect.event, effect.data)
         except PublishError as exc:
             self.write_error(p.ProtocolError(exc.code, exc.message, channel=effect.channel,
