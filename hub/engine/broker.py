@@ -17,7 +17,7 @@ import logging
 import secrets
 from typing import Any
 
-from hub.engine.contracts import BrokerHandler
+from hub.engine.contracts import NO_HANDLER, BrokerHandler
 from hub.engine.errors import HubUnavailable
 from hub.engine.names import group_name
 
@@ -44,7 +44,7 @@ class LayerBroker:
         self.service = service
         self.inbox: str | None = None
         self.delivery_suspect = False  # a delivery probe failed (hub.engine.repair)
-        self._handler: BrokerHandler | None = None
+        self._handler: BrokerHandler = NO_HANDLER
         self._joined: set[str] = set()
         self._group_locks: dict[str, asyncio.Lock] = {}
         self._barriers: dict[str, asyncio.Future] = {}

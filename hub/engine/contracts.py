@@ -161,6 +161,29 @@ class BrokerHandler(Protocol):
         """The channel is left: forget what was kept for it (under the channel's lock)."""
 
 
+class NoHandler:
+    """The handler of a broker not started yet: arrivals are dropped, nothing is wanted."""
+
+    def on_publication(self, channel: str, offset: int, text: str,
+                       published_at: float | None, epoch: str | None) -> None:
+        return None
+
+    def on_control(self, data: dict) -> None:
+        return None
+
+    async def on_joined(self, channel: str) -> None:
+        return None
+
+    def is_wanted(self, channel: str) -> bool:
+        return False
+
+    def on_left(self, channel: str) -> None:
+        return None
+
+
+NO_HANDLER = NoHandler()
+
+
 class Broker(Protocol):
     """Moves publications between server processes, each to the processes that joined its
     channel, in offset order per channel; and rare control messages to every process."""

@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 
-from hub.engine.contracts import BrokerHandler, ClientInfo, ClusterState, ProcessStats
+from hub.engine.contracts import NO_HANDLER, BrokerHandler, ClientInfo, ClusterState, ProcessStats
 
 logger = logging.getLogger("hub.engine")
 
@@ -202,7 +202,7 @@ class MemoryBroker:
     def __init__(self, history: MemoryHistory) -> None:
         self.history = history
         self.delivery_suspect = False
-        self._handler: BrokerHandler | None = None
+        self._handler: BrokerHandler = NO_HANDLER
         self._joined: set[str] = set()
         self._leaving: set[str] = set()
 
@@ -228,8 +228,7 @@ class MemoryBroker:
         return offset
 
     async def send_control(self, data: dict) -> None:
-        if self._handler is not None:
-            self._handler.on_control(data)
+        self._handler.on_control(data)
 
     async def join(self, channel: str) -> None:
         if channel not in self._joined:

@@ -174,11 +174,10 @@ class Node:
                        epoch: str) -> None:
         """PROTOCOL.md §5: replay after ``since``, then ``recovered``; the live stream resumes
         after the last replayed offset, so nothing is sent twice or skipped."""
-        publications = None
+        publications, since = None, item.since or 0  # not None: a recovery was asked
         if item.epoch is None or item.epoch == epoch:
             try:
-                publications, top, current_epoch = await self.history.since(item.channel,
-                                                                            item.since)
+                publications, top, current_epoch = await self.history.since(item.channel, since)
             except HubUnavailable:
                 current_epoch = None
             if current_epoch != epoch:
@@ -191,9 +190,9 @@ class Node:
             return
         for _offset, text in publications:
             conn.write_text(text)
-        last = publications[-1][0] if publications else item.since
+        last = publications[-1][0] if publications else since
         conn.write_text(p.build_recovered(item.channel, True, len(publications)))
-        self.go_live(sub, max(last, item.since))
+        self.go_live(sub, max(last, since))
 
     # --- publishing -----------------------------------------------------------------------
 
@@ -263,7 +262,8 @@ class Node:
             publish_latency_buckets=tuple(st.latency_buckets), alive=True)
 
     def client_infos(self) -> list[ClientInfo]:
-        by_conn: dict[object, list[str]] = {}
+        conns: list[Any] = list(self.connections.values())  # consumers: state, pings too
+        by_conn: dict[Any, list[str]] = {}
         for channel, subs in self.subscriptions.items():
             for conn in subs:
                 by_conn.setdefault(conn, []).append(channel)
@@ -272,7 +272,7 @@ class Node:
             channels=tuple(sorted(by_conn.get(conn, ()))), state=conn.state,
             connected_at=conn.connected_at, last_ping=conn.last_ping, last_pong=conn.last_pong,
             server=self.server_name, metadata=_metadata(conn))
-            for conn in self.connections.values()]
+            for conn in conns]
 
     def local_state(self) -> ClusterState:
         return [self.process_stats()], self.client_infos()
