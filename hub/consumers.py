@@ -32,8 +32,7 @@ from hub.engine.errors import HubUnavailable, PublishError
 from hub.engine.node import Node, get_node
 from hub.handlers import dispatch, is_registered
 from hub.policies import ANONYMOUS
-from hub.publish import ALL_CHANNEL, user_channel
-from hub.subscribing import subscribe
+from hub.publish import ALL_CHANNEL, publish, user_channel
 from hub.transport import Payload, make_writer
 
 logger = logging.getLogger("hub.consumer")
@@ -82,6 +81,7 @@ class HubConsumer:
         node = self.node = get_node()
         if node.control_handler is None:  # revocations from any process close sockets here
             node.control_handler = partial(credentials.on_control, node.connections)
+            node.recheck = credentials.recheck
         await node.ensure_started()
         requested = self.scope.get("url_route", {}).get("kwargs", {}).get("client_id")
         if requested is not None and not p.is_valid_client_id(requested):
@@ -163,16 +163,7 @@ class HubConsumer:
         session.set_principal(principal, implicit)
         self.state = "connected"
         # Implicit channels first: once `connected` arrives, messages to the user reach it.
-        # No `subscribed` frame for these, so no history top to read: everything buffered
-        # since registration is new to this socket (one Redis round trip less per connect).
-        for channel in sorted(implicit):
-            try:
-                sub = await node.subscribe(self, channel)
-            except HubUnavailable:
-                logger.warning("implicit channel %s not joined: Redis unavailable", channel)
-                await node.unsubscribe(self, channel)
-                continue
-            node.go_live(sub, 0)
+        await node.subscribe_live(self, sorted(implicit))
         self.write_text(p.build_connected(
             client_id=self.client_id, user=principal.username, server=node.server_name,
             heartbeat_interval=hub_settings.HEARTBEAT_INTERVAL, frame_id=frame_id))
@@ -233,7 +224,8 @@ class HubConsumer:
         elif isinstance(effect, s.Close):
             self.request_close(effect.code, effect.reason)
         elif isinstance(effect, s.Subscribe):
-            await subscribe(self, effect)
+            for channel in await self.node.subscribe_with_recovery(self, effect):
+                self.session.forget(channel)
         elif isinstance(effect, s.Unsubscribe):
             for channel in effect.channels:
                 self.session.forget(channel)
@@ -264,7 +256,8 @@ class HubConsumer:
 
     async def _publish(self, effect: s.Publish) -> None:
         try:
-            offset = await self.node.publish(effect.channel, effect.event, effect.data)
+            # The one road every publication takes (hub.publish), as REST and handlers do.
+            offset = await publish(effect.channel, effect.event, effect.data)
         except PublishError as exc:
             self.write_error(p.ProtocolError(exc.code, exc.message, channel=effect.channel,
                                              frame_id=effect.frame_id))

@@ -30,7 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from hub.engine.base import ProcessStats
+from hub.engine.contracts import CALL_DEADLINE_SECONDS, ProcessStats
 from hub.engine.errors import HubUnavailable
 # Publish-to-socket latency bounds, seconds; the engine counts per bucket (+Inf last).
 from hub.engine.stats import LATENCY_BUCKETS_SECONDS
@@ -38,7 +38,7 @@ from slurm_monitor.exporter import ClusterCollector
 
 logger = logging.getLogger(__name__)
 
-LIST_PROCESSES_TIMEOUT_SECONDS = 1.5
+LIST_PROCESSES_TIMEOUT_SECONDS = CALL_DEADLINE_SECONDS  # the engine's one deadline
 POLL_BUCKETS_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 

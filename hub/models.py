@@ -13,6 +13,15 @@ import time
 from django.conf import settings
 from django.db import models
 
+from realtime_project.env import env_number
+
+ALIVE_SECONDS_DEFAULT = 30.0
+
+
+def alive_within_seconds() -> float:
+    """HUB_PROCESS_ALIVE_SECONDS: a process is alive while its heartbeat is younger."""
+    return env_number("HUB_PROCESS_ALIVE_SECONDS", ALIVE_SECONDS_DEFAULT, 0.0, exclusive=True)
+
 
 class HubProcess(models.Model):
     """One hub server process, upserted by ``hub.stats_recorder.record`` every few seconds.
@@ -48,8 +57,6 @@ class HubProcess(models.Model):
 
     @property
     def is_alive(self) -> bool:
-        from hub.stats_recorder import alive_within_seconds
-
         return time.time() - self.last_heartbeat.timestamp() <= alive_within_seconds()
 
 

@@ -3,50 +3,20 @@ and /metrics. With Redis every process's presence is read; embedded, this proces
 
 from __future__ import annotations
 
-import time
-
-from hub.engine.base import ChannelInfo, ClientInfo, ProcessStats
+from hub.engine.contracts import ChannelInfo, ClientInfo, ProcessStats
 from hub.engine.node import Node, get_node
 
 
 def local_process_stats(node: Node) -> ProcessStats:
-    st = node.stats
-    return ProcessStats(
-        server=node.server_name, host=node.host, pid=node.pid, started_at=st.started_at,
-        last_heartbeat=time.time(), active_connections=st.active_connections,
-        total_connections=st.total_connections, messages_sent=st.messages_sent,
-        messages_received=st.messages_received, errors=dict(st.errors),
-        dropped_sends=st.dropped_sends, slow_consumer_closes=st.slow_consumer_closes,
-        coalesced_writes=st.coalesced_writes, subscriptions=node.subscription_counts(), publish_latency_sum=st.latency_sum,
-        publish_latency_count=st.latency_count,
-        publish_latency_buckets=tuple(st.latency_buckets), alive=True)
+    return node.process_stats()
 
 
 def local_clients(node: Node) -> list[ClientInfo]:
-    by_conn: dict[object, list[str]] = {}
-    for channel, subs in node.subscriptions.items():
-        for conn in subs:
-            by_conn.setdefault(conn, []).append(channel)
-    return [ClientInfo(
-        client_id=conn.client_id, user=conn.username,
-        channels=tuple(sorted(by_conn.get(conn, ()))), state=conn.state,
-        connected_at=conn.connected_at, last_ping=conn.last_ping, last_pong=conn.last_pong,
-        server=node.server_name, metadata=_metadata(conn)) for conn in node.connections.values()]
-
-
-def _metadata(conn) -> dict:
-    scope = getattr(conn, "scope", {}) or {}
-    client = scope.get("client") or (None, None)
-    agent = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"user-agent"), None)
-    return {"remote_addr": client[0], "path": scope.get("path"), "user_agent": agent}
+    return node.client_infos()
 
 
 async def _cluster() -> tuple[list[ProcessStats], list[ClientInfo]]:
-    node = get_node()
-    state = await node.presence.cluster_state()
-    if state is None:
-        return [local_process_stats(node)], local_clients(node)
-    return state
+    return await get_node().cluster_state()
 
 
 async def list_processes() -> list[ProcessStats]:

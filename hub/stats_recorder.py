@@ -13,12 +13,14 @@ from datetime import datetime, timedelta, timezone
 
 from django.db import transaction
 
-from hub.engine.base import ProcessStats
+from hub.engine.contracts import ProcessStats
+from hub.models import ALIVE_SECONDS_DEFAULT, HubProcess, StatsSnapshot, alive_within_seconds
 from realtime_project.env import env_number
 
 SNAPSHOT_SECONDS_DEFAULT = 60.0
 RETENTION_DAYS_DEFAULT = 7.0
-ALIVE_SECONDS_DEFAULT = 30.0
+__all__ = ["ALIVE_SECONDS_DEFAULT", "alive_within_seconds", "record", "prune_snapshots",
+           "validate_settings"]
 
 
 def _env_positive_float(name: str, default: float) -> float:
@@ -31,10 +33,6 @@ def snapshot_interval_seconds() -> float:
 
 def retention_days() -> float:
     return _env_positive_float("HUB_STATS_RETENTION_DAYS", RETENTION_DAYS_DEFAULT)
-
-
-def alive_within_seconds() -> float:
-    return _env_positive_float("HUB_PROCESS_ALIVE_SECONDS", ALIVE_SECONDS_DEFAULT)
 
 
 def validate_settings() -> None:
@@ -71,8 +69,6 @@ def _live_fields(stats: ProcessStats) -> dict:
 
 def record(stats: ProcessStats) -> None:
     """Upsert the live row; maybe append a snapshot and prune old ones. Sync (DB I/O)."""
-    from hub.models import HubProcess
-
     interval = snapshot_interval_seconds()
     keep_days = retention_days()
     fields = _live_fields(stats)
@@ -91,8 +87,6 @@ def _snapshot_due(process, interval: float) -> bool:
 
 
 def _append_snapshot(process) -> None:
-    from hub.models import StatsSnapshot
-
     StatsSnapshot.objects.create(
         process=process,
         recorded_at=process.last_heartbeat,
@@ -108,8 +102,6 @@ def _append_snapshot(process) -> None:
 
 def _prune(keep_days: float) -> int:
     """Old snapshots go, and so do processes silent for the whole retention period."""
-    from hub.models import HubProcess, StatsSnapshot
-
     cutoff = datetime.now(tz=timezone.utc) - timedelta(days=keep_days)
     deleted, _ = StatsSnapshot.objects.filter(recorded_at__lt=cutoff).delete()
     HubProcess.objects.filter(last_heartbeat__lt=cutoff).delete()

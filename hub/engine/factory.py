@@ -1,21 +1,31 @@
-"""Builds this process's node from settings: backends chosen here, configured by kwargs."""
+"""Builds this process's node parts from settings: backends chosen here (memory without
+``REDIS_URL``, Redis with it), configured by kwargs; the backends never read settings.
+
+Imports no other engine module that imports it back (``hub.engine.node`` imports this one).
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from hub.conf import get_policies, hub_settings
-from hub.engine.node import Node, group_name
+from hub.engine.memory import MemoryBroker, MemoryHistory, MemoryPresence
+from hub.engine.names import ALL_CHANNEL
+from hub.engine.redis import RedisBroker, RedisHistory, redis_client
+from hub.engine.redis_presence import RedisPresence
+
+if TYPE_CHECKING:  # types only: the node imports this module
+    from hub.engine.node import Node
 
 logger = logging.getLogger("hub.engine")
 
 
 def history_size_for(channel: str) -> int | None:
     """How many publications ``channel`` keeps; None if no policy matches it."""
-    from hub.publish import ALL_CHANNEL
-
     if channel == ALL_CHANNEL or channel.startswith("user:"):
         policy = get_policies().resolve(channel)
         return policy.history if policy is not None else hub_settings.HISTORY_SIZE
@@ -23,56 +33,48 @@ def history_size_for(channel: str) -> int | None:
     return None if policy is None else policy.history
 
 
-def build_node() -> Node:
+def backends() -> dict[str, Any]:
+    """history, presence and broker: the Redis twins with ``REDIS_URL``, else memory (one
+    process: no channel layer at all, publications are handed to the hub directly)."""
     if hub_settings.REDIS_URL:
-        from hub.engine.redis import RedisHistory, RedisPresence, redis_client
-
         client = redis_client(hub_settings.REDIS_URL)
-        layer = get_channel_layer()
         prefix = hub_settings.CHANNEL_PREFIX
-
-        def group_channel_for(channel: str) -> str:
-            # The pub/sub layer's own Redis channel for the group (verified end to end by
-            # tests/hub/test_cluster.py: a change in channels-redis fails delivery there).
-            return layer._get_layer()._get_group_channel_name(group_name(prefix, channel))
-
-        history = RedisHistory(client, prefix=prefix, group_channel_for=group_channel_for,
-                               ttl_seconds=hub_settings.HISTORY_TTL)
-        presence = RedisPresence(client, prefix=hub_settings.CHANNEL_PREFIX,
+        history = RedisHistory(client, prefix=prefix, ttl_seconds=hub_settings.HISTORY_TTL)
+        presence = RedisPresence(client, prefix=prefix,
                                  ttl_seconds=max(3.0, 2 * hub_settings.HEARTBEAT_INTERVAL))
-    else:
-        from hub.engine.memory import MemoryHistory, MemoryPresence
+        return {"history": history, "presence": presence,
+                "broker": RedisBroker(get_channel_layer(), history, prefix)}
+    memory = MemoryHistory(ttl_seconds=hub_settings.HISTORY_TTL)
+    return {"history": memory, "presence": MemoryPresence(), "broker": MemoryBroker(memory)}
 
-        history, presence = MemoryHistory(ttl_seconds=hub_settings.HISTORY_TTL), MemoryPresence()
-    return Node(layer=get_channel_layer(), history=history, presence=presence,
-                server_name=hub_settings.SERVER_NAME, prefix=hub_settings.CHANNEL_PREFIX,
-                history_size_for=history_size_for,
-                timings={"heartbeat": hub_settings.HEARTBEAT_INTERVAL,
-                         "connection_timeout": hub_settings.CONNECTION_TIMEOUT,
-                         "auth_timeout": hub_settings.AUTH_TIMEOUT},
-                report=report_stats, fanout_chunk=hub_settings.FANOUT_CHUNK)
+
+def node_parts() -> dict[str, Any]:
+    """Keyword arguments for ``Node``."""
+    return {**backends(), "server_name": hub_settings.SERVER_NAME,
+            "history_size_for": history_size_for,
+            "timings": {"heartbeat": hub_settings.HEARTBEAT_INTERVAL,
+                        "connection_timeout": hub_settings.CONNECTION_TIMEOUT,
+                        "auth_timeout": hub_settings.AUTH_TIMEOUT},
+            "report": report_stats, "fanout_chunk": hub_settings.FANOUT_CHUNK}
 
 
 async def report_stats(node: Node) -> None:
     """Share this process's figures: presence (cluster-wide with Redis) and the database
     rows the admin reads (``hub.stats_recorder``, when installed). Also, on the same beat,
     the history's housekeeping (``Node.sweep_history``: expiry, subscribed channels kept)."""
-    from asgiref.sync import sync_to_async
-
-    from hub.selectors import local_clients, local_process_stats
-
     try:
         await node.sweep_history()
     except Exception:
         logger.warning("history sweep failed", exc_info=True)
 
-    stats = local_process_stats(node)
-    clients = local_clients(node) if node.presence.shares_clients else []
+    stats = node.process_stats()
     try:
-        await node.presence.publish_state(stats, clients)
+        await node.presence.publish_state(stats, node.client_infos)
     except Exception:
         logger.warning("presence update failed (Redis down?)", exc_info=True)
     try:
+        # Django app-loading: hub.stats_recorder imports the models, which need the app
+        # registry ready; the engine is imported earlier (settings, routing).
         from hub import stats_recorder
     except ImportError:
         return

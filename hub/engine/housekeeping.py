@@ -1,7 +1,8 @@
-"""The per-process housekeeping loop: heartbeats, idle/auth timeouts, stats reporting, and
-the credential re-check (``hub.credentials.recheck``, once per heartbeat interval, in the
-background so a slow database never delays heartbeats; a JWT's expiry is checked by each
-socket's ``tick``).
+"""The per-process housekeeping loop: heartbeats, idle/auth timeouts, stats reporting, the
+delivery self-check (``hub.engine.repair``), and the credential re-check (``node.recheck``,
+installed by the socket side: ``hub.credentials.recheck``; once per heartbeat interval, in
+the background so a slow database never delays heartbeats; a JWT's expiry is checked by
+each socket's ``tick``).
 
 One loop for all sockets instead of timers per socket: 10,000 idle sockets cost one sweep
 per tick, not 10,000 sleeping tasks. The heartbeat frame is encoded once per beat.
@@ -13,8 +14,9 @@ import asyncio
 import logging
 import time
 
+from typing import Any
+
 from hub import protocol as p
-from hub.engine.repair import check_delivery
 from hub.transport import Payload
 
 logger = logging.getLogger("hub.engine")
@@ -29,7 +31,7 @@ def tick_seconds(heartbeat: float, connection_timeout: float, auth_timeout: floa
     return max(0.05, min(heartbeat / 2, connection_timeout / 4, auth_timeout / 4, 5.0))
 
 
-async def run_housekeeping(node, *, heartbeat: float, connection_timeout: float,
+async def run_housekeeping(node: Any, *, heartbeat: float, connection_timeout: float,
                            auth_timeout: float, report) -> None:
     """Runs until cancelled; never dies on one failed sweep (logs with the traceback)."""
     tick = tick_seconds(heartbeat, connection_timeout, auth_timeout)
@@ -52,11 +54,11 @@ async def run_housekeeping(node, *, heartbeat: float, connection_timeout: float,
                 for conn in conns[start:start + TICK_CHUNK]:
                     conn.tick(now, beat)
             if beat is not None and (rechecking is None or rechecking.done()):
-                rechecking = _start_recheck(conns)
+                rechecking = _start_recheck(node.recheck, conns)
             if now >= next_report:
                 next_report = now + report_every
                 await report(node)
-                await check_delivery(node)
+                await node.check_delivery()
             if now >= next_refresh:
                 next_refresh = now + GROUP_REFRESH_SECONDS
                 await node.refresh_groups()
@@ -66,10 +68,10 @@ async def run_housekeeping(node, *, heartbeat: float, connection_timeout: float,
             logger.exception("housekeeping sweep failed; continuing")
 
 
-def _start_recheck(conns: list) -> asyncio.Task | None:
+def _start_recheck(recheck: Any, conns: list) -> asyncio.Task | None:
     """Re-check the credentials of the authenticated sockets among ``conns``: one batch."""
-    from hub.credentials import recheck
-
+    if recheck is None:
+        return None
     due = [conn for conn in conns if getattr(conn, "credential", None) is not None
            and getattr(conn, "state", "") == "connected"]
     if not due:

@@ -1,17 +1,22 @@
-"""In-process backends (the embedded default): history ring and presence for one process.
+"""In-process backends (the embedded default): history, presence and broker for one process.
 
-Twins of ``hub.engine.redis``: both pass tests/hub/test_backends.py (same contract).
+Twins of ``hub.engine.redis`` behind ``hub.engine.contracts`` (History, Presence, Broker):
+both pass tests/hub/test_backends.py. Nothing here does I/O or raises ``HubUnavailable``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 
-from hub.engine.base import ClientInfo
+from hub.engine.contracts import NO_HANDLER, BrokerHandler, ClientInfo, ClusterState, ProcessStats
+
+logger = logging.getLogger("hub.engine")
 
 DEFAULT_HISTORY_TTL = 86400.0
 # Channels one ``sweep`` evicts at most: a sweep after a burst of junk names costs a bounded
@@ -132,6 +137,9 @@ class MemoryHistory:
                 state.expires = expires
                 self._channels.move_to_end(name)
 
+    async def ping(self) -> None:
+        return None  # in this process: always there
+
     async def sweep(self, limit: int = SWEEP_LIMIT) -> int:
         """Drop expired channels, oldest first, at most ``limit``; returns how many went."""
         now, dropped = self._clock(), 0
@@ -151,8 +159,6 @@ class MemoryHistory:
 
 class MemoryPresence:
     """Client ids and per-user counts for one process (cluster-wide: the Redis twin)."""
-
-    shares_clients = False  # publish_state ignores the client list: do not build it
 
     def __init__(self) -> None:
         self._client_ids: set[str] = set()
@@ -178,8 +184,80 @@ class MemoryPresence:
         else:
             self._users.pop(user, None)
 
-    async def publish_state(self, stats, clients: list[ClientInfo]) -> None:
-        return None  # one process: the node itself is the source of truth
+    async def publish_state(self, stats: ProcessStats,
+                            list_clients: Callable[[], list[ClientInfo]]) -> None:
+        return None  # one process: the node itself is the source of truth (never lists)
 
-    async def cluster_state(self):
+    async def cluster_state(self, local: Callable[[], ClusterState]) -> ClusterState:
+        return local()  # the cluster is this process
+
+
+class MemoryBroker:
+    """``Broker`` for one process: a publication is handed to this process's hub by a direct
+    call, no channel layer in between (the loopback through ``InMemoryChannelLayer`` cost a
+    layer message, a queue and a task wake-up per publication, and its capacity could refuse
+    a burst). Delivery cannot be lost, so there is nothing to probe or repair; joining is
+    bookkeeping (the handler's ``on_joined``/``on_left``, as with Redis)."""
+
+    def __init__(self, history: MemoryHistory) -> None:
+        self.history = history
+        self.delivery_suspect = False
+        self._handler: BrokerHandler = NO_HANDLER
+        self._joined: set[str] = set()
+        self._leaving: set[str] = set()
+
+    async def start(self, handler: BrokerHandler) -> None:
+        self._handler = handler
+
+    def stop(self) -> None:
         return None
+
+    async def publish(self, channel: str, maxlen: int, head: str, tail: str,
+                      published_at: float) -> int:
+        offset, text, epoch = await self.history.append(channel, maxlen, head, tail)
+        if channel in self._joined:  # as with Redis: only a joined channel is delivered
+            try:  # the publication happened: a fan-out bug is logged, not the caller's
+                self._handler.on_publication(channel, offset, text, published_at, epoch)
+            except Exception:
+                logger.exception("fan-out failed for %r", channel)
+            # One loop turn per publication, as the loopback through the in-memory layer
+            # gave: the fan-out pass starts before the publisher's next publication, so a
+            # burst from one coroutine is not written as one lump per socket (which a
+            # socket's HUB_MAX_QUEUED_BYTES would count whole: tests/hub/test_consumer.py).
+            await asyncio.sleep(0)
+        return offset
+
+    async def send_control(self, data: dict) -> None:
+        self._handler.on_control(data)
+
+    async def join(self, channel: str) -> None:
+        if channel not in self._joined:
+            self._joined.add(channel)
+            await self._handler.on_joined(channel)
+
+    def leave_soon(self, channel: str) -> None:
+        # Next loop turn, as the Redis twin's leave (a resubscribe meanwhile keeps the state).
+        if channel not in self._leaving:
+            self._leaving.add(channel)
+            asyncio.get_running_loop().call_soon(self._leave, channel)
+
+    def _leave(self, channel: str) -> None:
+        self._leaving.discard(channel)
+        if not self._handler.is_wanted(channel):
+            self._handler.on_left(channel)
+            self._joined.discard(channel)
+
+    async def refresh(self) -> None:
+        return None
+
+    async def probe(self) -> bool:
+        return True
+
+    async def reconnect(self) -> None:
+        return None
+
+    def per_channel_sizes(self) -> dict[str, int]:
+        return {"joined": len(self._joined), "leaving": len(self._leaving)}
+
+    def leaves_pending(self) -> bool:
+        return bool(self._leaving)

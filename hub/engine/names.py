@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+ALL_CHANNEL = "all"  # every socket is subscribed to it (hub.publish.broadcast_all)
 _MAX_GROUP_NAME = 99
 _PLAIN_CHANNEL = re.compile(r"[A-Za-z0-9_.:\-]*")
 _GROUP_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-")

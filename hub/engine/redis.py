@@ -1,4 +1,7 @@
-"""Redis backends (with ``REDIS_URL``): history in Redis Streams, cluster-wide presence.
+"""Redis backends (with ``REDIS_URL``): history in Redis Streams, cluster-wide presence, and
+the broker (``RedisBroker``: the channel-layer broker with an atomic publish). Twins of
+``hub.engine.memory`` behind ``hub.engine.contracts``. Every Redis error is turned into
+``HubUnavailable("redis")`` here (``guarded``, ``RedisBroker.OUTAGES``), nowhere else.
 
 Publishing is one Lua script: bump the channel's offset, ``XADD`` the frame to the channel's
 stream (``MAXLEN`` = the channel's history) and ``PUBLISH`` it to the channel-layer group, in
@@ -15,34 +18,37 @@ gone and its next life has a new epoch (clients recovering from the old one are 
 ``recovered: false``); reading a channel writes nothing for it (see ``_EPOCH_LUA``). A Redis
 that lost its data (restart without persistence) is the same case. The hub's Redis must not
 evict keys on its own (``maxmemory-policy noeviction``, Redis' default): a meta hash evicted
-early could let the channel's next life reuse its epoch. Every other key the hub writes has a TTL too (idempotency ids, presence), so
-client-chosen channel names cannot grow Redis without bound (tests/security/test_bounds.py
-audits every key with ``SCAN``).
+early could let the channel's next life reuse its epoch. Every other key the hub writes has
+a TTL too (idempotency ids, presence), so client-chosen channel names cannot grow Redis
+without bound (tests/security/test_bounds.py audits every key with ``SCAN``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import asdict
+from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 
 from redis import asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError
 
-from hub.engine.base import ClientInfo, ProcessStats
+from hub.engine.broker import LayerBroker
+from hub.engine.contracts import CALL_DEADLINE_SECONDS
 from hub.engine.errors import HubUnavailable
+from hub.engine.names import group_name
 
 # Generous for reads on the connect/subscribe path: under a connect storm the event loop
 # itself is the bottleneck, and a timeout there fails a subscribe that Redis would serve.
-# Publishing has its own, tighter budget below (REST answers within 2 s).
+# Publishing has its own, tighter budget below.
 OPERATION_TIMEOUT_SECONDS = 2.5
 PUBLISH_ATTEMPTS = 2
-PUBLISH_ATTEMPT_SECONDS = 0.85  # two attempts stay under REST's 2 s promise
+# Both attempts fit in the caller's deadline (REST waits CALL_DEADLINE_SECONDS): a retry
+# still running when the caller gives up would report a failure for a publication made.
+PUBLISH_ATTEMPT_SECONDS = CALL_DEADLINE_SECONDS / PUBLISH_ATTEMPTS
 DEFAULT_HISTORY_TTL = 86400.0
 TOUCH_CHUNK = 500  # channels per pipeline when keeping subscribed channels' history alive
 T = TypeVar("T")
@@ -66,6 +72,24 @@ local function derive_epoch(salt_key, new_salt, ttl, channel)
   return string.sub(redis.sha1hex(salt .. ':' .. ttl .. ':' .. window .. ':' .. channel), 1, 8)
 end
 """
+
+
+def pubsub_message_lua(fields: dict[str, str]) -> str:
+    """A Lua expression for a message in channels_redis' pub/sub wire form, ``fields`` being
+    Lua expressions by key. THE one place that knows the form: the layer's msgpack
+    serializer (no random prefix, no encryption: the hub's CHANNEL_LAYERS sets neither), so
+    Redis' built-in cmsgpack writes what ``RedisPubSubChannelLayer.receive`` decodes. Pinned
+    by tests/hub/test_engine_redis_format.py against the installed channels_redis: an
+    upgrade that changes the form fails there, not silently in production."""
+    body = ", ".join(f"{key} = {value}" for key, value in fields.items())
+    return f"cmsgpack.pack({{{body}}})"
+
+
+def pubsub_group_channel(layer: Any, group: str) -> str:
+    """The Redis pub/sub channel ``RedisPubSubChannelLayer`` uses for ``group`` (a private
+    method of channels_redis: checked by the same canary test)."""
+    return layer._get_layer()._get_group_channel_name(group)
+
 
 # KEYS: stream, meta, publication id, salt. ARGV: maxlen, head, tail, new salt, group
 # channel, channel, timestamp, TTL ms. A stream left from an expired life of the channel
@@ -91,13 +115,13 @@ if maxlen > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
 end
 if ARGV[5] ~= '' then
-  local message = cmsgpack.pack({type = 'hub.fanout', c = ARGV[6], o = offset, t = text,
-                                 ts = tonumber(ARGV[7]), e = epoch})
-  redis.call('PUBLISH', ARGV[5], message)
+  redis.call('PUBLISH', ARGV[5], %(message)s)
 end
 redis.call('SET', KEYS[3], offset, 'PX', math.min(ttl, 60000))
 return {offset, text, epoch}
-"""
+""" % {"message": pubsub_message_lua({
+    "type": "'hub.fanout'", "c": "ARGV[6]", "o": "offset", "t": "text",
+    "ts": "tonumber(ARGV[7])", "e": "epoch"})}
 
 # KEYS: meta, stream, salt. ARGV: new salt, TTL ms, channel, since (-1: the top only). One
 # script, so the offsets read belong to the epoch returned even if the channel expires
@@ -113,28 +137,6 @@ if since < 0 or since >= top then
   return {top, meta[2]}
 end
 return {top, meta[2], redis.call('XRANGE', KEYS[2], '(' .. since .. '-0', '+')}
-"""
-
-
-# A process's presence report in one call. KEYS: its record, the server set, its n client
-# claims, then one per-user key per client with a user; ARGV: TTL ms, the record, the
-# server's name, the claims' expiry (unix s), n, then the client id for each user key.
-# (Was a pipeline of one PEXPIRE/ZADD per client: at 5,000 sockets redis-py spent ~370 ms
-# building and parsing 10,000 commands on the event loop, stalling fan-out up to 160 ms.)
-_PRESENCE_LUA = """
-local ttl = tonumber(ARGV[1])
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
-redis.call('SADD', KEYS[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ttl)
-local n = tonumber(ARGV[5])
-for i = 3, 2 + n do
-  redis.call('PEXPIRE', KEYS[i], ttl)
-end
-for j = 3 + n, #KEYS do
-  redis.call('ZADD', KEYS[j], ARGV[4], ARGV[3 + j - n])
-  redis.call('PEXPIRE', KEYS[j], ttl)
-end
-return 1
 """
 
 
@@ -162,14 +164,10 @@ async def guarded(operation: Awaitable[T], timeout: float = OPERATION_TIMEOUT_SE
 
 
 class RedisHistory:
-    fans_out = True  # append(..., fanout=True) also delivers to the layer group
-
     def __init__(self, client: aioredis.Redis, prefix: str,
-                 group_channel_for: Callable[[str], str] | None = None,
                  ttl_seconds: float = DEFAULT_HISTORY_TTL) -> None:
         self._redis = client
         self._prefix = prefix
-        self._group_channel_for = group_channel_for
         self._publish = client.register_script(_PUBLISH_LUA)
         self._since = client.register_script(_SINCE_LUA)
         self.ttl_seconds = ttl_seconds
@@ -180,10 +178,10 @@ class RedisHistory:
         return [f"{self._prefix}:stream:{channel}", f"{self._prefix}:meta:{channel}"]
 
     async def append(self, channel: str, maxlen: int, head: str, tail: str,
-                     fanout: bool = False) -> tuple[int, str, str]:
-        """Assign the next offset, keep the frame, and (``fanout``) deliver it to every
-        process subscribed to the channel's group, atomically; returns (offset, text, epoch)."""
-        group_channel = self._group_channel_for(channel) if fanout and self._group_channel_for else ""
+                     deliver_to: str = "") -> tuple[int, str, str]:
+        """Assign the next offset, keep the frame, and (``deliver_to``: a pub/sub channel)
+        deliver it there, atomically; returns (offset, text, epoch)."""
+        group_channel = deliver_to
         # A publication id makes the script idempotent: a call that timed out may still have
         # run, so the one retry (and redis-py's own) returns the same offset instead of
         # publishing twice, and a slow Redis is not reported as a failure that did happen.
@@ -207,6 +205,9 @@ class RedisHistory:
     async def ping(self) -> None:
         """Raise HubUnavailable unless Redis answers (writes nothing)."""
         await guarded(self._redis.ping())
+
+    async def sweep(self) -> int:
+        return 0  # every key has a TTL: Redis expires them itself
 
     async def _run_since(self, channel: str, since: int) -> list:
         stream, meta = self._keys(channel)
@@ -268,102 +269,18 @@ def _field(fields: Any, name: bytes) -> Any:
     return fields[fields.index(name) + 1]
 
 
-class RedisPresence:
-    """Each process keeps its figures and its clients in Redis under keys that expire
-    ``ttl_seconds`` after its last report: a process killed with SIGKILL drops out of every
-    count within that time. Client ids and per-user connections are claimed cluster-wide."""
+class RedisBroker(LayerBroker):
+    """The channel-layer broker with Redis' atomic publish: offset, history and delivery in
+    one script (see the module docstring: why not ``XADD`` then ``group_send``)."""
 
-    shares_clients = True
+    OUTAGES = (*LayerBroker.OUTAGES, RedisError)
 
-    def __init__(self, client: aioredis.Redis, prefix: str, ttl_seconds: float) -> None:
-        self._redis = client
-        self._prefix = prefix
-        self.ttl_ms = int(ttl_seconds * 1000)
-        self._servers_key = f"{prefix}:servers"
-        self._report = client.register_script(_PRESENCE_LUA)
+    def __init__(self, layer: Any, history: RedisHistory, prefix: str) -> None:
+        super().__init__(layer, history, prefix, service="redis")
 
-    def _client_key(self, client_id: str) -> str:
-        return f"{self._prefix}:client:{client_id}"
-
-    def _user_key(self, user: str) -> str:
-        return f"{self._prefix}:user:{user}"
-
-    def _proc_key(self, server: str) -> str:
-        return f"{self._prefix}:proc:{server}"
-
-    async def claim_client(self, client_id: str, user: str | None, server: str) -> bool:
-        try:
-            return bool(await guarded(self._redis.set(self._client_key(client_id), server,
-                                                      nx=True, px=self.ttl_ms)))
-        except HubUnavailable:
-            return True  # Redis down: uniqueness is checked in this process only
-
-    async def release_client(self, client_id: str, user: str | None) -> None:
-        await guarded(self._redis.delete(self._client_key(client_id)))
-
-    async def add_user_connection(self, user: str, client_id: str) -> int:
-        now = time.time()
-        key = self._user_key(user)
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.zremrangebyscore(key, "-inf", now)
-                pipe.zadd(key, {client_id: now + self.ttl_ms / 1000})
-                pipe.pexpire(key, self.ttl_ms)
-                pipe.zcard(key)
-                results = await guarded(pipe.execute())
-        except HubUnavailable:
-            return 1  # Redis down: the per-user limit cannot be checked cluster-wide
-        return int(results[-1])
-
-    async def remove_user_connection(self, user: str, client_id: str) -> None:
-        await guarded(self._redis.zrem(self._user_key(user), client_id))
-
-    async def publish_state(self, stats: ProcessStats, clients: list[ClientInfo]) -> None:
-        """Refresh this process's figures, its clients and their claims (TTL).
-
-        The body (every client of the process: ~1.5 MB at 5,000 sockets) is encoded in a
-        worker thread: on the event loop it held fan-out up for ~100 ms every report
-        (py-spy, docs/benchmarks.md); in a thread the loop keeps running between the GIL's
-        5 ms switches. ``stats`` and ``clients`` are frozen snapshots, safe to share."""
-        expiry = time.time() + self.ttl_ms / 1000
-        body = await asyncio.to_thread(_state_body, stats, clients)
-        with_user = [c for c in clients if c.user]
-        keys = [self._proc_key(stats.server), self._servers_key,
-                *[self._client_key(c.client_id) for c in clients],
-                *[self._user_key(c.user) for c in with_user]]
-        args = [self.ttl_ms, body, stats.server, repr(expiry), len(clients),
-                *[c.client_id for c in with_user]]
-        await guarded(self._report(keys=keys, args=args))
-
-    async def cluster_state(self) -> tuple[list[ProcessStats], list[ClientInfo]]:
-        servers = sorted(s.decode() for s in await guarded(self._redis.smembers(self._servers_key)))
-        if not servers:
-            return [], []
-        bodies = await guarded(self._redis.mget([self._proc_key(s) for s in servers]))
-        processes, clients, gone = [], [], []
-        for server, body in zip(servers, bodies):
-            if body is None:
-                gone.append(server)
-                continue
-            record = json.loads(body)
-            processes.append(_process_stats(record["stats"]))
-            clients.extend(_client_info(c) for c in record["clients"])
-        if gone:
-            await guarded(self._redis.srem(self._servers_key, *gone))
-        return processes, clients
-
-
-def _state_body(stats: ProcessStats, clients: list[ClientInfo]) -> str:
-    return json.dumps({"stats": asdict(stats), "clients": [asdict(c) for c in clients]})
-
-
-def _client_info(raw: dict[str, Any]) -> ClientInfo:
-    raw = dict(raw)
-    raw["channels"] = tuple(raw.get("channels", ()))
-    return ClientInfo(**raw)
-
-
-def _process_stats(raw: dict[str, Any]) -> ProcessStats:
-    raw = dict(raw)
-    raw["publish_latency_buckets"] = tuple(raw.get("publish_latency_buckets", ()))
-    return ProcessStats(**raw)
+    async def publish(self, channel: str, maxlen: int, head: str, tail: str,
+                      published_at: float) -> int:
+        deliver_to = pubsub_group_channel(self.layer, group_name(self.prefix, channel))
+        offset, _text, _epoch = await self.history.append(channel, maxlen, head, tail,
+                                                          deliver_to=deliver_to)
+        return offset

@@ -1,106 +1,80 @@
-"""Delivery self-check and repair, for the Redis engine.
+"""Delivery self-check and repair (run by the housekeeping loop, every report interval).
 
 A Redis restart (or a dropped pub/sub connection) can leave a process subscribed to nothing
 while every publish still succeeds elsewhere: its sockets would silently stop receiving.
-So every report interval the node sends a probe to its own inbox through Redis. No probe
-back means the pub/sub side is broken: the layer is flushed (a new connection), the inbox
-listener restarted, every group joined again, and each channel caught up from its Redis
-Stream from the last offset this process delivered. Where the history cannot fill the gap
-(it was lost with Redis: a new epoch), local subscribers get ``recovered: false``.
+So the broker sends a probe to its own inbox (``Broker.probe``). No probe back means the
+pub/sub side is broken: the broker reconnects (a new layer connection and listener), every
+channel is joined again, and each is caught up from the history from the last offset this
+process delivered. Where the history cannot fill the gap (it was lost with Redis: a new
+epoch), local subscribers get ``recovered: false``. The memory broker's probe always
+succeeds (a direct call cannot be lost), so for it this is a no-op, with no flag to ask.
+
+Uses only the public methods of the hub, the broker and the history.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import secrets
+from typing import Any
 
+from hub.engine.contracts import History
 from hub.engine.errors import HubUnavailable
+from hub.engine.hub import Hub
 
 logger = logging.getLogger("hub.engine")
-PROBE_WAIT_SECONDS = 1.0
 
 
-async def probe(node) -> bool:
-    marker = secrets.token_hex(8)
-    arrived = node._barriers[marker] = asyncio.get_running_loop().create_future()
-    try:
-        await asyncio.wait_for(node.layer.send(node.inbox, {"type": "hub.barrier", "m": marker}),
-                               PROBE_WAIT_SECONDS)
-        await asyncio.wait_for(arrived, PROBE_WAIT_SECONDS)
-        return True
-    except Exception:
-        return False
-    finally:
-        node._barriers.pop(marker, None)
-
-
-async def check_delivery(node) -> None:
-    """Probe; on failure (and Redis reachable) rebuild the subscriptions and catch up.
+async def check_delivery(hub: Hub, broker: Any, history: History) -> None:
+    """Probe; on failure (and the store reachable) rebuild the subscriptions and catch up.
 
     A probe that succeeds after one failed is not the all-clear: redis-py re-subscribes a
     pub/sub connection by itself when Redis comes back, so delivery works again, but what
     was published between Redis accepting publishes and that re-subscribe reached no one
     (seen as an intermittent test failure: a broadcast right after a Redis restart never
-    arrived). So the first good probe after a bad one catches every channel up from its
-    Stream (offsets already fanned out are skipped, so nothing is sent twice)."""
-    if node.inbox is None or not getattr(node.history, "fans_out", False):
-        return
-    if await probe(node):
-        if node.delivery_suspect:
+    arrived). So the first good probe after a bad one catches every channel up from the
+    history (offsets already fanned out are skipped, so nothing is sent twice)."""
+    if await broker.probe():
+        if broker.delivery_suspect:
             logger.warning("pub/sub delivery is back; catching up %d channels",
-                           len(node.subscriptions))
+                           len(hub.subscriptions))
             try:
-                for channel in list(node.subscriptions):
-                    await catch_up(node, channel)
+                for channel in list(hub.subscriptions):
+                    await catch_up(hub, history, channel)
             except HubUnavailable:
                 return  # Redis went away again: stay suspect, try at the next check
-            node.delivery_suspect = False
+            broker.delivery_suspect = False
         return
-    node.delivery_suspect = True
+    broker.delivery_suspect = True
     try:
-        await node.history.ping()  # Redis itself down: nothing to repair yet
+        await history.ping()  # Redis itself down: nothing to repair yet
     except HubUnavailable:
         return
-    logger.warning("pub/sub delivery lost; resubscribing %d channels", len(node.subscriptions))
-    await rebuild(node)
+    logger.warning("pub/sub delivery lost; resubscribing %d channels", len(hub.subscriptions))
+    await rebuild(hub, broker, history)
 
 
-async def rebuild(node) -> None:
-    try:
-        await asyncio.wait_for(node.layer.flush(), PROBE_WAIT_SECONDS * 2)
-    except Exception:
-        logger.warning("layer flush failed", exc_info=True)
-    node.restart_listener()
-    node._joined.clear()
-    for channel in list(node.subscriptions):
+async def rebuild(hub: Hub, broker: Any, history: History) -> None:
+    await broker.reconnect()
+    for channel in list(hub.subscriptions):
         try:
-            await node._join(channel)
-            await catch_up(node, channel)
+            await broker.join(channel)
+            await catch_up(hub, history, channel)
         except HubUnavailable:
             logger.warning("could not rejoin %s; will retry", channel)
             return
 
 
-async def catch_up(node, channel: str) -> None:
+async def catch_up(hub: Hub, history: History, channel: str) -> None:
     """Replay what this process missed on ``channel``. A new epoch (Redis lost its data) is
     a gap no history can fill: subscribers are told ``recovered: false`` first, then get
     what the new epoch holds."""
-    _top, epoch = await node.history.top(channel)
-    mark = node.join_marks.get(channel)  # (top, epoch) when this process joined the channel
-    known = node.channel_epochs.get(channel) or (mark[1] if mark is not None else None)
+    _top, epoch = await history.top(channel)
+    known = hub.known_epoch(channel)
     if known is not None and known != epoch:
-        node.reset_channel(channel)
-        node.channel_epochs[channel] = epoch
-        node.last_offsets[channel] = 0
-    start = node.last_offsets.get(channel, 0)
-    if channel not in node.channel_epochs and mark is not None:
-        start = max(start, mark[0])  # nothing fanned out here yet: from where it joined
-    publications, top, epoch = await node.history.since(channel, start)
+        hub.restart_stream(channel, epoch, 0)
+    publications, top, epoch = await history.since(channel, hub.resume_offset(channel))
     if publications is None:
-        node.reset_channel(channel)
-        node.channel_epochs[channel] = epoch
-        node.last_offsets[channel] = top
+        hub.restart_stream(channel, epoch, top)
         return
     for offset, text in publications:
-        node.fan_out(channel, offset, text, None, epoch)
+        hub.fan_out(channel, offset, text, None, epoch)

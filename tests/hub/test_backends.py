@@ -1,5 +1,6 @@
-"""The memory and Redis backends pass one contract (history and presence), against a real
-private Redis for the Redis twin."""
+"""The memory and Redis backends pass one contract (history, presence, broker), against a
+real private Redis for the Redis twin. The memory runs start no Redis (their params do not
+request it), so they are in the fast tier; the Redis runs are e2e."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ import threading
 import pytest
 import redis as redis_sync
 
-from hub.engine.memory import MemoryHistory, MemoryPresence
-from hub.engine.redis import RedisHistory, RedisPresence, redis_client
+from channels_redis.pubsub import RedisPubSubChannelLayer
+
+from hub.engine.contracts import ClientInfo, ProcessStats
+from hub.engine.errors import HubUnavailable
+from hub.engine.memory import MemoryBroker, MemoryHistory, MemoryPresence
+from hub.engine.redis import RedisBroker, RedisHistory, redis_client
+from hub.engine.redis_presence import RedisPresence
 
 
 TTL = 100.0  # seconds, for the tests that do not wait for expiry
@@ -29,18 +35,27 @@ class Clock:
         self.now += seconds
 
 
-@pytest.fixture(params=["memory", "redis"])
-def backends(request, redis_server):
+TWINS = ["memory", pytest.param("redis", marks=pytest.mark.e2e)]
+
+
+def private_redis(request):
+    """The Redis twin's server, started only for its own params."""
+    return request.getfixturevalue("redis_server")
+
+
+@pytest.fixture(params=TWINS)
+def backends(request):
     """(history, presence): the twins, history TTL = ``TTL``."""
     if request.param == "memory":
         return MemoryHistory(ttl_seconds=TTL, clock=Clock()), MemoryPresence()
+    redis_server = private_redis(request)
     client = redis_client(redis_server.url)
     return (RedisHistory(client, prefix="t", ttl_seconds=TTL),
             RedisPresence(client, prefix="t", ttl_seconds=5))
 
 
-@pytest.fixture(params=["memory", "redis"])
-def expiring(request, redis_server):
+@pytest.fixture(params=TWINS)
+def expiring(request):
     """(history, advance): ``await advance(k)`` lets k TTLs pass. Memory: its clock moves.
     Redis: real time, with a TTL of 0.3 s (Redis' own clock decides what has expired)."""
     if request.param == "memory":
@@ -50,6 +65,7 @@ def expiring(request, redis_server):
             clock.advance(ttls * TTL)
 
         return MemoryHistory(ttl_seconds=TTL, clock=clock), advance
+    redis_server = private_redis(request)
     ttl = 0.3
 
     async def wait(ttls: float) -> None:
@@ -90,7 +106,7 @@ async def test_each_channel_has_its_own_epoch_fixed_before_its_first_publication
     assert (await history.top("other"))[1] != fresh
 
 
-async def test_reading_a_channel_makes_no_state_for_it(backends, redis_server):
+async def test_reading_a_channel_makes_no_state_for_it(backends, request):
     """Subscribing reads the top (and ``since``): for made-up names that must cost nothing."""
     history, _ = backends
     for name in ("junk-1", "junk-2"):
@@ -101,7 +117,8 @@ async def test_reading_a_channel_makes_no_state_for_it(backends, redis_server):
     if isinstance(history, MemoryHistory):
         assert history.channel_count() == 0
     else:
-        assert [key for key in redis_keys(redis_server.url) if b"junk" in key] == []
+        url = private_redis(request).url
+        assert [key for key in redis_keys(url) if b"junk" in key] == []
 
 
 async def test_since_replays_what_the_history_reaches(backends):
@@ -213,8 +230,6 @@ async def test_redis_publication_and_touch_restart_the_ttl_of_every_key(redis_se
 async def test_every_key_the_redis_backends_write_has_a_ttl(redis_server):
     """An audit of every key pattern: history (meta, stream, publication ids, the salt) and
     presence (process record, server set, client claims, per-user connections)."""
-    from hub.engine.base import ClientInfo, ProcessStats
-
     client = redis_client(redis_server.url)
     history = RedisHistory(client, prefix="t", ttl_seconds=TTL)
     presence = RedisPresence(client, prefix="t", ttl_seconds=5)
@@ -226,7 +241,7 @@ async def test_every_key_the_redis_backends_write_has_a_ttl(redis_server):
     stats = ProcessStats(server="s1", host="h", pid=1, started_at=0.0, last_heartbeat=0.0,
                          active_connections=1, total_connections=1, messages_sent=0,
                          messages_received=0)
-    await presence.publish_state(stats, [ClientInfo(
+    await presence.publish_state(stats, lambda: [ClientInfo(
         client_id="c1", user="carol@example.edu", channels=(), state="connected",
         connected_at="2026-11-22T10:00:00Z", last_ping=None, last_pong=None, server="s1")])
     keys = redis_keys(redis_server.url)
@@ -302,8 +317,6 @@ async def test_a_stalled_redis_neither_duplicates_nor_misreports(redis_server):
 async def test_reports_keep_claims_alive_and_a_silent_process_lets_them_go(redis_server):
     """publish_state refreshes every client's id claim and its user's connection entry
     (one Lua call); once a process stops reporting, both expire with its record."""
-    from hub.engine.base import ClientInfo, ProcessStats
-
     presence = RedisPresence(redis_client(redis_server.url), prefix="p", ttl_seconds=0.4)
     clients = [ClientInfo(client_id=f"c{i}", user="alice" if i < 2 else None, channels=(),
                           state="connected", connected_at="2026-11-22T10:00:00Z",
@@ -316,17 +329,146 @@ async def test_reports_keep_claims_alive_and_a_silent_process_lets_them_go(redis
                          active_connections=3, total_connections=3, messages_sent=0,
                          messages_received=0)
     for _ in range(8):  # 0.8 s: twice the TTL, kept alive by the reports
-        await presence.publish_state(stats, clients)
+        await presence.publish_state(stats, lambda: clients)
         await asyncio.sleep(0.1)
     assert not await presence.claim_client("c2", None, "s2")
     assert await presence.add_user_connection("alice", "c9") == 3  # c0, c1 and this one
     members = redis_sync.Redis.from_url(redis_server.url).zrange("p:user:alice", 0, -1)
     assert sorted(members) == [b"c0", b"c1", b"c9"]
-    processes, listed = await presence.cluster_state()
+    processes, listed = await presence.cluster_state(lambda: ([], []))
     assert [p.server for p in processes] == ["s1"]
     assert sorted(c.client_id for c in listed) == ["c0", "c1", "c2"]
     await presence.remove_user_connection("alice", "c9")
     await asyncio.sleep(0.6)  # no more reports
     assert await presence.claim_client("c2", None, "s2")
     assert await presence.add_user_connection("alice", "c9") == 1
-    assert await presence.cluster_state() == ([], [])
+    assert await presence.cluster_state(lambda: ([], [])) == ([], [])
+
+
+# --- the broker: one contract over MemoryBroker and RedisBroker ---------------------------
+
+class Recorder:
+    """A BrokerHandler that records what the broker hands over."""
+
+    def __init__(self) -> None:
+        self.publications: list[tuple[str, int, str, str]] = []
+        self.controls: list[dict] = []
+        self.joined: list[str] = []
+        self.left: list[str] = []
+        self.wanted: set[str] = set()
+
+    def on_publication(self, channel, offset, text, published_at, epoch) -> None:
+        self.publications.append((channel, offset, text, epoch))
+
+    def on_control(self, data: dict) -> None:
+        self.controls.append(data)
+
+    async def on_joined(self, channel: str) -> None:
+        self.joined.append(channel)
+
+    def is_wanted(self, channel: str) -> bool:
+        return channel in self.wanted
+
+    def on_left(self, channel: str) -> None:
+        self.left.append(channel)
+
+
+async def until(condition, what: str) -> None:
+    """Wait for ``condition()`` (Redis delivers on its own connection); bounded, not timed."""
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never happened: {what}")
+
+
+@pytest.fixture(params=TWINS)
+async def broker(request):
+    """(broker, handler), started; the Redis twin on a private Redis and its own layer."""
+    if request.param == "memory":
+        made = MemoryBroker(MemoryHistory(ttl_seconds=TTL, clock=Clock()))
+    else:
+        url = private_redis(request).url
+        layer = RedisPubSubChannelLayer(hosts=[{"address": url}], prefix="t.layer")
+        made = RedisBroker(layer, RedisHistory(redis_client(url), prefix="t", ttl_seconds=TTL), "t")
+    handler = Recorder()
+    await made.start(handler)
+    yield made, handler
+    made.stop()
+    if request.param == "redis":
+        await made.layer.flush()
+
+
+async def test_a_joined_channel_gets_every_publication_in_offset_order(broker):
+    made, handler = broker
+    handler.wanted.add("jobs")
+    await made.join("jobs")
+    await made.join("jobs")
+    assert handler.joined == ["jobs"]  # on_joined once per join, not per call
+    offsets = [await made.publish("jobs", 10, '{"o":', "}", 0.0) for _ in range(5)]
+    assert offsets == [1, 2, 3, 4, 5]
+    await until(lambda: len(handler.publications) == 5, "five publications")
+    assert [(c, o, t) for c, o, t, _e in handler.publications] == [
+        ("jobs", n, f'{{"o":{n}}}') for n in range(1, 6)]
+    assert len({e for *_rest, e in handler.publications}) == 1
+
+
+async def test_a_channel_not_joined_or_left_gets_nothing(broker):
+    made, handler = broker
+    handler.wanted.add("kept")
+    for name in ("kept", "gone"):
+        await made.join(name)
+    made.leave_soon("kept")  # wanted again meanwhile: stays
+    made.leave_soon("gone")
+    await until(lambda: not made.leaves_pending() and handler.left == ["gone"], "the leave")
+    await made.publish("never-joined", 10, "", "", 0.0)
+    await made.publish("gone", 10, "", "", 0.0)
+    await made.publish("kept", 10, "k", "", 0.0)
+    await until(lambda: handler.publications, "the publication to the kept channel")
+    await asyncio.sleep(0.05)  # let a wrongly delivered one arrive too (it must not)
+    assert [(c, t) for c, _o, t, _e in handler.publications] == [("kept", "k1")]
+    made.leave_soon("kept")
+    handler.wanted.clear()
+    await until(lambda: not made.leaves_pending(), "the last leave")
+    assert set(made.per_channel_sizes().values()) == {0}
+
+
+async def test_control_messages_reach_this_process_and_probes_come_back(broker):
+    made, handler = broker
+    await made.send_control({"revoke": "user", "v": "1"})
+    await until(lambda: handler.controls, "the control message")
+    assert handler.controls == [{"revoke": "user", "v": "1"}]
+    assert await made.probe() is True
+
+
+async def test_redis_outage_is_hub_unavailable_from_the_broker(redis_server):
+    """Only the backend translates Redis errors: the caller sees HubUnavailable("redis")."""
+    layer = RedisPubSubChannelLayer(hosts=[{"address": redis_server.url}], prefix="t.layer")
+    made = RedisBroker(layer, RedisHistory(redis_client(redis_server.url), prefix="t"), "t")
+    await made.start(Recorder())
+    redis_server.stop()
+    with pytest.raises(HubUnavailable) as joined:
+        await made.join("jobs")
+    with pytest.raises(HubUnavailable) as published:
+        await made.publish("jobs", 10, "", "", 0.0)
+    assert joined.value.service == published.value.service == "redis"
+    made.stop()
+
+
+async def test_cluster_state_memory_is_this_process_redis_every_reporter(backends):
+    _, presence = backends
+    stats = ProcessStats(server="s1", host="h", pid=1, started_at=0.0, last_heartbeat=0.0,
+                         active_connections=0, total_connections=0, messages_sent=0,
+                         messages_received=0)
+    asked = []
+
+    def clients():
+        asked.append(1)
+        return []
+
+    await presence.publish_state(stats, clients)
+    local = ([stats], [])
+    state = await presence.cluster_state(lambda: local)
+    assert [p.server for p in state[0]] == ["s1"] and state[1] == []
+    # the memory twin never builds the client list it would not share
+    assert asked == ([] if isinstance(presence, MemoryPresence) else [1])

@@ -1,4 +1,4 @@
-"""hub/engine/node.py group_name: hub channel names -> Channels group names.
+"""hub/engine/names.py group_name: hub channel names -> Channels group names.
 
 Every output must pass Channels' own group-name check (``^[a-zA-Z\\d\\-_.]+$``, length < 100)
 and distinct channels must never share a group. Pure: no layer, no server.
@@ -15,7 +15,7 @@ from channels.layers import BaseChannelLayer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.engine.node import group_name
+from hub.engine.names import group_name
 from hub.protocol import is_valid_channel
 
 GROUP_RE = re.compile(r"^[a-zA-Z\d\-_.]+$")
