@@ -39,7 +39,7 @@ from slurm_monitor.alerting import evaluate_and_record
 from slurm_monitor.alerts import ActiveAlert, evaluate_alerts
 from slurm_monitor.collector import CollectError, SlurmCollector
 from slurm_monitor.diff import Changes, ResourceMark, diff_jobs, diff_nodes
-from slurm_monitor.events import Publication, build_metrics_update, iso
+from slurm_monitor.events import Notification, Publication, build_metrics_update, iso
 from slurm_monitor.exporter import save_gauges
 from slurm_monitor.metrics import compute_metrics, gauge_figures
 from slurm_monitor.sinks import Sink, SinkError
@@ -244,7 +244,8 @@ class Monitor:
         offset each channel's publications got (``user:<name>`` for the owner's copy)."""
         offsets = {} if offsets is None else offsets
         sent, failures, first_error = 0, 0, ""
-        for item in (*changes.publications, *changes.notifications):
+        items: list[Publication | Notification] = [*changes.publications, *changes.notifications]
+        for item in items:
             try:
                 if isinstance(item, Publication):
                     _note(offsets, item.channel, await self.sink.publish(item.channel, item.event, item.data))
