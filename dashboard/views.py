@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.staticfiles import finders
 from django.core.exceptions import SuspiciousFileOperation
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.urls import Resolver404, resolve
@@ -67,7 +68,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def static_file(request: HttpRequest, path: str) -> HttpResponse:
+def static_file(request: HttpRequest, path: str) -> HttpResponseBase:
     """Serve an app's static file (``hub/hub-client.js``, ``dashboard/...``) through Django.
 
     daphne serves no static files itself and the project has no build step, so Django does,
