@@ -37,7 +37,8 @@ class Gate:
     __slots__ = ("counts", "address", "held")
 
     def __init__(self, counts: Admission, address: str) -> None:
-        self.counts, self.address, self.held = counts, address, None
+        self.counts, self.address = counts, address
+        self.held: str | None = None
 
     def enter_anonymous(self, max_anonymous: int, max_per_address: int) -> str | None:
         """Take an anonymous place; returns why not (a close reason) or None."""

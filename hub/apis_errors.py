@@ -102,16 +102,18 @@ def _body(exc: exceptions.APIException) -> dict[str, Any]:
     if isinstance(detail, dict):  # e.g. simplejwt's {"detail", "code", "messages"}: one line
         code = detail.get("code") or exc.default_code
         return {"code": str(code), "message": str(detail.get("detail") or exc.default_detail)}
+    shown: object = detail
     if isinstance(detail, list):
-        detail = detail[0] if detail else exc.default_detail
-    code = getattr(detail, "code", None) or exc.default_code
-    return {"code": str(code), "message": str(detail)}
+        shown = detail[0] if detail else exc.default_detail
+    code = getattr(shown, "code", None) or exc.default_code
+    return {"code": str(code), "message": str(shown)}
 
 
 def json_exception_handler(exc: Exception, context: dict) -> Response:
     exc = _translate(exc)
     response = exception_handler(exc, context)
-    if response is None:
+    # DRF answers APIExceptions only (_translate made Django's 404/403 into theirs).
+    if response is None or not isinstance(exc, exceptions.APIException):
         if isinstance(exc, DatabaseError):
             logger.exception("database error in %s", context.get("view"))
         else:

@@ -79,7 +79,8 @@ def _credential_for_token_sync(token: str) -> Credential | None:
         from rest_framework_simplejwt.tokens import AccessToken
 
         try:
-            access = AccessToken(token)
+            # simplejwt annotates its encoded-token argument as a Token; it is the JWT string.
+            access = AccessToken(token)  # type: ignore[arg-type]
         except TokenError:
             return None
         user_id = access.get(api_settings.USER_ID_CLAIM)
@@ -110,13 +111,14 @@ def session_user(session_key: str):
     """The session's user as Django's own ``get_user`` sees it (session alive, auth hash
     still valid, i.e. password unchanged; backend's ``is_active`` rule), or None. Sync."""
     from importlib import import_module
-    from types import SimpleNamespace
 
     from django.conf import settings
     from django.contrib.auth import get_user
+    from django.http import HttpRequest
 
-    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    user = get_user(SimpleNamespace(session=store))
+    request = HttpRequest()  # get_user reads (and on a stale hash flushes) only its session
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    user = get_user(request)
     return user if user.is_authenticated else None
 
 

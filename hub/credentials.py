@@ -65,15 +65,21 @@ def revoked_sync(credentials: Iterable[Credential]) -> set[Credential]:
     for cred in distinct:
         if cred.user_id not in active or expired(cred, now):
             bad.add(cred)
-        elif cred.kind == TOKEN and owners.get(cred.key) != cred.user_id:
-            bad.add(cred)
+        elif cred.kind == TOKEN:  # without a key there is nothing to find it by
+            if cred.key is None or owners.get(cred.key) != cred.user_id:
+                bad.add(cred)
         elif cred.kind == SESSION:
-            if cred.key not in sessions:
-                user = session_user(cred.key)
-                sessions[cred.key] = None if user is None else user.pk
-            if sessions[cred.key] != cred.user_id:
+            if cred.key is None or _session_owner(sessions, cred.key) != cred.user_id:
                 bad.add(cred)
     return bad
+
+
+def _session_owner(owners: dict[str, Any], session_key: str) -> Any:
+    """The pk of the session's user (None if it no longer holds), looked up once per key."""
+    if session_key not in owners:
+        user = session_user(session_key)
+        owners[session_key] = None if user is None else user.pk
+    return owners[session_key]
 
 
 _revoked = database_sync_to_async(revoked_sync)

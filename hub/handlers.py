@@ -78,6 +78,10 @@ async def dispatch(conn, frame: p.ClientFrame) -> None:
             body = dict(body, id=frame.id)
         conn.write_text(p.encode(body))
 
+    if handler is None:  # the session only dispatches registered types; answer as it would
+        conn.write_error(p.ProtocolError(p.UNKNOWN_TYPE, f"unknown message type {frame.type!r}",
+                                         frame_id=frame.id))
+        return
     session = conn.session
     ctx = HandlerContext(client_id=conn.client_id, principal=session.principal,
                          subscriptions=frozenset(session.subscriptions | session.implicit),

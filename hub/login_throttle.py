@@ -128,6 +128,7 @@ class LockoutBackend:
 def too_many(request, wait: float) -> HttpResponse:
     seconds = max(1, math.ceil(wait))
     message = f"too many failed logins: try again in {seconds} s"
+    response: HttpResponse
     if request.path.startswith("/api/"):
         response = JsonResponse({"code": "throttled", "message": message}, status=429)
     else:

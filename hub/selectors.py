@@ -3,6 +3,8 @@ and /metrics. With Redis every process's presence is read; embedded, this proces
 
 from __future__ import annotations
 
+import time
+
 from hub.engine.contracts import ChannelInfo, ClientInfo, ProcessStats
 from hub.engine.node import Node, get_node
 

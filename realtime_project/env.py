@@ -7,19 +7,33 @@ Used by the settings module and by the apps' own start-up checks (``hub.stats_re
 from __future__ import annotations
 
 import os
-from typing import Callable, Mapping, TypeVar
+from typing import Callable, Mapping, TypeVar, overload
 
 N = TypeVar("N", int, float)
 
 
-def env_number(name: str, default: N, minimum: N, *, cast: Callable[[str], N] = float,
+@overload
+def env_number(name: str, default: float, minimum: float, *,
                env: Mapping[str, str] | None = None, exclusive: bool = False,
-               error: type[Exception] | None = None) -> N:
+               error: type[Exception] | None = None) -> float: ...
+
+
+@overload
+def env_number(name: str, default: N, minimum: N, *, cast: Callable[[str], N],
+               env: Mapping[str, str] | None = None, exclusive: bool = False,
+               error: type[Exception] | None = None) -> N: ...
+
+
+def env_number(name: str, default: float, minimum: float, *, cast: Callable[[str], float] = float,
+               env: Mapping[str, str] | None = None, exclusive: bool = False,
+               error: type[Exception] | None = None) -> float:
     """``env[name]`` as ``cast`` (default when unset or blank). Raises ``error`` (Django's
     ImproperlyConfigured unless given) naming ``name`` when the value is not a number or is
     below ``minimum`` (or not above it, with ``exclusive``)."""
     if error is None:
-        from django.core.exceptions import ImproperlyConfigured as error
+        from django.core.exceptions import ImproperlyConfigured
+
+        error = ImproperlyConfigured
     raw = (os.environ if env is None else env).get(name)
     if raw is None or raw.strip() == "":
         return default

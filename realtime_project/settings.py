@@ -12,6 +12,7 @@ import warnings
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -253,12 +254,15 @@ else:
 
 # --- The hub ---------------------------------------------------------------------------
 
-HUB = {
+HUB: dict[str, Any] = {  # values of several types; read through hub.conf.hub_settings
     "SERVER_NAME": _env_str("HUB_SERVER_NAME") or f"{socket.gethostname()}-{os.getpid()}",
     "MAX_CONNECTIONS": _env_int("HUB_MAX_CONNECTIONS", 1000, minimum=1),
     "MAX_CONNECTIONS_PER_USER": _env_int("HUB_MAX_CONNECTIONS_PER_USER", 20, minimum=1),
-    "MAX_ANONYMOUS_CONNECTIONS": _env_int("HUB_MAX_ANONYMOUS_CONNECTIONS", max(1, _env_int("HUB_MAX_CONNECTIONS", 1000, minimum=1) // 10), minimum=0),  # not (yet) authenticated; hub.admission
-    "MAX_CONNECTIONS_PER_ADDRESS": _env_int("HUB_MAX_CONNECTIONS_PER_ADDRESS", 100, minimum=1),  # unauthenticated ones, per client address
+    # Sockets not (yet) authenticated (hub.admission): in all, and per client address.
+    "MAX_ANONYMOUS_CONNECTIONS": _env_int(
+        "HUB_MAX_ANONYMOUS_CONNECTIONS",
+        max(1, _env_int("HUB_MAX_CONNECTIONS", 1000, minimum=1) // 10), minimum=0),
+    "MAX_CONNECTIONS_PER_ADDRESS": _env_int("HUB_MAX_CONNECTIONS_PER_ADDRESS", 100, minimum=1),
     "MAX_MESSAGE_SIZE": _env_int("HUB_MAX_MESSAGE_SIZE", 1024 * 1024, minimum=64),
     "HEARTBEAT_INTERVAL": _env_float("HUB_HEARTBEAT_INTERVAL", 30.0, minimum=0.05),
     "CONNECTION_TIMEOUT": _env_float("HUB_CONNECTION_TIMEOUT", 60.0, minimum=0.1),

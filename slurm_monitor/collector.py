@@ -84,7 +84,8 @@ async def run_command(argv: Sequence[str], timeout: float) -> CommandResult:
             proc.kill()
             await proc.wait()
         raise
-    return CommandResult(tuple(argv), proc.returncode, out.decode(errors="replace"),
+    returncode = await proc.wait()  # already exited (communicate waits): this only reads it
+    return CommandResult(tuple(argv), returncode, out.decode(errors="replace"),
                          err.decode(errors="replace"), time.monotonic() - started)
 
 

@@ -76,8 +76,8 @@ def diff_jobs(previous: Mapping[str, Job] | None, current: Mapping[str, Job]) ->
     notifications: list[Notification] = []
     for job_id in sorted(touched, key=_job_order):
         before, after = get(job_id), current.get(job_id)
-        if after is None:
-            publications.append(build_job_removed(before))
+        if after is None:  # so the id came from ``previous``
+            publications.append(build_job_removed(previous[job_id]))
             continue
         if before is None:
             publications.append(build_job_submitted(after))
@@ -114,8 +114,8 @@ def diff_nodes(
     notifications: list[Notification] = []
     for name in sorted(set(previous) | set(current)):
         before, after = previous.get(name), current.get(name)
-        if after is None:
-            publications.append(build_node_removed(before))
+        if after is None:  # so the name came from ``previous``
+            publications.append(build_node_removed(previous[name]))
             continue
         if before is None:
             publications.append(build_node_added(after))

@@ -147,6 +147,11 @@ def _text(value: Any) -> str | None:
     return str(value) if isinstance(value, (str, int)) and str(value) not in ("", "None") else None
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (absent or malformed field)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _requested_memory_mb(record: Mapping[str, Any], allocated: Mapping[str, float],
                          requested: Mapping[str, float]) -> int | None:
     for source in (allocated, requested):
@@ -171,13 +176,13 @@ def parse_record(record: Mapping[str, Any]) -> Accounting | None:
     job_id = unwrap_id(record.get("job_id"))
     if job_id is None:
         return None
-    state_obj = record.get("state") if isinstance(record.get("state"), dict) else {}
+    state_obj = _mapping(record.get("state"))
     state, flags = split_job_state(state_obj.get("current"))
     exit_code, signal = decode_exit_code(record.get("exit_code"))
-    times = record.get("time") if isinstance(record.get("time"), dict) else {}
-    tres = record.get("tres") if isinstance(record.get("tres"), dict) else {}
+    times = _mapping(record.get("time"))
+    tres = _mapping(record.get("tres"))
     allocated, requested = _tres(tres.get("allocated")), _tres(tres.get("requested"))
-    required = record.get("required") if isinstance(record.get("required"), dict) else {}
+    required = _mapping(record.get("required"))
     cpus = int(allocated["cpu"]) if "cpu" in allocated else unwrap_int(required.get("CPUs"))
     total = _seconds(times.get("total"))
     if total is None:

@@ -279,7 +279,9 @@ def normalise_node_state(state: Any, extra_flags: Any = ()) -> tuple[str, tuple[
 
 def split_top_level(text: str, sep: str = ",") -> list[str]:
     """Split on ``sep`` outside parentheses: "gpu:2(S:0-1),mps:100" -> 2 parts."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         if char == "(":
             depth += 1

@@ -196,15 +196,25 @@ def load_jobs() -> dict[str, Job] | None:
     """The queued jobs saved, or None when nothing was ever saved (or a record is unreadable)."""
     if not ClusterStream.objects.filter(name="jobs").exists():
         return None
-    jobs = [_job(row.record) for row in ClusterJob.objects.filter(left_queue_at__isnull=True)]
-    return None if any(j is None for j in jobs) else {j.job_id: j for j in jobs}
+    jobs: dict[str, Job] = {}
+    for row in ClusterJob.objects.filter(left_queue_at__isnull=True):
+        job = _job(row.record)
+        if job is None:
+            return None
+        jobs[job.job_id] = job
+    return jobs
 
 
 def load_nodes() -> dict[str, Node] | None:
     if not ClusterStream.objects.filter(name="nodes").exists():
         return None
-    nodes = [_node(row.record) for row in ClusterNode.objects.all()]
-    return None if any(n is None for n in nodes) else {n.name: n for n in nodes}
+    nodes: dict[str, Node] = {}
+    for row in ClusterNode.objects.all():
+        node = _node(row.record)
+        if node is None:
+            return None
+        nodes[node.name] = node
+    return nodes
 
 
 # --- read side for the REST API -------------------------------------------------------------

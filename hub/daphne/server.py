@@ -23,6 +23,7 @@ import re
 import sys
 from collections import deque
 from functools import partial
+from typing import cast
 
 import daphne.server  # isort:skip  first: it installs Twisted's asyncio reactor
 from autobahn.twisted.websocket import WebSocketServerProtocol
@@ -77,7 +78,8 @@ class HubWebSocketFactory(WebSocketFactory):
         for name, value in attrs.items():  # e.g. perMessageCompressionAccept: a callable
             if callable(value):
                 attrs[name] = staticmethod(value)
-        self.protocol = type("ConfiguredHubWebSocketProtocol", (HubWebSocketProtocol,), attrs)
+        configured = type("ConfiguredHubWebSocketProtocol", (HubWebSocketProtocol,), attrs)
+        self.protocol = cast("type[HubWebSocketProtocol]", configured)  # a subclass, built above
 
     def resetProtocolOptions(self):
         super().resetProtocolOptions()

@@ -13,7 +13,7 @@ from slurm_monitor import store
 from slurm_monitor.collector import CollectError, SlurmCollector
 from slurm_monitor.events import build_metrics_update, job_fields, node_fields
 from slurm_monitor.metrics import compute_metrics
-from slurm_monitor.models import ClusterJob
+from slurm_monitor.models import ClusterJob, ClusterNode
 from slurm_monitor.monitor import Monitor
 from tests.slurm_monitor import shapes
 from tests.slurm_monitor.test_monitor import RecordingSink, ScriptedSlurm, squeue
@@ -52,6 +52,15 @@ def test_save_and_load_round_trip():
     saved_everything()
     assert store.load_jobs() == EXPECTED_JOBS
     assert store.load_nodes() == EXPECTED_NODES
+
+
+def test_an_unreadable_saved_record_means_no_baseline():
+    """A record an older release saved (fields this one lacks) is no baseline: load says None."""
+    saved_everything()
+    ClusterJob.objects.filter(job_id="102").update(record={"job_id": "102", "retired_field": 1})
+    assert store.load_jobs() is None
+    ClusterNode.objects.filter(pk=ClusterNode.objects.first().pk).update(record={"name": "n"})
+    assert store.load_nodes() is None
 
 
 def test_incremental_saves():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -44,7 +45,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         try:
             config = load_config()
-            overrides = {}
+            overrides: dict[str, Any] = {}  # MonitorConfig fields of several types
             for option, field in (("jobs_interval", "jobs_interval"), ("nodes_interval", "nodes_interval"),
                                   ("metrics_interval", "metrics_interval"),
                                   ("command_timeout", "command_timeout")):
