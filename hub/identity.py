@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 
-from hub.protocol import is_valid_username
 
 logger = logging.getLogger(__name__)
 
@@ -59,28 +58,10 @@ def slurm_user_for(user) -> str:
 
 
 def slurm_user_problem(user, slurm_user: str) -> str | None:
-    """Why ``user`` may not have the mapping ``slurm_user`` (blank: their username), or None.
-    Refused: a name ``user:<name>`` cannot carry, or one that is already another account's
-    effective Slurm user."""
-    from django.contrib.auth import get_user_model
-    from django.db.models import Q
+    """Why ``user`` may not have the mapping ``slurm_user``, or None (``hub.models``)."""
+    from hub.models import slurm_user_problem as problem
 
-    from hub.models import HubProfile
-
-    effective = slurm_user or user.get_username()
-    if slurm_user and not is_valid_username(slurm_user):
-        return "at most 150 letters, digits and . @ + - _"
-    others = HubProfile.objects.exclude(user_id=user.pk)
-    if others.filter(slurm_user=effective).exists():
-        return f"the Slurm user {effective!r} is already mapped to another account"
-    mapped_away = others.exclude(slurm_user="").values("user_id")
-    unmapped_namesake = (get_user_model().objects.exclude(pk=user.pk)
-                         .filter(**{get_user_model().USERNAME_FIELD: effective})
-                         .filter(~Q(pk__in=mapped_away)))
-    if unmapped_namesake.exists():
-        return (f"{effective!r} is another account's username (and so its Slurm user): "
-                "map that account to another Slurm user first")
-    return None
+    return problem(user, slurm_user)
 
 
 def set_slurm_user(user, slurm_user: str, *, source: str) -> bool:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
+from hub.protocol import is_valid_username
 from realtime_project.env import env_number
 
 ALIVE_SECONDS_DEFAULT = 30.0
@@ -224,11 +226,30 @@ class HubProfile(models.Model):
         return f"{self.user} -> {self.slurm_user or '(username)'}"
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        from hub.identity import slurm_user_problem
-
         user = getattr(self, "user", None)  # unset when the form's user field failed
         problem = user is not None and slurm_user_problem(user, self.slurm_user)
         if problem:
             raise ValidationError({"slurm_user": problem})
+
+
+def slurm_user_problem(user, slurm_user: str) -> str | None:
+    """Why ``user`` may not have the mapping ``slurm_user`` (blank: their username), or None.
+    Refused: a name ``user:<name>`` cannot carry, or one that is already another account's
+    effective Slurm user. (Here, beside HubProfile, so the model's own ``clean`` needs no
+    import from hub.identity, which reads the model: no cycle.)"""
+    from django.contrib.auth import get_user_model  # app-loading: the user model is swappable
+
+    effective = slurm_user or user.get_username()
+    if slurm_user and not is_valid_username(slurm_user):
+        return "at most 150 letters, digits and . @ + - _"
+    others = HubProfile.objects.exclude(user_id=user.pk)
+    if others.filter(slurm_user=effective).exists():
+        return f"the Slurm user {effective!r} is already mapped to another account"
+    mapped_away = others.exclude(slurm_user="").values("user_id")
+    unmapped_namesake = (get_user_model().objects.exclude(pk=user.pk)
+                         .filter(**{get_user_model().USERNAME_FIELD: effective})
+                         .filter(~models.Q(pk__in=mapped_away)))
+    if unmapped_namesake.exists():
+        return (f"{effective!r} is another account's username (and so its Slurm user): "
+                "map that account to another Slurm user first")
+    return None

@@ -90,10 +90,12 @@ def monitor_streams(now: float | None = None) -> list:
     """Each Slurm monitor stream's age (``slurm_monitor.metrics.StreamAge``), from the
     heartbeats the monitor writes every poll; [] when it never reported (or is not
     installed). Sync: one database query. Ages are computed here, at read time."""
+    # app-loading: the monitor is an optional app; its modules load only when installed
     from django.apps import apps
 
     if not apps.is_installed("slurm_monitor"):
         return []
+    # app-loading: slurm_monitor's models (through its store) need the app registry ready
     from slurm_monitor.metrics import stream_age
     from slurm_monitor.store import load_heartbeats
 
