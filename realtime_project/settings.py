@@ -276,7 +276,7 @@ HUB: dict[str, Any] = {  # values of several types; read through hub.conf.hub_se
     "HISTORY_TTL": _env_int("HUB_HISTORY_TTL", 86400, minimum=1),
     "CHANNELS": _env_json_object("HUB_CHANNELS"),
     "MAX_QUEUED_BYTES": _env_int("HUB_MAX_QUEUED_BYTES", 4 * 1024 * 1024, minimum=1024),
-    # Sockets one fan-out writes per turn of the event loop (hub.engine.node.Node.fan_out).
+    # Sockets one fan-out writes per turn of the event loop (hub.engine.hub.Hub.fan_out).
     "FANOUT_CHUNK": _env_int("HUB_FANOUT_CHUNK", 50, minimum=1),
     # Modules that register application message types (hub.handlers.register) at start-up.
     "HANDLER_MODULES": _env_list("HUB_HANDLER_MODULES", []),
