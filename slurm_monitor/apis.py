@@ -160,7 +160,7 @@ _JOB_DETAIL = inline_serializer("ClusterJobDetail", {
 
 
 class ClusterJobDetailView(ClusterView):
-    @extend_schema(parameters=[OpenApiParameter("job_id", str, OpenApiParameter.PATH,
+    @extend_schema(parameters=[OpenApiParameter("job_id", str, OpenApiParameter.PATH, pattern=JOB_REF_PATTERN,
                                                 description="a job id or an array task (10_1)")],
                    responses={200: _JOB_DETAIL,
                               404: OpenApiResponse(ErrorSerializer, description="no such job (or not yours, "
@@ -210,8 +210,10 @@ class ClusterAlertsView(ClusterView):
 # --- people acting on an alert (staff): acknowledge, silence ---------------------------------
 
 SILENCE_MAX_MINUTES = 7 * 24 * 60
+# The wire id: the rule's name (a slug), then ":<partition or node>" for a per-target alert.
+ALERT_ID_PATTERN = r"^[-A-Za-z0-9_]{1,64}(:[^/]{1,200})?$"
 
-_ALERT_ID = OpenApiParameter("alert_id", str, OpenApiParameter.PATH,
+_ALERT_ID = OpenApiParameter("alert_id", str, OpenApiParameter.PATH, pattern=ALERT_ID_PATTERN,
                              description="the alert's wire id: the rule's name, or name:target")
 _ACKNOWLEDGED = inline_serializer("AlertAcknowledged", {
     "alert_id": serializers.CharField(),
@@ -231,8 +233,12 @@ class SilenceSerializer(serializers.Serializer):
 def _open_alert(alert_id: str):
     """The raised, unresolved alert with this wire id, or 404 (pending and resolved ones are
     not acted on: the former nobody was told about, the latter is over)."""
+    import re
+
     from slurm_monitor.models import Alert
 
+    if not re.fullmatch(ALERT_ID_PATTERN, alert_id):
+        raise NotFound("no active alert with this id")
     alert = (Alert.objects.filter(alert_id=alert_id[:300], raised_at__isnull=False, resolved_at__isnull=True)
              .order_by("-raised_at", "-id").first())
     if alert is None:
