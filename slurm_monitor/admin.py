@@ -93,7 +93,7 @@ class AlertAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Acknowledge selected alerts", permissions=["acknowledge"])
     def acknowledge(self, request, queryset) -> None:
-        self._act(request, queryset, "acknowledged", alerting.acknowledge)
+        self._act(request, queryset, "acknowledged", alerting.acknowledge_and_push)
 
     @admin.action(description="Silence selected alerts for 1 hour", permissions=["acknowledge"])
     def silence_hour(self, request, queryset) -> None:

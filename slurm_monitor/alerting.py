@@ -19,7 +19,7 @@ from django.db import transaction
 
 from slurm_monitor import store
 from slurm_monitor.alerts import AlertState, RuleSpec, Transition, alert_key, evaluate_rules
-from slurm_monitor.events import Publication, build_alert, build_alert_resolved, iso
+from slurm_monitor.events import ALERTS, Publication, build_alert, build_alert_resolved, iso
 from slurm_monitor.models import Alert, AlertAudit, AlertRule
 from slurm_monitor.snapshot import Job, Node
 
@@ -163,4 +163,50 @@ def silence(alert: Alert, username: str, seconds: float) -> bool:
     AlertAudit.objects.create(alert=alert, action="silenced" if until else "unsilenced", actor=username[:150],
                               detail=f"until {iso(until.timestamp())}" if until else "")
     store.save_alerts(active_payloads(), "admin")
+    return True
+
+
+# --- acknowledged: the one function for every road (admin action, REST) ------------------------
+
+ACKNOWLEDGED_EVENT = "alert_acknowledged"  # a hub extension on ``alerts`` (PROTOCOL §4 lists alert, alert_resolved)
+
+
+def acknowledged_payload(alert: Alert) -> dict:
+    """What ``alert_acknowledged`` carries and the REST endpoint answers."""
+    at = alert.acknowledged_at.timestamp() if alert.acknowledged_at else None
+    return {"alert_id": alert.alert_id, "acknowledged_by": alert.acknowledged_by or None,
+            "acknowledged_at": iso(at), "status": alert.status}
+
+
+def _push(event: str, data: dict) -> bool:
+    """Publish on ``alerts``, bounded (a hub that does not answer must not hang an admin page);
+    False (logged) if it failed: the acknowledgement itself is stored either way."""
+    import asyncio
+    import logging
+
+    from asgiref.sync import async_to_sync
+
+    from hub.audit import PUBLISH_TIMEOUT_SECONDS
+    from hub.publish import HubUnavailable, PublishError, publish
+
+    async def bounded() -> int:
+        return await asyncio.wait_for(publish(ALERTS, event, data), PUBLISH_TIMEOUT_SECONDS)
+
+    try:
+        async_to_sync(bounded)()
+    except (HubUnavailable, PublishError, asyncio.TimeoutError) as exc:
+        logging.getLogger(__name__).warning("%s %s not pushed: %s", event, data.get("alert_id"), exc)
+        return False
+    return True
+
+
+def acknowledge_and_push(alert: Alert, username: str) -> bool:
+    """``acknowledge`` then, once the row is committed, publish ``alert_acknowledged``
+    ``{alert_id, acknowledged_by, acknowledged_at}`` on ``alerts`` so every staff page shows
+    it. False (nothing stored, nothing pushed) when ``acknowledge`` refuses: idempotent."""
+    if not acknowledge(alert, username):
+        return False
+    payload = acknowledged_payload(alert)
+    payload.pop("status")
+    transaction.on_commit(lambda: _push(ACKNOWLEDGED_EVENT, payload))
     return True

@@ -6,6 +6,8 @@
     GET /api/cluster/nodes?state=DRAINED
     GET /api/cluster/metrics
     GET /api/cluster/alerts          (staff: the active alerts)
+    POST /api/cluster/alerts/<alert_id>/acknowledge   (staff; pushes alert_acknowledged)
+    POST /api/cluster/alerts/<alert_id>/silence {"minutes": n}   (staff; 1..10080)
 
 Authenticated users (alerts: staff, like the ``alerts`` channel). With ``HUB_PRIVATE_JOBS``
 (Slurm's ``PrivateData=jobs``) a non-staff user gets only their own jobs; the ``user`` filter
@@ -158,7 +160,7 @@ _JOB_DETAIL = inline_serializer("ClusterJobDetail", {
 
 
 class ClusterJobDetailView(ClusterView):
-    @extend_schema(parameters=[OpenApiParameter("job_id", str, OpenApiParameter.PATH,
+    @extend_schema(parameters=[OpenApiParameter("job_id", str, OpenApiParameter.PATH, pattern=JOB_REF_PATTERN,
                                                 description="a job id or an array task (10_1)")],
                    responses={200: _JOB_DETAIL,
                               404: OpenApiResponse(ErrorSerializer, description="no such job (or not yours, "
@@ -203,3 +205,83 @@ class ClusterAlertsView(ClusterView):
                    operation_id="cluster_alerts")
     def get(self, request):
         return Response(_fill_epochs(store.list_alerts()))
+
+
+# --- people acting on an alert (staff): acknowledge, silence ---------------------------------
+
+SILENCE_MAX_MINUTES = 7 * 24 * 60
+# The wire id: the rule's name (a slug), then ":<partition or node>" for a per-target alert.
+ALERT_ID_PATTERN = r"^[-A-Za-z0-9_]{1,64}(:[^/]{1,200})?$"
+
+_ALERT_ID = OpenApiParameter("alert_id", str, OpenApiParameter.PATH, pattern=ALERT_ID_PATTERN,
+                             description="the alert's wire id: the rule's name, or name:target")
+_ACKNOWLEDGED = inline_serializer("AlertAcknowledged", {
+    "alert_id": serializers.CharField(),
+    "acknowledged_by": serializers.CharField(allow_null=True),
+    "acknowledged_at": serializers.DateTimeField(allow_null=True),
+    "silenced_until": serializers.DateTimeField(allow_null=True),
+    "status": serializers.ChoiceField(choices=["active", "acknowledged", "silenced"]),
+})
+_NO_ALERT = OpenApiResponse(ErrorSerializer, description="no raised, unresolved alert with this id")
+
+
+class SilenceSerializer(serializers.Serializer):
+    minutes = serializers.IntegerField(min_value=1, max_value=SILENCE_MAX_MINUTES,
+                                       help_text="how long the alert is not pushed (1 minute to 7 days)")
+
+
+def _open_alert(alert_id: str):
+    """The raised, unresolved alert with this wire id, or 404 (pending and resolved ones are
+    not acted on: the former nobody was told about, the latter is over)."""
+    import re
+
+    from slurm_monitor.models import Alert
+
+    if not re.fullmatch(ALERT_ID_PATTERN, alert_id):
+        raise NotFound("no active alert with this id")
+    alert = (Alert.objects.filter(alert_id=alert_id[:300], raised_at__isnull=False, resolved_at__isnull=True)
+             .order_by("-raised_at", "-id").first())
+    if alert is None:
+        raise NotFound("no active alert with this id")
+    return alert
+
+
+def _alert_answer(alert) -> dict:
+    from slurm_monitor.alerting import acknowledged_payload
+    from slurm_monitor.events import iso
+
+    until = alert.silenced_until.timestamp() if alert.silenced_until else None
+    return {**acknowledged_payload(alert), "silenced_until": iso(until)}
+
+
+class AlertAcknowledgeView(ClusterView):
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(parameters=[_ALERT_ID], request=None, responses={200: _ACKNOWLEDGED, 404: _NO_ALERT},
+                   summary="Acknowledge an active alert (staff; idempotent: the first acknowledger stays); "
+                           "every staff page hears alert_acknowledged on the alerts channel",
+                   operation_id="cluster_alert_acknowledge")
+    def post(self, request, alert_id: str):
+        from slurm_monitor import alerting
+
+        alert = _open_alert(alert_id)
+        alerting.acknowledge_and_push(alert, request.user.get_username())
+        return Response(_alert_answer(alert))
+
+
+class AlertSilenceView(ClusterView):
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(parameters=[_ALERT_ID], request=SilenceSerializer,
+                   responses={200: _ACKNOWLEDGED, 404: _NO_ALERT},
+                   summary="Silence an active alert for some minutes (staff; audited): it is not pushed "
+                           "while silenced",
+                   operation_id="cluster_alert_silence")
+    def post(self, request, alert_id: str):
+        from slurm_monitor import alerting
+
+        body = SilenceSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        alert = _open_alert(alert_id)
+        alerting.silence(alert, request.user.get_username(), body.validated_data["minutes"] * 60)
+        return Response(_alert_answer(alert))

@@ -17,4 +17,9 @@ urlpatterns = [
     path("api/cluster/metrics/", apis.ClusterMetricsView.as_view(schema=None)),
     path("api/cluster/alerts", apis.ClusterAlertsView.as_view(), name="cluster-alerts"),
     path("api/cluster/alerts/", apis.ClusterAlertsView.as_view(schema=None)),
+    path("api/cluster/alerts/<str:alert_id>/acknowledge", apis.AlertAcknowledgeView.as_view(),
+         name="cluster-alert-acknowledge"),
+    path("api/cluster/alerts/<str:alert_id>/acknowledge/", apis.AlertAcknowledgeView.as_view(schema=None)),
+    path("api/cluster/alerts/<str:alert_id>/silence", apis.AlertSilenceView.as_view(), name="cluster-alert-silence"),
+    path("api/cluster/alerts/<str:alert_id>/silence/", apis.AlertSilenceView.as_view(schema=None)),
 ]

@@ -8,6 +8,7 @@
  */
 import { connect } from "../hub/hub-client.js";
 import * as M from "./model.js";
+import * as A from "./alerts.js";
 
 const config = JSON.parse(document.getElementById("dashboard-config").textContent);
 const $ = (id) => document.getElementById(id);
@@ -22,7 +23,6 @@ const store = {
   history: loadHistory(),
   notifications: new Map(),
   alerts: new Map(),
-  dismissedAlerts: new Set(),
   lastEventAt: undefined,
   lastMetricsEventAt: 0,
   streams: {}, // monitor stream -> {updatedAt, interval}: what says the data is current
@@ -226,23 +226,8 @@ const feeds = {
   alerts: new Feed("alerts", {
     url: config.isStaff ? config.api.alerts ?? null : null,
     optional: true,
-    applySnapshot(body) {
-      const next = new Map();
-      for (const raw of M.extractList(body, "alerts")) {
-        const alert = M.normAlert(raw);
-        if (alert && !raw.resolved) next.set(alert.id, alert);
-      }
-      store.alerts = next;
-    },
-    applyEvent(msg) {
-      const alert = M.normAlert(msg.data, msg.timestamp);
-      if (!alert) return;
-      if (msg.type === "alert_resolved" || msg.data?.resolved) store.alerts.delete(alert.id);
-      else if (msg.type === "alert") {
-        store.alerts.set(alert.id, alert);
-        store.dismissedAlerts.delete(alert.id);
-      }
-    },
+    applySnapshot(body) { store.alerts = A.alertsFromSnapshot(body); },
+    applyEvent(msg) { A.applyAlertEvent(store.alerts, msg); },
   }),
 };
 
@@ -664,18 +649,14 @@ $("notifications-toggle").addEventListener("click", () => {
 
 // --- alerts ------------------------------------------------------------------------------
 
+// dashboard/static/dashboard/alerts.js: acknowledged on every staff page when the stream says so.
+const alertActions = config.api.alerts ? A.alertActions({
+  post: (url) => api(url, { method: "POST", body: {} }), listUrl: config.api.alerts,
+  changed: () => schedule("alerts"), failed: (message) => toast(message, "error"),
+}) : null;
+
 function renderAlerts() {
-  const box = $("alerts");
-  const active = [...store.alerts.values()].filter((a) => !store.dismissedAlerts.has(a.id));
-  const order = { critical: 0, error: 1, warning: 2, info: 3 };
-  active.sort((a, b) => (order[a.severity] ?? 9) - (order[b.severity] ?? 9) || (b.since || 0) - (a.since || 0));
-  box.hidden = active.length === 0;
-  box.replaceChildren(...active.map((alert) => el("div", { class: "alert", "data-severity": alert.severity, "data-alert-id": alert.id },
-    el("span", { class: "alert-icon", "aria-hidden": "true", text: alert.severity === "info" ? "ℹ" : "⚠" }),
-    el("div", { class: "alert-text" }, el("strong", { text: alert.title }), alert.message ? el("span", { text: ` ${alert.message}` }) : null,
-      alert.since ? el("span", { class: "alert-time", text: ` · ${M.formatAgo(alert.since)}` }) : null),
-    el("button", { type: "button", class: "alert-close", "aria-label": "Dismiss", text: "×",
-      onclick: () => { store.dismissedAlerts.add(alert.id); schedule("alerts"); } }))));
+  A.renderAlerts($("alerts"), store.alerts, { actions: alertActions, canAcknowledge: !!config.isStaff, formatAgo: M.formatAgo });
 }
 
 // --- connection --------------------------------------------------------------------------
