@@ -28,6 +28,7 @@ import os
 import socket
 import ssl
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.db import IntegrityError, transaction
@@ -126,6 +127,7 @@ def _attempt(delivery) -> str:
     from hub.models import NotificationDelivery
 
     Status = NotificationDelivery.Status
+    fields: dict[str, Any]
     try:
         send(delivery)
     except Refused as exc:
@@ -171,7 +173,7 @@ def vetted_address(host: str, port: int) -> str:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise OSError(f"cannot resolve {host}: {exc}") from None
-    addresses = [info[4][0] for info in infos]
+    addresses = [str(info[4][0]) for info in infos]
     if not addresses:
         raise OSError(f"cannot resolve {host}")
     if not allow_private():
