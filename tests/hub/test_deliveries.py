@@ -205,3 +205,20 @@ def test_rules_rest_road(make_user):
         assert response["Content-Type"].startswith("application/json")
         assert any(name.split(".")[0] == field for name in response.json()["fields"]), response.json()
     assert NotificationRule.objects.get(user=harry).webhook_url == "https://chat.example.org/hooks/x"
+
+
+def test_rules_and_deliveries_are_in_admin(make_user, receiver):
+    from django.contrib.auth import get_user_model
+
+    hook = receiver()
+    ivy, _ = make_user("ivy")
+    NotificationRule.objects.create(user=ivy, webhook_url=hook.url, channels={"job_failed": ["webhook"]})
+    create_notification("ivy", "job_failed", "Job 9 failed", "", "error")
+    deliveries.deliver_pending()
+    client = Client()
+    client.force_login(get_user_model().objects.create_superuser("root", password=None))
+    listing = client.get("/admin/hub/notificationdelivery/")
+    assert listing.status_code == 200 and hook.url.encode() in listing.content
+    assert client.get("/admin/hub/notificationrule/").status_code == 200
+    delivery = NotificationDelivery.objects.get()
+    assert client.get(f"/admin/hub/notificationdelivery/{delivery.pk}/change/").status_code == 200
