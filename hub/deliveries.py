@@ -115,7 +115,8 @@ def deliver_pending(limit: int = 100) -> dict[str, int]:
     for delivery in due:
         claimed = NotificationDelivery.objects.filter(
             pk=delivery.pk, status=NotificationDelivery.Status.PENDING, attempts=delivery.attempts,
-        ).update(attempts=F("attempts") + 1, next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS))
+        ).update(attempts=F("attempts") + 1,
+                 next_attempt_at=timezone.now() + timedelta(seconds=CLAIM_SECONDS))  # lease from now
         if not claimed:
             continue  # another worker has it
         delivery.attempts += 1
