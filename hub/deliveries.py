@@ -39,7 +39,8 @@ from hub import notification_rules as rules
 
 logger = logging.getLogger(__name__)
 
-SEND_TIMEOUT_SECONDS = 5.0
+SEND_TIMEOUT_SECONDS = 5.0  # a webhook
+EMAIL_TIMEOUT_SECONDS = 30.0  # an SMTP conversation; both well under CLAIM_SECONDS
 CLAIM_SECONDS = 60  # a claimed row is not due again for this long (a crashed worker's row retries)
 BACKOFF_CAP_SECONDS = 3600
 USER_AGENT = "hub-notifications/1"
@@ -156,10 +157,13 @@ def text_of(notification) -> str:
 def send(delivery) -> None:
     """Send one delivery now; raises on failure (Refused: never retry)."""
     if delivery.channel == "email":
-        from django.core.mail import send_mail
+        from django.core.mail import get_connection, send_mail
 
         notification = delivery.notification
-        if not send_mail(notification.title[:200], text_of(notification), None, [delivery.target]):
+        # Bounded, so a hung SMTP server cannot outlive the claim (another worker would resend).
+        connection = get_connection(timeout=EMAIL_TIMEOUT_SECONDS)
+        if not send_mail(notification.title[:200], text_of(notification), None, [delivery.target],
+                         connection=connection):
             raise RuntimeError("the e-mail backend accepted no message")
     elif delivery.channel == "webhook":
         post_webhook(delivery.target, {"text": text_of(delivery.notification)})
