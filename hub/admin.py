@@ -207,3 +207,27 @@ def _add_profile_inline_to_user_admin() -> None:
 
 
 _add_profile_inline_to_user_admin()
+
+
+# --- notification rules and deliveries (issue 15) -----------------------------------------
+
+from hub.models import NotificationDelivery, NotificationRule  # noqa: E402
+
+
+@admin.register(NotificationRule)
+class NotificationRuleAdmin(admin.ModelAdmin):
+    list_display = ("user", "email", "webhook_url", "updated_at")
+    search_fields = ("user__username", "email", "webhook_url")
+    raw_id_fields = ("user",)
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(ReadOnlyAdmin):
+    """The record of each e-mail/webhook sent (or retried, or failed); written by
+    hub.deliveries only."""
+
+    list_display = ("notification", "username", "channel", "target", "status", "attempts",
+                    "next_attempt_at", "sent_at")
+    list_filter = ("status", "channel")
+    search_fields = ("username", "target", "notification__title")
+    readonly_fields = [f.name for f in NotificationDelivery._meta.fields]

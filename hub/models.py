@@ -253,3 +253,60 @@ def slurm_user_problem(user, slurm_user: str) -> str | None:
         return (f"{effective!r} is another account's username (and so its Slurm user): "
                 "map that account to another Slurm user first")
     return None
+
+
+class NotificationRule(models.Model):
+    """One person's choice of what to be told and where (issue 15); ``hub.notification_rules``
+    reads, validates and defaults it. ``channels`` maps a *kind* (``job_completed``,
+    ``job_failed``, ``job_cancelled``, ``job_time_limit``, ``node_down``, ``maintenance``,
+    ``other``) to the channels it goes to (``page``, ``browser``, ``email``, ``webhook``); a
+    kind missing from the map keeps its default. No row: the defaults."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                related_name="hub_notification_rule")
+    channels = models.JSONField(default=dict, blank=True,
+                                help_text="kind -> list of channels (page, browser, email, webhook)")
+    email = models.EmailField(blank=True, default="",
+                              help_text="where e-mail goes; blank: the account's own address")
+    webhook_url = models.URLField(max_length=500, blank=True, default="",
+                                  help_text="Slack/Teams/Mattermost-compatible incoming webhook (http/https)")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "notification rule"
+
+    def __str__(self) -> str:
+        return f"notification rule of {self.user_id}"
+
+
+class NotificationDelivery(models.Model):
+    """One notification sent (or to be sent) once to one target over one server-side channel
+    (e-mail or webhook); written by ``hub.deliveries``. Unique per (notification, channel,
+    target): a second enqueue of the same thing is a no-op, so each is delivered once."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE,
+                                      related_name="deliveries")
+    username = models.CharField(max_length=150, help_text="the Django user it is for")
+    channel = models.CharField(max_length=20)
+    target = models.CharField(max_length=500)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(db_index=True)
+    last_error = models.TextField(blank=True, default="")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [models.UniqueConstraint(fields=["notification", "channel", "target"],
+                                               name="hub_delivery_once")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        verbose_name_plural = "notification deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.target} [{self.status}]"

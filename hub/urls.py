@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from hub import apis, tokens
+from hub import apis, apis_rules, tokens
 from hub.apis_errors import ErrorDocumentingGenerator, json_not_found
 from hub.metrics import metrics_view
 
@@ -28,6 +28,7 @@ urlpatterns = [
     *_both("api/channels/<str:name>", apis.ChannelDetailView, "hub-channel"),
     *_both("api/notifications", apis.NotificationListView, "hub-notifications"),
     *_both("api/notifications/read", apis.NotificationReadAllView, "hub-notifications-read-all"),
+    *_both("api/notifications/rules", apis_rules.NotificationRulesView, "hub-notification-rules"),
     *_both("api/notifications/<str:notification_id>", apis.NotificationDetailView, "hub-notification"),
     *_both("api/notifications/<str:notification_id>/read", apis.NotificationReadView,
            "hub-notification-read"),

@@ -36,6 +36,7 @@ EXPECTED_PATHS = {
     "/api/broadcast", "/api/health", "/api/clients", "/api/clients/{client_id}", "/api/channels",
     "/api/channels/{name}", "/api/notifications", "/api/notifications/{notification_id}",
     "/api/notifications/{notification_id}/read", "/api/notifications/read",
+    "/api/notifications/rules",
     "/api/token", "/api/token/jwt", "/api/token/jwt/refresh",
 }
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,

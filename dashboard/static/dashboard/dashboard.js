@@ -9,9 +9,13 @@
 import { connect } from "../hub/hub-client.js";
 import * as M from "./model.js";
 import * as A from "./alerts.js";
+import { setupBrowserNotifications } from "./notify.js";
 
 const config = JSON.parse(document.getElementById("dashboard-config").textContent);
 const $ = (id) => document.getElementById(id);
+// Desktop notifications: permission asked only from the button's click (notify.js).
+const browserNotify = setupBrowserNotifications({
+  button: $("browser-notify"), loadRules: () => api(`${config.api.notifications}/rules`) });
 const MAX_JOB_ROWS = 400;
 const SAMPLE_EVERY_MS = 30_000;
 const HISTORY_KEY = "dashboard.metrics.v1";
@@ -218,7 +222,7 @@ const feeds = {
       const n = M.normNotification(msg.data);
       if (!n) return;
       const known = store.notifications.get(String(n.id));
-      if (!known) pendingFlash.add(`n:${n.id}`);
+      if (!known) { pendingFlash.add(`n:${n.id}`); browserNotify.notify(n); }
       // An event never turns a notification read on this page back to unread.
       store.notifications.set(String(n.id), known ? { ...n, read: known.read || n.read } : n);
     },
