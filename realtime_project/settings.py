@@ -217,6 +217,20 @@ from realtime_project.logins import site_logins  # noqa: E402
 globals().update(site_logins(os.environ, MIDDLEWARE))
 # --- end of site logins --------------------------------------------------------------------
 
+# --- E-mail (notification deliveries, hub.deliveries): Django's SMTP backend -------------
+
+EMAIL_HOST = _env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = _env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = _env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = _env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = _env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be true")
+EMAIL_TIMEOUT = 30
+DEFAULT_FROM_EMAIL = _env_str("DEFAULT_FROM_EMAIL", "hub@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
 # --- Channel layer: in-process by default, channels-redis with REDIS_URL ------------------
 
 REDIS_URL = _env_str("REDIS_URL")
