@@ -47,6 +47,12 @@ class HubConsumer:
                  "writer", "connected_at", "last_seen", "auth_deadline", "last_ping", "last_pong",
                  "credential", "gate", "_requested", "_claimed", "_counted_user", "_closing")
 
+    # Set when the socket is set up (``node`` in ``run``, ``session`` in ``_serve``), before
+    # anything reads them, and left unset until then rather than None: the fan-out path
+    # (``write_payload``) and the frame handlers use them with no check.
+    node: Node
+    session: s.Session
+
     @classmethod
     def as_asgi(cls):
         async def app(scope, receive, send):
@@ -58,8 +64,6 @@ class HubConsumer:
         self.client_id = f"pending:{secrets.token_hex(8)}"  # until admitted (never a valid id)
         self.username: str | None = None
         self.state = "authenticating"
-        self.node: Node | None = None
-        self.session: s.Session | None = None
         self.writer: Any = None
         self.connected_at = p.utc_timestamp()
         self.last_seen = time.monotonic()
@@ -143,7 +147,9 @@ class HubConsumer:
         channels, connected."""
         node, session = self.node, self.session
         principal = credential.principal if credential is not None else ANONYMOUS
-        if credential is not None and not self.gate.enter_authenticated(
+        gate = self.gate
+        assert gate is not None  # taken in run() before _serve
+        if credential is not None and not gate.enter_authenticated(
                 hub_settings.MAX_CONNECTIONS):
             self.request_close(p.CLOSE_TRY_AGAIN_LATER, "server at connection limit")
             return False
@@ -151,10 +157,11 @@ class HubConsumer:
             self.request_close(p.CLOSE_CLIENT_ID_IN_USE, "client id in use")
             return False
         self.credential = credential
-        if principal.is_authenticated:
-            count = await node.presence.add_user_connection(principal.username, self.client_id)
+        username = principal.username
+        if username is not None:  # principal.is_authenticated
+            count = await node.presence.add_user_connection(username, self.client_id)
             self._counted_user = True
-            self.username = principal.username
+            self.username = username
             if count > hub_settings.MAX_CONNECTIONS_PER_USER:
                 self.request_close(p.CLOSE_TRY_AGAIN_LATER, "user at connection limit")
                 return False

@@ -39,8 +39,10 @@ class StrictRegexField(serializers.RegexField, StrictCharField):
 class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="machine-readable error code")
     message = serializers.CharField(help_text="what is wrong, naming the field when there is one")
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
-                                   required=False, help_text="validation errors by dotted field path")
+    # Wire name `fields`: DRF's metaclass pops declared fields, so Serializer.fields still works.
+    fields = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()), required=False,
+        help_text="validation errors by dotted field path")
 
 
 # --- broadcast -----------------------------------------------------------------------------
@@ -48,7 +50,8 @@ class ErrorSerializer(serializers.Serializer):
 class MessageSerializer(serializers.Serializer):
     type = StrictRegexField(EVENT_PATTERN, max_length=100, required=False, default=DEFAULT_EVENT,
                                   help_text="the event name; not a control type")
-    data = serializers.JSONField(required=False, allow_null=True, default=None)
+    # Wire name `data`: DRF's metaclass pops declared fields, so Serializer.data still works.
+    data = serializers.JSONField(required=False, allow_null=True, default=None)  # type: ignore[assignment]
 
     def validate_type(self, value: str) -> str:
         if value in CONTROL_TYPES:
@@ -84,7 +87,9 @@ class BroadcastItemResultSerializer(serializers.Serializer):
     offset = serializers.IntegerField(required=False)
     code = serializers.CharField(required=False)
     message = serializers.CharField(required=False)
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+    # Wire name `fields`: DRF's metaclass pops declared fields, so Serializer.fields still works.
+    fields = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()), required=False)
 
 
 # POST /api/broadcast takes one object or a list of 1 to 1,000 (hub.broadcasting.MAX_ITEMS)
@@ -120,7 +125,8 @@ class HealthSerializer(serializers.Serializer):
     total_connections = serializers.IntegerField()
     messages_sent = serializers.IntegerField()
     messages_received = serializers.IntegerField()
-    errors = serializers.IntegerField()
+    # Wire name `errors`: DRF's metaclass pops declared fields, so Serializer.errors still works.
+    errors = serializers.IntegerField()  # type: ignore[assignment]
     channels = serializers.IntegerField()
     users_with_connections = serializers.IntegerField()
     dropped_sends = serializers.IntegerField(required=False)
@@ -167,7 +173,8 @@ class NotificationSerializer(serializers.Serializer):
     title = serializers.CharField()
     message = serializers.CharField(allow_blank=True)
     severity = serializers.ChoiceField(choices=SEVERITIES)
-    data = serializers.DictField()
+    # Wire name `data`: DRF's metaclass pops declared fields, so Serializer.data still works.
+    data = serializers.DictField()  # type: ignore[assignment]
     read = serializers.BooleanField()
     created = serializers.DateTimeField()
 
@@ -191,7 +198,8 @@ class NotificationCreateSerializer(serializers.Serializer):
     title = StrictCharField(max_length=200)
     message = StrictCharField(required=False, allow_blank=True, default="", max_length=10_000)
     severity = serializers.ChoiceField(choices=SEVERITIES, required=False, default="info")
-    data = serializers.DictField(required=False, default=dict)
+    # Wire name `data`: DRF's metaclass pops declared fields, so Serializer.data still works.
+    data = serializers.DictField(required=False, default=dict)  # type: ignore[assignment]
     cluster_wide = serializers.BooleanField(
         required=False, default=False,
         help_text="for every user, on the notifications channel (needs hub.broadcast; not with user)")

@@ -59,7 +59,8 @@ class Subscription:
         if buffer is None:
             self.conn.write_payload(payload)
         elif len(buffer) < MAX_RECOVERY_BUFFER:
-            buffer.append((offset, payload))
+            # Never _DROPPED: a subscription leaves ``_buffering`` (the only caller) before that.
+            buffer.append((offset, payload))  # type: ignore[union-attr]
         else:
             self.conn.request_close(p.CLOSE_SLOW_CONSUMER)
 
@@ -267,7 +268,8 @@ class Hub:
     def _write(self, subscriptions: Iterable[Subscription], log: Log) -> None:
         """Give each live subscription what it lacks of ``log``: one write per socket."""
         target = log[-1][0]
-        last_sent, payload, several, coalesced = -1, None, False, 0
+        last_sent, several, coalesced = -1, False, 0
+        payload: Payload  # set at the first write: offsets are >= 0, so sent != -1 there
         for sub in subscriptions:
             if sub.buffer is not None:
                 continue  # in its handshake (it was given these in its buffer) or gone

@@ -13,6 +13,7 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
+from typing import Literal, overload
 
 from hub.engine.contracts import NO_HANDLER, BrokerHandler, ClientInfo, ClusterState, ProcessStats
 
@@ -68,6 +69,11 @@ class MemoryHistory:
     def _window(self, now: float) -> int:
         return int(now // self.ttl_seconds)
 
+    @overload
+    def _state(self, channel: str, create: Literal[True]) -> _Channel: ...
+    @overload
+    def _state(self, channel: str, create: bool = False) -> _Channel | None: ...
+
     def _state(self, channel: str, create: bool = False) -> _Channel | None:
         now = self._clock()
         state = self._channels.get(channel)
@@ -111,7 +117,8 @@ class MemoryHistory:
             return None, top, epoch
         if offset == top:
             return [], top, epoch
-        items = [item for item in state.ring or () if item[0] > offset]  # top > 0: state
+        assert state is not None  # offset >= 0 and offset < top, so top > 0: the channel has state
+        items = [item for item in state.ring or () if item[0] > offset]
         if not items or items[0][0] != offset + 1:
             return None, top, epoch
         return items, top, epoch

@@ -35,6 +35,7 @@ from redis import asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
+from redis.typing import EncodableT
 
 from hub.engine.broker import LayerBroker
 from hub.engine.contracts import CALL_DEADLINE_SECONDS
@@ -186,8 +187,8 @@ class RedisHistory:
         # run, so the one retry (and redis-py's own) returns the same offset instead of
         # publishing twice, and a slow Redis is not reported as a failure that did happen.
         publication_key = f"{self._prefix}:pub:{secrets.token_hex(12)}"
-        args = [maxlen, head, tail, secrets.token_hex(8), group_channel, channel, repr(time.time()),
-                self._ttl_ms]
+        args: list[EncodableT] = [maxlen, head, tail, secrets.token_hex(8), group_channel, channel,
+                                  repr(time.time()), self._ttl_ms]
         for attempt in range(PUBLISH_ATTEMPTS):
             try:
                 offset, text, epoch = await guarded(

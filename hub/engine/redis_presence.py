@@ -9,9 +9,10 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, cast
 
 from redis import asyncio as aioredis
+from redis.typing import EncodableT
 
 from hub.engine.contracts import ClientInfo, ClusterState, ProcessStats
 from hub.engine.errors import HubUnavailable
@@ -98,21 +99,25 @@ class RedisPresence:
         clients = list_clients()
         expiry = time.time() + self.ttl_ms / 1000
         body = await asyncio.to_thread(_state_body, stats, clients)
-        with_user = [c for c in clients if c.user]
+        with_user = [(c.client_id, c.user) for c in clients if c.user]
         keys = [self._proc_key(stats.server), self._servers_key,
                 *[self._client_key(c.client_id) for c in clients],
-                *[self._user_key(c.user) for c in with_user]]
-        args = [self.ttl_ms, body, stats.server, repr(expiry), len(clients),
-                *[c.client_id for c in with_user]]
+                *[self._user_key(user) for _client_id, user in with_user]]
+        args: list[EncodableT] = [self.ttl_ms, body, stats.server, repr(expiry), len(clients),
+                                  *[client_id for client_id, _user in with_user]]
         await guarded(self._report(keys=keys, args=args))
 
     async def cluster_state(self, local: Callable[[], ClusterState] | None = None) -> ClusterState:
         """Every reporting process (this one by its last report: ``local`` is not needed)."""
-        servers = sorted(s.decode() for s in await guarded(self._redis.smembers(self._servers_key)))
+        # The client is made without decode_responses: members are bytes.
+        members = cast("set[bytes]", await guarded(self._redis.smembers(self._servers_key)))
+        servers = sorted(s.decode() for s in members)
         if not servers:
             return [], []
         bodies = await guarded(self._redis.mget([self._proc_key(s) for s in servers]))
-        processes, clients, gone = [], [], []
+        processes: list[ProcessStats] = []
+        clients: list[ClientInfo] = []
+        gone: list[str] = []
         for server, body in zip(servers, bodies):
             if body is None:
                 gone.append(server)
