@@ -285,7 +285,7 @@ def sc_idle(run: Run) -> None:
             with Servers(kind) as s:
                 def fn():
                     port = s.server.port
-                    with SubscriberPool([Target(HOST, port, "/ws/", warm)], "bench", procs=1) as w:
+                    with SubscriberPool([Target(HOST, port, "/ws/", warm)], "bench", procs=1):
                         time.sleep(1.0)
                         rss0 = s.server.rss()
                         fds0 = procs.num_fds(s.server.pid)

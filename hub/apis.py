@@ -23,6 +23,7 @@ from hub import broadcasting, notifications
 from hub import serializers as s
 from hub.apis_errors import FieldError
 from hub.conf import get_policies
+from hub.engine.contracts import CALL_DEADLINE_SECONDS
 from hub.engine.errors import HubUnavailable
 from hub.identity import slurm_user_for
 from hub.parsers import HubJSONParser
@@ -30,7 +31,7 @@ from hub.permissions import BROADCAST_PERMISSION, HealthThrottle, HubApiThrottle
 from hub.policies import Principal
 from hub.protocol import is_valid_channel, is_valid_client_id, utc_timestamp
 
-SELECTOR_TIMEOUT_SECONDS = 1.5
+SELECTOR_TIMEOUT_SECONDS = CALL_DEADLINE_SECONDS  # the engine's one deadline (hub.engine.contracts)
 MAX_DB_ID = 2**63 - 1
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
 

@@ -25,14 +25,16 @@ from typing import Any, Union
 
 from asgiref.sync import async_to_sync
 
+from hub.engine.contracts import CALL_DEADLINE_SECONDS
 from hub.engine.errors import HubUnavailable, PublishError
+from hub.engine.node import get_node
 
 __all__ = ["ALL_CHANNEL", "DEADLINE_SECONDS", "HubUnavailable", "PublishError", "Outcome",
            "broadcast_all", "broadcast_all_sync", "publish", "publish_many", "publish_many_sync",
            "publish_sync", "send_to_user", "send_to_user_sync", "user_channel"]
 
 ALL_CHANNEL = "all"
-DEADLINE_SECONDS = 1.5
+DEADLINE_SECONDS = CALL_DEADLINE_SECONDS  # the engine's one deadline (hub.engine.contracts)
 
 # One item's outcome in ``publish_many``: its offset, or why it was not published.
 Outcome = Union[int, PublishError, HubUnavailable]
@@ -43,8 +45,6 @@ def user_channel(username: str) -> str:
 
 
 async def publish(channel: str, event: str, data: Any) -> int:
-    from hub.engine.node import get_node  # local: hub.engine imports modules that import this one
-
     return await get_node().publish(channel, event, data)
 
 

@@ -181,20 +181,13 @@ def acknowledged_payload(alert: Alert) -> dict:
 def _push(event: str, data: dict) -> bool:
     """Publish on ``alerts``, bounded (a hub that does not answer must not hang an admin page);
     False (logged) if it failed: the acknowledgement itself is stored either way."""
-    import asyncio
     import logging
 
-    from asgiref.sync import async_to_sync
-
-    from hub.audit import PUBLISH_TIMEOUT_SECONDS
-    from hub.publish import HubUnavailable, PublishError, publish
-
-    async def bounded() -> int:
-        return await asyncio.wait_for(publish(ALERTS, event, data), PUBLISH_TIMEOUT_SECONDS)
+    from hub.publish import HubUnavailable, PublishError, publish_sync
 
     try:
-        async_to_sync(bounded)()
-    except (HubUnavailable, PublishError, asyncio.TimeoutError) as exc:
+        publish_sync(ALERTS, event, data)  # bounded by hub.publish.DEADLINE_SECONDS
+    except (HubUnavailable, PublishError) as exc:
         logging.getLogger(__name__).warning("%s %s not pushed: %s", event, data.get("alert_id"), exc)
         return False
     return True

@@ -150,7 +150,9 @@ def test_slurm_monitor_poll_figures(monkeypatch):
     assert got[("slurm_monitor_poll_errors_total", (("stream", "nodes"),))] == 0
     assert got[("slurm_monitor_poll_duration_seconds_count", jobs)] == 3
     assert got[("slurm_monitor_poll_duration_seconds_sum", jobs)] == pytest.approx(1000.32)
-    bucket = lambda le: got[("slurm_monitor_poll_duration_seconds_bucket", (("le", le), ("stream", "jobs")))]
+    def bucket(le):
+        return got[("slurm_monitor_poll_duration_seconds_bucket", (("le", le), ("stream", "jobs")))]
+
     assert bucket(repr(POLL_BUCKETS_SECONDS[0])) == 1
     assert bucket("0.5") == 2
     assert bucket(repr(POLL_BUCKETS_SECONDS[-1])) == 2
@@ -185,7 +187,8 @@ async def open_subscribed(ws_url: str, channel: str):
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_real_server_reports_its_sockets_and_publications(hub_server):
-    server = hub_server({"HUB_REQUIRE_AUTH": "false", "HUB_CHANNELS": '{"test_channel": {"subscribe": "anyone", "publish": "anyone"}}'})
+    server = hub_server({"HUB_REQUIRE_AUTH": "false",
+                         "HUB_CHANNELS": '{"test_channel": {"subscribe": "anyone", "publish": "anyone"}}'})
     ws, hello = await open_subscribed(server.ws_url, "test_channel")
     await send_json(ws, {"type": "publish", "channel": "test_channel", "data": {"n": 1}})
     await recv_until(ws, lambda f: f["type"] == "message")
