@@ -147,7 +147,10 @@ class HubServer(Server):
         if factory is None:
             logger.warning("daphne built no ws_factory: oversized frames drop the connection")
             return
-        factory.setProtocolOptions(failByDrop=False)
+        # autobahn's setProtocolOptions resets allowNullOrigin to its False default whenever
+        # it is called: keep daphne's True, so an Origin "null" reaches the hub's own check
+        # (HTTP 403), not autobahn's (400).
+        factory.setProtocolOptions(failByDrop=False, allowNullOrigin=factory.allowNullOrigin)
 
 
 class FastServer(HubServer):
