@@ -185,7 +185,19 @@ class NotificationListSerializer(serializers.Serializer):
     results = NotificationSerializer(many=True)
 
 
-class NotificationQuerySerializer(serializers.Serializer):
+class StrictQuerySerializer(serializers.Serializer):
+    """Query parameters: DRF reads an empty ``?offset=`` as absent (the default applies);
+    the schema says an integer (or boolean), so an empty value is a 400 naming it."""
+
+    def run_validation(self, data=serializers.empty):
+        if hasattr(data, "getlist"):
+            empty = [name for name in self.fields if name in data and data.get(name) == ""]
+            if empty:
+                raise serializers.ValidationError({name: ["must not be empty"] for name in empty})
+        return super().run_validation(data)
+
+
+class NotificationQuerySerializer(StrictQuerySerializer):
     unread = serializers.BooleanField(required=False, default=False, help_text="only unread ones")
     limit = serializers.IntegerField(required=False, default=50, min_value=1, max_value=MAX_PAGE)
     offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=10**9)

@@ -36,7 +36,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hub.permissions import HubApiThrottle
-from hub.serializers import ErrorSerializer
+from hub.serializers import ErrorSerializer, StrictQuerySerializer
 from slurm_monitor import store
 
 # Rows per /api/cluster/jobs request (over it: 400 naming ``limit``); the dashboard's first
@@ -46,7 +46,7 @@ STATE_PATTERN = r"^[A-Za-z_]{1,32}(,[A-Za-z_]{1,32}){0,31}$"
 JOB_REF_PATTERN = r"^[0-9]{1,10}(_[0-9]{1,10})?$"
 
 
-class JobQuerySerializer(serializers.Serializer):
+class JobQuerySerializer(StrictQuerySerializer):
     user = serializers.CharField(required=False, min_length=1, max_length=150)
     partition = serializers.CharField(required=False, min_length=1, max_length=200)
     state = serializers.RegexField(STATE_PATTERN, required=False,
@@ -60,7 +60,7 @@ class JobQuerySerializer(serializers.Serializer):
                                  help_text="a job id, an array id, or one array task (10_1)")
 
 
-class NodeQuerySerializer(serializers.Serializer):
+class NodeQuerySerializer(StrictQuerySerializer):
     state = serializers.RegexField(STATE_PATTERN, required=False)
 
 

@@ -334,3 +334,18 @@ async def test_rest_created_notification_is_pushed_by_a_real_server(hub_server, 
                                      headers={"Authorization": f"Token {alice_token}"})
     assert [n["title"] for n in listed.json()["results"]] == ["Job 5 failed"]
     await ws.close()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", ["offset=", "unread=", "limit=", "offset=&limit=151&unread="])
+def test_empty_query_parameters_are_refused_naming_them(query):
+    """DRF would read ``?offset=`` as absent; the schema says integer: a 400 naming it."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    user = get_user_model().objects.create_user("emptyq", password="pw-for-tests-only")
+    client = APIClient()
+    client.force_authenticate(user)
+    response = client.get(f"/api/notifications?{query}")
+    assert response.status_code == 400
+    assert set(response.json()["fields"]) == {part.split("=")[0] for part in query.split("&") if part.endswith("=")}
