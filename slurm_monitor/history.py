@@ -7,6 +7,9 @@ one-job view ``GET /api/cluster/jobs/<job_id>`` serves. Sync ORM (the monitor ca
 - ``needing_accounting(limit, max_tries)``: the ended jobs ``sacct`` has not yet answered for,
   oldest first; ``save_accounting`` stores its answers (a job ``squeue`` no longer lists also
   takes ``sacct``'s state, exit code and end time) and counts a try for the ids it did not know.
+- ``endings(answers)``: before saving them, the jobs those answers end that were never reported
+  as ended (left the queue in a state that is not final): (as last reported, as accounting
+  says), so the monitor publishes their terminal event and notification exactly once.
 - ``job_detail(text)``: a job's record, transitions and efficiency.
 """
 
@@ -21,6 +24,7 @@ from slurm_monitor import store
 from slurm_monitor.events import iso
 from slurm_monitor.models import ClusterJob, JobTransition
 from slurm_monitor.sacct import efficiency
+from slurm_monitor.snapshot import TERMINAL_JOB_STATES, Job
 
 # How ``sacct``'s answer updates a job squeue no longer lists (record field <- accounting field).
 _FROM_ACCOUNTING = ("state", "exit_code", "signal", "start_time", "end_time")
@@ -46,10 +50,41 @@ def needing_accounting(limit: int, max_tries: int) -> list[str]:
                 .order_by("ended_at", "job_id").values_list("job_id", flat=True)[:limit])
 
 
+def _settles(answer: Mapping[str, Any]) -> bool:
+    return answer.get("state") not in (None, "", "UNKNOWN")
+
+
+def _settled_record(record: Mapping[str, Any], answer: Mapping[str, Any]) -> dict[str, Any]:
+    """A job's record once accounting has the last word (squeue no longer lists it)."""
+    return {**record, "state_flags": list(answer.get("state_flags") or ()),
+            **{k: answer[k] for k in _FROM_ACCOUNTING if answer.get(k) is not None}}
+
+
+def endings(answers: Mapping[str, Mapping[str, Any]]) -> list[tuple[Job, Job]]:
+    """(as last reported, as accounting says) for each answered job that left the queue in a
+    state that is not final while ``sacct`` says it ended: it vanished from ``squeue`` between
+    two polls or while the monitor was down, and its terminal event is still owed. A job
+    whose saved state is already final had its terminal event: never again. Read-only; call
+    before ``save_accounting`` (which settles these rows, so a second call finds none)."""
+    found = []
+    rows = ClusterJob.objects.filter(job_id__in=list(answers), left_queue_at__isnull=False)
+    for row in rows.order_by("job_id"):
+        answer = answers[row.job_id]
+        if row.state in TERMINAL_JOB_STATES or not _settles(answer) \
+                or answer["state"] not in TERMINAL_JOB_STATES:
+            continue
+        before = store._job(row.record)
+        after = store._job(_settled_record(row.record, answer))
+        if before is not None and after is not None:
+            found.append((before, after))
+    return found
+
+
 def save_accounting(asked: Iterable[str], answers: Mapping[str, Mapping[str, Any]],
-                    now: datetime) -> int:
+                    now: datetime, positions: store.Positions | None = None) -> int:
     """Store ``sacct``'s answers (``Accounting.as_dict()`` by job id); every asked id it did not
-    answer counts one more try. Returns how many jobs got accounting."""
+    answer counts one more try. ``positions``: what the events about these answers got, saved
+    in the same transaction. Returns how many jobs got accounting."""
     asked = list(asked)
     saved = 0
     with transaction.atomic():
@@ -63,12 +98,11 @@ def save_accounting(asked: Iterable[str], answers: Mapping[str, Mapping[str, Any
                 continue
             row.accounting = dict(answer)
             fields = ["accounting", "updated_at"]
-            if row.left_queue_at is not None and answer.get("state") not in (None, "", "UNKNOWN"):
+            if row.left_queue_at is not None and _settles(answer):
                 # squeue no longer speaks for this job: accounting has the last word
                 if answer["state"] != row.state:
                     entered.append((job_id, answer["state"], store._moment(answer.get("end_time"), now)))
-                row.record = {**row.record, "state_flags": list(answer.get("state_flags") or ()),
-                              **{k: answer[k] for k in _FROM_ACCOUNTING if answer.get(k) is not None}}
+                row.record = _settled_record(row.record, answer)
                 row.state = str(answer["state"])[:32]
                 if answer.get("end_time"):
                     row.ended_at = store._moment(answer["end_time"], now)
@@ -76,6 +110,7 @@ def save_accounting(asked: Iterable[str], answers: Mapping[str, Mapping[str, Any
             row.save(update_fields=fields)
             saved += 1
         store.add_transitions(entered)
+        store.save_positions(positions)
     return saved
 
 

@@ -7,11 +7,13 @@ the last good snapshot, so the next good poll is diffed against it: no event is 
 repeated. Anything unexpected in a poll is logged with its traceback and the loop goes on.
 
 The number of Slurm commands depends only on the intervals: one poll serves every viewer,
-through the hub. The latest state is saved for REST (``store``) after delivering events,
-with the offsets (and epochs) those events got, in one transaction: a REST reader's
-``position`` then matches its rows exactly. After a jobs poll, at most once per
-``History.interval``, the history step purges old finished jobs and asks ``sacct`` (one
-batched call) about the jobs that ended.
+through the hub. A run starts from the state the previous one saved (``resume``), so its
+first poll reports what changed meanwhile. The latest state is saved for REST (``store``)
+after delivering events, with the offsets (and epochs) those events got, in one transaction:
+a REST reader's ``position`` then matches its rows exactly. After a jobs poll, at most once
+per ``History.interval`` (and right after the first), the history step purges old finished
+jobs and asks ``sacct`` (one batched call) about the jobs that ended; a job that left
+``squeue`` before it was seen ending gets its terminal event and notification from there.
 
 Every poll of every stream ends with a heartbeat (``store.record_heartbeat``: ok or not, and
 the stream's interval), whether or not anything changed, so /api/health, /metrics and the
@@ -39,7 +41,14 @@ from slurm_monitor.alerting import evaluate_and_record
 from slurm_monitor.alerts import ActiveAlert, evaluate_alerts
 from slurm_monitor.collector import CollectError, SlurmCollector
 from slurm_monitor.diff import Changes, ResourceMark, diff_jobs, diff_nodes
-from slurm_monitor.events import Publication, build_metrics_update, iso
+from slurm_monitor.events import (
+    Publication,
+    build_job_notification,
+    build_job_removed,
+    build_job_state_changed,
+    build_metrics_update,
+    iso,
+)
 from slurm_monitor.exporter import save_gauges
 from slurm_monitor.metrics import compute_metrics, gauge_figures
 from slurm_monitor.sinks import Sink
@@ -159,8 +168,9 @@ class Monitor:
                     self.stats["sacct_failed"] += 1
                     logger.log(level, "sacct for %d ended jobs failed: %s", len(ids), exc)
                     answers = {}
-                accounted = await _db(history.save_accounting)(
-                    ids, {job_id: a.as_dict() for job_id, a in answers.items()}, now)
+                found = {job_id: a.as_dict() for job_id, a in answers.items()}
+                positions = await self._publish_endings(await _db(history.endings)(found))
+                accounted = await _db(history.save_accounting)(ids, found, now, positions)
         except Exception:
             logger.exception("the history step failed; the monitor goes on")
         self.stats["history_purged"] += purged
@@ -168,6 +178,28 @@ class Monitor:
         if purged or accounted:
             logger.info("history: %d old jobs purged, accounting for %d ended jobs", purged, accounted)
         return purged, accounted
+
+    async def _publish_endings(self, endings: list[tuple[Job, Job]]) -> dict[str, tuple[int, str | None]]:
+        """The terminal event and notification of each job that left ``squeue`` before it was
+        seen ending (``history.endings``: between two polls, or while the monitor was down),
+        then ``job_removed`` again with its final state: the queue's ``job_removed`` went out
+        first, and a viewer that applies a state change as an upsert must drop the job
+        again. Delivered before the accounting is saved, as a poll delivers before saving.
+        Returns the positions to save with the accounting."""
+        if not endings:
+            return {}
+        publications: list[Publication] = []
+        notifications = []
+        for before, after in endings:
+            publications += [build_job_state_changed(before, after), build_job_removed(after)]
+            note = build_job_notification(after)
+            if note is not None:
+                notifications.append(note)
+        offsets: dict[str, int] = {}
+        sent = await self.deliver(Changes(tuple(publications), tuple(notifications)), "jobs", offsets)
+        self.stats["jobs_settled_by_sacct"] += len(endings)
+        logger.info("history: %d jobs ended out of squeue's sight (sacct), %d events sent", len(endings), sent)
+        return await self._positions(offsets)
 
     async def poll_nodes(self) -> int:
         started = time.monotonic()
@@ -330,8 +362,30 @@ class Monitor:
         await self.poll_nodes()
         await self.publish_metrics()
 
+    async def resume(self) -> None:
+        """Start from what the previous run saved (``load_baseline``, as ``--once`` does), so
+        the first poll reports every change missed while the monitor was down, each once:
+        the saved state is what was last reported. Jobs that vanished meanwhile get
+        ``job_removed`` from that poll and, through the history step right after it (due at
+        once), their terminal event and notification from ``sacct``. Without a database, or
+        when reading it fails, the first poll is only a baseline (as before)."""
+        if not self.persist:
+            return
+        try:
+            await self.load_baseline()
+        except Exception:
+            logger.exception("loading the saved state failed: the first poll is only a baseline")
+            self.jobs = self.nodes = self.saved_jobs = self.saved_nodes = None
+            self.alerts = {}
+            return
+        logger.info("resuming from the saved state: %s jobs, %s nodes",
+                    "no" if self.jobs is None else len(self.jobs),
+                    "no" if self.nodes is None else len(self.nodes))
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll until ``stop`` is set; in-flight commands are killed on stop."""
+        """Resume from the saved state, then poll until ``stop`` is set; in-flight commands
+        are killed on stop."""
+        await self.resume()
         logger.info("monitor started: jobs every %gs, nodes every %gs, metrics every %gs, sink %s, source %s",
                     self.intervals.jobs, self.intervals.nodes, self.intervals.metrics,
                     self.sink.name, self.source)
