@@ -122,3 +122,24 @@ async def test_a_job_already_reported_ended_is_not_notified_again_after_a_purge(
     assert slurm_b.sacct_calls == [["sacct", "--json", "--allusers", "-j", "3"]]  # asked, for accounting
     assert job_events(sink_b) == [("job_removed", "3", None, "FAILED")]
     assert sink_b.notes == []  # already told: never a second notification
+
+
+def test_endings_only_for_jobs_that_left_the_queue_unended():
+    from datetime import datetime, timedelta, timezone
+
+    from slurm_monitor import history, store
+    from tests.slurm_monitor.test_history import job, snap
+
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    before = snap(job("1", "PENDING"), job("2"), job("3", "COMPLETED"), job("4"), job("5"))
+    store.save_jobs(None, before, now=t0)
+    store.save_jobs(before, snap(job("4")), now=t0 + timedelta(minutes=1))  # 1, 2, 3, 5 vanished
+    ended = {"state_flags": [], "exit_code": None, "signal": None, "end_time": 1700000800, "start_time": None}
+    answers = {"1": {**ended, "state": "CANCELLED"}, "2": {**ended, "state": "RUNNING"},  # accounting lags
+               "3": {**ended, "state": "COMPLETED", "exit_code": 0}, "4": {**ended, "state": "FAILED"},
+               "5": {**ended, "state": "UNKNOWN"}}
+    found = history.endings(answers)
+    assert [(b.job_id, b.state, a.state, a.end_time) for b, a in found] == [
+        ("1", "PENDING", "CANCELLED", 1700000800)]  # 3 was reported ended; 4 is squeue's to tell
+    history.save_accounting(list(answers), answers, t0)
+    assert history.endings(answers) == []  # settled: never again
