@@ -48,6 +48,11 @@ def test_killed_monitor_shows_stale_data_then_reconnect_now(hub_server, slurm_mo
     assert first, text.inner_text()
     assert page.evaluate(DOT_COLOUR) != live_colour
     assert page.evaluate(DOT_COLOUR) == page.evaluate(AMBER)
+    # Each stream turns late on its own clock (the 10 s floor, from its own last update):
+    # soon every one of them is named.
+    page.wait_for_function("() => ['jobs', 'nodes'].every((name) =>"
+                           " document.getElementById('connection').title.includes(name))",
+                           timeout=15_000)
     assert "jobs" in box.get_attribute("title")
     page.wait_for_function(
         f"() => {{ const m = /^data (\\d+) s old$/.exec(document.getElementById('connection-text').textContent);"
