@@ -69,6 +69,24 @@ class MockJob:
     final_state: str = ""
 
 
+def answer_command(argv: Sequence[str], started: float, squeue: Callable[[], str],
+                   nodes: Callable[[], str]) -> CommandResult:
+    """What a simulated cluster answers to the commands the collector runs (path prefix
+    ignored): ``scontrol --version``, ``squeue ...``, ``scontrol show nodes ...``; anything
+    else exits 2. Shared by the small cluster and ``mock_scale``."""
+    command = [argv[0].rsplit("/", 1)[-1], *argv[1:]]
+    if command[:2] == ["scontrol", "--version"]:
+        out, rc = f"slurm {RELEASE}\n", 0
+    elif command[0] == "squeue":
+        out, rc = squeue(), 0
+    elif command[:3] == ["scontrol", "show", "nodes"]:
+        out, rc = nodes(), 0
+    else:
+        out, rc = "", 2
+    return CommandResult(tuple(argv), rc, out, "" if rc == 0 else "unsupported command",
+                         time.monotonic() - started)
+
+
 def build_mock_cluster(seed: int | None = None, size: tuple[int, int] | None = None) -> Any:
     """The simulated cluster for ``--mock``: the eight-node one, or (nodes, jobs) at site scale."""
     if size is None:
@@ -111,17 +129,7 @@ class MockCluster:
         """Answer one Slurm command as the real binaries would (path prefix ignored)."""
         started = time.monotonic()
         self.advance(self.clock())
-        command = [argv[0].rsplit("/", 1)[-1], *argv[1:]]
-        if command[:2] == ["scontrol", "--version"]:
-            out, rc = f"slurm {RELEASE}\n", 0
-        elif command[0] == "squeue":
-            out, rc = self.squeue_json(), 0
-        elif command[:3] == ["scontrol", "show", "nodes"]:
-            out, rc = self.nodes_json(), 0
-        else:
-            out, rc = "", 2
-        return CommandResult(tuple(argv), rc, out, "" if rc == 0 else "unsupported command",
-                             time.monotonic() - started)
+        return answer_command(argv, started, self.squeue_json, self.nodes_json)
 
     # --- simulation ------------------------------------------------------------------------
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from slurm_monitor.collector import CommandResult
+from slurm_monitor.mock import RELEASE, answer_command
 
-RELEASE = "25.11.0"
 PARTITIONS = (("cpu", 0.70, 64, 256 * 1024, 0), ("gpu", 0.15, 32, 512 * 1024, 4),
               ("bigmem", 0.10, 64, 2048 * 1024, 0), ("debug", 0.05, 16, 64 * 1024, 0))
 USERS = tuple(f"user{i:03d}" for i in range(200))
@@ -112,18 +112,11 @@ class ScaleCluster:
 
     async def run(self, argv: Sequence[str], timeout: float) -> CommandResult:
         started = time.monotonic()
-        command = [argv[0].rsplit("/", 1)[-1], *argv[1:]]
-        if command[:2] == ["scontrol", "--version"]:
-            out, rc = f"slurm {RELEASE}\n", 0
-        elif command[0] == "squeue":
-            self.step()
-            out, rc = self.squeue_json(), 0
-        elif command[:3] == ["scontrol", "show", "nodes"]:
-            out, rc = self.nodes_json(), 0
-        else:
-            out, rc = "", 2
-        return CommandResult(tuple(argv), rc, out, "" if rc == 0 else "unsupported command",
-                             time.monotonic() - started)
+        return answer_command(argv, started, self._step_then_squeue, self.nodes_json)
+
+    def _step_then_squeue(self) -> str:
+        self.step()  # ~1 % of the jobs change per squeue call
+        return self.squeue_json()
 
     # --- simulation -----------------------------------------------------------------------
 
