@@ -6,7 +6,10 @@ A notification's ``type`` falls into one *kind* (``kind_for``):
 ``job_completed``   my job ended successfully (``job_completed``)
 ``job_failed``      my job failed or hit its time limit (``job_failed``, ``job_timeout``)
 ``job_cancelled``   my job was cancelled (``job_cancelled``)
-``job_time_limit``  my job reached 80 % of its time limit (``job_time_limit*``)
+``job_time_limit``  my job reached 80 % of its time limit (``job_time_limit*``; the monitor's
+                    ``SLURM_MONITOR_TIME_LIMIT_WARN_FRACTION``)
+``job_node_down``   a node one of my jobs runs on went down, drained or stopped responding
+                    (``job_node_down``, addressed to each owner of a job on it)
 ``node_down``       a node went down or drained (cluster-wide ``node_down``/``node_drained``)
 ``maintenance``     any other cluster-wide notification (maintenance, announcements)
 ``other``           any other notification addressed to me
@@ -22,7 +25,9 @@ Defaults, for someone who never configured anything (no ``NotificationRule`` row
 missing from their row): every kind to ``page`` + ``browser``; ``job_failed`` also by e-mail
 when the account has an address. Cluster-wide kinds (``node_down``, ``maintenance``) go by
 e-mail or webhook only to people who chose it explicitly, so a node flapping never mails the
-whole site by default (and the fan-out stays bounded to those rows).
+whole site by default (and the fan-out stays bounded to those rows). The two reminders
+(``job_time_limit``, ``job_node_down``) are on in the page and the browser, not by e-mail:
+one array of a thousand tasks nearing its limit must not send a thousand e-mails unasked.
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
-KINDS = ("job_completed", "job_failed", "job_cancelled", "job_time_limit", "node_down",
-         "maintenance", "other")
+KINDS = ("job_completed", "job_failed", "job_cancelled", "job_time_limit", "job_node_down",
+         "node_down", "maintenance", "other")
 CLUSTER_KINDS = ("node_down", "maintenance")
 CHANNELS = ("page", "browser", "email", "webhook")
 SERVER_CHANNELS = ("email", "webhook")
@@ -40,7 +45,8 @@ WEBHOOK_URL_MAX_LENGTH = 500
 
 _TYPE_KINDS = {"job_completed": "job_completed", "job_failed": "job_failed",
                "job_timeout": "job_failed", "job_cancelled": "job_cancelled",
-               "node_down": "node_down", "node_drained": "node_down"}
+               "job_node_down": "job_node_down", "node_down": "node_down",
+               "node_drained": "node_down"}
 
 
 class RuleError(ValueError):

@@ -13,6 +13,8 @@
 | ``SLURM_MONITOR_HISTORY_DAYS`` | 14 | days a finished job stays findable after ``squeue`` forgot it |
 | ``SLURM_MONITOR_SACCT_BATCH`` | 100 | ended jobs asked of ``sacct`` per history step (one call; 0: never ask) |
 | ``SLURM_MONITOR_HISTORY_INTERVAL`` | 30 | seconds between history steps (purge, ``sacct``) |
+| ``SLURM_MONITOR_TIME_LIMIT_WARN_FRACTION`` | 0.8 | tell a job's owner once when it has run this
+  fraction of its time limit (``job_time_limit``; 0: never; below 1) |
 | ``SLURM_MONITOR_MOCK_SIZE`` | (small) | ``--mock``'s cluster as NODESxJOBS, e.g. 10000x100000
   (``mock_scale``); unset: the eight-node demo |
 
@@ -51,6 +53,7 @@ class MonitorConfig:
     history_days: float = 14.0
     sacct_batch: int = 100
     history_interval: float = 30.0
+    time_limit_warn_fraction: float = 0.8  # 0: no time-limit reminders
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
@@ -90,6 +93,12 @@ def check_mock_size(name: str, value: str) -> tuple[int, int]:
     return nodes, jobs
 
 
+def check_fraction(name: str, value: float) -> float:
+    if not 0 <= value < 1:
+        raise ConfigError(f"{name} must be 0 (off) or a fraction below 1 such as 0.8, got {value:g}")
+    return value
+
+
 def load_config(env: Mapping[str, str] | None = None) -> MonitorConfig:
     env = os.environ if env is None else env
     user = env.get("SLURM_MONITOR_SERVICE_USER", "").strip() or "slurm-monitor"
@@ -110,6 +119,9 @@ def load_config(env: Mapping[str, str] | None = None) -> MonitorConfig:
         history_days=_number(env, "SLURM_MONITOR_HISTORY_DAYS", 14.0, 0.0),
         sacct_batch=env_number("SLURM_MONITOR_SACCT_BATCH", 100, 0, cast=int, env=env, error=ConfigError),
         history_interval=_number(env, "SLURM_MONITOR_HISTORY_INTERVAL", 30.0, 0.05),
+        time_limit_warn_fraction=check_fraction(
+            "SLURM_MONITOR_TIME_LIMIT_WARN_FRACTION",
+            _number(env, "SLURM_MONITOR_TIME_LIMIT_WARN_FRACTION", 0.8, 0.0)),
         mock_size=check_mock_size("SLURM_MONITOR_MOCK_SIZE", env["SLURM_MONITOR_MOCK_SIZE"])
         if env.get("SLURM_MONITOR_MOCK_SIZE", "").strip() else None,
     )

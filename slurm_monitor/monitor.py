@@ -51,6 +51,7 @@ from slurm_monitor.events import (
 )
 from slurm_monitor.exporter import save_gauges
 from slurm_monitor.metrics import compute_metrics, gauge_figures
+from slurm_monitor.reminders import Reminders
 from slurm_monitor.sinks import Sink
 from slurm_monitor.sacct import SACCT_MAX_IDS
 from slurm_monitor.snapshot import Job, Node
@@ -100,7 +101,8 @@ def _db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
 class Monitor:
     def __init__(self, collector: SlurmCollector, sink: Sink, intervals: Intervals = Intervals(),
                  source: str = "slurm", persist: bool = True,
-                 clock: Callable[[], float] = time.time, history: History = History()) -> None:
+                 clock: Callable[[], float] = time.time, history: History = History(),
+                 reminders: Reminders | None = None) -> None:
         self.collector = collector
         self.sink = sink
         self.intervals = intervals
@@ -117,6 +119,7 @@ class Monitor:
         self.history = history
         self.history_due = 0.0  # monotonic time of the next history step
         self.last_ok: dict[str, float] = {}  # stream -> Unix time of its last successful poll
+        self.reminders = reminders or Reminders(fraction=0)  # node-down reminders; time-limit ones only when given
 
     # --- one poll of each stream --------------------------------------------------------------
 
@@ -132,6 +135,7 @@ class Monitor:
             await self._heartbeat("jobs", False)
             return 0
         changes = diff_jobs(self.jobs, current)
+        changes = await self.reminders.jobs(changes, self.jobs, current, self.clock())
         self.jobs = current
         offsets: dict[str, int] = {}
         sent = await self.deliver(changes, "jobs", offsets)
@@ -212,6 +216,7 @@ class Monitor:
             await self._heartbeat("nodes", False)
             return 0
         changes, self.marks = diff_nodes(self.nodes, current, self.marks)
+        changes = self.reminders.nodes(changes, self.nodes, current, self.jobs, self.clock())
         self.nodes = current
         alert_events = await self._evaluate_alerts(current)
         changes = Changes(changes.publications + alert_events, changes.notifications)
