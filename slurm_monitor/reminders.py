@@ -239,7 +239,7 @@ class Reminders:
             self.sent.update(due)
             return changes
         fresh = [key for key in due if key not in self.sent]
-        if fresh and not self.checked:
+        if fresh and not self.checked and self.already_sent is not None:
             from asgiref.sync import sync_to_async
 
             try:
@@ -264,7 +264,18 @@ class Reminders:
 def sent_keys(keys: list[str]) -> set[str]:
     """Of ``keys`` (``reminder_key``), those the hub already stored a ``job_time_limit``
     notification for (sync ORM). Only rows created since the earliest of their start times
-    (less a day, should Slurm's clock and the database's disagree)."""
+    (less a day, should Slurm's clock and the database's disagree). Like the monitor's other
+    ORM calls, it drops stale connections around itself (a long-running process)."""
+    from django.db import close_old_connections
+
+    close_old_connections()
+    try:
+        return _sent_keys(keys)
+    finally:
+        close_old_connections()
+
+
+def _sent_keys(keys: list[str]) -> set[str]:
     from datetime import datetime, timedelta
 
     from hub.models import Notification as Row

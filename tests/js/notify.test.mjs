@@ -17,6 +17,8 @@ describe("kindFor mirrors hub/notification_rules.py", () => {
     assert.equal(N.kindFor("job_timeout", false), "job_failed");
     assert.equal(N.kindFor("job_cancelled", false), "job_cancelled");
     assert.equal(N.kindFor("job_time_limit_80", false), "job_time_limit");
+    assert.equal(N.kindFor("job_time_limit", false), "job_time_limit");
+    assert.equal(N.kindFor("job_node_down", false), "job_node_down"); // a node my job runs on
     assert.equal(N.kindFor("whatever", false), "other");
     assert.equal(N.kindFor("node_down", false), "other"); // a node kind is cluster-wide only
   });

@@ -137,7 +137,7 @@ async def test_when_the_earlier_reminders_cannot_be_read_nothing_is_sent_and_it_
     assert [n.data["job_id"] for n in await remind(reminders, jobs, jobs, T0 + 505)] == ["1"]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_sent_keys_reads_the_hubs_stored_reminders():
     from hub.notifications import create_notification
     from slurm_monitor.reminders import build_time_limit_notification
@@ -247,3 +247,25 @@ async def test_the_monitor_sends_both_reminders_to_the_owner_only():
     mine = [(n.type, n.user, n.data.get("job_id") or n.data.get("node")) for n in sink.notes]
     assert mine == [("job_time_limit", "alice", "201"), ("node_down", None, "cn02"),
                     ("job_node_down", "alice", "cn02")]
+
+
+async def test_the_simulated_cluster_gives_both_reminders_now_and_then():
+    """``--mock`` (what ``scripts/run`` shows without Slurm): jobs run close to their limits,
+    nodes go down or drain under running jobs; half an hour of its time has both, each once."""
+    from slurm_monitor.mock import MockCluster
+
+    now = [float(T0)]
+    cluster = MockCluster(seed=2, clock=lambda: now[0])
+    sink = RecordingSink()
+    monitor = Monitor(SlurmCollector(runner=cluster.run), sink, persist=False, clock=lambda: now[0],
+                      reminders=Reminders(0.8))
+    for poll in range(360):  # 30 minutes: jobs every 5 s, nodes every 10 s
+        await monitor.poll_jobs()
+        if poll % 2 == 0:
+            await monitor.poll_nodes()
+        now[0] += 5
+    limits = [n.data["job_id"] for n in sink.notes if n.type == "job_time_limit"]
+    downs = [n for n in sink.notes if n.type == "job_node_down"]
+    assert limits and downs
+    assert len(limits) == len(set(limits))
+    assert all(n.user and n.data["jobs"] for n in downs)
