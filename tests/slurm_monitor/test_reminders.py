@@ -269,3 +269,33 @@ async def test_the_simulated_cluster_gives_both_reminders_now_and_then():
     assert limits and downs
     assert len(limits) == len(set(limits))
     assert all(n.user and n.data["jobs"] for n in downs)
+
+
+# --- settings and rules ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw, fraction", [(None, 0.8), ("0.9", 0.9), ("0", 0.0), (" ", 0.8)])
+def test_the_fraction_setting(raw, fraction):
+    from slurm_monitor.conf import load_config
+
+    env = {} if raw is None else {"SLURM_MONITOR_TIME_LIMIT_WARN_FRACTION": raw}
+    assert load_config(env).time_limit_warn_fraction == fraction
+
+
+@pytest.mark.parametrize("raw", ["1", "1.5", "-0.1", "most"])
+def test_a_bad_fraction_names_the_variable(raw):
+    from slurm_monitor.conf import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="SLURM_MONITOR_TIME_LIMIT_WARN_FRACTION"):
+        load_config({"SLURM_MONITOR_TIME_LIMIT_WARN_FRACTION": raw})
+
+
+def test_the_rules_know_both_reminders_page_and_browser_by_default():
+    from hub.notification_rules import KINDS, default_channels, kind_for
+
+    assert kind_for("job_time_limit", False) == "job_time_limit"
+    assert kind_for("job_node_down", False) == "job_node_down"
+    assert kind_for("job_node_down", True) == "maintenance"  # a node kind for one user is not cluster-wide
+    assert {"job_time_limit", "job_node_down"} <= set(KINDS)
+    defaults = default_channels(has_email=True)
+    assert defaults["job_time_limit"] == defaults["job_node_down"] == ["page", "browser"]
