@@ -175,10 +175,27 @@ def _jobs_on(nodes: set[str], latest: Mapping[str, Job], before: Mapping[str, Jo
         if job.nodes and (job.state in ("RUNNING", "SUSPENDED") or recent_fail):
             candidates[job.job_id] = job
     found: dict[tuple[str, str], list[Job]] = {}
-    for job in sorted(candidates.values(), key=lambda j: (len(j.job_id), j.job_id)):
-        for name in nodes.intersection(expand_hostlist(job.nodes)):
+    cache: dict[str, set[str]] = {}
+    for job in candidates.values():
+        for name in _named(job.nodes, nodes, cache):
             found.setdefault((job.user, name), []).append(job)
-    return found
+    return {key: sorted(jobs, key=lambda j: (len(j.job_id), j.job_id)) for key, jobs in found.items()}
+
+
+def _named(text: str, nodes: set[str], cache: dict[str, set[str]]) -> set[str]:
+    """Which of ``nodes`` the host list ``text`` names. Only a part whose literal start some
+    node name shares is expanded, each once (``cache``): one node down on a cluster running
+    100,000 jobs must not expand every job's list."""
+    if "[" not in text:  # plain names: the common case, no parsing
+        return nodes.intersection(text.split(",")) if "," in text else ({text} & nodes)
+    named: set[str] = set()
+    for part in _split_outside_brackets(text) if "," in text else [text]:
+        start = part.split("[", 1)[0]
+        if any(name.startswith(start) for name in nodes):
+            if part not in cache:
+                cache[part] = nodes.intersection(_expand_one(part, MAX_HOSTS))
+            named |= cache[part]
+    return named
 
 
 def _what(node: Node) -> tuple[str, str]:
