@@ -189,12 +189,13 @@ def test_node_down_goes_to_the_owners_of_jobs_on_it_only():
         job("6", "fred", state="NODE_FAIL", nodes="cn02", end=T0 - 5000),  # long ago
         job("7", "gina", state="COMPLETED", nodes="cn02", end=T0 + 900),
         job("8", "dave", state="PENDING", nodes=""),  # requeued: ran on cn02 a poll ago
+        job("9", "hank", nodes="cn09,cn02"), job("10", "ivan", nodes="cn020,cn[1-3]"),
     )
     before = {**latest, "8": job("8", "dave", nodes="cn02")}
     notes = node_down_notifications([node("cn02", "DOWN", reason="Not responding")], latest, before, T0 + 1000)
     assert [(n.type, n.user, n.data["jobs"]) for n in notes] == [
         ("job_node_down", "alice", ["1", "2"]), ("job_node_down", "dave", ["8"]),
-        ("job_node_down", "erin", ["5"])]
+        ("job_node_down", "erin", ["5"]), ("job_node_down", "hank", ["9"])]
     assert notes[0].title == "Node cn02 is down: your jobs 1, 2"
     assert notes[0].message == "Node cn02, where your jobs 1, 2 run, is down (Not responding)."
     assert notes[0].severity == "error"
