@@ -13,6 +13,11 @@
 | ``SLURM_MONITOR_HISTORY_DAYS`` | 14 | days a finished job stays findable after ``squeue`` forgot it |
 | ``SLURM_MONITOR_SACCT_BATCH`` | 100 | ended jobs asked of ``sacct`` per history step (one call; 0: never ask) |
 | ``SLURM_MONITOR_HISTORY_INTERVAL`` | 30 | seconds between history steps (purge, ``sacct``) |
+| ``SLURM_MONITOR_SOURCE`` | cli | ``cli`` (squeue, sinfo/scontrol, sacct) or ``restd`` (slurmrestd) |
+| ``SLURM_MONITOR_RESTD_URL`` | | slurmrestd's ``http(s)://host:port`` or ``unix:/path`` (``--source restd``) |
+| ``SLURM_JWT`` / ``SLURM_MONITOR_RESTD_TOKEN_FILE`` | | slurmrestd token (``scontrol token``), or a
+  file holding it, re-read per request; neither: rest_auth/local |
+| ``SLURM_MONITOR_RESTD_USER`` | (the monitor's user) | the user the token belongs to |
 | ``SLURM_MONITOR_MOCK_SIZE`` | (small) | ``--mock``'s cluster as NODESxJOBS, e.g. 10000x100000
   (``mock_scale``); unset: the eight-node demo |
 
@@ -51,6 +56,8 @@ class MonitorConfig:
     history_days: float = 14.0
     sacct_batch: int = 100
     history_interval: float = 30.0
+    source: str = "cli"  # source.SOURCE_CHOICES
+    restd_url: str = ""
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
@@ -66,6 +73,23 @@ def check_interval(name: str, value: float, minimum: float = 0.05) -> float:
 def check_sink(name: str, value: str) -> str:
     if value not in SINK_CHOICES:
         raise ConfigError(f"{name} must be one of {', '.join(SINK_CHOICES)}, got {value!r}")
+    return value
+
+
+def check_source(name: str, value: str, restd_url: str) -> str:
+    """``cli`` or ``restd`` (which needs a slurmrestd URL, checked by ``restd.parse_url``)."""
+    from slurm_monitor.restd import RestdConfigError, parse_url
+    from slurm_monitor.source import SOURCE_CHOICES
+
+    if value not in SOURCE_CHOICES:
+        raise ConfigError(f"{name} must be one of {', '.join(SOURCE_CHOICES)}, got {value!r}")
+    if value == "restd":
+        if not restd_url:
+            raise ConfigError("the restd source needs --restd-url (SLURM_MONITOR_RESTD_URL)")
+        try:
+            parse_url(restd_url)
+        except RestdConfigError as exc:
+            raise ConfigError(f"--restd-url / SLURM_MONITOR_RESTD_URL: {exc}") from None
     return value
 
 
@@ -110,6 +134,8 @@ def load_config(env: Mapping[str, str] | None = None) -> MonitorConfig:
         history_days=_number(env, "SLURM_MONITOR_HISTORY_DAYS", 14.0, 0.0),
         sacct_batch=env_number("SLURM_MONITOR_SACCT_BATCH", 100, 0, cast=int, env=env, error=ConfigError),
         history_interval=_number(env, "SLURM_MONITOR_HISTORY_INTERVAL", 30.0, 0.05),
+        source=env.get("SLURM_MONITOR_SOURCE", "").strip() or "cli",
+        restd_url=env.get("SLURM_MONITOR_RESTD_URL", "").strip(),
         mock_size=check_mock_size("SLURM_MONITOR_MOCK_SIZE", env["SLURM_MONITOR_MOCK_SIZE"])
         if env.get("SLURM_MONITOR_MOCK_SIZE", "").strip() else None,
     )
