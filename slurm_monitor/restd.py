@@ -37,7 +37,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 from urllib.parse import quote, urlsplit
 
 from slurm_monitor.collector import (
@@ -53,6 +53,7 @@ from slurm_monitor.cache import JobParser, NodeParser, fingerprint
 from slurm_monitor.sacct import SACCT_MAX_IDS, Accounting, parse_sacct
 from slurm_monitor.snapshot import Job, Node, SnapshotError, slurm_release
 
+T = TypeVar("T")
 OLDEST, NEWEST = 36, 45  # data_parser / openapi plugin versions v0.0.36 .. v0.0.45
 OPENAPI_PATHS = ("/openapi/v3", "/openapi.json", "/openapi")
 # The release each plugin version first shipped in, when ``ping`` gives none.
@@ -280,23 +281,19 @@ class RestdCollector:
             self.release = release
         return self.release
 
-    async def collect_jobs(self) -> dict[str, Job]:
-        path = (await self._paths())[0]
-        doc, seconds = await self._get(path, "jobs")
+    async def _collect(self, path: str, stream: str, parse: Callable[[Any], T]) -> T:
+        doc, seconds = await self._get(path, stream)
         try:
             with gc_paused():
-                return self.job_parser.parse(doc)
+                return parse(doc)
         except SnapshotError as exc:
             raise CollectError(f"slurmrestd {path}: {exc}", seconds) from None
 
+    async def collect_jobs(self) -> dict[str, Job]:
+        return await self._collect((await self._paths())[0], "jobs", self.job_parser.parse)
+
     async def collect_nodes(self) -> dict[str, Node]:
-        path = (await self._paths())[1]
-        doc, seconds = await self._get(path, "nodes")
-        try:
-            with gc_paused():
-                return self.node_parser.parse(doc)
-        except SnapshotError as exc:
-            raise CollectError(f"slurmrestd {path}: {exc}", seconds) from None
+        return await self._collect((await self._paths())[1], "nodes", self.node_parser.parse)
 
     async def collect_accounting(self, job_ids: Sequence[str]) -> dict[str, Accounting]:
         """What slurmdbd knows of these jobs (one request); ids it does not know are absent."""
@@ -304,9 +301,4 @@ class RestdCollector:
         if path is None:
             raise CollectError("slurmrestd serves no /slurmdb/ jobs (no accounting through it)")
         ids = ",".join(str(i) for i in list(job_ids)[:SACCT_MAX_IDS])
-        doc, seconds = await self._get(f"{path}?step={quote(ids, safe='')}", "sacct")
-        try:
-            with gc_paused():
-                return parse_sacct(doc)
-        except SnapshotError as exc:
-            raise CollectError(f"slurmrestd {path}: {exc}", seconds) from None
+        return await self._collect(f"{path}?step={quote(ids, safe='')}", "sacct", parse_sacct)

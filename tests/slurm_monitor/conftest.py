@@ -136,15 +136,20 @@ def _cluster_up() -> bool:
     return "is UP" in ping.stdout and nodes.returncode == 0 and bool(nodes.stdout.strip())
 
 
+def _ensure_by_setup(ready, what: str) -> None:
+    """Run scripts/setup-slurm unless ``ready()``; fail (never skip) if it still is not."""
+    if ready():
+        return
+    setup = subprocess.run([str(ROOT / "scripts" / "setup-slurm")], capture_output=True, text=True, timeout=900)
+    if setup.returncode != 0 or not ready():
+        pytest.fail(f"{what} (scripts/setup-slurm exited {setup.returncode}):\n"
+                    f"{setup.stdout[-3000:]}\n{setup.stderr[-3000:]}")
+
+
 @pytest.fixture(scope="session")
 def slurm_cluster() -> dict[str, str]:
     """The real cluster's node name; starts it with scripts/setup-slurm when needed."""
-    if not _cluster_up():
-        setup = subprocess.run([str(ROOT / "scripts" / "setup-slurm")], capture_output=True, text=True,
-                               timeout=900)
-        if setup.returncode != 0 or not _cluster_up():
-            pytest.fail(f"could not bring up Slurm (scripts/setup-slurm exited {setup.returncode}):\n"
-                        f"{setup.stdout[-3000:]}\n{setup.stderr[-3000:]}")
+    _ensure_by_setup(_cluster_up, "could not bring up Slurm")
     node = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True,
                           timeout=15).stdout.split()[0]
     return {"node": node, "host": socket.gethostname()}
@@ -167,12 +172,7 @@ def slurmrestd(slurm_cluster) -> dict[str, str]:
     127.0.0.1 (it refuses to run as root: it runs as ``nobody``, through ``setpriv``), and a token for root from
     ``scontrol token``. Brings the cluster to scripts/setup-slurm's configuration (auth/jwt,
     accounting) first when it runs an older one."""
-    if not _jwt_enabled():
-        setup = subprocess.run([str(ROOT / "scripts" / "setup-slurm")], capture_output=True, text=True,
-                               timeout=900)
-        if setup.returncode != 0 or not _jwt_enabled():
-            pytest.fail(f"no slurmrestd with auth/jwt (scripts/setup-slurm exited {setup.returncode}):\n"
-                        f"{setup.stdout[-3000:]}\n{setup.stderr[-3000:]}")
+    _ensure_by_setup(_jwt_enabled, "no slurmrestd with auth/jwt")
     token = subprocess.run(["scontrol", "token", "username=root", "lifespan=7200"], capture_output=True,
                            text=True, timeout=15, check=True).stdout.strip().removeprefix("SLURM_JWT=")
     port = _free_port()
