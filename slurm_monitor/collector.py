@@ -31,7 +31,14 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from slurm_monitor.cache import JobParser, NodeParser, fingerprint
-from slurm_monitor.sacct import Accounting, parse_sacct, sacct_command
+from slurm_monitor.sacct import (
+    Accounting,
+    exit_codes_command,
+    parse_exit_codes,
+    parse_sacct,
+    sacct_command,
+    with_exit_codes,
+)
 from slurm_monitor.snapshot import Job, Node, SnapshotError
 
 try:
@@ -203,6 +210,11 @@ class SlurmCollector:
         result = await self._run(argv, "sacct")
         try:
             with gc_paused():
-                return parse_sacct(decode_json(result.stdout))
+                found = parse_sacct(decode_json(result.stdout))
         except SnapshotError as exc:
             raise CollectError(f"sacct: {exc}", result.seconds) from None
+        lost = [job_id for job_id, a in found.items() if a.exit_code is None and a.end_time]
+        if lost and await self.slurm_release() < (23, 2):  # 22.05's JSON lost them (sacct.parse_record)
+            codes = await self._run(exit_codes_command(lost))
+            found = with_exit_codes(found, parse_exit_codes(codes.stdout))
+        return found

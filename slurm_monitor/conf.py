@@ -15,6 +15,11 @@
 | ``SLURM_MONITOR_HISTORY_INTERVAL`` | 30 | seconds between history steps (purge, ``sacct``) |
 | ``SLURM_MONITOR_TIME_LIMIT_WARN_FRACTION`` | 0.8 | tell a job's owner once when it has run this
   fraction of its time limit (``job_time_limit``; 0: never; below 1) |
+| ``SLURM_MONITOR_SOURCE`` | cli | ``cli`` (squeue, sinfo/scontrol, sacct) or ``restd`` (slurmrestd) |
+| ``SLURM_MONITOR_RESTD_URL`` | | slurmrestd's ``http(s)://host:port`` or ``unix:/path`` (``--source restd``) |
+| ``SLURM_JWT`` / ``SLURM_MONITOR_RESTD_TOKEN_FILE`` | | slurmrestd token (``scontrol token``), or a
+  file holding it, re-read per request; neither: rest_auth/local |
+| ``SLURM_MONITOR_RESTD_USER`` | (the monitor's user) | the user the token belongs to |
 | ``SLURM_MONITOR_MOCK_SIZE`` | (small) | ``--mock``'s cluster as NODESxJOBS, e.g. 10000x100000
   (``mock_scale``); unset: the eight-node demo |
 
@@ -54,6 +59,8 @@ class MonitorConfig:
     sacct_batch: int = 100
     history_interval: float = 30.0
     time_limit_warn_fraction: float = 0.8  # 0: no time-limit reminders
+    source: str = "cli"  # source.SOURCE_CHOICES
+    restd_url: str = ""
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
@@ -69,6 +76,23 @@ def check_interval(name: str, value: float, minimum: float = 0.05) -> float:
 def check_sink(name: str, value: str) -> str:
     if value not in SINK_CHOICES:
         raise ConfigError(f"{name} must be one of {', '.join(SINK_CHOICES)}, got {value!r}")
+    return value
+
+
+def check_source(name: str, value: str, restd_url: str) -> str:
+    """``cli`` or ``restd`` (which needs a slurmrestd URL, checked by ``restd.parse_url``)."""
+    from slurm_monitor.restd import RestdConfigError, parse_url
+    from slurm_monitor.source import SOURCE_CHOICES
+
+    if value not in SOURCE_CHOICES:
+        raise ConfigError(f"{name} must be one of {', '.join(SOURCE_CHOICES)}, got {value!r}")
+    if value == "restd":
+        if not restd_url:
+            raise ConfigError("the restd source needs --restd-url (SLURM_MONITOR_RESTD_URL)")
+        try:
+            parse_url(restd_url)
+        except RestdConfigError as exc:
+            raise ConfigError(f"--restd-url / SLURM_MONITOR_RESTD_URL: {exc}") from None
     return value
 
 
@@ -122,6 +146,8 @@ def load_config(env: Mapping[str, str] | None = None) -> MonitorConfig:
         time_limit_warn_fraction=check_fraction(
             "SLURM_MONITOR_TIME_LIMIT_WARN_FRACTION",
             _number(env, "SLURM_MONITOR_TIME_LIMIT_WARN_FRACTION", 0.8, 0.0)),
+        source=env.get("SLURM_MONITOR_SOURCE", "").strip() or "cli",
+        restd_url=env.get("SLURM_MONITOR_RESTD_URL", "").strip(),
         mock_size=check_mock_size("SLURM_MONITOR_MOCK_SIZE", env["SLURM_MONITOR_MOCK_SIZE"])
         if env.get("SLURM_MONITOR_MOCK_SIZE", "").strip() else None,
     )

@@ -39,7 +39,7 @@ from django.db import close_old_connections
 from slurm_monitor import store
 from slurm_monitor.alerting import evaluate_and_record
 from slurm_monitor.alerts import ActiveAlert, evaluate_alerts
-from slurm_monitor.collector import CollectError, SlurmCollector
+from slurm_monitor.collector import CollectError
 from slurm_monitor.diff import Changes, ResourceMark, diff_jobs, diff_nodes
 from slurm_monitor.events import (
     Publication,
@@ -55,6 +55,7 @@ from slurm_monitor.reminders import Reminders
 from slurm_monitor.sinks import Sink
 from slurm_monitor.sacct import SACCT_MAX_IDS
 from slurm_monitor.snapshot import Job, Node
+from slurm_monitor.source import Source
 
 logger = logging.getLogger("slurm_monitor")
 
@@ -99,7 +100,7 @@ def _db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
 
 
 class Monitor:
-    def __init__(self, collector: SlurmCollector, sink: Sink, intervals: Intervals = Intervals(),
+    def __init__(self, collector: Source, sink: Sink, intervals: Intervals = Intervals(),
                  source: str = "slurm", persist: bool = True,
                  clock: Callable[[], float] = time.time, history: History = History(),
                  reminders: Reminders | None = None) -> None:

@@ -30,7 +30,8 @@ A document that is not JSON, has no ``jobs`` list or a non-empty ``errors`` list
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterable, Mapping
 
 from slurm_monitor.snapshot import (
@@ -84,6 +85,30 @@ class Accounting:
         return data
 
 
+def exit_codes_command(job_ids: Iterable[str]) -> list[str]:
+    """22.05's text ``sacct`` has the exit codes its JSON lost (``parse_record``): one line
+    ``<raw job id>|<code>:<signal>`` per job."""
+    ids = [str(i) for i in job_ids][:SACCT_MAX_IDS]
+    return ["sacct", "--allusers", "-X", "-n", "-P", "-o", "JobIDRaw,ExitCode", "-j", ",".join(ids)]
+
+
+def parse_exit_codes(text: str) -> dict[str, tuple[int, int | None]]:
+    """``exit_codes_command``'s output -> {job_id: (exit code, signal or None)}."""
+    out: dict[str, tuple[int, int | None]] = {}
+    for line in text.splitlines():
+        job_id, _, codes = line.strip().partition("|")
+        code, _, signal = codes.partition(":")
+        if job_id.isdigit() and code.isdigit() and signal.isdigit():
+            out[job_id] = (int(code), int(signal) or None)
+    return out
+
+
+def with_exit_codes(found: dict[str, Accounting], codes: Mapping[str, tuple[int, int | None]]) -> dict[str, Accounting]:
+    """``found`` with the exit codes its JSON lost filled in from ``codes``."""
+    return {job_id: replace(a, exit_code=codes[job_id][0], signal=a.signal or codes[job_id][1])
+            if a.exit_code is None and job_id in codes else a for job_id, a in found.items()}
+
+
 def sacct_command(job_ids: Iterable[str]) -> list[str]:
     """The one call for a batch of job ids (at most ``SACCT_MAX_IDS``). ``--allusers``: the
     monitor asks about everyone's jobs (root or an operator account sees them all)."""
@@ -130,6 +155,14 @@ def _seconds(value: Any) -> float | None:
     return float(seconds) + float(micro or 0) / 1e6
 
 
+def _steps_cpu_seconds(steps: Any) -> float | None:
+    """The steps' ``time.total`` (user + system CPU) added up; None without any."""
+    found = [_seconds(_mapping(step.get("time")).get("total"))
+             for step in (steps if isinstance(steps, list) else ()) if isinstance(step, dict)]
+    values = [v for v in found if v is not None]
+    return sum(values) if values else None
+
+
 def _max_usage(steps: Any, key: str) -> float | None:
     best: float | None = None
     for step in steps if isinstance(steps, list) else ():
@@ -172,13 +205,21 @@ def _gpus(tres: Mapping[str, float]) -> int:
     return int(sum(v for k, v in tres.items() if k.startswith("gres/gpu:")))
 
 
-def parse_record(record: Mapping[str, Any]) -> Accounting | None:
+def parse_record(record: Mapping[str, Any], exit_status_lost: bool = False) -> Accounting | None:
+    """One job of ``sacct --json``. ``exit_status_lost``: the document comes from 22.05's
+    openapi/dbv0.0.38, whose ``_dump_job_exit_code`` writes ``{"status": "SUCCESS",
+    "return_code": 0}`` for every job that exited (WIFEXITED), whatever its code (a job that
+    ran ``exit 3`` included; signals are right): then the code is 0 only for a COMPLETED job
+    and unknown (None) otherwise (``collector`` asks ``sacct``'s text output for it)."""
     job_id = unwrap_id(record.get("job_id"))
     if job_id is None:
         return None
     state_obj = _mapping(record.get("state"))
     state, flags = split_job_state(state_obj.get("current"))
     exit_code, signal = decode_exit_code(record.get("exit_code"))
+    status = _mapping(record.get("exit_code")).get("status")
+    if exit_status_lost and status == "SUCCESS" and state != "COMPLETED":
+        exit_code = None
     times = _mapping(record.get("time"))
     tres = _mapping(record.get("tres"))
     allocated, requested = _tres(tres.get("allocated")), _tres(tres.get("requested"))
@@ -188,6 +229,12 @@ def parse_record(record: Mapping[str, Any]) -> Accounting | None:
     if total is None:
         parts = [_seconds(times.get("user")), _seconds(times.get("system"))]
         total = sum(p for p in parts if p is not None) if any(p is not None for p in parts) else None
+    # 22.05 leaves the job's own time.total at 0 and puts the CPU time on its steps (the
+    # batch step, srun steps; sacct's TotalCPU line for the job sums them): the larger of
+    # the two, never their sum (where a release fills both, the job's includes its steps).
+    steps_total = _steps_cpu_seconds(record.get("steps"))
+    if steps_total is not None and (total is None or steps_total > total):
+        total = steps_total
     rss_bytes = _max_usage(record.get("steps"), "mem")
     reason = state_obj.get("reason")
     return Accounting(
@@ -215,12 +262,33 @@ def parse_record(record: Mapping[str, Any]) -> Accounting | None:
     )
 
 
+# ESLURM_REST_EMPTY_RESULT (slurm_errno.h): "Nothing found with query". 22.05's sacct --json
+# (and slurmrestd's /slurmdb/ jobs) report it as an error, exit 0, when accounting knows none of
+# the ids asked (yet): an empty answer, not a failure.
+EMPTY_RESULT = 9003
+
+
+def _without_empty_result(raw: str | bytes | Mapping[str, Any]) -> Any:
+    if isinstance(raw, (str, bytes)):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return raw  # load_document names the problem
+    if not isinstance(raw, dict) or not isinstance(raw.get("errors"), list):
+        return raw
+    errors = raw["errors"]
+    rest = [e for e in errors if not (isinstance(e, dict) and e.get("error_number") == EMPTY_RESULT)]
+    return {**raw, "errors": rest} if len(rest) != len(errors) else raw
+
+
 def parse_sacct(raw: str | bytes | Mapping[str, Any]) -> dict[str, Accounting]:
     """``sacct --json`` output -> {job_id: Accounting}. Raises SnapshotError when broken. A job
     listed twice (requeued: one record per run) keeps the last record."""
     out: dict[str, Accounting] = {}
-    for record in load_document(raw, "jobs"):
-        parsed = parse_record(record)
+    doc = _without_empty_result(raw)
+    plugin = _mapping(_mapping(_mapping(doc).get("meta")).get("plugin")).get("type")
+    for record in load_document(doc, "jobs"):
+        parsed = parse_record(record, exit_status_lost=plugin == "openapi/dbv0.0.38")
         if parsed is not None:
             out[parsed.job_id] = parsed
     return out

@@ -18,6 +18,7 @@ from slurm_monitor.conf import MonitorConfig
 from slurm_monitor.monitor import History, Intervals, Monitor, install_stop_signals
 from slurm_monitor.reminders import Reminders, sent_keys
 from slurm_monitor.sinks import build_sink
+from slurm_monitor.source import Source
 
 logger = logging.getLogger("slurm_monitor")
 
@@ -44,11 +45,16 @@ def mock_collector(options: RunOptions) -> tuple[SlurmCollector, str]:
     return SlurmCollector(runner=cluster.run, timeout=options.config.command_timeout), "mock"
 
 
-async def build_collector(options: RunOptions) -> tuple[SlurmCollector, str]:
-    """(collector, source label)."""
+async def build_collector(options: RunOptions) -> tuple[Source, str]:
+    """(collector, source label): the simulated cluster, slurmrestd or the CLI."""
     config = options.config
     if options.mock:
         return mock_collector(options)
+    if config.source == "restd":
+        from slurm_monitor.restd import RestdCollector, credentials_from_env
+
+        logger.info("source: slurmrestd at %s", config.restd_url)
+        return RestdCollector(config.restd_url, credentials_from_env(), config.command_timeout), "slurmrestd"
     if options.fallback_mock and not slurm_installed(config.bin_dir):
         logger.info("no squeue found: using the simulated cluster")
         return mock_collector(options)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -135,15 +136,69 @@ def _cluster_up() -> bool:
     return "is UP" in ping.stdout and nodes.returncode == 0 and bool(nodes.stdout.strip())
 
 
+def _ensure_by_setup(ready, what: str) -> None:
+    """Run scripts/setup-slurm unless ``ready()``; fail (never skip) if it still is not."""
+    if ready():
+        return
+    setup = subprocess.run([str(ROOT / "scripts" / "setup-slurm")], capture_output=True, text=True, timeout=900)
+    if setup.returncode != 0 or not ready():
+        pytest.fail(f"{what} (scripts/setup-slurm exited {setup.returncode}):\n"
+                    f"{setup.stdout[-3000:]}\n{setup.stderr[-3000:]}")
+
+
 @pytest.fixture(scope="session")
 def slurm_cluster() -> dict[str, str]:
     """The real cluster's node name; starts it with scripts/setup-slurm when needed."""
-    if not _cluster_up():
-        setup = subprocess.run([str(ROOT / "scripts" / "setup-slurm")], capture_output=True, text=True,
-                               timeout=900)
-        if setup.returncode != 0 or not _cluster_up():
-            pytest.fail(f"could not bring up Slurm (scripts/setup-slurm exited {setup.returncode}):\n"
-                        f"{setup.stdout[-3000:]}\n{setup.stderr[-3000:]}")
+    _ensure_by_setup(_cluster_up, "could not bring up Slurm")
     node = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True,
                           timeout=15).stdout.split()[0]
     return {"node": node, "host": socket.gethostname()}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _jwt_enabled() -> bool:
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=15).stdout
+    return "auth/jwt" in config and shutil.which("slurmrestd") is not None
+
+
+@pytest.fixture(scope="session")
+def slurmrestd(slurm_cluster) -> dict[str, str]:
+    """Debian's real slurmrestd for the one-node cluster, as a private process: rest_auth/jwt on
+    127.0.0.1 (it refuses to run as root: it runs as ``nobody``, through ``setpriv``), and a token for root from
+    ``scontrol token``. Brings the cluster to scripts/setup-slurm's configuration (auth/jwt,
+    accounting) first when it runs an older one."""
+    _ensure_by_setup(_jwt_enabled, "no slurmrestd with auth/jwt")
+    token = subprocess.run(["scontrol", "token", "username=root", "lifespan=7200"], capture_output=True,
+                           text=True, timeout=15, check=True).stdout.strip().removeprefix("SLURM_JWT=")
+    port = _free_port()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log_path = ARTIFACTS / f"slurmrestd-{port}.log"
+    with open(log_path, "ab") as log:
+        # setpriv execs slurmrestd itself (no parent left between us and it to forward signals)
+        proc = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                 "slurmrestd", "-a", "rest_auth/jwt", f"127.0.0.1:{port}"],
+                                env={**os.environ, "SLURM_JWT": "daemon"}, cwd="/tmp",
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"slurmrestd did not listen on 127.0.0.1:{port}:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.1)
+        yield {"url": f"http://127.0.0.1:{port}", "token": token, "user": "root", "log": str(log_path)}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)

@@ -142,7 +142,8 @@ async def test_the_monitor_asks_sacct_once_per_step_in_one_batch():
 
     async def runner(argv, timeout):
         calls.append(list(argv))
-        return CommandResult(tuple(argv), 0, json.dumps(doc(job_v0038(201, "FAILED"), job_v0038(202))), "", 0.0)
+        failed = job_v0038(201, "FAILED", exit_code={"status": "ERROR", "return_code": 3})  # code known
+        return CommandResult(tuple(argv), 0, json.dumps(doc(failed, job_v0038(202))), "", 0.0)
 
     monitor = Monitor(Collector(runner=runner), RecordingSink(),
                       history=History(interval=0.0, sacct_batch=10))

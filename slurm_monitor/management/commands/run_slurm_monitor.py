@@ -17,6 +17,7 @@ from slurm_monitor.conf import (
     check_hub_url,
     check_interval,
     check_mock_size,
+    check_source,
     load_config,
 )
 from slurm_monitor.service import RunOptions, serve
@@ -40,6 +41,11 @@ class Command(BaseCommand):
         parser.add_argument("--sink", choices=SINK_CHOICES,
                             help="layer: hub.publish (needs REDIS_URL to reach daphne); "
                                  "http: the hub's REST API; auto (default): layer iff REDIS_URL")
+        parser.add_argument("--source", choices=("cli", "restd"),
+                            help="cli (default): squeue/sinfo/sacct; restd: slurmrestd at --restd-url")
+        parser.add_argument("--restd-url", help="slurmrestd: http(s)://host:port or unix:/path "
+                                                "(SLURM_MONITOR_RESTD_URL); token in SLURM_JWT or "
+                                                "SLURM_MONITOR_RESTD_TOKEN_FILE")
         parser.add_argument("--hub-url", help="the hub for the http sink (HUB_URL, http://127.0.0.1:8000)")
 
     def handle(self, *args, **options) -> None:
@@ -57,7 +63,13 @@ class Command(BaseCommand):
                 overrides["mock_size"] = check_mock_size("--mock-size", options["mock_size"])
             if options["hub_url"]:
                 overrides["hub_url"] = check_hub_url("--hub-url", options["hub_url"])
+            if options["source"]:
+                overrides["source"] = options["source"]
+            if options["restd_url"]:
+                overrides["restd_url"] = options["restd_url"]
             config = dataclasses.replace(config, **overrides)
+            if not options["mock"]:
+                check_source("--source / SLURM_MONITOR_SOURCE", config.source, config.restd_url)
         except ConfigError as exc:
             raise CommandError(str(exc)) from None
         run = RunOptions(config=config, once=options["once"], mock=options["mock"],
