@@ -7,6 +7,8 @@ A notification's ``type`` falls into one *kind* (``kind_for``):
 ``job_failed``      my job failed or hit its time limit (``job_failed``, ``job_timeout``)
 ``job_cancelled``   my job was cancelled (``job_cancelled``)
 ``job_time_limit``  my job reached 80 % of its time limit (``job_time_limit*``)
+``job_low_usage``   my finished job used under a quarter of the CPU or memory it asked for
+                    (``job_low_usage``; the share is the monitor's ``SLURM_MONITOR_LOW_USAGE_FRACTION``)
 ``node_down``       a node went down or drained (cluster-wide ``node_down``/``node_drained``)
 ``maintenance``     any other cluster-wide notification (maintenance, announcements)
 ``other``           any other notification addressed to me
@@ -31,7 +33,7 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
-KINDS = ("job_completed", "job_failed", "job_cancelled", "job_time_limit", "node_down",
+KINDS = ("job_completed", "job_failed", "job_cancelled", "job_time_limit", "job_low_usage", "node_down",
          "maintenance", "other")
 CLUSTER_KINDS = ("node_down", "maintenance")
 CHANNELS = ("page", "browser", "email", "webhook")
@@ -39,7 +41,7 @@ SERVER_CHANNELS = ("email", "webhook")
 WEBHOOK_URL_MAX_LENGTH = 500
 
 _TYPE_KINDS = {"job_completed": "job_completed", "job_failed": "job_failed",
-               "job_timeout": "job_failed", "job_cancelled": "job_cancelled",
+               "job_timeout": "job_failed", "job_cancelled": "job_cancelled", "job_low_usage": "job_low_usage",
                "node_down": "node_down", "node_drained": "node_down"}
 
 

@@ -13,6 +13,10 @@
 | ``SLURM_MONITOR_HISTORY_DAYS`` | 14 | days a finished job stays findable after ``squeue`` forgot it |
 | ``SLURM_MONITOR_SACCT_BATCH`` | 100 | ended jobs asked of ``sacct`` per history step (one call; 0: never ask) |
 | ``SLURM_MONITOR_HISTORY_INTERVAL`` | 30 | seconds between history steps (purge, ``sacct``) |
+| ``SLURM_MONITOR_INTEREST_INTERVAL`` | 10 | at most this often (s; 0: every jobs poll), one
+  ``squeue --start`` and one ``sstat`` for the jobs open job pages watch (``interest``) |
+| ``SLURM_MONITOR_LOW_USAGE_FRACTION`` | 0.25 | a finished job that used under this share of its
+  CPU time or memory gets its owner a ``job_low_usage`` note (0: never) |
 | ``SLURM_MONITOR_MOCK_SIZE`` | (small) | ``--mock``'s cluster as NODESxJOBS, e.g. 10000x100000
   (``mock_scale``); unset: the eight-node demo |
 
@@ -51,6 +55,8 @@ class MonitorConfig:
     history_days: float = 14.0
     sacct_batch: int = 100
     history_interval: float = 30.0
+    interest_interval: float = 10.0
+    low_usage_fraction: float = 0.25
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
@@ -74,6 +80,12 @@ def check_hub_url(name: str, value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"{name} must be an http(s) URL such as http://127.0.0.1:8000, got {value!r}")
     return value.rstrip("/")
+
+
+def check_fraction(name: str, value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name} must be between 0 and 1, got {value:g}")
+    return value
 
 
 MAX_MOCK_NODES, MAX_MOCK_JOBS = 100_000, 2_000_000
@@ -110,6 +122,9 @@ def load_config(env: Mapping[str, str] | None = None) -> MonitorConfig:
         history_days=_number(env, "SLURM_MONITOR_HISTORY_DAYS", 14.0, 0.0),
         sacct_batch=env_number("SLURM_MONITOR_SACCT_BATCH", 100, 0, cast=int, env=env, error=ConfigError),
         history_interval=_number(env, "SLURM_MONITOR_HISTORY_INTERVAL", 30.0, 0.05),
+        interest_interval=_number(env, "SLURM_MONITOR_INTEREST_INTERVAL", 10.0, 0.0),
+        low_usage_fraction=check_fraction("SLURM_MONITOR_LOW_USAGE_FRACTION",
+                                          _number(env, "SLURM_MONITOR_LOW_USAGE_FRACTION", 0.25, 0.0)),
         mock_size=check_mock_size("SLURM_MONITOR_MOCK_SIZE", env["SLURM_MONITOR_MOCK_SIZE"])
         if env.get("SLURM_MONITOR_MOCK_SIZE", "").strip() else None,
     )

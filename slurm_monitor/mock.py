@@ -3,7 +3,8 @@
 ``build_mock_cluster`` picks this small cluster, or ``mock_scale.ScaleCluster`` for a size
 (``--mock-size 10000x100000``). ``MockCluster.run`` answers the same commands the collector
 runs (``scontrol --version``,
-``squeue --all --json``, ``scontrol show nodes --json``) with JSON in Slurm 25.11's shape, so
+``squeue --all --json``, ``scontrol show nodes --json``; ``squeue --start`` and ``sstat`` for the
+jobs someone watches) with JSON in Slurm 25.11's shape, so
 the simulated data goes through the same parsing, diff and publishing as a real cluster's.
 
 The simulation advances in one-second ticks up to the clock's time: jobs are submitted,
@@ -69,14 +70,28 @@ class MockJob:
     final_state: str = ""
 
 
+# A per-job answer to the commands that name jobs (``-j id,id``): ``squeue --start``, ``sstat``.
+JobsAnswer = Callable[[list[str]], str]
+
+
+def _job_ids(command: Sequence[str]) -> list[str]:
+    return command[command.index("-j") + 1].split(",") if "-j" in command[:-1] else []
+
+
 def answer_command(argv: Sequence[str], started: float, squeue: Callable[[], str],
-                   nodes: Callable[[], str]) -> CommandResult:
+                   nodes: Callable[[], str], start: JobsAnswer | None = None,
+                   sstat: JobsAnswer | None = None) -> CommandResult:
     """What a simulated cluster answers to the commands the collector runs (path prefix
-    ignored): ``scontrol --version``, ``squeue ...``, ``scontrol show nodes ...``; anything
-    else exits 2. Shared by the small cluster and ``mock_scale``."""
+    ignored): ``scontrol --version``, ``squeue ...``, ``scontrol show nodes ...`` and, where the
+    cluster gives ``start``/``sstat``, ``squeue --start ... -j ids`` and ``sstat ... -j ids``;
+    anything else exits 2. Shared by the small cluster and ``mock_scale``."""
     command = [argv[0].rsplit("/", 1)[-1], *argv[1:]]
     if command[:2] == ["scontrol", "--version"]:
         out, rc = f"slurm {RELEASE}\n", 0
+    elif command[0] == "squeue" and "--start" in command and start is not None:
+        out, rc = start(_job_ids(command)), 0
+    elif command[0] == "sstat" and sstat is not None:
+        out, rc = sstat(_job_ids(command)), 0
     elif command[0] == "squeue":
         out, rc = squeue(), 0
     elif command[:3] == ["scontrol", "show", "nodes"]:
@@ -129,7 +144,7 @@ class MockCluster:
         """Answer one Slurm command as the real binaries would (path prefix ignored)."""
         started = time.monotonic()
         self.advance(self.clock())
-        return answer_command(argv, started, self.squeue_json, self.nodes_json)
+        return answer_command(argv, started, self.squeue_json, self.nodes_json, self.start_text, self.sstat_text)
 
     # --- simulation ------------------------------------------------------------------------
 
@@ -307,6 +322,35 @@ class MockCluster:
             "gres_used": f"gpu:a100:{used}(IDX:{'0-' + str(used - 1) if used else 'N/A'})" if gres else "",
             "reason": node.reason, "version": RELEASE,
         }
+
+    def start_text(self, ids: list[str]) -> str:
+        """``squeue --start --format %i|%S``: for each pending job asked about, the earliest time
+        a running job of its partition reaches its limit (local time), "N/A" when none runs."""
+        lines = []
+        for job in self._asked(ids, "PENDING"):
+            ends = [j.start_time + j.time_limit_minutes * 60 for j in self.jobs.values()
+                    if j.state == "RUNNING" and j.partition == job.partition and j.start_time is not None]
+            when = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(min(ends))) if ends else "N/A"
+            lines.append(f"{job.job_id}|{when}")
+        return "".join(line + "\n" for line in lines)
+
+    def sstat_text(self, ids: list[str]) -> str:
+        """``sstat -P -n -o JobID,NTasks,AveCPU,MaxRSS,TRESUsageInTot`` for the running jobs asked
+        about: each uses a steady share of its CPUs and memory, fixed by its id (some little)."""
+        lines = []
+        for job in self._asked(ids, "RUNNING"):
+            elapsed = max(0.0, self.now - (job.start_time or self.now))
+            cpu_share, memory_share = (job.job_id * 37 % 100) / 100, (job.job_id * 53 % 100) / 100
+            used = int(elapsed * job.cpus * cpu_share)
+            rss = int(job.memory_mb * memory_share)
+            clock = f"{used // 3600:02d}:{used // 60 % 60:02d}:{used % 60:02d}"
+            lines.append(f"{job.job_id}.batch|1|{clock}|{rss}M|cpu={clock},mem={rss}M,pages=0")
+        return "".join(line + "\n" for line in lines)
+
+    def _asked(self, ids: list[str], state: str) -> list[MockJob]:
+        wanted = {int(i) for i in ids if i.isdigit()}
+        return [j for j in sorted(self.jobs.values(), key=lambda j: j.job_id)
+                if j.job_id in wanted and j.state == state]
 
     def nodes_json(self) -> str:
         nodes = [self._node_record(n) for n in sorted(self.nodes.values(), key=lambda n: n.name)]

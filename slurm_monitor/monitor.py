@@ -50,6 +50,7 @@ from slurm_monitor.events import (
     iso,
 )
 from slurm_monitor.exporter import save_gauges
+from slurm_monitor.interest import Interest, InterestConfig
 from slurm_monitor.metrics import compute_metrics, gauge_figures
 from slurm_monitor.sinks import Sink
 from slurm_monitor.sacct import SACCT_MAX_IDS
@@ -100,7 +101,8 @@ def _db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
 class Monitor:
     def __init__(self, collector: SlurmCollector, sink: Sink, intervals: Intervals = Intervals(),
                  source: str = "slurm", persist: bool = True,
-                 clock: Callable[[], float] = time.time, history: History = History()) -> None:
+                 clock: Callable[[], float] = time.time, history: History = History(),
+                 interest: InterestConfig | None = None) -> None:
         self.collector = collector
         self.sink = sink
         self.intervals = intervals
@@ -117,6 +119,7 @@ class Monitor:
         self.history = history
         self.history_due = 0.0  # monotonic time of the next history step
         self.last_ok: dict[str, float] = {}  # stream -> Unix time of its last successful poll
+        self.interest = Interest(interest, clock)  # what open job pages watch (slurm_monitor.interest)
 
     # --- one poll of each stream --------------------------------------------------------------
 
@@ -145,6 +148,7 @@ class Monitor:
         if self.persist and time.monotonic() >= self.history_due:
             self.history_due = time.monotonic() + self.history.interval
             await self.history_step()
+        sent += await self.interest.step(self)
         return sent
 
     async def history_step(self) -> tuple[int, int]:

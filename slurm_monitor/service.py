@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from slurm_monitor.collector import CollectError, SlurmCollector, run_command
 from slurm_monitor.conf import MonitorConfig
+from slurm_monitor.interest import InterestConfig
 from slurm_monitor.monitor import History, Intervals, Monitor, install_stop_signals
 from slurm_monitor.sinks import build_sink
 
@@ -73,7 +74,8 @@ async def serve(options: RunOptions) -> None:
     monitor = Monitor(collector, sink, Intervals(config.jobs_interval, config.nodes_interval,
                                                  config.metrics_interval), source=source,
                       history=History(days=config.history_days, interval=config.history_interval,
-                                      sacct_batch=config.sacct_batch))
+                                      sacct_batch=config.sacct_batch),
+                      interest=InterestConfig(config.interest_interval, config.low_usage_fraction))
     if options.once:
         await monitor.run_once()
         logger.info("one round done: %s", dict(monitor.stats))
