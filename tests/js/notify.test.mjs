@@ -17,6 +17,7 @@ describe("kindFor mirrors hub/notification_rules.py", () => {
     assert.equal(N.kindFor("job_timeout", false), "job_failed");
     assert.equal(N.kindFor("job_cancelled", false), "job_cancelled");
     assert.equal(N.kindFor("job_time_limit_80", false), "job_time_limit");
+    assert.equal(N.kindFor("job_low_usage", false), "job_low_usage");
     assert.equal(N.kindFor("whatever", false), "other");
     assert.equal(N.kindFor("node_down", false), "other"); // a node kind is cluster-wide only
   });
