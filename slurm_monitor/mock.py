@@ -23,12 +23,14 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from slurm_monitor.collector import CommandResult
+from slurm_monitor.mock_jobs import JobQueries, _num
 
 RELEASE = "25.11.0"
 MIN_JOB_AGE_SECONDS = 60
 COMPLETING_SECONDS = 2
 MAX_TICKS_PER_ADVANCE = 900
 MAX_PENDING_JOBS = 25  # users stop submitting to a full queue, so it stays bounded
+MAX_ACCOUNTED = 2000
 USERS = {"alice": 1001, "bob": 1002, "carol": 1003, "dave": 1004}
 JOB_NAMES = ("train_resnet", "preprocess", "sim_md", "render", "align_reads", "eval", "sweep")
 
@@ -80,10 +82,10 @@ def _job_ids(command: Sequence[str]) -> list[str]:
 
 def answer_command(argv: Sequence[str], started: float, squeue: Callable[[], str],
                    nodes: Callable[[], str], start: JobsAnswer | None = None,
-                   sstat: JobsAnswer | None = None) -> CommandResult:
+                   sstat: JobsAnswer | None = None, sacct: JobsAnswer | None = None) -> CommandResult:
     """What a simulated cluster answers to the commands the collector runs (path prefix
     ignored): ``scontrol --version``, ``squeue ...``, ``scontrol show nodes ...`` and, where the
-    cluster gives ``start``/``sstat``, ``squeue --start ... -j ids`` and ``sstat ... -j ids``;
+    cluster gives them, ``squeue --start``, ``sstat`` and ``sacct`` with ``-j ids``;
     anything else exits 2. Shared by the small cluster and ``mock_scale``."""
     command = [argv[0].rsplit("/", 1)[-1], *argv[1:]]
     if command[:2] == ["scontrol", "--version"]:
@@ -92,6 +94,8 @@ def answer_command(argv: Sequence[str], started: float, squeue: Callable[[], str
         out, rc = start(_job_ids(command)), 0
     elif command[0] == "sstat" and sstat is not None:
         out, rc = sstat(_job_ids(command)), 0
+    elif command[0] == "sacct" and sacct is not None:
+        out, rc = sacct(_job_ids(command)), 0
     elif command[0] == "squeue":
         out, rc = squeue(), 0
     elif command[:3] == ["scontrol", "show", "nodes"]:
@@ -117,14 +121,7 @@ def default_nodes() -> list[MockNode]:
     return cpu + gpu
 
 
-def _num(value: float | None) -> dict[str, Any]:
-    """Slurm 23.02+'s number object."""
-    if value is None:
-        return {"set": False, "infinite": False, "number": 0}
-    return {"set": True, "infinite": False, "number": int(value)}
-
-
-class MockCluster:
+class MockCluster(JobQueries):
     def __init__(self, seed: int | None = None, clock: Callable[[], float] = time.time,
                  nodes: list[MockNode] | None = None, submit_per_minute: float = 12.0,
                  warm_up_seconds: int = 180) -> None:
@@ -133,6 +130,7 @@ class MockCluster:
         self.nodes = {n.name: n for n in (nodes or default_nodes())}
         self.jobs: dict[int, MockJob] = {}
         self.next_job_id = 1000
+        self.ended: dict[int, MockJob] = {}  # what accounting remembers (the newest MAX_ACCOUNTED)
         self.submit_per_second = submit_per_minute / 60.0
         now = clock()
         self.now = now - warm_up_seconds
@@ -144,7 +142,8 @@ class MockCluster:
         """Answer one Slurm command as the real binaries would (path prefix ignored)."""
         started = time.monotonic()
         self.advance(self.clock())
-        return answer_command(argv, started, self.squeue_json, self.nodes_json, self.start_text, self.sstat_text)
+        return answer_command(argv, started, self.squeue_json, self.nodes_json, self.start_text, self.sstat_text,
+                              self.sacct_json)
 
     # --- simulation ------------------------------------------------------------------------
 
@@ -219,6 +218,9 @@ class MockCluster:
 
     def _end(self, job: MockJob, state: str, signal: int = 0, exit_code: int | None = None) -> None:
         job.final_state, job.signal = state, signal
+        self.ended[job.job_id] = job
+        while len(self.ended) > MAX_ACCOUNTED:
+            del self.ended[next(iter(self.ended))]
         if exit_code is not None:
             job.exit_code = exit_code
         job.end_time = self.now
@@ -322,35 +324,6 @@ class MockCluster:
             "gres_used": f"gpu:a100:{used}(IDX:{'0-' + str(used - 1) if used else 'N/A'})" if gres else "",
             "reason": node.reason, "version": RELEASE,
         }
-
-    def start_text(self, ids: list[str]) -> str:
-        """``squeue --start --format %i|%S``: for each pending job asked about, the earliest time
-        a running job of its partition reaches its limit (local time), "N/A" when none runs."""
-        lines = []
-        for job in self._asked(ids, "PENDING"):
-            ends = [j.start_time + j.time_limit_minutes * 60 for j in self.jobs.values()
-                    if j.state == "RUNNING" and j.partition == job.partition and j.start_time is not None]
-            when = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(min(ends))) if ends else "N/A"
-            lines.append(f"{job.job_id}|{when}")
-        return "".join(line + "\n" for line in lines)
-
-    def sstat_text(self, ids: list[str]) -> str:
-        """``sstat -P -n -o JobID,NTasks,AveCPU,MaxRSS,TRESUsageInTot`` for the running jobs asked
-        about: each uses a steady share of its CPUs and memory, fixed by its id (some little)."""
-        lines = []
-        for job in self._asked(ids, "RUNNING"):
-            elapsed = max(0.0, self.now - (job.start_time or self.now))
-            cpu_share, memory_share = (job.job_id * 37 % 100) / 100, (job.job_id * 53 % 100) / 100
-            used = int(elapsed * job.cpus * cpu_share)
-            rss = int(job.memory_mb * memory_share)
-            clock = f"{used // 3600:02d}:{used // 60 % 60:02d}:{used % 60:02d}"
-            lines.append(f"{job.job_id}.batch|1|{clock}|{rss}M|cpu={clock},mem={rss}M,pages=0")
-        return "".join(line + "\n" for line in lines)
-
-    def _asked(self, ids: list[str], state: str) -> list[MockJob]:
-        wanted = {int(i) for i in ids if i.isdigit()}
-        return [j for j in sorted(self.jobs.values(), key=lambda j: j.job_id)
-                if j.job_id in wanted and j.state == state]
 
     def nodes_json(self) -> str:
         nodes = [self._node_record(n) for n in sorted(self.nodes.values(), key=lambda n: n.name)]
