@@ -78,6 +78,17 @@ def watchers(count, job_id, prefix="viewer"):
     return users
 
 
+async def watched(slurm, viewers=1):
+    """A monitor that polled once (the rows exist), then ``viewers`` pages watch 101 and 102."""
+    from asgiref.sync import sync_to_async
+
+    monitor, sink = make_monitor(slurm)
+    await monitor.poll_jobs()
+    await sync_to_async(watchers)(viewers, "101")
+    await sync_to_async(watchers)(viewers, "102", prefix="other")
+    return monitor, sink
+
+
 def progress_events(sink, target=None):
     return [s for s in sink.sent if s[1] == "job_progress" and (target is None or s[0] == target)]
 
@@ -181,11 +192,8 @@ async def test_the_union_of_watches_costs_one_command_each_per_cycle(viewers):
     from asgiref.sync import sync_to_async
 
     slurm = Slurm(squeue("22.05", [PENDING_101, RUNNING_102, shapes.JOBS[2]]))
-    monitor, sink = make_monitor(slurm)
-    await monitor.poll_jobs()  # the rows exist; nobody watches yet: no extra command
-    assert slurm.named("--start") == [] and slurm.named("sstat") == []
-    await sync_to_async(watchers)(viewers, "101")
-    await sync_to_async(watchers)(viewers, "102", prefix="other")
+    monitor, sink = await watched(slurm, viewers)
+    assert slurm.named("--start") == [] and slurm.named("sstat") == []  # nobody watched that poll
     await sync_to_async(watchers)(1, "103", prefix="late")  # FAILED: nothing to ask
     await monitor.poll_jobs()
     assert slurm.named("squeue", "--start") == [
@@ -198,13 +206,8 @@ async def test_the_union_of_watches_costs_one_command_each_per_cycle(viewers):
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_change_is_one_job_progress_event_on_the_jobs_usual_channels():
-    from asgiref.sync import sync_to_async
-
     slurm = Slurm(squeue("22.05", [PENDING_101, RUNNING_102]))
-    monitor, sink = make_monitor(slurm)
-    await monitor.poll_jobs()
-    await sync_to_async(watchers)(3, "101")
-    await sync_to_async(watchers)(3, "102", prefix="other")
+    monitor, sink = await watched(slurm, 3)
     await monitor.poll_jobs()
     assert sorted(progress_events(sink)) == [("jobs", "job_progress", "101"), ("jobs", "job_progress", "102"),
                                              ("user:alice", "job_progress", "101"),
@@ -221,11 +224,7 @@ async def test_a_change_is_one_job_progress_event_on_the_jobs_usual_channels():
 async def test_the_rest_detail_serves_the_figures_the_monitor_stored():
     from asgiref.sync import sync_to_async
 
-    slurm = Slurm(squeue("22.05", [PENDING_101, RUNNING_102]))
-    monitor, _ = make_monitor(slurm)
-    await monitor.poll_jobs()
-    await sync_to_async(watchers)(1, "101")
-    await sync_to_async(watchers)(1, "102", prefix="other")
+    monitor, _ = await watched(Slurm(squeue("22.05", [PENDING_101, RUNNING_102])))
     await monitor.poll_jobs()
 
     def read(job_id):
@@ -251,8 +250,6 @@ def test_an_unwatched_job_has_null_figures():
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_failing_command_is_logged_once_loudly_and_the_poll_goes_on(caplog):
-    from asgiref.sync import sync_to_async
-
     class NoSstat(Slurm):
         async def __call__(self, argv, timeout):
             if argv[0] == "sstat":
@@ -260,11 +257,7 @@ async def test_a_failing_command_is_logged_once_loudly_and_the_poll_goes_on(capl
                 return CommandResult(tuple(argv), 1, "", "sstat: error: no accounting", 0.0)
             return await super().__call__(argv, timeout)
 
-    slurm = NoSstat(squeue("22.05", [PENDING_101, RUNNING_102]))
-    monitor, sink = make_monitor(slurm)
-    await monitor.poll_jobs()
-    await sync_to_async(watchers)(1, "101")
-    await sync_to_async(watchers)(1, "102", prefix="other")
+    monitor, sink = await watched(NoSstat(squeue("22.05", [PENDING_101, RUNNING_102])))
     await monitor.poll_jobs()
     await monitor.poll_jobs()
     assert monitor.stats["interest_sstat_failed"] == 2 and monitor.stats["jobs_polls"] == 3
@@ -368,3 +361,25 @@ def test_a_cpu_figure_no_allocation_could_reach_is_dropped():
     live = progress.live_efficiency(running, progress.StepUsage(10**9, 100.0), 1700000700)
     assert live["cpu"]["used_seconds"] is None and live["memory"]["max_rss_mb"] == 100.0
     assert progress.live_efficiency(running, None, time.time()) is None
+
+
+def test_figures_go_with_their_job_when_history_purges_it():
+    from slurm_monitor.models import JobProgress
+
+    store.save_jobs(None, snap(job("5", "PENDING")), now=T0)
+    store.save_jobs(snap(job("5", "PENDING")), {}, now=T0)
+    interest.save_progress({"5": (1700000000, None)})
+    interest.mark_usage_checked(["5"])
+    assert JobProgress.objects.filter(job_id="5").exists()
+    assert history.purge(T0 + timedelta(days=1), 10) == 1 and not JobProgress.objects.exists()
+
+
+def test_the_watch_endpoint_is_in_the_openapi_schema():
+    import yaml
+    from django.test import Client
+
+    schema = yaml.safe_load(Client().get("/api/schema").content)
+    operation = schema["paths"]["/api/cluster/jobs/{job_id}/watch"]["post"]
+    assert {"204", "404"} <= set(operation["responses"])
+    detail = schema["components"]["schemas"]["ClusterJobDetail"]["properties"]
+    assert {"start_estimate", "live_efficiency"} <= set(detail)
