@@ -16,7 +16,6 @@ from rest_framework.test import APIClient
 from slurm_monitor import history, interest, progress, store
 from slurm_monitor.collector import CommandResult, SlurmCollector
 from slurm_monitor.interest import InterestConfig
-from slurm_monitor.models import JobWatch
 from slurm_monitor.monitor import History, Monitor
 from tests.slurm_monitor import shapes
 from tests.slurm_monitor.test_history import T0, job, snap
@@ -93,96 +92,6 @@ def progress_events(sink, target=None):
     return [s for s in sink.sent if s[1] == "job_progress" and (target is None or s[0] == target)]
 
 
-# --- the watch endpoint --------------------------------------------------------------------
-
-
-def client_for(username, staff=False):
-    api = APIClient()
-    user = get_user_model().objects.create_user(username, is_staff=staff)
-    api.force_authenticate(user)
-    return api, user
-
-
-@pytest.fixture
-def private_jobs(settings):
-    settings.HUB = {**settings.HUB, "PRIVATE_JOBS": True}
-
-
-def test_watching_a_visible_job_records_interest_for_two_minutes():
-    store.save_jobs(None, snap(job("5", user="alice")), now=T0)
-    api, bob = client_for("bob")
-    before = datetime.now(timezone.utc)
-    answer = api.post("/api/cluster/jobs/5/watch")
-    assert answer.status_code == 204 and answer.content == b""
-    watch = JobWatch.objects.get(user=bob)
-    assert watch.job_id == "5"
-    assert timedelta(seconds=119) < watch.expires_at - before <= timedelta(seconds=121)
-    assert api.post("/api/cluster/jobs/5/watch/").status_code == 204  # the refresh: still one row
-    assert JobWatch.objects.filter(user=bob).count() == 1
-
-
-def test_an_array_task_is_watched_by_its_job_id():
-    store.save_jobs(None, snap(job("11", array_job_id="10", array_task_id=1)), now=T0)
-    api, user = client_for("viewer")
-    assert api.post("/api/cluster/jobs/10_1/watch").status_code == 204
-    assert list(JobWatch.objects.values_list("job_id", flat=True)) == ["11"]
-
-
-@pytest.mark.parametrize("job_id", ["999", "10_9", "abc", "1;DROP", "9" * 40, "-1"])
-def test_unknown_or_malformed_ids_are_a_json_404(job_id):
-    store.save_jobs(None, snap(job("5")), now=T0)
-    api, _ = client_for("viewer")
-    answer = api.post(f"/api/cluster/jobs/{job_id}/watch")
-    assert answer.status_code == 404 and answer["Content-Type"] == "application/json"
-    assert answer.json() == {"code": "not_found", "message": "no such job"}
-    assert not JobWatch.objects.exists()
-
-
-def test_watching_needs_authentication_and_post():
-    store.save_jobs(None, snap(job("5")), now=T0)
-    assert APIClient().post("/api/cluster/jobs/5/watch").status_code == 401
-    api, _ = client_for("viewer")
-    answer = api.get("/api/cluster/jobs/5/watch")
-    assert answer.status_code == 405 and answer["Content-Type"] == "application/json"
-
-
-def test_private_jobs_another_users_job_is_a_404_and_records_nothing(private_jobs):
-    store.save_jobs(None, snap(job("5", user="alice"), job("6", user="bob")), now=T0)
-    api, _ = client_for("bob")
-    assert api.post("/api/cluster/jobs/5/watch").json() == {"code": "not_found", "message": "no such job"}
-    assert api.post("/api/cluster/jobs/6/watch").status_code == 204
-    staff, _ = client_for("admin", staff=True)
-    assert staff.post("/api/cluster/jobs/5/watch").status_code == 204
-    assert sorted(JobWatch.objects.values_list("user__username", "job_id")) == [("admin", "5"), ("bob", "6")]
-
-
-def test_a_user_holds_at_most_n_watches_the_stalest_go():
-    jobs = [job(str(n)) for n in range(1, interest.MAX_WATCHES_PER_USER + 6)]
-    store.save_jobs(None, snap(*jobs), now=T0)
-    api, user = client_for("viewer")
-    start = datetime.now(timezone.utc)
-    for n, j in enumerate(jobs):  # each later than the one before
-        interest.record_watch(user, j.job_id, now=start + timedelta(seconds=n))
-    kept = set(JobWatch.objects.filter(user=user).values_list("job_id", flat=True))
-    assert kept == {j.job_id for j in jobs[-interest.MAX_WATCHES_PER_USER:]}
-    # expired rows go as well, from the endpoint and from the monitor's read
-    interest.record_watch(user, "1", now=start + timedelta(seconds=interest.WATCH_SECONDS + 100))
-    assert list(JobWatch.objects.filter(user=user).values_list("job_id", flat=True)) == ["1"]
-    assert interest.watched_job_ids(start + timedelta(days=1)) == [] and not JobWatch.objects.exists()
-
-
-def test_the_watch_endpoint_is_throttled_like_other_rest(monkeypatch):
-    from django.core.cache import cache
-
-    store.save_jobs(None, snap(job("5")), now=T0)
-    monkeypatch.setenv("HUB_API_RATE_LIMIT", "3/min")
-    cache.clear()
-    api, _ = client_for("viewer")
-    answers = [api.post("/api/cluster/jobs/5/watch") for _ in range(4)]
-    assert [a.status_code for a in answers] == [204, 204, 204, 429]
-    assert answers[3]["Content-Type"] == "application/json"
-
-
 # --- the monitor: one batched command per cycle, whatever the viewers ------------------------
 
 
@@ -243,7 +152,8 @@ async def test_the_rest_detail_serves_the_figures_the_monitor_stored():
 
 def test_an_unwatched_job_has_null_figures():
     store.save_jobs(None, snap(job("5", "PENDING")), now=T0)
-    api, _ = client_for("viewer")
+    api = APIClient()
+    api.force_authenticate(get_user_model().objects.create_user("viewer"))
     body = api.get("/api/cluster/jobs/5").json()
     assert body["start_estimate"] is None and body["live_efficiency"] is None
 
@@ -373,13 +283,3 @@ def test_figures_go_with_their_job_when_history_purges_it():
     assert JobProgress.objects.filter(job_id="5").exists()
     assert history.purge(T0 + timedelta(days=1), 10) == 1 and not JobProgress.objects.exists()
 
-
-def test_the_watch_endpoint_is_in_the_openapi_schema():
-    import yaml
-    from django.test import Client
-
-    schema = yaml.safe_load(Client().get("/api/schema").content)
-    operation = schema["paths"]["/api/cluster/jobs/{job_id}/watch"]["post"]
-    assert {"204", "404"} <= set(operation["responses"])
-    detail = schema["components"]["schemas"]["ClusterJobDetail"]["properties"]
-    assert {"start_estimate", "live_efficiency"} <= set(detail)
