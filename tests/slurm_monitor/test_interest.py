@@ -1,7 +1,8 @@
-"""Interest-driven polling (issue 14): the watch endpoint, one batched squeue --start and one
+"""Interest-driven polling (issue 14): one batched squeue --start and one
 sstat per cycle for the union of watches, job_progress when the figures change, the REST
 detail's start_estimate/live_efficiency, and the low-usage note once per job. Slurm is
-scripted here (the real one-node cluster: test_interest_slurm.py)."""
+scripted here (the real one-node cluster: test_interest_slurm.py; the endpoint:
+test_interest_watch.py)."""
 
 from __future__ import annotations
 
