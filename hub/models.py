@@ -258,7 +258,8 @@ def slurm_user_problem(user, slurm_user: str) -> str | None:
 class NotificationRule(models.Model):
     """One person's choice of what to be told and where (issue 15); ``hub.notification_rules``
     reads, validates and defaults it. ``channels`` maps a *kind* (``job_completed``,
-    ``job_failed``, ``job_cancelled``, ``job_time_limit``, ``job_node_down``, ``node_down``, ``maintenance``,
+    ``job_failed``, ``job_cancelled``, ``job_time_limit``, ``job_node_down``, ``job_low_usage``, ``node_down``,
+    ``maintenance``,
     ``other``) to the channels it goes to (``page``, ``browser``, ``email``, ``webhook``); a
     kind missing from the map keeps its default. No row: the defaults."""
 

@@ -10,6 +10,8 @@ A notification's ``type`` falls into one *kind* (``kind_for``):
                     ``SLURM_MONITOR_TIME_LIMIT_WARN_FRACTION``)
 ``job_node_down``   a node one of my jobs runs on went down, drained or stopped responding
                     (``job_node_down``, addressed to each owner of a job on it)
+``job_low_usage``   my finished job used under a quarter of the CPU or memory it asked for
+                    (``job_low_usage``; the share is the monitor's ``SLURM_MONITOR_LOW_USAGE_FRACTION``)
 ``node_down``       a node went down or drained (cluster-wide ``node_down``/``node_drained``)
 ``maintenance``     any other cluster-wide notification (maintenance, announcements)
 ``other``           any other notification addressed to me
@@ -37,7 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 KINDS = ("job_completed", "job_failed", "job_cancelled", "job_time_limit", "job_node_down",
-         "node_down", "maintenance", "other")
+         "job_low_usage", "node_down", "maintenance", "other")
 CLUSTER_KINDS = ("node_down", "maintenance")
 CHANNELS = ("page", "browser", "email", "webhook")
 SERVER_CHANNELS = ("email", "webhook")
@@ -45,8 +47,8 @@ WEBHOOK_URL_MAX_LENGTH = 500
 
 _TYPE_KINDS = {"job_completed": "job_completed", "job_failed": "job_failed",
                "job_timeout": "job_failed", "job_cancelled": "job_cancelled",
-               "job_node_down": "job_node_down", "node_down": "node_down",
-               "node_drained": "node_down"}
+               "job_node_down": "job_node_down", "job_low_usage": "job_low_usage",
+               "node_down": "node_down", "node_drained": "node_down"}
 
 
 class RuleError(ValueError):

@@ -3,6 +3,7 @@
     GET /api/cluster/jobs?user=alice&partition=gpu&state=RUNNING,PENDING&limit=100&offset=0
     GET /api/cluster/jobs?view=finished&job=10_1      (view: active, default | finished | all)
     GET /api/cluster/jobs/<job_id>                    (one job: record, transitions, efficiency)
+    POST /api/cluster/jobs/<job_id>/watch             (an open job page's interest: 204)
     GET /api/cluster/nodes?state=DRAINED
     GET /api/cluster/metrics
     GET /api/cluster/alerts          (staff: the active alerts)
@@ -156,6 +157,10 @@ _JOB_DETAIL = inline_serializer("ClusterJobDetail", {
     "accounting": serializers.DictField(allow_null=True, help_text="what sacct said, once the job ended"),
     "efficiency": serializers.DictField(allow_null=True,
                                         help_text="cpu, memory, gpu: used against requested; null when unknown"),
+    "start_estimate": serializers.DateTimeField(allow_null=True, help_text="the scheduler's expected start "
+                                                "while the job is pending and someone watches it; else null"),
+    "live_efficiency": serializers.DictField(allow_null=True, help_text="efficiency's shape plus measured_at: "
+                                             "the last figures sstat gave while someone watched it run"),
 })
 
 
@@ -178,6 +183,28 @@ class ClusterJobDetailView(ClusterView):
         if detail is None:
             raise NotFound("no such job")  # the same words whether it exists or is not yours
         return Response(detail)
+
+
+class ClusterJobWatchView(ClusterView):
+    @extend_schema(parameters=[OpenApiParameter("job_id", str, OpenApiParameter.PATH, pattern=JOB_REF_PATTERN)],
+                   request=None,
+                   responses={204: None, 404: OpenApiResponse(ErrorSerializer, description="as GET: unknown, "
+                                                              "or not yours with HUB_PRIVATE_JOBS")},
+                   summary="An open job page's interest: the monitor polls the job's start estimate "
+                           "(pending) or live efficiency (running) for the next 120 s; call every 60 s",
+                   operation_id="cluster_job_watch")
+    def post(self, request, job_id: str):
+        import re
+
+        from slurm_monitor.history import visible_job
+        from slurm_monitor.interest import record_watch
+
+        row = visible_job(job_id, owner=job_owner_scope(request.user)) \
+            if re.fullmatch(JOB_REF_PATTERN, job_id) else None
+        if row is None:
+            raise NotFound("no such job")  # the same words whether it exists or is not yours
+        record_watch(request.user, row.job_id)
+        return Response(status=204)
 
 
 class ClusterNodesView(ClusterView):

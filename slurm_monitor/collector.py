@@ -3,6 +3,8 @@
 - jobs: ``squeue --all --json``;
 - accounting (history): ``sacct --json --allusers -j id1,id2,...``, one batched call
   (``sacct.sacct_command``), parsed by ``sacct.parse_sacct``;
+- watched jobs (``interest``): ``squeue --start`` for the pending, ``sstat`` for the running,
+  one call each per cycle (``progress`` builds and parses them);
 - nodes: ``sinfo --json`` on 22.05, ``scontrol show nodes --json`` from 23.02 (where
   ``sinfo --json`` returns grouped records); the release comes from ``scontrol --version``,
   asked once.
@@ -39,6 +41,7 @@ from slurm_monitor.sacct import (
     sacct_command,
     with_exit_codes,
 )
+from slurm_monitor.progress import StepUsage, parse_sstat, parse_start, sstat_command, start_command
 from slurm_monitor.snapshot import Job, Node, SnapshotError
 
 try:
@@ -218,3 +221,20 @@ class SlurmCollector:
             codes = await self._run(exit_codes_command(lost))
             found = with_exit_codes(found, parse_exit_codes(codes.stdout))
         return found
+
+    async def collect_start_estimates(self, job_ids: Sequence[str]) -> dict[str, int | None]:
+        """The scheduler's start estimate of these pending jobs (one ``squeue --start``), by
+        the id ``squeue`` prints ("10_1" for an array task); None: no estimate yet. When none
+        of the ids is in the queue any more, squeue exits 1: that is an empty answer."""
+        try:
+            result = await self._run(start_command(job_ids), "start")
+        except CollectError as exc:
+            if "Invalid job id" in str(exc):
+                return {}
+            raise
+        return parse_start(result.stdout)
+
+    async def collect_step_usage(self, job_ids: Sequence[str]) -> dict[str, StepUsage]:
+        """What the running steps of these jobs used so far (one ``sstat``); jobs without a
+        readable step (none running, no accounting gathered) are absent."""
+        return parse_sstat((await self._run(sstat_command(job_ids), "sstat")).stdout)

@@ -20,6 +20,10 @@
 | ``SLURM_JWT`` / ``SLURM_MONITOR_RESTD_TOKEN_FILE`` | | slurmrestd token (``scontrol token``), or a
   file holding it, re-read per request; neither: rest_auth/local |
 | ``SLURM_MONITOR_RESTD_USER`` | (the monitor's user) | the user the token belongs to |
+| ``SLURM_MONITOR_INTEREST_INTERVAL`` | 10 | at most this often (s; 0: every jobs poll), one
+  ``squeue --start`` and one ``sstat`` for the jobs open job pages watch (``interest``) |
+| ``SLURM_MONITOR_LOW_USAGE_FRACTION`` | 0.25 | a finished job that used under this share of its
+  CPU time or memory gets its owner a ``job_low_usage`` note (0: never) |
 | ``SLURM_MONITOR_MOCK_SIZE`` | (small) | ``--mock``'s cluster as NODESxJOBS, e.g. 10000x100000
   (``mock_scale``); unset: the eight-node demo |
 
@@ -61,6 +65,8 @@ class MonitorConfig:
     time_limit_warn_fraction: float = 0.8  # 0: no time-limit reminders
     source: str = "cli"  # source.SOURCE_CHOICES
     restd_url: str = ""
+    interest_interval: float = 10.0
+    low_usage_fraction: float = 0.25
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
@@ -118,6 +124,8 @@ def check_mock_size(name: str, value: str) -> tuple[int, int]:
 
 
 def check_fraction(name: str, value: float) -> float:
+    """A share such as 0.8 (time-limit reminders) or 0.25 (low-usage notes); 0 turns it off.
+    1 or more would mean "always", which neither setting can mean."""
     if not 0 <= value < 1:
         raise ConfigError(f"{name} must be 0 (off) or a fraction below 1 such as 0.8, got {value:g}")
     return value
@@ -148,6 +156,9 @@ def load_config(env: Mapping[str, str] | None = None) -> MonitorConfig:
             _number(env, "SLURM_MONITOR_TIME_LIMIT_WARN_FRACTION", 0.8, 0.0)),
         source=env.get("SLURM_MONITOR_SOURCE", "").strip() or "cli",
         restd_url=env.get("SLURM_MONITOR_RESTD_URL", "").strip(),
+        interest_interval=_number(env, "SLURM_MONITOR_INTEREST_INTERVAL", 10.0, 0.0),
+        low_usage_fraction=check_fraction("SLURM_MONITOR_LOW_USAGE_FRACTION",
+                                          _number(env, "SLURM_MONITOR_LOW_USAGE_FRACTION", 0.25, 0.0)),
         mock_size=check_mock_size("SLURM_MONITOR_MOCK_SIZE", env["SLURM_MONITOR_MOCK_SIZE"])
         if env.get("SLURM_MONITOR_MOCK_SIZE", "").strip() else None,
     )

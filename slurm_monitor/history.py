@@ -10,7 +10,8 @@ one-job view ``GET /api/cluster/jobs/<job_id>`` serves. Sync ORM (the monitor ca
 - ``endings(answers)``: before saving them, the jobs those answers end that were never reported
   as ended (left the queue in a state that is not final): (as last reported, as accounting
   says), so the monitor publishes their terminal event and notification exactly once.
-- ``job_detail(text)``: a job's record, transitions and efficiency.
+- ``job_detail(text)``: a job's record, transitions and efficiency, with what the monitor last
+  learned while someone watched it (``interest``: ``start_estimate``, ``live_efficiency``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from django.db import transaction
 
 from slurm_monitor import store
 from slurm_monitor.events import iso
+from slurm_monitor.interest import progress_fields
 from slurm_monitor.models import ClusterJob, JobTransition
 from slurm_monitor.sacct import efficiency
 from slurm_monitor.snapshot import TERMINAL_JOB_STATES, Job
@@ -114,24 +116,31 @@ def save_accounting(asked: Iterable[str], answers: Mapping[str, Mapping[str, Any
     return saved
 
 
-def job_detail(text: str, owner: str | None = None) -> dict[str, Any] | None:
-    """``GET /api/cluster/jobs/<job_id>``: None when no job by that id (or, with ``owner``, none
-    of that owner's). ``text`` may be "10_1"."""
+def visible_job(text: str, owner: str | None = None) -> ClusterJob | None:
+    """The row ``text`` names ("12", "10_1"), or None when none (or, with ``owner``, none of
+    that owner's): an exact id first; "10" naming an array: the array's own record, else its
+    first task. The job page and its watch (``interest``) resolve ids the same way."""
     rows = store.find_job_rows(text)
     if rows is None:
         return None
     if owner is not None:
         rows = rows.filter(user=owner)
+    return rows.filter(job_id=text.strip()).first() or rows.order_by("job_id").first()
+
+
+def job_detail(text: str, owner: str | None = None) -> dict[str, Any] | None:
+    """``GET /api/cluster/jobs/<job_id>``: None when no job by that id (or, with ``owner``, none
+    of that owner's). ``text`` may be "10_1"."""
     with store.consistent_read():
-        # an exact id first; "10" naming an array: the array's own record, else its first task
-        row = rows.filter(job_id=text.strip()).first() or rows.order_by("job_id").first()
+        row = visible_job(text, owner)
         if row is None:
             return None
         transitions = [{"state": t.state, "at": iso(t.at.timestamp())}
                        for t in row.transitions.order_by("at", "id")]
+        live = progress_fields(row.job_id, row.state)
     fields = store.row_fields(row)
     if fields is None:
         return None
     accounting = row.accounting
     return {"job": fields, "transitions": transitions, "accounting": accounting,
-            "efficiency": efficiency(accounting)}
+            "efficiency": efficiency(accounting), **live}

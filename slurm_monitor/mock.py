@@ -3,7 +3,8 @@
 ``build_mock_cluster`` picks this small cluster, or ``mock_scale.ScaleCluster`` for a size
 (``--mock-size 10000x100000``). ``MockCluster.run`` answers the same commands the collector
 runs (``scontrol --version``,
-``squeue --all --json``, ``scontrol show nodes --json``) with JSON in Slurm 25.11's shape, so
+``squeue --all --json``, ``scontrol show nodes --json``; ``squeue --start`` and ``sstat`` for the
+jobs someone watches) with JSON in Slurm 25.11's shape, so
 the simulated data goes through the same parsing, diff and publishing as a real cluster's.
 
 The simulation advances in one-second ticks up to the clock's time: jobs are submitted,
@@ -22,12 +23,14 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from slurm_monitor.collector import CommandResult
+from slurm_monitor.mock_jobs import JobQueries, _num
 
 RELEASE = "25.11.0"
 MIN_JOB_AGE_SECONDS = 60
 COMPLETING_SECONDS = 2
 MAX_TICKS_PER_ADVANCE = 900
 MAX_PENDING_JOBS = 25  # users stop submitting to a full queue, so it stays bounded
+MAX_ACCOUNTED = 2000
 USERS = {"alice": 1001, "bob": 1002, "carol": 1003, "dave": 1004}
 JOB_NAMES = ("train_resnet", "preprocess", "sim_md", "render", "align_reads", "eval", "sweep")
 
@@ -69,14 +72,30 @@ class MockJob:
     final_state: str = ""
 
 
+# A per-job answer to the commands that name jobs (``-j id,id``): ``squeue --start``, ``sstat``.
+JobsAnswer = Callable[[list[str]], str]
+
+
+def _job_ids(command: Sequence[str]) -> list[str]:
+    return command[command.index("-j") + 1].split(",") if "-j" in command[:-1] else []
+
+
 def answer_command(argv: Sequence[str], started: float, squeue: Callable[[], str],
-                   nodes: Callable[[], str]) -> CommandResult:
+                   nodes: Callable[[], str], start: JobsAnswer | None = None,
+                   sstat: JobsAnswer | None = None, sacct: JobsAnswer | None = None) -> CommandResult:
     """What a simulated cluster answers to the commands the collector runs (path prefix
-    ignored): ``scontrol --version``, ``squeue ...``, ``scontrol show nodes ...``; anything
-    else exits 2. Shared by the small cluster and ``mock_scale``."""
+    ignored): ``scontrol --version``, ``squeue ...``, ``scontrol show nodes ...`` and, where the
+    cluster gives them, ``squeue --start``, ``sstat`` and ``sacct`` with ``-j ids``;
+    anything else exits 2. Shared by the small cluster and ``mock_scale``."""
     command = [argv[0].rsplit("/", 1)[-1], *argv[1:]]
     if command[:2] == ["scontrol", "--version"]:
         out, rc = f"slurm {RELEASE}\n", 0
+    elif command[0] == "squeue" and "--start" in command and start is not None:
+        out, rc = start(_job_ids(command)), 0
+    elif command[0] == "sstat" and sstat is not None:
+        out, rc = sstat(_job_ids(command)), 0
+    elif command[0] == "sacct" and sacct is not None:
+        out, rc = sacct(_job_ids(command)), 0
     elif command[0] == "squeue":
         out, rc = squeue(), 0
     elif command[:3] == ["scontrol", "show", "nodes"]:
@@ -102,14 +121,7 @@ def default_nodes() -> list[MockNode]:
     return cpu + gpu
 
 
-def _num(value: float | None) -> dict[str, Any]:
-    """Slurm 23.02+'s number object."""
-    if value is None:
-        return {"set": False, "infinite": False, "number": 0}
-    return {"set": True, "infinite": False, "number": int(value)}
-
-
-class MockCluster:
+class MockCluster(JobQueries):
     def __init__(self, seed: int | None = None, clock: Callable[[], float] = time.time,
                  nodes: list[MockNode] | None = None, submit_per_minute: float = 12.0,
                  warm_up_seconds: int = 180) -> None:
@@ -118,6 +130,7 @@ class MockCluster:
         self.nodes = {n.name: n for n in (nodes or default_nodes())}
         self.jobs: dict[int, MockJob] = {}
         self.next_job_id = 1000
+        self.ended: dict[int, MockJob] = {}  # what accounting remembers (the newest MAX_ACCOUNTED)
         self.submit_per_second = submit_per_minute / 60.0
         now = clock()
         self.now = now - warm_up_seconds
@@ -129,7 +142,8 @@ class MockCluster:
         """Answer one Slurm command as the real binaries would (path prefix ignored)."""
         started = time.monotonic()
         self.advance(self.clock())
-        return answer_command(argv, started, self.squeue_json, self.nodes_json)
+        return answer_command(argv, started, self.squeue_json, self.nodes_json, self.start_text, self.sstat_text,
+                              self.sacct_json)
 
     # --- simulation ------------------------------------------------------------------------
 
@@ -204,6 +218,9 @@ class MockCluster:
 
     def _end(self, job: MockJob, state: str, signal: int = 0, exit_code: int | None = None) -> None:
         job.final_state, job.signal = state, signal
+        self.ended[job.job_id] = job
+        while len(self.ended) > MAX_ACCOUNTED:
+            del self.ended[next(iter(self.ended))]
         if exit_code is not None:
             job.exit_code = exit_code
         job.end_time = self.now

@@ -11,6 +11,7 @@ whose effect the saved rows include (PROTOCOL.md section 6, ``position``)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -186,3 +187,33 @@ class StreamPosition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} @ {self.offset} ({self.epoch or 'epoch unknown'})"
+
+
+class JobWatch(models.Model):
+    """An open job page's interest in a job (``POST /api/cluster/jobs/<id>/watch``), until
+    ``expires_at``; the monitor polls the union of live rows once per cycle (``interest``)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="job_watches")
+    job_id = models.CharField(max_length=64)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "job_id"], name="one_watch_per_user_job")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} watches job {self.job_id} until {self.expires_at}"
+
+
+class JobProgress(models.Model):
+    """What the monitor last learned of a watched job (``start_estimate`` while pending,
+    ``live_efficiency`` while running: ``GET /api/cluster/jobs/<id>`` serves both), and whether
+    its finished-job usage was judged for the low-usage note (once per job). Goes with its job."""
+
+    job = models.OneToOneField(ClusterJob, on_delete=models.CASCADE, primary_key=True, related_name="progress")
+    start_estimate = models.DateTimeField(null=True, blank=True)
+    live_efficiency = models.JSONField(null=True, blank=True)
+    usage_checked = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"progress of job {self.job_id}"

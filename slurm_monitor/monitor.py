@@ -50,6 +50,7 @@ from slurm_monitor.events import (
     iso,
 )
 from slurm_monitor.exporter import save_gauges
+from slurm_monitor.interest import Interest, InterestConfig
 from slurm_monitor.metrics import compute_metrics, gauge_figures
 from slurm_monitor.reminders import Reminders
 from slurm_monitor.sinks import Sink
@@ -103,7 +104,7 @@ class Monitor:
     def __init__(self, collector: Source, sink: Sink, intervals: Intervals = Intervals(),
                  source: str = "slurm", persist: bool = True,
                  clock: Callable[[], float] = time.time, history: History = History(),
-                 reminders: Reminders | None = None) -> None:
+                 reminders: Reminders | None = None, interest: InterestConfig | None = None) -> None:
         self.collector = collector
         self.sink = sink
         self.intervals = intervals
@@ -121,6 +122,7 @@ class Monitor:
         self.history_due = 0.0  # monotonic time of the next history step
         self.last_ok: dict[str, float] = {}  # stream -> Unix time of its last successful poll
         self.reminders = reminders or Reminders(fraction=0)  # node-down reminders; time-limit ones only when given
+        self.interest = Interest(interest, clock)  # what open job pages watch (slurm_monitor.interest)
 
     # --- one poll of each stream --------------------------------------------------------------
 
@@ -150,6 +152,7 @@ class Monitor:
         if self.persist and time.monotonic() >= self.history_due:
             self.history_due = time.monotonic() + self.history.interval
             await self.history_step()
+        sent += await self.interest.step(self)
         return sent
 
     async def history_step(self) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from slurm_monitor.collector import CollectError, SlurmCollector, run_command
 from slurm_monitor.conf import MonitorConfig
+from slurm_monitor.interest import InterestConfig
 from slurm_monitor.monitor import History, Intervals, Monitor, install_stop_signals
 from slurm_monitor.reminders import Reminders, sent_keys
 from slurm_monitor.sinks import build_sink
@@ -81,7 +82,8 @@ async def serve(options: RunOptions) -> None:
                                                  config.metrics_interval), source=source,
                       history=History(days=config.history_days, interval=config.history_interval,
                                       sacct_batch=config.sacct_batch),
-                      reminders=Reminders(config.time_limit_warn_fraction, already_sent=sent_keys))
+                      reminders=Reminders(config.time_limit_warn_fraction, already_sent=sent_keys),
+                      interest=InterestConfig(config.interest_interval, config.low_usage_fraction))
     if options.once:
         await monitor.run_once()
         logger.info("one round done: %s", dict(monitor.stats))

@@ -19,6 +19,7 @@ describe("kindFor mirrors hub/notification_rules.py", () => {
     assert.equal(N.kindFor("job_time_limit_80", false), "job_time_limit");
     assert.equal(N.kindFor("job_time_limit", false), "job_time_limit");
     assert.equal(N.kindFor("job_node_down", false), "job_node_down"); // a node my job runs on
+    assert.equal(N.kindFor("job_low_usage", false), "job_low_usage");
     assert.equal(N.kindFor("whatever", false), "other");
     assert.equal(N.kindFor("node_down", false), "other"); // a node kind is cluster-wide only
   });

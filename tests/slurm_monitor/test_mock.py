@@ -86,7 +86,7 @@ async def test_failed_jobs_report_their_exit_code():
 
 
 async def test_unknown_command_fails():
-    result = await MockCluster(seed=1, clock=Clock()).run(["sacct", "--json"], 5)
+    result = await MockCluster(seed=1, clock=Clock()).run(["sreport", "cluster", "utilization"], 5)
     assert result.returncode != 0
 
 

@@ -14,7 +14,8 @@
 
 const TYPE_KINDS = {
   job_completed: "job_completed", job_failed: "job_failed", job_timeout: "job_failed",
-  job_cancelled: "job_cancelled", job_node_down: "job_node_down", node_down: "node_down",
+  job_cancelled: "job_cancelled", job_node_down: "job_node_down", job_low_usage: "job_low_usage",
+  node_down: "node_down",
   node_drained: "node_down",
 };
 
