@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from slurm_monitor.collector import CollectError, SlurmCollector, run_command
 from slurm_monitor.conf import MonitorConfig
-from slurm_monitor.monitor import History, Intervals, Monitor, install_stop_signals
+from slurm_monitor.loop import install_stop_signals
+from slurm_monitor.monitor import History, Intervals, Monitor
 from slurm_monitor.sinks import build_sink
 
 logger = logging.getLogger("slurm_monitor")
@@ -40,7 +41,8 @@ def mock_collector(options: RunOptions) -> tuple[SlurmCollector, str]:
     from slurm_monitor.mock import build_mock_cluster
 
     cluster = build_mock_cluster(options.seed, options.config.mock_size)
-    return SlurmCollector(runner=cluster.run, timeout=options.config.command_timeout), "mock"
+    return SlurmCollector(runner=cluster.run, timeout=options.config.command_timeout,
+                          state_tier=options.config.state_tier, sdiag=True), "mock"
 
 
 async def build_collector(options: RunOptions) -> tuple[SlurmCollector, str]:
@@ -51,7 +53,8 @@ async def build_collector(options: RunOptions) -> tuple[SlurmCollector, str]:
     if options.fallback_mock and not slurm_installed(config.bin_dir):
         logger.info("no squeue found: using the simulated cluster")
         return mock_collector(options)
-    collector = SlurmCollector(runner=run_command, timeout=config.command_timeout, bin_dir=config.bin_dir)
+    collector = SlurmCollector(runner=run_command, timeout=config.command_timeout, bin_dir=config.bin_dir,
+                               state_tier=config.state_tier, sdiag=True)
     if options.fallback_mock:
         try:
             await collector.collect_jobs()
@@ -73,7 +76,7 @@ async def serve(options: RunOptions) -> None:
     monitor = Monitor(collector, sink, Intervals(config.jobs_interval, config.nodes_interval,
                                                  config.metrics_interval), source=source,
                       history=History(days=config.history_days, interval=config.history_interval,
-                                      sacct_batch=config.sacct_batch))
+                                      sacct_batch=config.sacct_batch), full_every=config.full_every)
     if options.once:
         await monitor.run_once()
         logger.info("one round done: %s", dict(monitor.stats))
