@@ -182,7 +182,7 @@ class SlurmCollector:
         self.full_release: tuple[int, int, int] | None = None
         self.commands_run: Counter[str] = Counter()
         self.last_run: dict[str, tuple[str, float]] = {}  # stream -> (command, seconds)
-        self.stream_seconds: Counter[str] = Counter()  # stream -> seconds in its commands, summed
+        self.stream_seconds: dict[str, float] = {}  # stream -> seconds in its commands, summed
         print_ = fast_fingerprint if orjson is not None else fingerprint
         self.job_parser = JobParser(print_)
         self.node_parser = NodeParser(print_)
@@ -195,11 +195,11 @@ class SlurmCollector:
         try:
             result = await self.runner(self._argv(argv), self.timeout)
         except CollectError as exc:
-            self.stream_seconds[stream] += exc.seconds
+            self.stream_seconds[stream] = self.stream_seconds.get(stream, 0.0) + exc.seconds
             raise
         if stream:
             self.last_run[stream] = (" ".join(argv), result.seconds)
-            self.stream_seconds[stream] += result.seconds
+            self.stream_seconds[stream] = self.stream_seconds.get(stream, 0.0) + result.seconds
         if result.returncode != 0:
             detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
             raise CollectError(f"{' '.join(argv)} exited {result.returncode}: "
