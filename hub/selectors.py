@@ -107,6 +107,7 @@ def monitor_streams(now: float | None = None) -> list:
 def monitor_cadences() -> list:
     """Each Slurm monitor stream's heartbeat (``slurm_monitor.store.StreamBeat``): its current
     interval, configured interval and the cadence's reason; [] without the monitor."""
+    # app-loading: the monitor is an optional app; its modules load only when installed
     from django.apps import apps
 
     if not apps.is_installed("slurm_monitor"):
