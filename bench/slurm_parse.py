@@ -8,6 +8,7 @@ own. Reported per size: the first poll (cold), the next poll (1 % churn), the di
     python bench/slurm_parse.py                     # 1,000 / 10,000 / 100,000 jobs
     python bench/slurm_parse.py --sizes 1000,50000
     python bench/slurm_parse.py --scale 10000x100000   # the simulated cluster, 1 % churn per poll
+    python bench/slurm_parse.py --tiers 10000x100000   # the same, tiered polls (slurm_monitor.tiers)
 
 Run it from a checkout's root: it imports that checkout's ``slurm_monitor`` (so the same
 script measures an older revision: ``cd /old/checkout && python /path/to/bench/slurm_parse.py``).
@@ -145,12 +146,60 @@ def measure_scale(size: str, polls: int = 4) -> None:
     asyncio.run(run())
 
 
+def measure_tiers(size: str, polls: int = 14, full_every: int = 12) -> None:
+    """Tiered jobs polls of the simulated cluster (state tier, detail of what changed, a full
+    cycle every ``full_every``): per poll the monitor's CPU (parse, merge and diff; the
+    simulator's own time left out), the commands issued and peak RSS (monitor + simulator)."""
+    import asyncio
+
+    sys.path.insert(0, os.getcwd())
+    from slurm_monitor.collector import SlurmCollector
+    from slurm_monitor.conf import check_mock_size
+    from slurm_monitor.diff import diff_jobs
+    from slurm_monitor.mock_scale import ScaleCluster
+    from slurm_monitor.tiers import JobTiers
+
+    nodes, jobs = check_mock_size("--tiers", size)
+    cluster = ScaleCluster(nodes, jobs, seed=1)
+    simulator = {"cpu": 0.0, "commands": 0}
+
+    async def runner(argv, timeout):
+        begun = time.process_time()
+        simulator["commands"] += 1
+        try:
+            return await cluster.run(argv, timeout)
+        finally:
+            simulator["cpu"] += time.process_time() - begun
+
+    async def run() -> None:
+        tiers = JobTiers(SlurmCollector(runner=runner, state_tier=True), full_every=full_every)
+        previous = None
+        print(f"{'poll':>4} {'kind':>12} {'jobs':>7} {'commands':>8} {'events':>6} {'monitor CPU s':>13} "
+              f"{'peak RSS MB':>11}")
+        for poll in range(polls):
+            simulator["cpu"], simulator["commands"] = 0.0, 0
+            begun = time.process_time()
+            current, kind = await tiers.collect()
+            changes = diff_jobs(previous, current)
+            cpu = time.process_time() - begun - simulator["cpu"]
+            print(f"{poll:>4} {kind:>12} {len(current):>7} {simulator['commands']:>8} "
+                  f"{len(changes.publications):>6} {cpu:>13.2f} "
+                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024:>11}")
+            previous = current
+
+    asyncio.run(run())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--scale", metavar="NODESxJOBS", help="poll the simulated cluster instead")
+    parser.add_argument("--tiers", metavar="NODESxJOBS", help="tiered polls of the simulated cluster")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.tiers:
+        measure_tiers(args.tiers)
+        return
     if args.scale:
         measure_scale(args.scale)
         return

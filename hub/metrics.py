@@ -246,6 +246,24 @@ def stream_age_families() -> Iterable:
         age.add_metric([stream.stream], stream.age_seconds)
         interval.add_metric([stream.stream], stream.interval_seconds)
     yield from (age, interval)
+    yield from cadence_families()
+
+
+def cadence_families() -> Iterable:
+    """The monitor's cadence per stream: the configured interval (``..._interval_seconds``
+    above is the current one) and why they differ, as a 1-valued gauge labelled ``reason``
+    (normal, recovering, slow, failing, busy: ``slurm_monitor.cadence.REASONS``)."""
+    from hub.selectors import monitor_cadences
+
+    base = GaugeMetricFamily("hub_slurm_stream_base_interval_seconds",
+                             "Configured seconds between the Slurm monitor stream's polls", labels=["stream"])
+    reason = GaugeMetricFamily("hub_slurm_stream_cadence", "1 for the reason of the stream's current "
+                               "interval (normal, recovering, slow, failing, busy)", labels=["stream", "reason"])
+    for beat in monitor_cadences():
+        if beat.base_interval is not None:
+            base.add_metric([beat.stream], beat.base_interval)
+        reason.add_metric([beat.stream, beat.reason], 1.0)
+    yield from (base, reason)
 
 
 REGISTRY = CollectorRegistry(auto_describe=False)

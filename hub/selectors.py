@@ -102,3 +102,17 @@ def monitor_streams(now: float | None = None) -> list:
     moment = time.time() if now is None else now
     return [stream_age(b.stream, b.interval, b.ok, b.last_ok_at, b.first_at, moment)
             for b in load_heartbeats()]
+
+
+def monitor_cadences() -> list:
+    """Each Slurm monitor stream's heartbeat (``slurm_monitor.store.StreamBeat``): its current
+    interval, configured interval and the cadence's reason; [] without the monitor."""
+    # app-loading: the monitor is an optional app; its modules load only when installed
+    from django.apps import apps
+
+    if not apps.is_installed("slurm_monitor"):
+        return []
+    # app-loading: slurm_monitor's models (through its store) need the app registry ready
+    from slurm_monitor.store import load_heartbeats
+
+    return [b for b in load_heartbeats() if b.reason]

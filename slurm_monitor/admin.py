@@ -44,7 +44,29 @@ class ClusterNodeAdmin(ReadOnlyAdmin):
 
 @admin.register(ClusterStream)
 class ClusterStreamAdmin(ReadOnlyAdmin):
-    list_display = ("name", "source", "updated_at")
+    """Heartbeat rows (``beat:jobs`` ...) show each stream's cadence: the interval it polls at
+    now, the configured one, and why they differ (``slurm_monitor.cadence``)."""
+
+    list_display = ("name", "source", "updated_at", "interval", "base_interval", "cadence")
+
+    @admin.display(description="interval (s)")
+    def interval(self, obj: ClusterStream) -> object:
+        return _beat(obj).get("interval", "")
+
+    @admin.display(description="configured (s)")
+    def base_interval(self, obj: ClusterStream) -> object:
+        return _beat(obj).get("base_interval", "")
+
+    @admin.display(description="cadence")
+    def cadence(self, obj: ClusterStream) -> str:
+        data = _beat(obj)
+        reason, detail = data.get("reason") or "", data.get("detail") or ""
+        return f"{reason}: {detail}" if reason and detail else str(reason)
+
+
+def _beat(obj: ClusterStream) -> dict:
+    """A heartbeat row's data; other ClusterStream rows (``metrics``, ``jobs``) show blanks."""
+    return obj.data if obj.name.startswith("beat:") and isinstance(obj.data, dict) else {}
 
 
 @admin.register(AlertRule)

@@ -56,7 +56,9 @@ Fingerprint = Callable[[Mapping[str, Any], tuple[str, ...]], int]
 class RecordCache(Generic[T]):
     """``build(records)`` -> parsed records in order; ``rebuilt`` counts the last call's parses.
 
-    Records absent from a poll are forgotten; a parse error leaves the cache as it was."""
+    Records absent from a poll are forgotten, except from a ``partial`` one (the detail of a
+    few jobs, ``tiers``): it updates those entries and keeps the rest. A parse error leaves
+    the cache as it was."""
 
     def __init__(self, parse: Callable[[Mapping[str, Any]], T], fields: tuple[str, ...],
                  key: Callable[[Mapping[str, Any]], Any], fingerprint: Fingerprint = fingerprint) -> None:
@@ -67,8 +69,9 @@ class RecordCache(Generic[T]):
         self.rebuilt = 0
         self._entries: dict[Hashable, tuple[int, T]] = {}
 
-    def build(self, records: Iterable[Mapping[str, Any]]) -> list[T]:
-        entries, fresh, out, rebuilt = self._entries, {}, [], 0
+    def build(self, records: Iterable[Mapping[str, Any]], partial: bool = False) -> list[T]:
+        entries, out, rebuilt = self._entries, [], 0
+        fresh: dict[Hashable, tuple[int, T]] = dict(entries) if partial else {}
         parse, fields, key_of, fingerprint_of = self.parse, self.fields, self.key, self.fingerprint
         for record in records:
             print_ = fingerprint_of(record, fields)
@@ -94,8 +97,8 @@ class JobParser:
         self.cache: RecordCache[Job] = RecordCache(parse_job, JOB_FIELDS, lambda r: r.get("job_id"),
                                                    fingerprint)
 
-    def parse(self, raw: str | bytes | Mapping[str, Any]) -> dict[str, Job]:
-        return {job.job_id: job for job in self.cache.build(load_document(raw, "jobs"))}
+    def parse(self, raw: str | bytes | Mapping[str, Any], partial: bool = False) -> dict[str, Job]:
+        return {job.job_id: job for job in self.cache.build(load_document(raw, "jobs"), partial)}
 
 
 class NodeParser:

@@ -1,6 +1,8 @@
 """I/O only: run the Slurm commands with a timeout and hand their output to ``snapshot``.
 
-- jobs: ``squeue --all --json``;
+- jobs: ``squeue --all --json``; the state tier (``collect_job_states``) and the detail of
+  a few jobs (``collect_job_details``) with the commands ``tiers`` picks per release;
+- ``sdiag`` (``collect_sdiag``): the scheduler's load, for the cadence;
 - accounting (history): ``sacct --json --allusers -j id1,id2,...``, one batched call
   (``sacct.sacct_command``), parsed by ``sacct.parse_sacct``;
 - watched jobs (``interest``): ``squeue --start`` for the pending, ``sstat`` for the running,
@@ -32,6 +34,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
+from slurm_monitor import tiers
 from slurm_monitor.cache import JobParser, NodeParser, fingerprint
 from slurm_monitor.sacct import (
     Accounting,
@@ -147,8 +150,28 @@ def fast_fingerprint(record: Mapping[str, Any], fields: tuple[str, ...]) -> int:
 
 def parse_release(text: str) -> tuple[int, int] | None:
     """"slurm 22.05.8" / "slurm-wlm 23.11.4" -> (22, 5)."""
-    match = re.search(r"(\d+)\.(\d+)", text)
-    return (int(match.group(1)), int(match.group(2))) if match else None
+    full = parse_full_release(text)
+    return full[:2] if full else None
+
+
+def parse_full_release(text: str) -> tuple[int, int, int] | None:
+    """"slurm 23.11.5" -> (23, 11, 5); a missing micro reads 0. The state tier's option came
+    in a micro release (23.11.5)."""
+    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    return (int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)) if match else None
+
+
+def parse_sdiag(text: str) -> dict[str, int]:
+    """The load figures of ``sdiag``'s text: server threads, agent queue, last main cycle (µs).
+    Missing lines are absent (the text is stable from 22.05 to 25.11)."""
+    out = {}
+    for key, pattern in (("server_threads", r"Server thread count:\s+(\d+)"),
+                         ("agent_queue", r"Agent queue size:\s+(\d+)"),
+                         ("last_cycle_us", r"Main schedule statistics.*?Last cycle:\s+(\d+)")):
+        match = re.search(pattern, text, re.S)
+        if match:
+            out[key] = int(match.group(1))
+    return out
 
 
 def nodes_command(release: tuple[int, int]) -> list[str]:
@@ -158,13 +181,18 @@ def nodes_command(release: tuple[int, int]) -> list[str]:
 class SlurmCollector:
     """Collects jobs and nodes; ``commands_run`` counts the commands started, by name."""
 
-    def __init__(self, runner: Runner = run_command, timeout: float = 20.0, bin_dir: str = "") -> None:
+    def __init__(self, runner: Runner = run_command, timeout: float = 20.0, bin_dir: str = "",
+                 state_tier: bool = False, sdiag: bool = False) -> None:
         self.runner = runner
+        self.sdiag = sdiag  # off: ``collect_sdiag`` answers None (the cadence follows command times)
+        self.state_tier = state_tier  # off: every jobs poll is a full ``squeue --json``
         self.timeout = timeout
         self.bin_dir = bin_dir
         self.release: tuple[int, int] | None = None
+        self.full_release: tuple[int, int, int] | None = None
         self.commands_run: Counter[str] = Counter()
         self.last_run: dict[str, tuple[str, float]] = {}  # stream -> (command, seconds)
+        self.stream_seconds: dict[str, float] = {}  # stream -> seconds in its commands, summed
         print_ = fast_fingerprint if orjson is not None else fingerprint
         self.job_parser = JobParser(print_)
         self.node_parser = NodeParser(print_)
@@ -174,9 +202,14 @@ class SlurmCollector:
 
     async def _run(self, argv: Sequence[str], stream: str = "") -> CommandResult:
         self.commands_run[argv[0]] += 1
-        result = await self.runner(self._argv(argv), self.timeout)
+        try:
+            result = await self.runner(self._argv(argv), self.timeout)
+        except CollectError as exc:
+            self.stream_seconds[stream] = self.stream_seconds.get(stream, 0.0) + exc.seconds
+            raise
         if stream:
             self.last_run[stream] = (" ".join(argv), result.seconds)
+            self.stream_seconds[stream] = self.stream_seconds.get(stream, 0.0) + result.seconds
         if result.returncode != 0:
             detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
             raise CollectError(f"{' '.join(argv)} exited {result.returncode}: "
@@ -186,11 +219,46 @@ class SlurmCollector:
     async def slurm_release(self) -> tuple[int, int]:
         if self.release is None:
             result = await self._run(["scontrol", "--version"])
-            release = parse_release(result.stdout)
+            release = parse_full_release(result.stdout)
             if release is None:
                 raise CollectError(f"cannot read a Slurm release from {result.stdout.strip()!r}")
-            self.release = release
+            self.release, self.full_release = release[:2], release
         return self.release
+
+    async def collect_job_states(self) -> tiers.Rows | None:
+        """The state tier: {job id: state row} (``tiers.state_command``); None when off."""
+        if not self.state_tier:
+            return None
+        await self.slurm_release()
+        assert self.full_release is not None
+        result = await self._run(tiers.state_command(self.full_release), "jobs")
+        try:
+            return tiers.parse_state_rows(result.stdout)
+        except SnapshotError as exc:
+            raise CollectError(f"squeue: {exc}", result.seconds) from None
+
+    async def collect_job_details(self, job_ids: Sequence[str]) -> dict[str, Job] | None:
+        """The records of ``job_ids`` (those still queued), or None when this release cannot
+        narrow ``squeue --json`` to them (``tiers.detail_commands``)."""
+        await self.slurm_release()
+        assert self.full_release is not None
+        commands = tiers.detail_commands(self.full_release, list(job_ids))
+        if commands is None:
+            return None
+        jobs: dict[str, Job] = {}
+        for argv in commands:
+            result = await self._run(argv, "jobs")
+            try:
+                with gc_paused():
+                    jobs.update(self.job_parser.parse(decode_json(result.stdout), partial=True))
+            except SnapshotError as exc:
+                raise CollectError(f"squeue: {exc}", result.seconds) from None
+        return jobs
+
+    async def collect_sdiag(self) -> dict[str, int] | None:
+        if not self.sdiag:
+            return None
+        return parse_sdiag((await self._run(["sdiag"], "sdiag")).stdout)
 
     async def collect_jobs(self) -> dict[str, Job]:
         result = await self._run(["squeue", "--all", "--json"], "jobs")

@@ -5,6 +5,8 @@
 | ``SLURM_MONITOR_JOBS_INTERVAL`` | 5 | seconds between ``squeue`` polls |
 | ``SLURM_MONITOR_NODES_INTERVAL`` | 10 | seconds between node polls |
 | ``SLURM_MONITOR_METRICS_INTERVAL`` | 15 | seconds between ``metrics_update`` events |
+| ``SLURM_MONITOR_STATE_TIER`` | true | tiered jobs polls (``tiers``); false: a full ``squeue --json`` every poll |
+| ``SLURM_MONITOR_FULL_EVERY`` | 12 | jobs polls per full ``squeue --json`` cycle when tiered |
 | ``SLURM_MONITOR_COMMAND_TIMEOUT`` | 20 | seconds a Slurm command may take before it is killed |
 | ``SLURM_MONITOR_SINK`` | auto | ``layer`` (hub.publish; needs REDIS_URL to reach daphne), ``http`` (REST), ``auto`` |
 | ``HUB_URL`` | http://127.0.0.1:8000 | the hub the ``http`` sink posts to |
@@ -67,6 +69,8 @@ class MonitorConfig:
     restd_url: str = ""
     interest_interval: float = 10.0
     low_usage_fraction: float = 0.25
+    state_tier: bool = True
+    full_every: int = 12
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
@@ -107,6 +111,15 @@ def check_hub_url(name: str, value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"{name} must be an http(s) URL such as http://127.0.0.1:8000, got {value!r}")
     return value.rstrip("/")
+
+
+def check_bool(name: str, value: str) -> bool:
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
 MAX_MOCK_NODES, MAX_MOCK_JOBS = 100_000, 2_000_000
@@ -159,6 +172,8 @@ def load_config(env: Mapping[str, str] | None = None) -> MonitorConfig:
         interest_interval=_number(env, "SLURM_MONITOR_INTEREST_INTERVAL", 10.0, 0.0),
         low_usage_fraction=check_fraction("SLURM_MONITOR_LOW_USAGE_FRACTION",
                                           _number(env, "SLURM_MONITOR_LOW_USAGE_FRACTION", 0.25, 0.0)),
+        state_tier=check_bool("SLURM_MONITOR_STATE_TIER", env.get("SLURM_MONITOR_STATE_TIER", "true")),
+        full_every=env_number("SLURM_MONITOR_FULL_EVERY", 12, 1, cast=int, env=env, error=ConfigError),
         mock_size=check_mock_size("SLURM_MONITOR_MOCK_SIZE", env["SLURM_MONITOR_MOCK_SIZE"])
         if env.get("SLURM_MONITOR_MOCK_SIZE", "").strip() else None,
     )

@@ -3,8 +3,8 @@
 ``build_mock_cluster`` picks this small cluster, or ``mock_scale.ScaleCluster`` for a size
 (``--mock-size 10000x100000``). ``MockCluster.run`` answers the same commands the collector
 runs (``scontrol --version``,
-``squeue --all --json``, ``scontrol show nodes --json``; ``squeue --start`` and ``sstat`` for the
-jobs someone watches) with JSON in Slurm 25.11's shape, so
+``squeue --all --json``, the state tier, ``scontrol show nodes --json``; ``squeue --start`` and
+``sstat`` for the jobs someone watches) in Slurm 25.11's shape, so
 the simulated data goes through the same parsing, diff and publishing as a real cluster's.
 
 The simulation advances in one-second ticks up to the clock's time: jobs are submitted,
@@ -80,14 +80,18 @@ def _job_ids(command: Sequence[str]) -> list[str]:
     return command[command.index("-j") + 1].split(",") if "-j" in command[:-1] else []
 
 
-def answer_command(argv: Sequence[str], started: float, squeue: Callable[[], str],
-                   nodes: Callable[[], str], start: JobsAnswer | None = None,
-                   sstat: JobsAnswer | None = None, sacct: JobsAnswer | None = None) -> CommandResult:
+def answer_command(argv: Sequence[str], started: float, cluster: Any) -> CommandResult:
     """What a simulated cluster answers to the commands the collector runs (path prefix
-    ignored): ``scontrol --version``, ``squeue ...``, ``scontrol show nodes ...`` and, where the
-    cluster gives them, ``squeue --start``, ``sstat`` and ``sacct`` with ``-j ids``;
+    ignored): ``scontrol --version``; ``squeue --only-job-state ... -o %A|%T|%K`` (the state
+    tier, ``cluster.squeue_states()``); ``squeue --json`` with or without ``--jobs=<ids>``
+    (``cluster.squeue_json(ids)``, filtered as 24.05.1 on do); ``scontrol show nodes ...``;
+    ``sdiag`` (a quiet scheduler); and, where the cluster gives them (``start_text``,
+    ``sstat_text``, ``sacct_json``), ``squeue --start``, ``sstat`` and ``sacct`` with ``-j ids``;
     anything else exits 2. Shared by the small cluster and ``mock_scale``."""
     command = [argv[0].rsplit("/", 1)[-1], *argv[1:]]
+    start: JobsAnswer | None = getattr(cluster, "start_text", None)
+    sstat: JobsAnswer | None = getattr(cluster, "sstat_text", None)
+    sacct: JobsAnswer | None = getattr(cluster, "sacct_json", None)
     if command[:2] == ["scontrol", "--version"]:
         out, rc = f"slurm {RELEASE}\n", 0
     elif command[0] == "squeue" and "--start" in command and start is not None:
@@ -96,14 +100,29 @@ def answer_command(argv: Sequence[str], started: float, squeue: Callable[[], str
         out, rc = sstat(_job_ids(command)), 0
     elif command[0] == "sacct" and sacct is not None:
         out, rc = sacct(_job_ids(command)), 0
-    elif command[0] == "squeue":
-        out, rc = squeue(), 0
+    elif command[0] == "squeue" and "--only-job-state" in command:
+        out, rc = cluster.squeue_states(), 0
+    elif command[0] == "squeue" and "--json" in command:
+        ids = next((a.split("=", 1)[1] for a in command if a.startswith("--jobs=")), None)
+        out, rc = cluster.squeue_json(None if ids is None else {int(i) for i in ids.split(",") if i}), 0
     elif command[:3] == ["scontrol", "show", "nodes"]:
-        out, rc = nodes(), 0
+        out, rc = cluster.nodes_json(), 0
+    elif command == ["sdiag"]:
+        out, rc = SDIAG_QUIET, 0
     else:
         out, rc = "", 2
     return CommandResult(tuple(argv), rc, out, "" if rc == 0 else "unsupported command",
                          time.monotonic() - started)
+
+
+SDIAG_QUIET = ("Server thread count:  3\nAgent queue size:     0\nAgent count:          0\n\n"
+               "Main schedule statistics (microseconds):\n\tLast cycle:   120\n")
+
+
+def state_row(job_id: int, state: str, completing: bool, task: int | None, tasks: str) -> str:
+    """One ``squeue --only-job-state -o %A|%T|%K`` line: %T is ``job_state_string()``, which
+    prints the COMPLETING flag instead of the base state; %K the task id or pending tasks."""
+    return f"{job_id}|{'COMPLETING' if completing else state}|{task if task is not None else tasks or 'N/A'}"
 
 
 def build_mock_cluster(seed: int | None = None, size: tuple[int, int] | None = None) -> Any:
@@ -142,8 +161,7 @@ class MockCluster(JobQueries):
         """Answer one Slurm command as the real binaries would (path prefix ignored)."""
         started = time.monotonic()
         self.advance(self.clock())
-        return answer_command(argv, started, self.squeue_json, self.nodes_json, self.start_text, self.sstat_text,
-                              self.sacct_json)
+        return answer_command(argv, started, self)
 
     # --- simulation ------------------------------------------------------------------------
 
@@ -300,9 +318,15 @@ class MockCluster(JobQueries):
                           "signal": {"id": _num(job.signal or None), "name": "TERM" if job.signal else ""}},
         }
 
-    def squeue_json(self) -> str:
-        jobs = [self._job_record(j) for j in sorted(self.jobs.values(), key=lambda j: j.job_id)]
+    def squeue_json(self, ids: set[int] | None = None) -> str:
+        jobs = [self._job_record(j) for j in sorted(self.jobs.values(), key=lambda j: j.job_id)
+                if ids is None or j.job_id in ids]
         return json.dumps({"jobs": jobs, "meta": self._meta(), "errors": [], "warnings": []})
+
+    def squeue_states(self) -> str:
+        return "".join(state_row(j.job_id, j.final_state if j.state == "COMPLETING" else j.state,
+                                 j.state == "COMPLETING", None, "") + "\n"
+                       for j in sorted(self.jobs.values(), key=lambda j: j.job_id))
 
     def _node_record(self, node: MockNode) -> dict[str, Any]:
         cpus_free, memory_free, gpus_free = self._free(node)

@@ -1,7 +1,8 @@
 """A site-scale simulated cluster (``run_slurm_monitor --mock --mock-size 10000x100000``).
 
 Same contract as ``mock.MockCluster``: ``run(argv, timeout)`` answers ``scontrol --version``,
-``squeue --all --json`` and ``scontrol show nodes --json`` in Slurm 25.11's shape, so the
+``squeue --all --json`` (all jobs or ``--jobs=<ids>``), the state tier (``squeue
+--only-job-state``) and ``scontrol show nodes --json`` in Slurm 25.11's shape, so the
 monitor's collector, parser, diff and publishing run exactly as against a real cluster.
 
 What it holds: N nodes in four partitions (cpu, gpu with 4 GPUs each, bigmem, debug) and about
@@ -9,7 +10,8 @@ J job records: running jobs placed on nodes with room, pending jobs with a reaso
 (a pending array is one record standing for its waiting tasks, "A_[5-40]", and each task that
 starts becomes its own record, the last one taking the array's own job id, as slurmctld does),
 jobs that just ended (FAILED with an exit code, CANCELLED by a signal, TIMEOUT, COMPLETED),
-first with the COMPLETING flag. Steady churn: each ``squeue`` answer follows one step in
+first with the COMPLETING flag. Steady churn: each listing ``squeue`` answer (the state tier,
+or a full JSON not right after one; a detail fetch by id never) follows one step in
 which ``churn`` (1 %) of the records change: pending jobs start, running jobs end, the
 COMPLETING flag clears, ended jobs are purged and replaced by new submissions, so the
 number of records stays near J.
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from slurm_monitor.collector import CommandResult
-from slurm_monitor.mock import RELEASE, answer_command
+from slurm_monitor.mock import RELEASE, answer_command, state_row
 
 PARTITIONS = (("cpu", 0.70, 64, 256 * 1024, 0), ("gpu", 0.15, 32, 512 * 1024, 4),
               ("bigmem", 0.10, 64, 2048 * 1024, 0), ("debug", 0.05, 16, 64 * 1024, 0))
@@ -52,6 +54,11 @@ def _num(value: int | None, infinite: bool = False) -> dict[str, Any]:
     if value is None:
         return {"set": False, "infinite": False, "number": 0}
     return {"set": True, "infinite": False, "number": int(value)}
+
+
+def _tasks(tasks: list[int]) -> str:
+    """An array's waiting tasks as Slurm lists them: "5-40", "7" or ""."""
+    return f"{tasks[0]}-{tasks[-1]}" if len(tasks) > 1 else str(tasks[0]) if tasks else ""
 
 
 @dataclass(slots=True)
@@ -105,6 +112,7 @@ class ScaleCluster:
         self._job_json: dict[int, bytes] = {}
         self._node_json: list[bytes] = [b""] * len(self.nodes)
         self._dirty_nodes: set[int] = set(range(len(self.nodes)))
+        self._stepped_for_listing = False
         while len(self.jobs) < jobs:
             self._submit(initial=True)
 
@@ -112,11 +120,28 @@ class ScaleCluster:
 
     async def run(self, argv: Sequence[str], timeout: float) -> CommandResult:
         started = time.monotonic()
-        return answer_command(argv, started, self._step_then_squeue, self.nodes_json)
+        return answer_command(argv, started, self)
 
-    def _step_then_squeue(self) -> str:
-        self.step()  # ~1 % of the jobs change per squeue call
-        return self.squeue_json()
+    def squeue_states(self) -> str:
+        """The state tier's answer, after one step of churn."""
+        self.step()
+        self._stepped_for_listing = True
+        return "".join([state_row(j.job_id, j.state, j.completing, j.array_task_id, _tasks(j.pending_tasks))
+                        + "\n" for j in self.jobs.values()])
+
+    def squeue_json(self, ids: set[int] | None = None) -> str:
+        """All jobs (after one step of churn, unless the state tier just stepped: a full cycle
+        is one state tier then one full JSON), or those of ``ids`` as they are."""
+        if ids is not None:
+            body = b",".join(self._job_json[i] for i in ids if i in self._job_json)
+            return self._document(body)
+        if not self._stepped_for_listing:
+            self.step()  # ~1 % of the jobs change per poll
+        self._stepped_for_listing = False
+        return self._document(b",".join(self._job_json.values()))
+
+    def _document(self, body: bytes) -> str:
+        return (b'{"jobs":[' + body + b'],"meta":' + self._meta() + b',"errors":[],"warnings":[]}').decode()
 
     # --- simulation -----------------------------------------------------------------------
 
@@ -244,18 +269,13 @@ class ScaleCluster:
                           "signal": {"id": _num(signal or None), "name": "TERM" if signal else ""}},
             "array_job_id": _num(job.array_job_id),
             "array_task_id": _num(job.array_task_id),
-            "array_task_string": f"{tasks[0]}-{tasks[-1]}" if len(tasks) > 1 else
-                                 str(tasks[0]) if tasks else "",
+            "array_task_string": _tasks(tasks),
         }
 
     def _meta(self) -> bytes:
         return json.dumps({"plugin": {"type": "", "name": "", "data_parser": "data_parser/v0.0.44"},
                            "slurm": {"version": {"major": "25", "minor": "11", "micro": "0"},
                                      "release": RELEASE, "cluster": "scale"}}).encode()
-
-    def squeue_json(self) -> str:
-        body = b",".join(self._job_json.values())
-        return (b'{"jobs":[' + body + b'],"meta":' + self._meta() + b',"errors":[],"warnings":[]}').decode()
 
     def _node_record(self, node: SimNode) -> dict[str, Any]:
         free = node.cpus - node.alloc_cpus

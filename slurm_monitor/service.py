@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from slurm_monitor.collector import CollectError, SlurmCollector, run_command
 from slurm_monitor.conf import MonitorConfig
 from slurm_monitor.interest import InterestConfig
-from slurm_monitor.monitor import History, Intervals, Monitor, install_stop_signals
+from slurm_monitor.loop import install_stop_signals
+from slurm_monitor.monitor import History, Intervals, Monitor
 from slurm_monitor.reminders import Reminders, sent_keys
 from slurm_monitor.sinks import build_sink
 from slurm_monitor.source import Source
@@ -43,7 +44,8 @@ def mock_collector(options: RunOptions) -> tuple[SlurmCollector, str]:
     from slurm_monitor.mock import build_mock_cluster
 
     cluster = build_mock_cluster(options.seed, options.config.mock_size)
-    return SlurmCollector(runner=cluster.run, timeout=options.config.command_timeout), "mock"
+    return SlurmCollector(runner=cluster.run, timeout=options.config.command_timeout,
+                          state_tier=options.config.state_tier, sdiag=True), "mock"
 
 
 async def build_collector(options: RunOptions) -> tuple[Source, str]:
@@ -59,7 +61,8 @@ async def build_collector(options: RunOptions) -> tuple[Source, str]:
     if options.fallback_mock and not slurm_installed(config.bin_dir):
         logger.info("no squeue found: using the simulated cluster")
         return mock_collector(options)
-    collector = SlurmCollector(runner=run_command, timeout=config.command_timeout, bin_dir=config.bin_dir)
+    collector = SlurmCollector(runner=run_command, timeout=config.command_timeout, bin_dir=config.bin_dir,
+                               state_tier=config.state_tier, sdiag=True)
     if options.fallback_mock:
         try:
             await collector.collect_jobs()
@@ -81,7 +84,7 @@ async def serve(options: RunOptions) -> None:
     monitor = Monitor(collector, sink, Intervals(config.jobs_interval, config.nodes_interval,
                                                  config.metrics_interval), source=source,
                       history=History(days=config.history_days, interval=config.history_interval,
-                                      sacct_batch=config.sacct_batch),
+                                      sacct_batch=config.sacct_batch), full_every=config.full_every,
                       reminders=Reminders(config.time_limit_warn_fraction, already_sent=sent_keys),
                       interest=InterestConfig(config.interest_interval, config.low_usage_fraction))
     if options.once:

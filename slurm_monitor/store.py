@@ -331,12 +331,18 @@ class StreamBeat:
     last_ok_at: float | None
     first_at: float
     failures: int
+    base_interval: float | None = None  # the configured interval; ``interval`` is the cadence's
+    reason: str = ""  # why the cadence is what it is (``cadence.REASONS``); "" from older monitors
+    detail: str = ""
 
 
-def record_heartbeat(stream: str, ok: bool, interval: float, source: str = "") -> None:
+def record_heartbeat(stream: str, ok: bool, interval: float, source: str = "",
+                     cadence: dict[str, Any] | None = None) -> None:
     """One poll of ``stream`` ended, successfully (``ok``) or not; ``interval`` is the
-    seconds between its polls, so a reader can judge lateness. Written on every poll,
-    whether or not anything changed: a row that stops moving means the monitor stopped."""
+    seconds between its polls now (the cadence may have stretched it), so a reader can judge
+    lateness. ``cadence``: ``base_interval``, ``reason`` and ``detail`` (``cadence.Cadence``),
+    kept in the row for admin and /metrics. Written on every poll, whether or not anything
+    changed: a row that stops moving means the monitor stopped."""
     name = HEARTBEAT_PREFIX + stream
     now = timezone.now()
     row = ClusterStream.objects.filter(name=name).first()
@@ -347,6 +353,7 @@ def record_heartbeat(stream: str, ok: bool, interval: float, source: str = "") -
         "last_ok_at": now.timestamp() if ok else previous.get("last_ok_at"),
         "first_at": previous.get("first_at", now.timestamp()),
         "failures": 0 if ok else int(previous.get("failures") or 0) + 1,
+        **(cadence or {}),
     }
     ClusterStream.objects.update_or_create(
         name=name, defaults={"source": source[:64], "updated_at": now, "data": data})
@@ -364,7 +371,9 @@ def load_heartbeats() -> list[StreamBeat]:
                 ok=bool(data.get("ok")), last_poll_at=row.updated_at.timestamp(),
                 last_ok_at=None if last_ok is None else float(last_ok),
                 first_at=float(data.get("first_at", row.updated_at.timestamp())),
-                failures=int(data.get("failures") or 0)))
+                failures=int(data.get("failures") or 0),
+                base_interval=None if data.get("base_interval") is None else float(data["base_interval"]),
+                reason=str(data.get("reason") or ""), detail=str(data.get("detail") or "")))
         except (KeyError, TypeError, ValueError):
             continue  # written by something else: not a heartbeat we can judge
     return beats

@@ -89,6 +89,7 @@ FAKE_COMMAND = """#!/bin/sh
 echo "{name} $*" >> "{dir}/calls.log"
 case "$*" in
   --version) echo "slurm 25.11.0" ;;
+  *--only-job-state*) cat "{dir}/states.txt" ;;
   *) cat "{dir}/{output}" ;;
 esac
 """
@@ -110,7 +111,14 @@ class FakeSlurm:
         os.replace(tmp, self.dir / name)  # the monitor never reads half a file
 
     def set_jobs(self, jobs: list[dict[str, Any]]) -> None:
-        self._write("squeue.json", shapes.squeue_doc("25.11", jobs))
+        """The full JSON (also answered to ``--jobs=``, as 22.05 does) and the state tier's rows."""
+        doc = shapes.squeue_doc("25.11", jobs)
+        rows = "".join(f"{j['job_id']}|{j['job_state'][-1] if len(j['job_state']) > 1 else j['job_state'][0]}|N/A\n"
+                       for j in doc["jobs"])
+        self._write("squeue.json", doc)  # first: a detail fetch is never older than the rows
+        tmp = self.dir / "states.txt.tmp"
+        tmp.write_text(rows)
+        os.replace(tmp, self.dir / "states.txt")
 
     def set_nodes(self, nodes: list[dict[str, Any]]) -> None:
         self._write("nodes.json", shapes.nodes_doc("25.11", nodes))

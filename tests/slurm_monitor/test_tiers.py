@@ -1,0 +1,181 @@
+"""Tiered jobs polls (slurm_monitor.tiers): the state tier's parsing (real 22.05 output and the
+simulator), detail only for new or changed jobs, the full cycle, per-release commands."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from slurm_monitor.collector import CollectError, CommandResult, SlurmCollector
+from slurm_monitor.mock_scale import ScaleCluster
+from slurm_monitor.snapshot import parse_jobs
+from slurm_monitor.tiers import JobTiers, detail_commands, parse_state_rows, state_command
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_real_22_05_state_rows_match_its_json():
+    """Captured on the one-node 22.05 cluster within a second of each other:
+    ``squeue --all -t all -h -o %A|%T|%r|%K`` and ``squeue --all --json``."""
+    rows = parse_state_rows((FIXTURES / "squeue-22.05-state-2.txt").read_text())
+    jobs = parse_jobs((FIXTURES / "squeue-22.05-tiers-2.json").read_text())
+    assert set(rows) == set(jobs)  # -t all: finished jobs are listed, as --json lists them
+    assert rows["7"] == "FAILED|NonZeroExitCode|N/A"
+    assert rows["6"] == "PENDING|Resources|5"  # the array's waiting record and its last task
+    assert rows["9"] == "RUNNING|None|4" and jobs["9"].array_job_id == "6"
+    for job_id, row in rows.items():
+        assert row.split("|")[0] == jobs[job_id].state
+
+
+def test_a_broken_state_answer_is_an_error_not_an_empty_queue():
+    with pytest.raises(Exception, match="unreadable line"):
+        parse_state_rows("slurm_load_jobs error: Unable to contact slurm controller\n")
+
+
+def test_commands_per_release():
+    assert "--only-job-state" not in state_command((22, 5, 8))
+    assert "--only-job-state" not in state_command((23, 11, 4))
+    assert "--only-job-state" in state_command((23, 11, 5))
+    assert detail_commands((22, 5, 8), ["1"]) is None  # 22.05's --json ignores --jobs
+    assert detail_commands((23, 2, 7), ["1", "2"]) == [["squeue", "--all", "--json", "--jobs=1"],
+                                                       ["squeue", "--all", "--json", "--jobs=2"]]
+    assert detail_commands((24, 5, 0), [str(i) for i in range(9)]) is None
+    assert detail_commands((24, 5, 1), ["1", "2"]) == [["squeue", "--all", "--json", "--jobs=1,2"]]
+    assert len(detail_commands((25, 11, 0), [str(i) for i in range(1200)]) or []) == 3
+
+
+class Counting:
+    """The simulator behind a runner that records every command line."""
+
+    def __init__(self, cluster) -> None:
+        self.cluster = cluster
+        self.calls: list[list[str]] = []
+
+    async def __call__(self, argv, timeout):
+        self.calls.append(list(argv))
+        return await self.cluster.run(argv, timeout)
+
+
+async def test_simulator_state_rows_and_detail_only_for_what_changed():
+    cluster = ScaleCluster(20, 400, seed=3, churn=0.02)
+    runner = Counting(cluster)
+    tiers = JobTiers(SlurmCollector(runner=runner, state_tier=True), full_every=50)
+    jobs, kind = await tiers.collect()
+    assert kind == "full" and len(jobs) == len(cluster.jobs)
+    for _ in range(3):
+        before_rows = dict(tiers.rows or {})
+        previous = dict(jobs)
+        runner.calls.clear()
+        jobs, kind = await tiers.collect()
+        assert kind == "state+detail"
+        rows = tiers.rows or {}
+        changed = {i for i, row in rows.items() if before_rows.get(i) != row}
+        asked = {i for argv in runner.calls if argv[-1].startswith("--jobs=")
+                 for i in argv[-1].split("=", 1)[1].split(",")}
+        assert asked == changed and 0 < len(asked) < len(rows) // 5
+        assert [argv[:2] for argv in runner.calls].count(["squeue", "--only-job-state"]) == 1
+        assert not any(argv == ["squeue", "--all", "--json"] for argv in runner.calls)  # no full poll
+        for job_id, job in jobs.items():
+            if job_id not in changed:
+                assert job is previous[job_id]  # unchanged records are the very same objects
+        truth = parse_jobs(cluster.squeue_json(set(map(int, rows))))
+        # The tiered picture is the full one, except pending reasons: --only-job-state has
+        # none, so a reason alone changing waits for the full cycle.
+        assert {i: dataclasses.replace(j, reason=None) for i, j in jobs.items()} == \
+            {i: dataclasses.replace(j, reason=None) for i, j in truth.items()}
+
+
+class FieldOnly:
+    """25.11-shaped answers where one job's time limit changes and its state does not."""
+
+    def __init__(self) -> None:
+        self.limit = 60
+
+    async def __call__(self, argv, timeout):
+        from tests.slurm_monitor import shapes
+
+        if argv[:2] == ["scontrol", "--version"]:
+            out = "slurm 25.11.0\n"
+        elif "--only-job-state" in argv:
+            out = "77|RUNNING|N/A\n"
+        else:
+            job = dict(shapes.JOBS[1], id=77, limit=self.limit)
+            out = json.dumps(shapes.squeue_doc("25.11", [job]))
+        return CommandResult(tuple(argv), 0, out, "", 0.0)
+
+
+async def test_the_full_cycle_catches_a_change_the_state_tier_cannot_see():
+    runner = FieldOnly()
+    tiers = JobTiers(SlurmCollector(runner=runner, state_tier=True), full_every=3)
+    jobs, kind = await tiers.collect()
+    assert kind == "full" and jobs["77"].time_limit_minutes == 60
+    runner.limit = 120  # scontrol update timelimit=2:00:00: same state, same row
+    jobs, kind = await tiers.collect()
+    assert kind == "state" and jobs["77"].time_limit_minutes == 60  # invisible to the state tier
+    jobs, kind = await tiers.collect()
+    assert kind == "state"
+    jobs, kind = await tiers.collect()
+    assert kind == "full" and jobs["77"].time_limit_minutes == 120
+
+
+async def test_22_05_falls_back_to_a_full_poll_when_anything_changed():
+    text = {"state": (FIXTURES / "squeue-22.05-state-1.txt").read_text()}
+    json_text = (FIXTURES / "squeue-22.05-tiers-2.json").read_text()
+    calls = []
+
+    async def runner(argv, timeout):
+        calls.append(list(argv))
+        if argv[:2] == ["scontrol", "--version"]:
+            return CommandResult(tuple(argv), 0, "slurm-wlm 22.05.8\n", "", 0.0)
+        out = text["state"] if "-o" in argv else json_text
+        return CommandResult(tuple(argv), 0, out, "", 0.0)
+
+    tiers = JobTiers(SlurmCollector(runner=runner, state_tier=True), full_every=10)
+    await tiers.collect()
+    calls.clear()
+    _, kind = await tiers.collect()  # nothing changed: only the text state tier ran
+    assert kind == "state" and calls == [["squeue", "--all", "-t", "all", "-h", "-o", "%A|%T|%r|%K"]]
+    text["state"] = (FIXTURES / "squeue-22.05-state-2.txt").read_text()
+    calls.clear()
+    _, kind = await tiers.collect()
+    assert kind == "full" and calls[-1] == ["squeue", "--all", "--json"]
+
+
+async def test_a_source_without_a_state_tier_gets_full_polls():
+    class RestLike:
+        """Only SlurmCollector's public methods of old (e.g. a slurmrestd source)."""
+
+        def __init__(self) -> None:
+            self.polls = 0
+
+        async def collect_jobs(self):
+            self.polls += 1
+            return parse_jobs((FIXTURES / "squeue-22.05-tiers-2.json").read_text())
+
+    source = RestLike()
+    tiers = JobTiers(source)
+    for _ in range(3):
+        _, kind = await tiers.collect()
+        assert kind == "full"
+    assert source.polls == 3
+
+
+async def test_a_failed_state_tier_changes_nothing():
+    cluster = ScaleCluster(5, 50, seed=1)
+    failing = {"on": False}
+
+    async def runner(argv, timeout):
+        if failing["on"] and "--only-job-state" in argv:
+            return CommandResult(tuple(argv), 1, "", "slurm_load_jobs error: timeout", 0.0)
+        return await cluster.run(argv, timeout)
+
+    tiers = JobTiers(SlurmCollector(runner=runner, state_tier=True))
+    jobs, _ = await tiers.collect()
+    failing["on"] = True
+    with pytest.raises(CollectError):
+        await tiers.collect()
+    assert tiers.jobs is jobs
+
