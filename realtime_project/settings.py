@@ -312,6 +312,15 @@ for _origin in HUB["ALLOWED_ORIGINS"]:
     if _origin != "*" and origin_entry_problem(_origin):
         raise ImproperlyConfigured(f"HUB_ALLOWED_ORIGINS: {_origin!r} {origin_entry_problem(_origin)}")
 
+# Job cancel from the job page (slurm_monitor.cancel): off unless a command is named.
+from slurm_monitor.cancel import CancelConfigError, parse_command  # noqa: E402
+
+try:
+    SLURM_MONITOR_CANCEL_COMMAND = parse_command(_env_str("SLURM_MONITOR_CANCEL_COMMAND"))
+except CancelConfigError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+SLURM_MONITOR_CANCEL_TIMEOUT = env_number("SLURM_MONITOR_CANCEL_TIMEOUT", 20.0, 0.0, exclusive=True)
+
 # Channel policies are validated now, not at the first subscribe.
 from hub.policies import PolicyError, build_policies  # noqa: E402
 

@@ -12,7 +12,15 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from slurm_monitor import alerting
-from slurm_monitor.models import Alert, AlertAudit, AlertRule, ClusterJob, ClusterNode, ClusterStream
+from slurm_monitor.models import (
+    Alert,
+    AlertAudit,
+    AlertRule,
+    ClusterJob,
+    ClusterNode,
+    ClusterStream,
+    JobActionAudit,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -45,6 +53,15 @@ class ClusterNodeAdmin(ReadOnlyAdmin):
 @admin.register(ClusterStream)
 class ClusterStreamAdmin(ReadOnlyAdmin):
     list_display = ("name", "source", "updated_at")
+
+
+@admin.register(JobActionAudit)
+class JobActionAuditAdmin(ReadOnlyAdmin):
+    """Every cancel asked through the hub (slurm_monitor.cancel), refused ones included."""
+
+    list_display = ("at", "actor", "action", "job_id", "job_user", "result", "detail")
+    list_filter = ("action", "result")
+    search_fields = ("actor", "job_id", "job_user")
 
 
 @admin.register(AlertRule)
