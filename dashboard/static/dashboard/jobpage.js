@@ -22,6 +22,7 @@ let state = null;
 let channel = null;
 let cancelRequested = false;
 const seen = []; // the states this page showed, in order (for people and tests alike)
+const cancelSeen = []; // likewise the cancel statuses: cancelling, cancelled, error
 
 function api(url, method = "GET") {
   const headers = { Accept: "application/json" };
@@ -136,6 +137,8 @@ function renderCancel() {
     status.dataset.state = "cancelling";
     text(status, "Cancelling… waiting for Slurm to confirm.");
   }
+  const shown = status.dataset.state;
+  if (shown && cancelSeen[cancelSeen.length - 1] !== shown) cancelSeen.push(shown);
 }
 
 function render() {
@@ -233,7 +236,7 @@ async function start() {
   if (!detail) return;
   channel = Object.keys(detail.position || {})[0] || null;
   const hub = connect(config.wsUrl);
-  window.jobPage = { hub, seen, get state() { return state; } };
+  window.jobPage = { hub, seen, cancelSeen, get state() { return state; } };
   hub.on("state", ({ state: s }) => setConnection(s));
   if (channel) {
     const since = detail.position[channel];
