@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from django.urls import path
 
-from slurm_monitor import apis
+from slurm_monitor import apis, apis_cancel
 
 urlpatterns = [
     path("api/cluster/jobs", apis.ClusterJobsView.as_view(), name="cluster-jobs"),
     path("api/cluster/jobs/", apis.ClusterJobsView.as_view(schema=None)),
     path("api/cluster/jobs/<str:job_id>", apis.ClusterJobDetailView.as_view(), name="cluster-job"),
     path("api/cluster/jobs/<str:job_id>/", apis.ClusterJobDetailView.as_view(schema=None)),
-    path("api/cluster/jobs/<str:job_id>/cancel", apis.ClusterJobCancelView.as_view(), name="cluster-job-cancel"),
-    path("api/cluster/jobs/<str:job_id>/cancel/", apis.ClusterJobCancelView.as_view(schema=None)),
+    path("api/cluster/jobs/<str:job_id>/cancel", apis_cancel.ClusterJobCancelView.as_view(), name="cluster-job-cancel"),
+    path("api/cluster/jobs/<str:job_id>/cancel/", apis_cancel.ClusterJobCancelView.as_view(schema=None)),
     path("api/cluster/nodes", apis.ClusterNodesView.as_view(), name="cluster-nodes"),
     path("api/cluster/nodes/", apis.ClusterNodesView.as_view(schema=None)),
     path("api/cluster/metrics", apis.ClusterMetricsView.as_view(), name="cluster-metrics"),

@@ -31,7 +31,8 @@ def config_of(answer):
 
 @pytest.fixture
 def queue():
-    store.save_jobs(None, snap(job("5", user="alice"), job("11", user="bob", array_job_id="10", array_task_id=1)), now=T0)
+    task = job("11", user="bob", array_job_id="10", array_task_id=1)
+    store.save_jobs(None, snap(job("5", user="alice"), task), now=T0)
 
 
 def test_login_required(queue):

@@ -90,7 +90,8 @@ def test_the_detail_carries_the_stream_position_read_with_it():
 def test_private_jobs_position_is_the_users_own_channel(settings):
     settings.HUB = {**settings.HUB, "PRIVATE_JOBS": True}
     store.save_jobs(None, snap(job("5", user="alice")), now=T0, positions={"user:alice": (3, "e2"), "jobs": (9, "e2")})
-    assert client_for("alice").get("/api/cluster/jobs/5").json()["position"] == {"user:alice": {"offset": 3, "epoch": "e2"}}
+    position = client_for("alice").get("/api/cluster/jobs/5").json()["position"]
+    assert position == {"user:alice": {"offset": 3, "epoch": "e2"}}
     assert client_for("bob").get("/api/cluster/jobs/5").status_code == 404
 
 
