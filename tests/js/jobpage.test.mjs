@@ -58,14 +58,19 @@ describe("job page model", () => {
   });
 });
 
+function fakeClient() {
+  const clock = new FakeClock();
+  const WS = makeFakeWebSocket();
+  const client = new HubClient({ WebSocket: WS, setTimeout: clock.setTimeout, clearTimeout: clock.clearTimeout,
+    now: clock.dateNow, random: () => 0.5, location: { href: "http://hub.example/" }, window: null });
+  const resets = [];
+  client.on("reset", (r) => resets.push(r));
+  return { WS, client, resets };
+}
+
 describe("subscribe since a REST position", () => {
   test("the first subscribe carries since; the same epoch resumes without a reset", () => {
-    const clock = new FakeClock();
-    const WS = makeFakeWebSocket();
-    const client = new HubClient({ WebSocket: WS, setTimeout: clock.setTimeout, clearTimeout: clock.clearTimeout,
-      now: clock.dateNow, random: () => 0.5, location: { href: "http://hub.example/" }, window: null });
-    const resets = [];
-    client.on("reset", (r) => resets.push(r));
+    const { WS, client, resets } = fakeClient();
     const got = [];
     client.subscribe("jobs", (m) => got.push(m.offset), { since: { offset: 41, epoch: "e1" } });
     client.connect("/ws/");
@@ -80,12 +85,7 @@ describe("subscribe since a REST position", () => {
   });
 
   test("another epoch on subscribed is a reset (the page re-reads over REST)", () => {
-    const clock = new FakeClock();
-    const WS = makeFakeWebSocket();
-    const client = new HubClient({ WebSocket: WS, setTimeout: clock.setTimeout, clearTimeout: clock.clearTimeout,
-      now: clock.dateNow, random: () => 0.5, location: { href: "http://hub.example/" }, window: null });
-    const resets = [];
-    client.on("reset", (r) => resets.push(r));
+    const { WS, client, resets } = fakeClient();
     client.subscribe("jobs", () => {}, { since: { offset: 41, epoch: "e1" } });
     client.connect("/ws/");
     WS.last().accept();
