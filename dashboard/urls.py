@@ -1,4 +1,5 @@
-"""The dashboard at ``/``. Static files (``/static/...``) are WhiteNoise's (settings)."""
+"""The dashboard at ``/`` and the job page at ``/jobs/<id>``. Static files (``/static/...``)
+are WhiteNoise's (settings)."""
 
 from django.urls import path
 
@@ -8,4 +9,6 @@ app_name = "dashboard"
 
 urlpatterns = [
     path("", views.dashboard, name="index"),
+    path("jobs/<str:job_id>", views.job_page, name="job"),
+    path("jobs/<str:job_id>/", views.job_page),
 ]

@@ -1,6 +1,7 @@
 """The dashboard: one page at ``/`` (login required) that loads its state over REST and then
-follows the hub over WebSocket (static/dashboard/dashboard.js). Its JavaScript and CSS are
-served by WhiteNoise from the apps' static folders (settings), with no build step.
+follows the hub over WebSocket (static/dashboard/dashboard.js), and the job page at
+``/jobs/<id>`` (static/dashboard/jobpage.js). Their JavaScript and CSS are served by
+WhiteNoise from the apps' static folders (settings), with no build step.
 """
 
 from __future__ import annotations
@@ -59,3 +60,35 @@ def _routed(url: str) -> bool:
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/index.html", {"config": build_page_config(request)})
+
+
+def build_job_page_config(request: HttpRequest, job_id: str) -> dict:
+    """What jobpage.js needs: the dashboard's identity fields, the job's endpoints and whether
+    cancelling is configured (the endpoint decides who may; the page only hides the button)."""
+    from django.conf import settings
+
+    base = f"/api/cluster/jobs/{job_id}"
+    page = build_page_config(request)
+    return {key: page[key] for key in ("user", "isStaff", "privateJobs", "wsUrl", "csrfToken", "logoutUrl")} | {
+        "jobId": job_id,
+        "api": {"detail": base, "cancel": f"{base}/cancel", "watch": f"{base}/watch"},
+        "cancelEnabled": getattr(settings, "SLURM_MONITOR_CANCEL_COMMAND", None) is not None,
+    }
+
+
+@login_required
+@require_GET
+def job_page(request: HttpRequest, job_id: str) -> HttpResponse:
+    """``/jobs/<id>`` (an id or an array task, ``10_1``): the job page, or a friendly 404 page
+    for an id that is malformed, unknown, or another user's under HUB_PRIVATE_JOBS (the same
+    page for all three, as the REST detail, so ids reveal nothing)."""
+    import re
+
+    from slurm_monitor.apis import JOB_REF_PATTERN, job_owner_scope
+    from slurm_monitor.history import job_detail
+
+    found = re.fullmatch(JOB_REF_PATTERN, job_id) and job_detail(job_id, owner=job_owner_scope(request.user))
+    if not found:
+        shown = job_id if len(job_id) <= 40 else job_id[:40] + "…"
+        return render(request, "dashboard/job_not_found.html", {"job_id": shown, "user": request.user}, status=404)
+    return render(request, "dashboard/job.html", {"config": build_job_page_config(request, job_id)})

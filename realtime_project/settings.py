@@ -312,6 +312,11 @@ for _origin in HUB["ALLOWED_ORIGINS"]:
     if _origin != "*" and origin_entry_problem(_origin):
         raise ImproperlyConfigured(f"HUB_ALLOWED_ORIGINS: {_origin!r} {origin_entry_problem(_origin)}")
 
+# Job cancel from the job page (slurm_monitor.cancel): off unless a command is named. Kept as
+# the raw line here (settings are plain data); slurm_monitor's AppConfig.ready() validates it.
+SLURM_MONITOR_CANCEL_COMMAND = _env_str("SLURM_MONITOR_CANCEL_COMMAND") or None
+SLURM_MONITOR_CANCEL_TIMEOUT = env_number("SLURM_MONITOR_CANCEL_TIMEOUT", 20.0, 0.0, exclusive=True)
+
 # Channel policies are validated now, not at the first subscribe.
 from hub.policies import PolicyError, build_policies  # noqa: E402
 

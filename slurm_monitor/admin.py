@@ -12,7 +12,15 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from slurm_monitor import alerting
-from slurm_monitor.models import Alert, AlertAudit, AlertRule, ClusterJob, ClusterNode, ClusterStream
+from slurm_monitor.models import (
+    Alert,
+    AlertAudit,
+    AlertRule,
+    ClusterJob,
+    ClusterNode,
+    ClusterStream,
+    JobActionAudit,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -67,6 +75,15 @@ class ClusterStreamAdmin(ReadOnlyAdmin):
 def _beat(obj: ClusterStream) -> dict:
     """A heartbeat row's data; other ClusterStream rows (``metrics``, ``jobs``) show blanks."""
     return obj.data if obj.name.startswith("beat:") and isinstance(obj.data, dict) else {}
+
+
+@admin.register(JobActionAudit)
+class JobActionAuditAdmin(ReadOnlyAdmin):
+    """Every cancel asked through the hub (slurm_monitor.cancel), refused ones included."""
+
+    list_display = ("at", "actor", "action", "job_id", "job_user", "result", "detail")
+    list_filter = ("action", "result")
+    search_fields = ("actor", "job_id", "job_user")
 
 
 @admin.register(AlertRule)

@@ -4,6 +4,7 @@
     GET /api/cluster/jobs?view=finished&job=10_1      (view: active, default | finished | all)
     GET /api/cluster/jobs/<job_id>                    (one job: record, transitions, efficiency)
     POST /api/cluster/jobs/<job_id>/watch             (an open job page's interest: 204)
+    POST /api/cluster/jobs/<job_id>/cancel            (its owner, staff; off unless configured)
     GET /api/cluster/nodes?state=DRAINED
     GET /api/cluster/metrics
     GET /api/cluster/alerts          (staff: the active alerts)
@@ -132,8 +133,10 @@ def _fill_epochs(answer: dict) -> dict:
 
 
 def _job_channels(request) -> list[str]:
+    # The channel the monitor publishes this user's jobs on: their Slurm user's, which may differ
+    # from the username (hub.identity), so a page subscribing ``since`` the position follows it.
     owner = job_owner_scope(request.user)
-    return [f"user:{request.user.get_username()}"] if owner is not None else ["jobs"]
+    return [f"user:{owner}"] if owner is not None else ["jobs"]
 
 
 class ClusterJobsView(ClusterView):
@@ -161,6 +164,9 @@ _JOB_DETAIL = inline_serializer("ClusterJobDetail", {
                                                 "while the job is pending and someone watches it; else null"),
     "live_efficiency": serializers.DictField(allow_null=True, help_text="efficiency's shape plus measured_at: "
                                              "the last figures sstat gave while someone watched it run"),
+    "steps": serializers.ListField(child=serializers.DictField(),
+                                   help_text="the job's steps as accounting recorded them ([] until sacct answered)"),
+    "position": _POSITION,
 })
 
 
@@ -179,10 +185,10 @@ class ClusterJobDetailView(ClusterView):
 
         detail = None
         if re.fullmatch(JOB_REF_PATTERN, job_id):
-            detail = job_detail(job_id, owner=job_owner_scope(request.user))
+            detail = job_detail(job_id, owner=job_owner_scope(request.user), channels=_job_channels(request))
         if detail is None:
             raise NotFound("no such job")  # the same words whether it exists or is not yours
-        return Response(detail)
+        return Response(_fill_epochs(detail))
 
 
 class ClusterJobWatchView(ClusterView):

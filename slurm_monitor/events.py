@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from slurm_monitor.metrics import ClusterMetrics, NodeFigures
+from slurm_monitor.reasons import reason_fields
 from slurm_monitor.snapshot import Job, Node
 
 JOBS, NODES, METRICS, NOTIFICATIONS, ALERTS = "jobs", "nodes", "metrics", "notifications", "alerts"
@@ -68,6 +69,13 @@ def job_fields(job: Job) -> dict[str, Any]:
         "time_limit_minutes": job.time_limit_minutes,
         "exit_code": job.exit_code,
         "signal": job.signal,
+        "account": job.account,
+        "qos": job.qos,
+        "working_directory": job.working_directory,
+        "stdout_path": job.stdout_path,
+        "stderr_path": job.stderr_path,
+        "dependency": job.dependency,
+        **reason_fields(job.reason),
         **_job_extras(job),
     }
 
@@ -91,6 +99,7 @@ def build_job_state_changed(previous: Job, job: Job) -> Publication:
         "state": job.state,
         "previous_state": previous.state,
         "reason": job.reason,
+        **reason_fields(job.reason),
         "nodes": job.nodes,
         "start_time": iso(job.start_time),
         "end_time": iso(job.end_time),

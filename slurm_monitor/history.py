@@ -10,8 +10,9 @@ one-job view ``GET /api/cluster/jobs/<job_id>`` serves. Sync ORM (the monitor ca
 - ``endings(answers)``: before saving them, the jobs those answers end that were never reported
   as ended (left the queue in a state that is not final): (as last reported, as accounting
   says), so the monitor publishes their terminal event and notification exactly once.
-- ``job_detail(text)``: a job's record, transitions and efficiency, with what the monitor last
-  learned while someone watched it (``interest``: ``start_estimate``, ``live_efficiency``).
+- ``job_detail(text, owner, channels)``: a job's record, transitions, steps, efficiency and the
+  stream ``position`` of ``channels`` read with them, with what the monitor last learned while
+  someone watched it (``interest``: ``start_estimate``, ``live_efficiency``).
 """
 
 from __future__ import annotations
@@ -128,9 +129,16 @@ def visible_job(text: str, owner: str | None = None) -> ClusterJob | None:
     return rows.filter(job_id=text.strip()).first() or rows.order_by("job_id").first()
 
 
-def job_detail(text: str, owner: str | None = None) -> dict[str, Any] | None:
+# Fields squeue may leave empty that accounting knows (record field <- accounting field).
+_FILL_FROM_ACCOUNTING = (("account", "account"), ("qos", "qos"), ("working_directory", "working_directory"))
+
+
+def job_detail(text: str, owner: str | None = None, channels: Iterable[str] = ()) -> dict[str, Any] | None:
     """``GET /api/cluster/jobs/<job_id>``: None when no job by that id (or, with ``owner``, none
-    of that owner's). ``text`` may be "10_1"."""
+    of that owner's). ``text`` may be "10_1". ``position``: ``store.read_positions(channels)``
+    in the same snapshot as the record and its transitions (PROTOCOL.md section 6), so a page
+    subscribing ``since`` it misses no transition and applies none twice. ``steps``: what
+    accounting recorded ([] until ``sacct`` answered, or where it keeps none)."""
     with store.consistent_read():
         row = visible_job(text, owner)
         if row is None:
@@ -138,9 +146,14 @@ def job_detail(text: str, owner: str | None = None) -> dict[str, Any] | None:
         transitions = [{"state": t.state, "at": iso(t.at.timestamp())}
                        for t in row.transitions.order_by("at", "id")]
         live = progress_fields(row.job_id, row.state)
+        position = store.read_positions(channels)
     fields = store.row_fields(row)
     if fields is None:
         return None
     accounting = row.accounting
-    return {"job": fields, "transitions": transitions, "accounting": accounting,
-            "efficiency": efficiency(accounting), **live}
+    for field, key in _FILL_FROM_ACCOUNTING:
+        if not fields.get(field) and accounting and accounting.get(key):
+            fields[field] = accounting[key]
+    steps = list(accounting.get("steps") or ()) if accounting else []
+    return {"job": fields, "transitions": transitions, "steps": steps, "accounting": accounting,
+            "efficiency": efficiency(accounting), **live, "position": position}

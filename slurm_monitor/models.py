@@ -217,3 +217,24 @@ class JobProgress(models.Model):
 
     def __str__(self) -> str:
         return f"progress of job {self.job_id}"
+
+
+class JobActionAudit(models.Model):
+    """Who asked to do what to a job, and how it went: every cancel request through the hub,
+    refused ones included (result ``ok``, ``failed``, ``forbidden``, ``finished``)."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=150, db_index=True)  # the hub username; kept if the user goes
+    job_id = models.CharField(max_length=32, db_index=True)
+    job_user = models.CharField(max_length=150, blank=True)  # the job's Slurm user
+    action = models.CharField(max_length=20)  # cancel
+    result = models.CharField(max_length=32)
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "job action audit entry"
+        verbose_name_plural = "job action audit log"
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.job_id}: {self.result}"

@@ -78,10 +78,15 @@ class Accounting:
     qos: str | None
     working_directory: str | None
     nodes: str | None
+    # ``{"step", "name", "state", "exit_code", "signal", "elapsed_seconds", "nodes"}`` each, as
+    # accounting recorded them (``steps[]``: ``step.id`` is "batch", "extern", "0" ... in every
+    # release; 23.02 on may nest it as ``{"job_id", "step_id"}``).
+    steps: tuple[dict[str, Any], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["state_flags"] = list(self.state_flags)
+        data["steps"] = [dict(s) for s in self.steps]
         return data
 
 
@@ -205,6 +210,37 @@ def _gpus(tres: Mapping[str, float]) -> int:
     return int(sum(v for k, v in tres.items() if k.startswith("gres/gpu:")))
 
 
+MAX_STEPS = 100  # per job, the first ones: the job page lists them
+
+
+def _step_id(step: Mapping[str, Any]) -> str | None:
+    ident = step.get("id")
+    if isinstance(ident, dict):  # {"job_id", "step_id"}: step_id a name or a number
+        ident = ident.get("step_id")
+    return _text(ident) or _text(step.get("name"))
+
+
+def parse_steps(steps: Any) -> tuple[dict[str, Any], ...]:
+    """``steps[]`` of one sacct job -> the steps the job page lists (malformed ones skipped)."""
+    out = []
+    for item in steps if isinstance(steps, list) else ():
+        if not isinstance(item, dict):
+            continue
+        step = _mapping(item.get("step"))
+        ident = _step_id(step)
+        if ident is None:
+            continue
+        state, _flags = split_job_state(item.get("state"))
+        code, signal = decode_exit_code(item.get("exit_code"))
+        nodes = _mapping(item.get("nodes"))
+        out.append({"step": ident, "name": _text(step.get("name")), "state": state, "exit_code": code,
+                    "signal": signal, "elapsed_seconds": unwrap_int(_mapping(item.get("time")).get("elapsed")),
+                    "nodes": _text(nodes.get("range"))})
+        if len(out) >= MAX_STEPS:
+            break
+    return tuple(out)
+
+
 def parse_record(record: Mapping[str, Any], exit_status_lost: bool = False) -> Accounting | None:
     """One job of ``sacct --json``. ``exit_status_lost``: the document comes from 22.05's
     openapi/dbv0.0.38, whose ``_dump_job_exit_code`` writes ``{"status": "SUCCESS",
@@ -259,6 +295,7 @@ def parse_record(record: Mapping[str, Any], exit_status_lost: bool = False) -> A
         qos=_text(record.get("qos")),
         working_directory=_text(record.get("working_directory")),
         nodes=_text(record.get("nodes")),
+        steps=parse_steps(record.get("steps")),
     )
 
 

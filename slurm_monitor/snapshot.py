@@ -89,6 +89,13 @@ class Job:
     array_job_id: str | None = None  # the array's id ("10" of 10_1); None: not an array job
     array_task_id: int | None = None  # None for a pending record that stands for several tasks
     array_tasks: str | None = None  # those tasks, as Slurm lists them ("3-4", "5-99%4")
+    # Where Slurm reports them (None: not reported, or empty): the job page shows them.
+    account: str | None = None
+    qos: str | None = None
+    working_directory: str | None = None
+    stdout_path: str | None = None
+    stderr_path: str | None = None
+    dependency: str | None = None
 
     def __post_init__(self) -> None:
         if type(self.state_flags) is not tuple:  # a record loaded back from JSON has a list
@@ -390,7 +397,10 @@ def parse_job(record: Mapping[str, Any]) -> Job:
     ``submit_time``/``start_time``/``end_time`` plain (UINT64) to 23.02, TIMESTAMP_NO_VAL
     objects from 23.11; ``job_state`` JOB_STATE string to 23.02, a flag array from 23.11
     (``split_job_state``); ``exit_code`` see ``decode_exit_code``; ``state_reason`` the
-    JOB_REASON string ("None" when there is none); ``array_task_string`` STRING everywhere."""
+    JOB_REASON string ("None" when there is none); ``array_task_string`` STRING everywhere;
+    ``account``, ``qos``, ``current_working_directory``, ``standard_output``,
+    ``standard_error``, ``dependency`` STRING everywhere, "" when unset (22.05's squeue leaves
+    the output paths and the dependency empty even when set; 23.02 on fill them)."""
     job_id = unwrap_id(record.get("job_id"))
     if job_id is None:
         raise SnapshotError("a job record has no job_id")
@@ -430,7 +440,20 @@ def parse_job(record: Mapping[str, Any]) -> Job:
         array_job_id=str(array_job_id) if array_job_id else None,
         array_task_id=array_task_id,
         array_tasks=str(tasks) if tasks else None,
+        account=_text(record.get("account")),
+        qos=_text(record.get("qos")),
+        working_directory=_text(record.get("current_working_directory")),
+        stdout_path=_text(record.get("standard_output")),
+        stderr_path=_text(record.get("standard_error")),
+        dependency=_text(record.get("dependency")),
     )
+
+
+def _text(value: Any) -> str | None:
+    """A string field Slurm may leave empty, print as "(null)" or omit -> the text or None."""
+    if not isinstance(value, str) or value.strip() in ("", "(null)", "None"):
+        return None
+    return value.strip()[:4096]
 
 
 # Every field parse_job reads: the raw values of these are a job record's fingerprint.
@@ -438,6 +461,7 @@ JOB_FIELDS: tuple[str, ...] = (
     "job_id", "name", "user_name", "user_id", "partition", "job_state", "state_reason", "nodes",
     "node_count", "cpus", "tres_alloc_str", "tres_req_str", "submit_time", "start_time",
     "end_time", "time_limit", "exit_code", "array_job_id", "array_task_id", "array_task_string",
+    "account", "qos", "current_working_directory", "standard_output", "standard_error", "dependency",
 )
 NODE_FIELDS: tuple[str, ...] = (
     "name", "hostname", "state", "state_flags", "cpus", "alloc_cpus", "alloc_idle_cpus",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from slurm_monitor import apis
+from slurm_monitor import apis, apis_cancel
 
 urlpatterns = [
     path("api/cluster/jobs", apis.ClusterJobsView.as_view(), name="cluster-jobs"),
@@ -13,6 +13,8 @@ urlpatterns = [
     path("api/cluster/jobs/<str:job_id>/", apis.ClusterJobDetailView.as_view(schema=None)),
     path("api/cluster/jobs/<str:job_id>/watch", apis.ClusterJobWatchView.as_view(), name="cluster-job-watch"),
     path("api/cluster/jobs/<str:job_id>/watch/", apis.ClusterJobWatchView.as_view(schema=None)),
+    path("api/cluster/jobs/<str:job_id>/cancel", apis_cancel.ClusterJobCancelView.as_view(), name="cluster-job-cancel"),
+    path("api/cluster/jobs/<str:job_id>/cancel/", apis_cancel.ClusterJobCancelView.as_view(schema=None)),
     path("api/cluster/nodes", apis.ClusterNodesView.as_view(), name="cluster-nodes"),
     path("api/cluster/nodes/", apis.ClusterNodesView.as_view(schema=None)),
     path("api/cluster/metrics", apis.ClusterMetricsView.as_view(), name="cluster-metrics"),

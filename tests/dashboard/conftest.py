@@ -212,11 +212,11 @@ def api(base_url: str, path: str, token: str, body: dict | None = None) -> dict:
         return json.load(response)
 
 
-def screenshot_path() -> Path:
-    """Where the dashboard screenshot goes: ``DASHBOARD_SCREENSHOT`` (e.g. docs/dashboard.png
-    to refresh the README's picture) or var/test-artifacts/dashboard.png."""
-    target = os.environ.get("DASHBOARD_SCREENSHOT")
-    path = Path(target) if target else ARTIFACTS / "dashboard.png"
+def screenshot_path(name: str = "dashboard.png", variable: str = "DASHBOARD_SCREENSHOT") -> Path:
+    """Where a screenshot goes: ``$variable`` (e.g. DASHBOARD_SCREENSHOT=docs/dashboard.png to
+    refresh the README's picture, JOBPAGE_SCREENSHOT=docs/jobpage.png) or var/test-artifacts/<name>."""
+    target = os.environ.get(variable)
+    path = Path(target) if target else ARTIFACTS / name
     if not path.is_absolute():
         path = ROOT / path
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,9 +19,12 @@ METRICS = compute_metrics(EXPECTED_JOBS, EXPECTED_NODES)
 
 # Issue 13: every job event carries the flags next to the base state and its array place.
 JOB_EXTRA_KEYS = {"state_flags", "display_id", "array_job_id", "array_task_id"}
+# Issue 14: the reason in words; the fields the job page shows where Slurm reports them.
+REASON_KEYS = {"reason_text", "reason_hint"}
 JOB_KEYS = {"job_id", "name", "user", "partition", "state", "reason", "nodes", "node_count", "cpus",
             "gpus", "memory_mb", "submit_time", "start_time", "end_time", "time_limit_minutes",
-            "exit_code", "signal"} | JOB_EXTRA_KEYS
+            "exit_code", "signal", "account", "qos", "working_directory", "stdout_path", "stderr_path",
+            "dependency"} | JOB_EXTRA_KEYS | REASON_KEYS
 NODE_KEYS = {"node", "state", "flags", "reason", "partitions", "cpus", "alloc_cpus", "cpu_load",
              "cpu_load_percent", "cpu_alloc_percent", "real_memory_mb", "alloc_memory_mb",
              "free_memory_mb", "gpus", "alloc_gpus"}
@@ -34,7 +37,7 @@ CASES = [
     ("job_state_changed",
      e.build_job_state_changed(dataclasses.replace(JOB, state="RUNNING"), JOB), "jobs", "carol",
      {"job_id", "name", "user", "partition", "state", "previous_state", "reason", "nodes",
-      "start_time", "end_time", "exit_code", "signal"} | JOB_EXTRA_KEYS),
+      "start_time", "end_time", "exit_code", "signal"} | JOB_EXTRA_KEYS | REASON_KEYS),
     ("job_removed", e.build_job_removed(JOB), "jobs", "carol",
      {"job_id", "name", "user", "partition", "state"} | JOB_EXTRA_KEYS),
     ("node_added", e.build_node_added(NODE), "nodes", None, NODE_KEYS),

@@ -77,3 +77,29 @@ def test_the_endpoint_is_in_the_openapi_schema():
     operation = schema["paths"]["/api/cluster/jobs/{job_id}"]["get"]
     assert {"200", "404"} <= set(operation["responses"])
     assert "position" in schema["components"]["schemas"]["ClusterList"]["required"]
+
+
+def test_the_detail_carries_the_stream_position_read_with_it():
+    """Issue 14: the job page subscribes ``since`` this position (PROTOCOL.md section 6)."""
+    store.save_jobs(None, snap(job("5", "PENDING")), now=T0, positions={"jobs": (41, "e1")})
+    body = client_for("viewer").get("/api/cluster/jobs/5").json()
+    assert body["position"] == {"jobs": {"offset": 41, "epoch": "e1"}}
+    assert body["steps"] == []
+
+
+def test_private_jobs_position_is_the_users_own_channel(settings):
+    settings.HUB = {**settings.HUB, "PRIVATE_JOBS": True}
+    store.save_jobs(None, snap(job("5", user="alice")), now=T0, positions={"user:alice": (3, "e2"), "jobs": (9, "e2")})
+    position = client_for("alice").get("/api/cluster/jobs/5").json()["position"]
+    assert position == {"user:alice": {"offset": 3, "epoch": "e2"}}
+    assert client_for("bob").get("/api/cluster/jobs/5").status_code == 404
+
+
+def test_accounting_fills_what_squeue_left_empty_and_lists_steps():
+    store.save_jobs(None, snap(job("201")), now=T0)
+    store.save_jobs(snap(job("201")), {}, now=T0 + timedelta(minutes=1))
+    history.save_accounting(["201"], {"201": parse_sacct(doc(job_v0038(201)))["201"].as_dict()}, T0)
+    body = client_for("viewer").get("/api/cluster/jobs/201").json()
+    assert (body["job"]["account"], body["job"]["qos"], body["job"]["working_directory"]) == \
+        ("physics", "normal", "/home/alice/run1")
+    assert [s["step"] for s in body["steps"]] == ["batch"]

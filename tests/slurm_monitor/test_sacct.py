@@ -158,3 +158,20 @@ def test_the_collector_runs_one_sacct_and_reports_failures():
 def test_a_requeued_job_keeps_its_last_run():
     first, second = job_v0038(207, "REQUEUED"), job_v0038(207, "COMPLETED")
     assert parse_sacct(doc(first, second))["207"].state == "COMPLETED"
+
+
+def test_steps_as_accounting_recorded_them():
+    """Issue 14: the job page lists a job's steps (22.05's step.id a string; later releases may
+    nest it); a step without an id is skipped."""
+    job = job_v0038(job_id=210, exit_code={"status": "ERROR", "return_code": 2})
+    job["steps"].append({"step": {"id": {"job_id": 210, "step_id": 0}, "name": "python"}, "state": ["FAILED"],
+                         "exit_code": {"status": "ERROR", "return_code": 2}, "time": {"elapsed": 30},
+                         "nodes": {"range": "cn01"}})
+    job["steps"].append({"step": {}, "state": "COMPLETED"})
+    steps = parse_sacct(doc(job))["210"].as_dict()["steps"]
+    assert steps == [
+        {"step": "batch", "name": "batch", "state": "COMPLETED", "exit_code": 0, "signal": None,
+         "elapsed_seconds": 600, "nodes": "cn01"},
+        {"step": "0", "name": "python", "state": "FAILED", "exit_code": 2, "signal": None,
+         "elapsed_seconds": 30, "nodes": "cn01"},
+    ]

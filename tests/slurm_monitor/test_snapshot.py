@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -206,6 +207,9 @@ RELEASE_JOBS_FLAG_STRING = {**RELEASE_JOBS, "5": _role("5", state="COMPLETING", 
 def test_each_data_parser_version_fixture(version):
     jobs = s.parse_jobs(fixture(releases.fixture_name(version)))
     expected = RELEASE_JOBS_FLAG_STRING if version in ("v0.0.38", "v0.0.39") else RELEASE_JOBS
+    if version == "v0.0.38":  # the full capture (the later fixtures are trimmed to what parse_job read)
+        expected = {k: dataclasses.replace(j, working_directory="/tmp/slurmcap", stdout_path="/dev/null")
+                    for k, j in expected.items()}
     assert jobs == expected
     assert list(jobs) == ["1", "2", "4", "5", "3"]
     assert [j.display_id for j in jobs.values()] == ["1", "2", "3_1", "3_2", "3_[3-4]"]
@@ -340,3 +344,15 @@ def test_node_percentages():
     assert node.memory_alloc_percent == 14.1
     assert EXPECTED_NODES["cn03"].cpu_load_percent is None
     assert EXPECTED_NODES["gpu02"].gpu_alloc_percent == 16.7
+
+
+def test_job_page_fields_where_slurm_reports_them():
+    """Issue 14: account, QOS, working directory, output paths, dependency; "" and "(null)"
+    (what Slurm prints for unset strings) become None."""
+    record = {"job_id": 7, "job_state": "PENDING", "account": "physics", "qos": "normal",
+              "current_working_directory": "/home/ann/run", "standard_output": "/home/ann/run/7.out",
+              "standard_error": "", "dependency": "afterok:6(unfulfilled)"}
+    job = s.parse_job(record)
+    assert (job.account, job.qos, job.working_directory, job.stdout_path, job.stderr_path, job.dependency) == \
+        ("physics", "normal", "/home/ann/run", "/home/ann/run/7.out", None, "afterok:6(unfulfilled)")
+    assert s.parse_job({"job_id": 8, "dependency": "(null)", "qos": None}).dependency is None

@@ -129,7 +129,8 @@ export class HubClient {
   publish(channel: string, data: unknown, event?: string): Promise<ServerFrame & { offset: number }>;
 
   /** Call `callback` for each publication on `channel`, recovering after reconnects. */
-  subscribe<D = unknown>(channel: string, callback?: (msg: Publication<D>) => void): () => void;
+  subscribe<D = unknown>(channel: string, callback?: (msg: Publication<D>) => void,
+                         options?: { since?: { offset: number; epoch?: string | null } | null }): () => void;
   unsubscribe(channel: string, callback?: (msg: Publication) => void): void;
   channels(): ChannelPosition[];
 }

@@ -375,13 +375,23 @@ export class HubClient extends Emitter {
 
   // --- subscriptions ---------------------------------------------------------------
 
-  /** Call `callback(msg)` for each publication on `channel`; returns a function that undoes it. */
-  subscribe(channel, callback) {
+  /**
+   * Call `callback(msg)` for each publication on `channel`; returns a function that undoes it.
+   * `options.since` = a REST answer's `position[channel]` ({offset, epoch}): a new subscription
+   * resumes after that offset, so the REST rows and the stream join with no gap and no
+   * duplicate (docs/protocol.md section 6); another epoch on `subscribed` emits "reset".
+   */
+  subscribe(channel, callback, options = {}) {
     if (typeof channel !== "string" || !channel) throw new TypeError("channel must be a string");
     let entry = this._channels.get(channel);
     const isNew = !entry;
     if (isNew) {
       entry = new ChannelState(channel);
+      const since = options && options.since;
+      if (since && Number.isInteger(since.offset) && since.offset >= 0) {
+        entry.offset = since.offset;
+        entry.epoch = typeof since.epoch === "string" && since.epoch ? since.epoch : null;
+      }
       this._channels.set(channel, entry);
     }
     if (callback) entry.callbacks.add(callback);
