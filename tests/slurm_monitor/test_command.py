@@ -117,7 +117,7 @@ def test_once_with_the_simulated_cluster_saves_the_state(monitor_process, hub_se
     monitor = monitor_process(["--once", "--mock", "--seed", "5", "--hub-url", server.url], name="once-mock")
     assert monitor.wait() == 0, monitor.log_text()
     log = monitor.log_text()
-    assert "jobs poll: squeue --all --json took" in log
+    assert "jobs poll: full tier, commands took" in log  # --once: one full squeue --json
     assert "nodes poll: scontrol show nodes --json took" in log
     assert "publishing through the hub's REST API" in log
     assert ClusterJob.objects.exists()
