@@ -80,7 +80,8 @@ async def serve(options: RunOptions) -> None:
     monitor = Monitor(collector, sink, Intervals(config.jobs_interval, config.nodes_interval,
                                                  config.metrics_interval), source=source,
                       history=History(days=config.history_days, interval=config.history_interval,
-                                      sacct_batch=config.sacct_batch),
+                                      sacct_batch=config.sacct_batch, gap_hours=config.gap_hours,
+                                      gap_jobs=config.gap_jobs),
                       reminders=Reminders(config.time_limit_warn_fraction, already_sent=sent_keys))
     if options.once:
         await monitor.run_once()
