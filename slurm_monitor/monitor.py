@@ -13,7 +13,8 @@ after delivering events, with the offsets (and epochs) those events got, in one 
 a REST reader's ``position`` then matches its rows exactly. After a jobs poll, at most once
 per ``History.interval`` (and right after the first), the history step purges old finished
 jobs and asks ``sacct`` (one batched call) about the jobs that ended; a job that left
-``squeue`` before it was seen ending gets its terminal event and notification from there.
+``squeue`` before it was seen ending gets its terminal event and notification from there; after
+a restart, the first step also asks once about the jobs that came and went unseen (``gap``).
 
 Every poll of every stream ends with a heartbeat (``store.record_heartbeat``: ok or not, and
 the stream's interval), whether or not anything changed, so /api/health, /metrics and the
@@ -166,8 +167,9 @@ class Monitor:
         now = datetime.now(timezone.utc)
         purged = accounted = 0
         try:
-            if self.gap is not None:
-                self.gap = await gap.settle(self, self.gap)
+            if self.gap is not None:  # once: a crash in it is logged below, not repeated
+                window, self.gap = self.gap, None
+                self.gap = await gap.settle(self, window)
             purged = await _db(history.purge)(now - timedelta(days=self.history.days),
                                               self.history.purge_per_step)
             batch = min(self.history.sacct_batch, SACCT_MAX_IDS)
