@@ -4,7 +4,8 @@
   a few jobs (``collect_job_details``) with the commands ``tiers`` picks per release;
 - ``sdiag`` (``collect_sdiag``): the scheduler's load, for the cadence;
 - accounting (history): ``sacct --json --allusers -j id1,id2,...``, one batched call
-  (``sacct.sacct_command``), parsed by ``sacct.parse_sacct``;
+  (``sacct.sacct_command``), parsed by ``sacct.parse_sacct``; after a restart, once, the jobs
+  that ended in a time window (``sacct.gap_command``: ``-S``/``-E`` and the ended states);
 - watched jobs (``interest``): ``squeue --start`` for the pending, ``sstat`` for the running,
   one call each per cycle (``progress`` builds and parses them);
 - nodes: ``sinfo --json`` on 22.05, ``scontrol show nodes --json`` from 23.02 (where
@@ -39,6 +40,8 @@ from slurm_monitor.cache import JobParser, NodeParser, fingerprint
 from slurm_monitor.sacct import (
     Accounting,
     exit_codes_command,
+    gap_command,
+    gap_exit_codes_command,
     parse_exit_codes,
     parse_sacct,
     sacct_command,
@@ -277,16 +280,30 @@ class SlurmCollector:
 
     async def collect_accounting(self, job_ids: Sequence[str]) -> dict[str, Accounting]:
         """What ``sacct`` knows of these jobs (one call); ids it does not know are absent."""
-        argv = sacct_command(job_ids)
+        found = await self._sacct(sacct_command(job_ids))
+        return await self._fill_exit_codes(found, exit_codes_command)
+
+    async def collect_ended(self, start: float, end: float) -> dict[str, Accounting]:
+        """Every job (everyone's) that ended between ``start`` and ``end`` (Unix seconds), in
+        one ``sacct`` call (``sacct.gap_command``)."""
+        found = await self._sacct(gap_command(start, end))
+        return await self._fill_exit_codes(found, lambda _ids: gap_exit_codes_command(start, end))
+
+    async def _sacct(self, argv: list[str]) -> dict[str, Accounting]:
         result = await self._run(argv, "sacct")
         try:
             with gc_paused():
-                found = parse_sacct(decode_json(result.stdout))
+                return parse_sacct(decode_json(result.stdout))
         except SnapshotError as exc:
             raise CollectError(f"sacct: {exc}", result.seconds) from None
+
+    async def _fill_exit_codes(self, found: dict[str, Accounting],
+                               command: Callable[[list[str]], list[str]]) -> dict[str, Accounting]:
+        """22.05's JSON lost the exit codes of jobs that exited non-zero (``sacct.parse_record``):
+        one text call (``command(ids)``) for them."""
         lost = [job_id for job_id, a in found.items() if a.exit_code is None and a.end_time]
-        if lost and await self.slurm_release() < (23, 2):  # 22.05's JSON lost them (sacct.parse_record)
-            codes = await self._run(exit_codes_command(lost))
+        if lost and await self.slurm_release() < (23, 2):
+            codes = await self._run(command(lost))
             found = with_exit_codes(found, parse_exit_codes(codes.stdout))
         return found
 

@@ -15,6 +15,9 @@
 | ``SLURM_MONITOR_HISTORY_DAYS`` | 14 | days a finished job stays findable after ``squeue`` forgot it |
 | ``SLURM_MONITOR_SACCT_BATCH`` | 100 | ended jobs asked of ``sacct`` per history step (one call; 0: never ask) |
 | ``SLURM_MONITOR_HISTORY_INTERVAL`` | 30 | seconds between history steps (purge, ``sacct``) |
+| ``SLURM_MONITOR_GAP_HOURS`` | 24 | after a restart, the last hours of the downtime whose unseen ended
+  jobs are reported (``gap``; cut to the history's days) |
+| ``SLURM_MONITOR_GAP_JOBS`` | 2000 | at most this many of them (the latest ended) |
 | ``SLURM_MONITOR_TIME_LIMIT_WARN_FRACTION`` | 0.8 | tell a job's owner once when it has run this
   fraction of its time limit (``job_time_limit``; 0: never; below 1) |
 | ``SLURM_MONITOR_SOURCE`` | cli | ``cli`` (squeue, sinfo/scontrol, sacct) or ``restd`` (slurmrestd) |
@@ -64,6 +67,8 @@ class MonitorConfig:
     history_days: float = 14.0
     sacct_batch: int = 100
     history_interval: float = 30.0
+    gap_hours: float = 24.0
+    gap_jobs: int = 2000
     time_limit_warn_fraction: float = 0.8  # 0: no time-limit reminders
     source: str = "cli"  # source.SOURCE_CHOICES
     restd_url: str = ""
@@ -164,6 +169,8 @@ def load_config(env: Mapping[str, str] | None = None) -> MonitorConfig:
         history_days=_number(env, "SLURM_MONITOR_HISTORY_DAYS", 14.0, 0.0),
         sacct_batch=env_number("SLURM_MONITOR_SACCT_BATCH", 100, 0, cast=int, env=env, error=ConfigError),
         history_interval=_number(env, "SLURM_MONITOR_HISTORY_INTERVAL", 30.0, 0.05),
+        gap_hours=_number(env, "SLURM_MONITOR_GAP_HOURS", 24.0, 0.0),
+        gap_jobs=env_number("SLURM_MONITOR_GAP_JOBS", 2000, 0, cast=int, env=env, error=ConfigError),
         time_limit_warn_fraction=check_fraction(
             "SLURM_MONITOR_TIME_LIMIT_WARN_FRACTION",
             _number(env, "SLURM_MONITOR_TIME_LIMIT_WARN_FRACTION", 0.8, 0.0)),

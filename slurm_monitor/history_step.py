@@ -9,6 +9,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from slurm_monitor import gap
 from slurm_monitor.collector import CollectError
 from slurm_monitor.diff import Changes
 from slurm_monitor.events import Publication, build_job_notification, build_job_removed, build_job_state_changed
@@ -24,6 +25,7 @@ class HistorySteps:
     collector: Any
     history: Any
     stats: Any
+    gap: Any  # gap.Window | None: after a restart, the downtime to ask sacct about, once
 
     async def deliver(self, changes: Changes, stream: str, offsets: dict[str, int] | None = None) -> int:
         raise NotImplementedError
@@ -41,6 +43,9 @@ class HistorySteps:
         now = datetime.now(timezone.utc)
         purged = accounted = 0
         try:
+            if self.gap is not None:  # once: a crash in it is logged below, not repeated
+                window, self.gap = self.gap, None
+                self.gap = await gap.settle(self, window)  # type: ignore[arg-type]  # self is a Monitor
             purged = await db(history.purge)(now - timedelta(days=self.history.days),
                                               self.history.purge_per_step)
             batch = min(self.history.sacct_batch, SACCT_MAX_IDS)

@@ -19,7 +19,8 @@ A run starts from the state the previous one saved (``resume``), so its first po
 what changed meanwhile. The latest state is saved for REST (``store``)
 after delivering events, with the offsets (and epochs) those events got, in one transaction:
 a REST reader's ``position`` then matches its rows exactly. After a jobs poll comes the
-history step (``history_step``). The loop that runs the streams is ``loop.run_streams``.
+history step (``history_step``); after a restart, the first step also asks once about the jobs
+that came and went unseen (``gap``). The loop that runs the streams is ``loop.run_streams``.
 
 Every poll of every stream ends with a heartbeat (``store.record_heartbeat``: ok or not, and
 the stream's current interval and its reason), whether or not anything changed, so
@@ -39,7 +40,7 @@ from datetime import datetime
 from typing import Any, Callable
 
 
-from slurm_monitor import store
+from slurm_monitor import gap, store
 from slurm_monitor.alerting import evaluate_and_record
 from slurm_monitor.alerts import ActiveAlert, evaluate_alerts
 from slurm_monitor.cadence import Cadence
@@ -73,13 +74,17 @@ class Intervals:
 class History:
     """Finished jobs: kept ``days`` (purged ``purge_per_step`` at a time), ``sacct`` asked about
     at most ``sacct_batch`` of them per step (0: never) and about each at most ``sacct_tries``
-    times (accounting may lag; a job it never knows is given up)."""
+    times (accounting may lag; a job it never knows is given up). After a restart, the jobs
+    that ended unseen while the monitor was down (``gap``): the last ``gap_hours`` of the gap,
+    at most ``gap_jobs`` of them reported."""
 
     days: float = 14.0
     interval: float = 30.0
     sacct_batch: int = 100
     sacct_tries: int = 3
     purge_per_step: int = 1000
+    gap_hours: float = 24.0
+    gap_jobs: int = 2000
 
 
 class Monitor(MonitorIO):
@@ -103,6 +108,7 @@ class Monitor(MonitorIO):
         self.stats: Counter[str] = Counter()
         self.history = history
         self.history_due = 0.0  # monotonic time of the next history step
+        self.gap: gap.Window | None = None  # after a restart: the downtime to ask sacct about, once
         self.last_ok: dict[str, float] = {}  # stream -> Unix time of its last successful poll
         self.tiers = JobTiers(collector, full_every)
         self.cadence = {name: Cadence(getattr(intervals, name)) for name in ("jobs", "nodes", "metrics")}
@@ -254,12 +260,17 @@ class Monitor(MonitorIO):
         the first poll reports every change missed while the monitor was down, each once:
         the saved state is what was last reported. Jobs that vanished meanwhile get
         ``job_removed`` from that poll and, through the history step right after it (due at
-        once), their terminal event and notification from ``sacct``. Without a database, or
-        when reading it fails, the first poll is only a baseline (as before)."""
+        once), their terminal event and notification from ``sacct``; jobs that came and went
+        while it was down, unseen, from one ``sacct`` query for the gap (``gap``), in that same
+        step. Without a database, or when reading it fails, the first poll is only a baseline
+        (as before)."""
         if not self.persist:
             return
         try:
             await self.load_baseline()
+            if self.history.sacct_batch > 0:  # 0: accounting is never asked
+                self.gap = gap.window(await _db(gap.saved_at)(), time.time(), self.history.gap_hours,
+                                      self.history.days)
         except Exception:
             logger.exception("loading the saved state failed: the first poll is only a baseline")
             self.jobs = self.nodes = self.saved_jobs = self.saved_nodes = None

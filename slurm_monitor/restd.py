@@ -19,7 +19,10 @@ same parsers (``snapshot``, ``sacct``) and a job's record is the same through ei
   is the same.
 - Accounting: ``/slurmdb/v0.0.XX/jobs?step=1,2`` (the ``step`` filter, "comma delimited list
   of job steps to match", is ``sacct -j``; commas percent-encoded: 22.05's query parser
-  refuses them bare).
+  refuses them bare). After a restart, once, the jobs that ended while the monitor was down:
+  ``/slurmdb/v0.0.XX/jobs?start_time=&end_time=&state=`` (``sacct -S -E -s``; times in the
+  local form ``parse_time`` reads, as the CLI's: slurmrestd is expected in the monitor's time
+  zone).
 
 HTTP/1.1 over asyncio streams, one connection per request (``Connection: close``): no client
 library is a requirement of the monitor, and a poll is a handful of requests. A request that
@@ -50,7 +53,7 @@ from slurm_monitor.collector import (
     parse_release,
 )
 from slurm_monitor.cache import JobParser, NodeParser, fingerprint
-from slurm_monitor.sacct import SACCT_MAX_IDS, Accounting, parse_sacct
+from slurm_monitor.sacct import ENDED_STATES, SACCT_MAX_IDS, Accounting, parse_sacct, slurm_time
 from slurm_monitor.snapshot import Job, Node, SnapshotError, slurm_release
 
 T = TypeVar("T")
@@ -297,8 +300,20 @@ class RestdCollector:
 
     async def collect_accounting(self, job_ids: Sequence[str]) -> dict[str, Accounting]:
         """What slurmdbd knows of these jobs (one request); ids it does not know are absent."""
+        path = await self._slurmdb_jobs()
+        ids = ",".join(str(i) for i in list(job_ids)[:SACCT_MAX_IDS])
+        return await self._collect(f"{path}?step={quote(ids, safe='')}", "sacct", parse_sacct)
+
+    async def collect_ended(self, start: float, end: float) -> dict[str, Accounting]:
+        """Every job that ended between ``start`` and ``end`` (Unix seconds): one request."""
+        path = await self._slurmdb_jobs()
+        query = "&".join(f"{key}={quote(value, safe='')}" for key, value in
+                         (("start_time", slurm_time(start)), ("end_time", slurm_time(end)),
+                          ("state", ENDED_STATES)))
+        return await self._collect(f"{path}?{query}", "sacct", parse_sacct)
+
+    async def _slurmdb_jobs(self) -> str:
         path = (await self._paths())[3]
         if path is None:
             raise CollectError("slurmrestd serves no /slurmdb/ jobs (no accounting through it)")
-        ids = ",".join(str(i) for i in list(job_ids)[:SACCT_MAX_IDS])
-        return await self._collect(f"{path}?step={quote(ids, safe='')}", "sacct", parse_sacct)
+        return path

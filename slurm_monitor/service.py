@@ -84,7 +84,8 @@ async def serve(options: RunOptions) -> None:
     monitor = Monitor(collector, sink, Intervals(config.jobs_interval, config.nodes_interval,
                                                  config.metrics_interval), source=source,
                       history=History(days=config.history_days, interval=config.history_interval,
-                                      sacct_batch=config.sacct_batch), full_every=config.full_every,
+                                      sacct_batch=config.sacct_batch, gap_hours=config.gap_hours,
+                                      gap_jobs=config.gap_jobs), full_every=config.full_every,
                       reminders=Reminders(config.time_limit_warn_fraction, already_sent=sent_keys),
                       interest=InterestConfig(config.interest_interval, config.low_usage_fraction))
     if options.once:

@@ -84,7 +84,8 @@ async def test_one_poll_serves_every_viewer(alice, hub_server, fake_slurm, monit
     assert await asyncio.to_thread(monitor_process(args, env, "once-0").wait) == 0
     alone = fake_slurm.calls()
     assert sorted(alone) == ["scontrol --version", "scontrol show nodes --json", "squeue --all --json",
-                             "squeue --only-job-state -t all -h -o %A|%T|%K"]  # the state tier (the fake says 25.11), then the full cycle
+                             # the state tier (the fake says 25.11), then the full cycle
+                             "squeue --only-job-state -t all -h -o %A|%T|%K"]
 
     clients = await asyncio.gather(*(Subscriber.open(server.ws_url, alice, ["jobs", "nodes", "metrics"])
                                      for _ in range(25)))

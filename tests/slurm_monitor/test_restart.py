@@ -39,28 +39,37 @@ class DataSink(RecordingSink):
 
 
 class Slurm(ScriptedSlurm):
-    """squeue from a script; sacct answers ``accounting`` (the records of ``sacct --json``)."""
+    """squeue from a script; ``sacct -j`` answers ``accounting`` (the records of ``sacct
+    --json``), the gap query (``-S``/``-E``) ``ended`` (default: ``accounting`` too)."""
 
-    def __init__(self, script: list, accounting: list | None = None) -> None:
+    def __init__(self, script: list, accounting: list | None = None, ended: list | None = None) -> None:
         super().__init__(RELEASE, script)
         self.accounting = accounting or []
+        self.ended = self.accounting if ended is None else ended
         self.sacct_calls: list[list[str]] = []
+        self.gap_calls: list[list[str]] = []
 
     async def __call__(self, argv, timeout):
+        if argv[0] == "sacct" and "-S" in argv:
+            self.gap_calls.append(list(argv))
+            return CommandResult(tuple(argv), 0, json.dumps(doc(*self.ended)), "", 0.0)
         if argv[0] == "sacct":
             self.sacct_calls.append(list(argv))
-            return CommandResult(tuple(argv), 0, json.dumps(doc(*self.accounting)), "", 0.0)
+            asked = argv[-1].split(",")
+            found = [r for r in self.accounting + self.ended if str(r["job_id"]) in asked]
+            return CommandResult(tuple(argv), 0, json.dumps(doc(*found)), "", 0.0)
         return await super().__call__(argv, timeout)
 
 
-async def run_until_settled(script: list, accounting: list | None = None) -> tuple[DataSink, Slurm, Monitor]:
+async def run_until_settled(script: list, accounting: list | None = None, ended: list | None = None,
+                            history: History = History(interval=3600, sacct_batch=100),
+                            ) -> tuple[DataSink, Slurm, Monitor]:
     """One start of the long-running monitor (``Monitor.run``, as the service runs it), stopped
     once its first jobs poll and the history step after it are over (a second poll began)."""
-    slurm = Slurm(script, accounting)
+    slurm = Slurm(script, accounting, ended)
     sink = DataSink()
     monitor = Monitor(SlurmCollector(runner=slurm, timeout=5), sink,
-                      Intervals(jobs=0.05, nodes=0.05, metrics=3600), source="slurm",
-                      history=History(interval=3600, sacct_batch=100))
+                      Intervals(jobs=0.05, nodes=0.05, metrics=3600), source="slurm", history=history)
     stop = asyncio.Event()
     task = asyncio.create_task(monitor.run(stop))
 
@@ -82,8 +91,9 @@ def job_events(sink: DataSink) -> list[tuple[str, str, str | None, str | None]]:
 
 async def test_a_restart_reports_what_it_missed_once_and_sacct_ends_the_vanished():
     # Monitor A: job 1 runs, job 2 waits. Nothing saved yet: its first poll is the baseline.
-    sink_a, _, _ = await run_until_settled([squeue(RELEASE, [JOB1_RUNNING, JOB2_PENDING])])
+    sink_a, slurm_a, _ = await run_until_settled([squeue(RELEASE, [JOB1_RUNNING, JOB2_PENDING])])
     assert sink_a.payloads == [] and sink_a.notes == []
+    assert slurm_a.gap_calls == []  # nothing saved before: no gap to ask about
 
     # While it was down: job 2 started, job 1 failed (exit 3) and Slurm purged it.
     sink_b, slurm_b, _ = await run_until_settled(
@@ -96,6 +106,7 @@ async def test_a_restart_reports_what_it_missed_once_and_sacct_ends_the_vanished
         ("job_removed", "1", None, "FAILED"),  # a viewer upserting the change drops it again
     ]
     assert slurm_b.sacct_calls == [["sacct", "--json", "--allusers", "-j", "1"]]
+    assert len(slurm_b.gap_calls) == 1  # it named job 1 too: known, so the settle path's alone
     assert [(n.type, n.user, n.data["job_id"], n.data["exit_code"]) for n in sink_b.notes] == [
         ("job_failed", "bob", "1", 3)]
     # each owner gets its job's events too, once

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -15,7 +16,7 @@ from django.core.management import CommandError, call_command
 from slurm_monitor.cache import JobParser, NodeParser
 from slurm_monitor.collector import CollectError
 from slurm_monitor.restd import Credentials, RestdCollector, parse_url, pick_versions
-from slurm_monitor.sacct import parse_sacct
+from slurm_monitor.sacct import parse_sacct, slurm_time
 from tests.slurm_monitor import releases, shapes
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -109,6 +110,17 @@ async def test_accounting_asks_slurmdb_for_the_ids_once(stub):
     found = await RestdCollector(url).collect_accounting(["11", "12"])
     assert found == parse_sacct(SACCT_2205)
     assert [path for path, _ in restd.requests] == ["/openapi/v3", "/slurmdb/v0.0.38/jobs?step=11%2C12"]
+
+
+async def test_the_gap_is_one_slurmdb_query_for_the_window_and_the_ended_states(stub):
+    # checked by hand against Debian's slurmrestd 22.05 here: it filters by end time in the window
+    start, end = 1796310000, 1796313600
+    query = (f"start_time={quote(slurm_time(start), safe='')}&end_time={quote(slurm_time(end), safe='')}"
+             "&state=BOOT_FAIL%2CCANCELLED%2CCOMPLETED%2CDEADLINE%2CFAILED%2CNODE_FAIL%2COUT_OF_MEMORY%2CPREEMPTED"
+             "%2CTIMEOUT")
+    restd, url = await stub({"/openapi/v3": spec_for(38), f"/slurmdb/v0.0.38/jobs?{query}": SACCT_2205})
+    assert await RestdCollector(url).collect_ended(start, end) == parse_sacct(SACCT_2205)
+    assert [path for path, _ in restd.requests] == ["/openapi/v3", f"/slurmdb/v0.0.38/jobs?{query}"]
 
 
 def test_22_05_cpu_time_is_on_the_steps():

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from slurm_monitor.collector import CollectError, CommandResult, SlurmCollector
-from slurm_monitor.sacct import SACCT_MAX_IDS, efficiency, parse_sacct, sacct_command
+from slurm_monitor.sacct import ENDED_STATES, SACCT_MAX_IDS, efficiency, parse_sacct, sacct_command, slurm_time
 from slurm_monitor.snapshot import SnapshotError
 
 GIB = 1024 ** 3
@@ -153,6 +153,28 @@ def test_the_collector_runs_one_sacct_and_reports_failures():
     with pytest.raises(CollectError, match="Problem talking to the database"):
         asyncio.run(collector.collect_accounting(["999"]))
     assert collector.commands_run["sacct"] == 3
+
+
+def test_the_gap_query_on_22_05_takes_the_lost_exit_codes_from_the_same_window():
+    calls = []
+
+    async def runner(argv, timeout):
+        calls.append(list(argv))
+        if argv[0] == "scontrol":
+            return CommandResult(tuple(argv), 0, "slurm-wlm 22.05.8\n", "", 0.0)
+        if "--json" not in argv:
+            return CommandResult(tuple(argv), 0, "202|3:0\n", "", 0.0)
+        array_task = dict(job_v0038(201), array={"job_id": 200, "task_id": 4})
+        return CommandResult(tuple(argv), 0, json.dumps(doc(array_task, job_v0038(202, "FAILED"))), "", 0.0)
+
+    start, end = 1796310000, 1796313600
+    got = asyncio.run(SlurmCollector(runner=runner).collect_ended(start, end))
+    window = ["-S", slurm_time(start), "-E", slurm_time(end), "-s", ENDED_STATES]
+    assert calls == [["sacct", "--json", "--allusers", "-X", *window], ["scontrol", "--version"],
+                     ["sacct", "--allusers", "-X", "-n", "-P", "-o", "JobIDRaw,ExitCode", *window]]
+    assert {k: (a.state, a.exit_code, a.user, a.name, a.partition, a.array_job_id, a.array_task_id)
+            for k, a in got.items()} == {"201": ("COMPLETED", 0, "alice", "train", "batch", "200", 4),
+                                         "202": ("FAILED", 3, "alice", "train", "batch", None, None)}
 
 
 def test_a_requeued_job_keeps_its_last_run():
