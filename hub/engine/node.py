@@ -21,8 +21,8 @@ from typing import Any
 from hub import protocol as p
 from hub import session as s
 from hub.engine import factory, repair
-from hub.engine.contracts import (Broker, Client, ClientInfo, ClusterState, Connection, History,
-                                  Presence, ProcessStats)
+from hub.engine.contracts import (Appendable, Broker, Client, ClientInfo, ClusterState,
+                                  Connection, History, Presence, ProcessStats)
 from hub.engine.errors import HubUnavailable, PublishError
 from hub.engine.housekeeping import run_housekeeping
 from hub.engine.hub import FANOUT_CHUNK, Hub, Subscription
@@ -199,6 +199,34 @@ class Node:
     async def publish(self, channel: str, event: str, data: Any) -> int:
         """Validate, build the frame text once, publish; returns the offset. Raises
         PublishError (bad name, no such channel) or HubUnavailable (nothing published)."""
+        channel, maxlen, head, tail = self._prepare(channel, event, data, p.utc_timestamp())
+        offset = await self.broker.publish(channel, maxlen, head, tail, time.time())
+        self.stats.published += 1
+        return offset
+
+    async def publish_many(self, items: Iterable[tuple[str, str, Any]]) -> list[int | PublishError]:
+        """``publish`` of each ``(channel, event, data)``, in order, in ONE broker call (one
+        Redis round trip): a channel's offsets follow the list. An item ``publish`` would
+        refuse gets its PublishError in its place and the others still go. Raises
+        HubUnavailable for every item that was to be published (nothing was, or it is not
+        known to be)."""
+        timestamp = p.utc_timestamp()  # one list, one instant
+        outcomes: list[int | PublishError] = []
+        ready: list[Appendable] = []
+        for channel, event, data in items:
+            try:
+                ready.append(self._prepare(channel, event, data, timestamp))
+                outcomes.append(0)  # replaced by the offset below
+            except PublishError as exc:
+                outcomes.append(exc)
+        if ready:
+            offsets = iter(await self.broker.publish_many(ready, time.time()))
+            outcomes = [o if isinstance(o, PublishError) else next(offsets) for o in outcomes]
+            self.stats.published += len(ready)
+        return outcomes
+
+    def _prepare(self, channel: str, event: str, data: Any, timestamp: str) -> Appendable:
+        """(channel, maxlen, head, tail) of a publication, or PublishError."""
         if not p.is_valid_channel(channel):
             raise PublishError(p.INVALID_CHANNEL, f"invalid channel name {channel!r}")
         try:
@@ -210,12 +238,10 @@ class Node:
             raise PublishError(p.UNKNOWN_CHANNEL, f"no channel {channel!r}")
         try:
             head, tail = p.build_publication_parts(event=event, channel=channel,
-                                                   timestamp=p.utc_timestamp(), data=data)
+                                                   timestamp=timestamp, data=data)
         except p.ProtocolError as exc:
             raise PublishError(exc.code, exc.message) from None
-        offset = await self.broker.publish(channel, maxlen, head, tail, time.time())
-        self.stats.published += 1
-        return offset
+        return channel, maxlen, head, tail
 
     async def broadcast_control(self, data: dict) -> None:
         """Send ``data`` (small, msgpack-able) to every server process's node, this one
