@@ -19,7 +19,6 @@ and encodes each message once (its size is the limit check and the audit figure)
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -31,13 +30,12 @@ from hub import publish as hub_publish
 from hub.engine.errors import HubUnavailable, PublishError
 from hub.permissions import BROADCASTER_RATE_LIMIT_DEFAULT, RATE_LIMIT_DEFAULT, api_rate_limit
 from hub.policies import Principal, PolicySet, may_publish
-from hub.protocol import CONTROL_TYPES, DEFAULT_EVENT
+from hub.protocol import CONTROL_TYPES, DEFAULT_EVENT, ProtocolError, encode_data
 
 MAX_ITEMS = 1000
 CHANNEL_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 EVENT_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 USERNAME_RE = re.compile(r"[\w.@+\-]{1,150}")
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 # Channel and event names already seen valid: a publisher repeats a few names, so most items
 # cost a set lookup instead of a regular expression (bounded: cleared when full).
 _GOOD_NAMES: set[tuple[str, str]] = set()
@@ -61,7 +59,7 @@ def _good(kind: str, value: Any, pattern: re.Pattern) -> bool:
 class Item:
     target: audit.BroadcastTarget
     event: str
-    data: Any
+    data: Any  # may be hub.protocol.EncodedData (encoded once, by quick_items)
     size: int  # the message as compact UTF-8 JSON, bytes
 
 
@@ -96,6 +94,7 @@ def quick_items(body: Any) -> list[Item] | None:
     if not raw or len(raw) > MAX_ITEMS:
         return None
     items = []
+    targets: dict[tuple[Any, Any], audit.BroadcastTarget] = {}  # a list repeats a few targets
     for entry in raw:
         if type(entry) is not dict:
             return None
@@ -108,12 +107,18 @@ def quick_items(body: Any) -> list[Item] | None:
         if not _good("event", event, EVENT_RE):
             return None
         data = message.get("data")
-        try:
-            text = _encode({"type": event, "data": data})
-        except ValueError:  # Infinity/NaN from a huge exponent: DRF's answer, not ours
+        try:  # encoded here once, for the size and for the frame (the engine takes it as is)
+            encoded = encode_data(data)
+        except ProtocolError:  # Infinity/NaN from a huge exponent: DRF's answer, not ours
             return None
-        size = len(text) if text.isascii() else len(text.encode())
-        items.append(make_item(channel, user, event, data, size))
+        if "\\u" in encoded.text:  # escaped non-ASCII (or a control character): measure
+            size = audit.encoded_size({"type": event, "data": data})
+        else:  # '{"type":"<event>","data":<text>}': the compact UTF-8 form, byte for byte
+            size = len(encoded.text) + len(event) + 19
+        target = targets.get((channel, user))
+        if target is None:
+            target = targets[(channel, user)] = audit.target_for(channel=channel, user=user)
+        items.append(Item(target, event, encoded, size))
     return items
 
 

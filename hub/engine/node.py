@@ -198,8 +198,10 @@ class Node:
 
     async def publish(self, channel: str, event: str, data: Any) -> int:
         """Validate, build the frame text once, publish; returns the offset. Raises
-        PublishError (bad name, no such channel) or HubUnavailable (nothing published)."""
-        channel, maxlen, head, tail = self._prepare(channel, event, data, p.utc_timestamp())
+        PublishError (bad name, no such channel) or HubUnavailable (nothing published).
+        ``data`` may be ``hub.protocol.EncodedData`` (encoded already: not again)."""
+        channel, maxlen, head = self._target(channel, event)
+        tail = _tail(p.tail_start(p.utc_timestamp()), data)
         offset = await self.broker.publish(channel, maxlen, head, tail, time.time())
         self.stats.published += 1
         return offset
@@ -210,12 +212,22 @@ class Node:
         refuse gets its PublishError in its place and the others still go. Raises
         HubUnavailable for every item that was to be published (nothing was, or it is not
         known to be)."""
-        timestamp = p.utc_timestamp()  # one list, one instant
+        start = p.tail_start(p.utc_timestamp())  # one list, one instant
+        targets: dict[tuple[str, str], tuple[str, int, str] | PublishError] = {}
         outcomes: list[int | PublishError] = []
         ready: list[Appendable] = []
         for channel, event, data in items:
+            target = targets.get((channel, event))  # a list repeats a few (channel, event)
+            if target is None:
+                try:
+                    target = self._target(channel, event)
+                except PublishError as exc:
+                    target = exc
+                targets[(channel, event)] = target
             try:
-                ready.append(self._prepare(channel, event, data, timestamp))
+                if isinstance(target, PublishError):
+                    raise target
+                ready.append((target[0], target[1], target[2], _tail(start, data)))
                 outcomes.append(0)  # replaced by the offset below
             except PublishError as exc:
                 outcomes.append(exc)
@@ -225,8 +237,8 @@ class Node:
             self.stats.published += len(ready)
         return outcomes
 
-    def _prepare(self, channel: str, event: str, data: Any, timestamp: str) -> Appendable:
-        """(channel, maxlen, head, tail) of a publication, or PublishError."""
+    def _target(self, channel: str, event: str) -> tuple[str, int, str]:
+        """(channel, maxlen, frame head) of a publication, or PublishError."""
         if not p.is_valid_channel(channel):
             raise PublishError(p.INVALID_CHANNEL, f"invalid channel name {channel!r}")
         try:
@@ -236,12 +248,7 @@ class Node:
         maxlen = self._history_size_for(channel)
         if maxlen is None:
             raise PublishError(p.UNKNOWN_CHANNEL, f"no channel {channel!r}")
-        try:
-            head, tail = p.build_publication_parts(event=event, channel=channel,
-                                                   timestamp=timestamp, data=data)
-        except p.ProtocolError as exc:
-            raise PublishError(exc.code, exc.message) from None
-        return channel, maxlen, head, tail
+        return channel, maxlen, p.publication_head(event, channel)
 
     async def broadcast_control(self, data: dict) -> None:
         """Send ``data`` (small, msgpack-able) to every server process's node, this one
@@ -318,6 +325,14 @@ class Node:
 
     def leaves_pending(self) -> bool:
         return self.broker.leaves_pending()
+
+
+def _tail(start: str, data: Any) -> str:
+    """A frame's tail from ``p.tail_start``: the data encoded once (or given encoded)."""
+    try:
+        return start + p.encode_data(data).text + "}"
+    except p.ProtocolError as exc:
+        raise PublishError(exc.code, exc.message) from None
 
 
 def _metadata(conn: Any) -> dict:

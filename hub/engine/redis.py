@@ -28,9 +28,10 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
+import msgpack
 from redis import asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -97,7 +98,9 @@ def pubsub_group_channel(layer: Any, group: str) -> str:
 # channel follow the list, each publication is appended and PUBLISHed in the same atomic step
 # as its offset. KEYS: salt, publication id, then per distinct channel its stream and meta.
 # ARGV: TTL ms, new salt, timestamp, channel count, then per channel its name, group channel
-# ('' = deliver nowhere) and maxlen, then per publication its channel's index, head and tail.
+# ('' = deliver nowhere) and maxlen, then the publications: msgpack of [heads, items], items
+# flat (channel index, head index, tail) per publication (one argument instead of three per
+# publication: redis-py's per-argument encoding cost more than the script).
 # A stream left from an expired life of the channel goes when the new life begins: its
 # offsets belong to the old epoch (and XADD needs new ids). Returns {first offset of this
 # call per channel, epoch per channel}; the publication id keeps the first offsets (so a
@@ -123,13 +126,13 @@ for c = 1, count do
   epochs[c] = epoch
 end
 local ts = tonumber(ARGV[3])
-local base = 4 + 3 * count
-for i = 1, (#ARGV - base) / 3 do
-  local at = base + 3 * i
-  local c = tonumber(ARGV[at - 2])
+local list = cmsgpack.unpack(ARGV[5 + 3 * count])
+local heads, items = list[1], list[2]
+for at = 3, #items, 3 do
+  local c = items[at - 2]
   local offset = redis.call('HINCRBY', KEYS[2 + 2 * c], 'o', 1)
   if not firsts[c] then firsts[c] = offset end
-  local text = ARGV[at - 1] .. offset .. ARGV[at]
+  local text = heads[items[at - 1]] .. offset .. items[at]
   local maxlen = tonumber(ARGV[4 + 3 * c])
   if maxlen > 0 then
     redis.call('XADD', KEYS[1 + 2 * c], 'MAXLEN', maxlen, offset .. '-0', 't', text)
@@ -210,33 +213,38 @@ class RedisHistory:
         """Assign the next offset, keep the frame, and (``deliver_to``: a pub/sub channel)
         deliver it there, atomically; returns (offset, text, epoch)."""
         appended = await self.append_many([(channel, maxlen, head, tail)],
-                                          {channel: deliver_to} if deliver_to else None)
+                                          (lambda _channel: deliver_to) if deliver_to else None)
         return appended[0]
 
-    async def append_many(self, items: list[Appendable], deliver_to: Mapping[str, str] | None = None
+    async def append_many(self, items: list[Appendable],
+                          deliver_to: Callable[[str], str] | None = None
                           ) -> list[tuple[int, str, str]]:
         """``append`` of every item in order, in ONE script call (one round trip), atomic:
-        each channel's offsets follow the list without gaps; ``deliver_to`` maps a channel to
-        the pub/sub channel its publications are PUBLISHed to in the same step (others are
-        delivered nowhere). Returns (offset, text, epoch) per item."""
+        each channel's offsets follow the list without gaps; ``deliver_to(channel)`` names
+        the pub/sub channel its publications are PUBLISHed to in the same step ('': none;
+        no ``deliver_to``: delivered nowhere). Returns (offset, text, epoch) per item."""
         if not items:
             return []
         index: dict[str, int] = {}
+        heads: dict[str, int] = {}
         keys: list[str] = [self._salt_key, f"{self._prefix}:pub:{secrets.token_hex(12)}"]
-        head_args: list[EncodableT] = []
-        item_args: list[EncodableT] = []
+        channel_args: list[EncodableT] = []
+        flat: list[int | str] = []
         for channel, maxlen, head, tail in items:
             c = index.get(channel)
             if c is None:
                 c = index[channel] = len(index) + 1
                 keys += self._keys(channel)
-                head_args += [channel, (deliver_to or {}).get(channel, ""), maxlen]
-            item_args += [c, head, tail]
+                channel_args += [channel, deliver_to(channel) if deliver_to else "", maxlen]
+            h = heads.get(head)
+            if h is None:
+                h = heads[head] = len(heads) + 1
+            flat += (c, h, tail)
         # A publication id makes the script idempotent: a call that timed out may still have
         # run, so the one retry (and redis-py's own) returns the same offsets instead of
         # publishing twice, and a slow Redis is not reported as a failure that did happen.
         args = [self._ttl_ms, secrets.token_hex(8), repr(time.time()), len(index),
-                *head_args, *item_args]
+                *channel_args, msgpack.packb([list(heads), flat])]
         for attempt in range(PUBLISH_ATTEMPTS):
             try:
                 firsts, epochs = await guarded(self._publish(keys=keys, args=args),
@@ -347,8 +355,7 @@ class RedisBroker(LayerBroker):
         return await self.coalescer.submit(items)
 
     async def _send(self, items: list[Appendable]) -> list[int]:
-        deliver_to = {channel: self._group_channel(channel) for channel, *_rest in items}
-        appended = await self.history.append_many(items, deliver_to)
+        appended = await self.history.append_many(items, self._group_channel)
         return [offset for offset, _text, _epoch in appended]
 
     def _group_channel(self, channel: str) -> str:
