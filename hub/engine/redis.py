@@ -187,7 +187,8 @@ def redis_client(url: str, max_connections: int = 64) -> aioredis.Redis:
 async def guarded(operation: Awaitable[T], timeout: float = OPERATION_TIMEOUT_SECONDS) -> T:
     """Run a Redis call; any failure or timeout becomes HubUnavailable("redis")."""
     try:
-        return await asyncio.wait_for(operation, timeout)
+        async with asyncio.timeout(timeout):  # a timer handle; wait_for made a task per call
+            return await operation
     except HubUnavailable:
         raise
     except (TimeoutError, OSError, aioredis.RedisError) as exc:
