@@ -6,15 +6,18 @@ A body is one object ``{"channel"|"user", "message": {"type", "data"}}`` or a li
 MAX_ITEMS of them. A list is all or nothing *in validation*: every item is validated, checked
 against the publish rule and sized before anything is published, and the first bad item
 refuses the whole request (400 naming ``[i].field``, 403, or 413 naming ``[i]``). Then the
-items are published in order (``hub.publish.publish_many``) and the answer is a list of
-results, one per item: ``{"success": true, "channel", "offset"}``, or for an item the engine
-refused ``{"success": false, "code", "message"}``. When a backing service fails mid-list,
-that item and the rest are not published and carry ``hub_unavailable``; when it fails before
-anything was published, the answer is 503 as for one object.
+items are published in order (``hub.publish.publish_many``: one engine call, with Redis one
+atomic script round trip for the whole list) and the answer is a list of results, one per
+item: ``{"success": true, "channel", "offset"}``, or for an item the engine refused
+``{"success": false, "code", "message"}``. When a backing service fails, the list was not
+published (nor known to be: one call for all of it) and the answer is 503 as for one object;
+(only a list longer than one engine call, which REST does not accept, could end half
+published: its later items carry ``hub_unavailable``).
 
 Each item is audited (``hub.audit``: queued, written off the request path), refusals too.
 Validation and encoding happen once here: ``quick_items`` checks the parsed body without DRF
-and encodes each message once (its size is the limit check and the audit figure).
+and encodes each message once (``hub.protocol.EncodedData``: its size is the limit check and
+the audit figure, its text goes into the frame as is).
 """
 
 from __future__ import annotations
