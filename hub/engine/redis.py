@@ -3,7 +3,8 @@ the broker (``RedisBroker``: the channel-layer broker with an atomic publish). T
 ``hub.engine.memory`` behind ``hub.engine.contracts``. Every Redis error is turned into
 ``HubUnavailable("redis")`` here (``guarded``, ``RedisBroker.OUTAGES``), nowhere else.
 
-Publishing is one Lua script: bump the channel's offset, ``XADD`` the frame to the channel's
+Publishing is one Lua script (``hub.engine.redis_lua``; one call for a whole list): bump
+the channel's offset, ``XADD`` the frame to the channel's
 stream (``MAXLEN`` = the channel's history) and ``PUBLISH`` it to the channel-layer group, in
 one atomic step. Why not ``XADD`` then ``layer.group_send``: two processes publishing on one
 channel could then deliver offsets 6 before 5, and a client that reconnects with ``since=6``
@@ -43,6 +44,7 @@ from hub.engine.coalesce import Coalescer
 from hub.engine.contracts import CALL_DEADLINE_SECONDS, Appendable
 from hub.engine.errors import HubUnavailable
 from hub.engine.names import group_name
+from hub.engine.redis_lua import PUBLISH_LUA, SINCE_LUA, pubsub_message_lua  # noqa: F401 (re-exported)
 
 # Generous for reads on the connect/subscribe path: under a connect storm the event loop
 # itself is the bottleneck, and a timeout there fails a subscribe that Redis would serve.
@@ -56,119 +58,11 @@ DEFAULT_HISTORY_TTL = 86400.0
 TOUCH_CHUNK = 500  # channels per pipeline when keeping subscribed channels' history alive
 T = TypeVar("T")
 
-# A channel without a meta hash has top 0 and the epoch its first publication in the same TTL
-# window will get: sha1(salt, TTL, window, channel), from Redis' own clock. Reading it
-# writes nothing per channel (subscribing to made-up names costs no keys), and two lives of
-# one channel never share an epoch: the second begins at least a TTL after the first did, so
-# in a later window. The salt (one key, TTL refreshed at every use) is lost with Redis'
-# data, so epochs after a data loss are new too.
-_EPOCH_LUA = """
-local function derive_epoch(salt_key, new_salt, ttl, channel)
-  local salt = redis.call('GET', salt_key)
-  if not salt then
-    salt = new_salt
-    redis.call('SET', salt_key, salt)
-  end
-  redis.call('PEXPIRE', salt_key, ttl)
-  local now = redis.call('TIME')
-  local window = math.floor((tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)) / ttl)
-  return string.sub(redis.sha1hex(salt .. ':' .. ttl .. ':' .. window .. ':' .. channel), 1, 8)
-end
-"""
-
-
-def pubsub_message_lua(fields: dict[str, str]) -> str:
-    """A Lua expression for a message in channels_redis' pub/sub wire form, ``fields`` being
-    Lua expressions by key. THE one place that knows the form: the layer's msgpack
-    serializer (no random prefix, no encryption: the hub's CHANNEL_LAYERS sets neither), so
-    Redis' built-in cmsgpack writes what ``RedisPubSubChannelLayer.receive`` decodes. Pinned
-    by tests/hub/test_engine_redis_format.py against the installed channels_redis: an
-    upgrade that changes the form fails there, not silently in production."""
-    body = ", ".join(f"{key} = {value}" for key, value in fields.items())
-    return f"cmsgpack.pack({{{body}}})"
-
 
 def pubsub_group_channel(layer: Any, group: str) -> str:
     """The Redis pub/sub channel ``RedisPubSubChannelLayer`` uses for ``group`` (a private
     method of channels_redis: checked by the same canary test)."""
     return layer._get_layer()._get_group_channel_name(group)
-
-
-# One script for any number of publications (a single one is a list of one): the offsets of a
-# channel follow the list, each publication is appended and PUBLISHed in the same atomic step
-# as its offset. KEYS: salt, publication id, then per distinct channel its stream and meta.
-# ARGV: TTL ms, new salt, timestamp, channel count, then per channel its name, group channel
-# ('' = deliver nowhere) and maxlen, then the publications: msgpack of [heads, items], items
-# flat (channel index, head index, tail) per publication (one argument instead of three per
-# publication: redis-py's per-argument encoding cost more than the script).
-# A stream left from an expired life of the channel goes when the new life begins: its
-# offsets belong to the old epoch (and XADD needs new ids). Returns {first offset of this
-# call per channel, epoch per channel}; the publication id keeps the first offsets (so a
-# retry of a call that did run returns them instead of publishing twice).
-_PUBLISH_LUA = _EPOCH_LUA + """
-local ttl = tonumber(ARGV[1])
-local count = tonumber(ARGV[4])
-local firsts, epochs = {}, {}
-local done = redis.call('GET', KEYS[2])
-if done then
-  for first in string.gmatch(done, '%%d+') do firsts[#firsts + 1] = tonumber(first) end
-  for c = 1, count do epochs[c] = redis.call('HGET', KEYS[2 + 2 * c], 'e') or '' end
-  return {firsts, epochs}
-end
-for c = 1, count do
-  local meta = KEYS[2 + 2 * c]
-  local epoch = redis.call('HGET', meta, 'e')
-  if not epoch then
-    redis.call('DEL', KEYS[1 + 2 * c])
-    epoch = derive_epoch(KEYS[1], ARGV[2], ttl, ARGV[2 + 3 * c])
-    redis.call('HSET', meta, 'e', epoch)
-  end
-  epochs[c] = epoch
-end
-local ts = tonumber(ARGV[3])
-local list = cmsgpack.unpack(ARGV[5 + 3 * count])
-local heads, items = list[1], list[2]
-for at = 3, #items, 3 do
-  local c = items[at - 2]
-  local offset = redis.call('HINCRBY', KEYS[2 + 2 * c], 'o', 1)
-  if not firsts[c] then firsts[c] = offset end
-  local text = heads[items[at - 1]] .. offset .. items[at]
-  local maxlen = tonumber(ARGV[4 + 3 * c])
-  if maxlen > 0 then
-    redis.call('XADD', KEYS[1 + 2 * c], 'MAXLEN', maxlen, offset .. '-0', 't', text)
-  end
-  local group = ARGV[3 + 3 * c]
-  if group ~= '' then
-    local channel, epoch = ARGV[2 + 3 * c], epochs[c]
-    redis.call('PUBLISH', group, %(message)s)
-  end
-end
-for c = 1, count do
-  redis.call('PEXPIRE', KEYS[2 + 2 * c], ttl)
-  if tonumber(ARGV[4 + 3 * c]) > 0 then redis.call('PEXPIRE', KEYS[1 + 2 * c], ttl) end
-  firsts[c] = firsts[c] or 0
-end
-redis.call('SET', KEYS[2], table.concat(firsts, ','), 'PX', math.min(ttl, 60000))
-return {firsts, epochs}
-""" % {"message": pubsub_message_lua({
-    "type": "'hub.fanout'", "c": "channel", "o": "offset", "t": "text", "ts": "ts",
-    "e": "epoch"})}
-
-# KEYS: meta, stream, salt. ARGV: new salt, TTL ms, channel, since (-1: the top only). One
-# script, so the offsets read belong to the epoch returned even if the channel expires
-# meanwhile.
-_SINCE_LUA = _EPOCH_LUA + """
-local meta = redis.call('HMGET', KEYS[1], 'o', 'e')
-if not meta[2] then
-  return {0, derive_epoch(KEYS[3], ARGV[1], tonumber(ARGV[2]), ARGV[3])}
-end
-local top = tonumber(meta[1] or '0')
-local since = tonumber(ARGV[4])
-if since < 0 or since >= top then
-  return {top, meta[2]}
-end
-return {top, meta[2], redis.call('XRANGE', KEYS[2], '(' .. since .. '-0', '+')}
-"""
 
 
 def redis_client(url: str, max_connections: int = 64) -> aioredis.Redis:
@@ -200,8 +94,8 @@ class RedisHistory:
                  ttl_seconds: float = DEFAULT_HISTORY_TTL) -> None:
         self._redis = client
         self._prefix = prefix
-        self._publish = client.register_script(_PUBLISH_LUA)
-        self._since = client.register_script(_SINCE_LUA)
+        self._publish = client.register_script(PUBLISH_LUA)
+        self._since = client.register_script(SINCE_LUA)
         self.ttl_seconds = ttl_seconds
         self._ttl_ms = max(1, int(ttl_seconds * 1000))
         self._salt_key = f"{prefix}:salt"
