@@ -6,6 +6,10 @@ monitor's HTTP sink one request per event vs one batch per poll.
 
     python -m bench.rest_broadcast                      # everything, ~3 minutes
     python -m bench.rest_broadcast --seconds 3 --backends embedded
+    python -m bench.rest_broadcast --seconds 4 --concurrency 16 --skip-drf   # the targets only
+
+For Redis rows ``redis_script_calls`` counts the engine's round trips (EVALSHA) during the
+row: publications made in one event-loop turn share one (hub.engine.coalesce).
 
 The load client is cheap on purpose: raw asyncio HTTP/1.1 with keep-alive, one connection
 per concurrent caller, the request bytes built once. Both share the machine with the server:
@@ -83,13 +87,32 @@ async def load(port: int, request: bytes, concurrency: int, seconds: float) -> d
             "client_cpu_s": round(time.process_time() - cpu0, 2)}
 
 
-def measure(server: procs.Proc, port: int, request: bytes, concurrency: int, seconds: float) -> dict:
+def script_calls(redis_port: int | None, reset: bool = False) -> int | None:
+    """Redis script calls (EVALSHA) since the last reset: how many round trips the engine
+    made for the requests (publications of one loop turn travel together)."""
+    if redis_port is None:
+        return None
+    import redis as redis_sync
+
+    client = redis_sync.Redis(port=redis_port)
+    if reset:
+        client.config_resetstat()
+        return 0
+    return client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+
+
+def measure(server: procs.Proc, port: int, request: bytes, concurrency: int, seconds: float,
+            redis_port: int | None = None) -> dict:
     asyncio.run(load(port, request, concurrency, 0.5))  # warm-up: connections, caches, the node
     cpu0 = server.cpu()
+    script_calls(redis_port, reset=True)
     row = asyncio.run(load(port, request, concurrency, seconds))
     row["server_cpu_s"] = round(server.cpu() - cpu0, 2)
     # CPU per request: the figure other load on a shared machine does not change much
     row["server_cpu_us_per_req"] = round(row["server_cpu_s"] / max(1, row["requests"]) * 1e6)
+    calls = script_calls(redis_port)
+    if calls is not None:
+        row["redis_script_calls"] = calls
     return row
 
 
@@ -121,6 +144,7 @@ def run_backend(backend: str, args, out: list[dict]) -> None:
     procs.migrate(env)
     token = make_token(env)
     servers = []
+    redis_port = redis.port if redis else None
     try:
         port = procs.free_port()
         server = procs.Proc("hub-rest", [procs.PY, "-m", "hub.server", "-b", "127.0.0.1", "-p", str(port),
@@ -129,24 +153,28 @@ def run_backend(backend: str, args, out: list[dict]) -> None:
         one = {"channel": "bench", "message": {"type": "tick", "data": {"price": 101.25, "sym": "ABC"}}}
         for concurrency in args.concurrency:
             for route in ("floor", "broadcast"):
-                row = measure(server, port, request_bytes(port, ROUTES[route], token, one), concurrency, args.seconds)
+                row = measure(server, port, request_bytes(port, ROUTES[route], token, one), concurrency,
+                              args.seconds, redis_port)
                 out.append({"backend": backend, "route": route, "concurrency": concurrency, **row})
                 print(json.dumps(out[-1]), flush=True)
         batch = [one] * 1000
         for concurrency in (1, 4):
             request = request_bytes(port, ROUTES["broadcast"], token, batch)
-            row = measure(server, port, request, concurrency, args.seconds)
+            row = measure(server, port, request, concurrency, args.seconds, redis_port)
             row["publications_per_s"] = round(row["rps"] * 1000, 1)
             out.append({"backend": backend, "route": "broadcast[1000]", "concurrency": concurrency, **row})
             print(json.dumps(out[-1]), flush=True)
         for row in monitor_sink(f"http://127.0.0.1:{port}", token, args.monitor_events):
             out.append({"backend": backend, "route": "monitor_sink", **row})
             print(json.dumps(out[-1]), flush=True)
+        if args.skip_drf:
+            return
         drf_port = procs.free_port()
         drf = procs.Proc("hub-drf", [procs.PY, "-m", "hub.server", "-b", "127.0.0.1", "-p", str(drf_port),
                                      "bench.rest_floor:drf_only"], env=env, port=drf_port).wait_ready(90)
         servers.append(drf)
-        row = measure(drf, drf_port, request_bytes(drf_port, ROUTES["broadcast"], token, one), 16, args.seconds)
+        row = measure(drf, drf_port, request_bytes(drf_port, ROUTES["broadcast"], token, one), 16,
+                      args.seconds, redis_port)
         out.append({"backend": backend, "route": "broadcast (DRF view only)", "concurrency": 16, **row})
         print(json.dumps(out[-1]), flush=True)
     finally:
@@ -156,25 +184,30 @@ def run_backend(backend: str, args, out: list[dict]) -> None:
             redis.stop()
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 32])
     parser.add_argument("--backends", nargs="+", default=["embedded", "redis"], choices=["embedded", "redis"])
     parser.add_argument("--monitor-events", type=int, default=500)
+    parser.add_argument("--skip-drf", action="store_true", help="no 'DRF view only' row (the before)")
     args = parser.parse_args(argv)
     out: list[dict] = []
     print(json.dumps({"machine": procs.machine(), "versions": procs.versions(),
                       "loadavg": os.getloadavg()}), flush=True)
     for backend in args.backends:
         run_backend(backend, args, out)
-    print("\n| backend | route | conc. | req/s | p50 ms | p99 ms | errors | server CPU µs/req | client CPU s |",
-          file=sys.stderr)
+    print("\n| backend | route | conc. | req/s | p50 ms | p99 ms | errors | server CPU µs/req | "
+          "client CPU s | Redis script calls |", file=sys.stderr)
+    floors = {(r["backend"], r["concurrency"]): r["rps"] for r in out if r["route"] == "floor"}
     for r in out:
         if r["route"] != "monitor_sink":
-            print(f"| {r['backend']} | {r['route']} | {r['concurrency']} | {r['rps']} | {r['p50_ms']} | "
-                  f"{r['p99_ms']} | {r['errors']} | {r['server_cpu_us_per_req']} | {r['client_cpu_s']} |",
-                  file=sys.stderr)
+            floor = floors.get((r["backend"], r["concurrency"]))
+            ratio = f" ({r['rps'] / floor:.2f} of the floor)" if floor and r["route"] == "broadcast" else ""
+            print(f"| {r['backend']} | {r['route']} | {r['concurrency']} | {r['rps']}{ratio} | {r['p50_ms']} | "
+                  f"{r['p99_ms']} | {r['errors']} | {r['server_cpu_us_per_req']} | {r['client_cpu_s']} | "
+                  f"{r.get('redis_script_calls', '-')} |", file=sys.stderr)
+    return out
 
 
 if __name__ == "__main__":

@@ -26,13 +26,14 @@ import json
 import logging
 from typing import Any
 
+import orjson
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
 from hub import audit, broadcasting, rest_auth
 from hub.conf import get_policies
-from hub.parsers import MAX_DEPTH, find_surrogate, nesting_depth
+from hub.parsers import MAX_DEPTH, deeper_than, find_surrogate
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,9 @@ class BroadcastRoute:
             return None
         except _Handover:
             return await self.app(scope, receive if more is None else _replay(body, more, receive), send)
-        payload = json.dumps(answer, separators=(",", ":"), ensure_ascii=False).encode()
+        # orjson: the same bytes as json.dumps(separators=(",", ":"), ensure_ascii=False)
+        # for this answer (names, offsets, booleans, messages; no floats), ~10x cheaper
+        payload = orjson.dumps(answer)
         await send({"type": "http.response.start", "status": status,
                     "headers": [*_DEFAULT_HEADERS, (b"content-length", str(len(payload)).encode())]})
         await send({"type": "http.response.body", "body": payload})
@@ -127,10 +130,10 @@ class BroadcastRoute:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             raise _Handover from None
-        if (text.count("[") + text.count("{") > MAX_DEPTH and nesting_depth(text) > MAX_DEPTH):
+        if (text.count("[") + text.count("{") > MAX_DEPTH and deeper_than(text, MAX_DEPTH)):
             raise _Handover
         try:
-            data = json.loads(text, parse_constant=_refuse)
+            data = _decode(text)
         except ValueError:
             raise _Handover from None
         if "\\u" in text and find_surrogate(data) is not None:  # only an escape makes one
@@ -151,6 +154,9 @@ class BroadcastRoute:
 
 def _refuse(name: str) -> Any:
     raise ValueError(name)
+
+
+_decode = json.JSONDecoder(parse_constant=_refuse).decode  # built once, not per request
 
 
 async def _read_body(receive) -> tuple[bytes, bool]:

@@ -6,20 +6,22 @@ A body is one object ``{"channel"|"user", "message": {"type", "data"}}`` or a li
 MAX_ITEMS of them. A list is all or nothing *in validation*: every item is validated, checked
 against the publish rule and sized before anything is published, and the first bad item
 refuses the whole request (400 naming ``[i].field``, 403, or 413 naming ``[i]``). Then the
-items are published in order (``hub.publish.publish_many``) and the answer is a list of
-results, one per item: ``{"success": true, "channel", "offset"}``, or for an item the engine
-refused ``{"success": false, "code", "message"}``. When a backing service fails mid-list,
-that item and the rest are not published and carry ``hub_unavailable``; when it fails before
-anything was published, the answer is 503 as for one object.
+items are published in order (``hub.publish.publish_many``: one engine call, with Redis one
+atomic script round trip for the whole list) and the answer is a list of results, one per
+item: ``{"success": true, "channel", "offset"}``, or for an item the engine refused
+``{"success": false, "code", "message"}``. When a backing service fails, the list was not
+published (nor known to be: one call for all of it) and the answer is 503 as for one object;
+(only a list longer than one engine call, which REST does not accept, could end half
+published: its later items carry ``hub_unavailable``).
 
 Each item is audited (``hub.audit``: queued, written off the request path), refusals too.
 Validation and encoding happen once here: ``quick_items`` checks the parsed body without DRF
-and encodes each message once (its size is the limit check and the audit figure).
+and encodes each message once (``hub.protocol.EncodedData``: its size is the limit check and
+the audit figure, its text goes into the frame as is).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -31,13 +33,12 @@ from hub import publish as hub_publish
 from hub.engine.errors import HubUnavailable, PublishError
 from hub.permissions import BROADCASTER_RATE_LIMIT_DEFAULT, RATE_LIMIT_DEFAULT, api_rate_limit
 from hub.policies import Principal, PolicySet, may_publish
-from hub.protocol import CONTROL_TYPES, DEFAULT_EVENT
+from hub.protocol import CONTROL_TYPES, DEFAULT_EVENT, ProtocolError, encode_data
 
 MAX_ITEMS = 1000
 CHANNEL_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 EVENT_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 USERNAME_RE = re.compile(r"[\w.@+\-]{1,150}")
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 # Channel and event names already seen valid: a publisher repeats a few names, so most items
 # cost a set lookup instead of a regular expression (bounded: cleared when full).
 _GOOD_NAMES: set[tuple[str, str]] = set()
@@ -61,7 +62,7 @@ def _good(kind: str, value: Any, pattern: re.Pattern) -> bool:
 class Item:
     target: audit.BroadcastTarget
     event: str
-    data: Any
+    data: Any  # may be hub.protocol.EncodedData (encoded once, by quick_items)
     size: int  # the message as compact UTF-8 JSON, bytes
 
 
@@ -96,6 +97,7 @@ def quick_items(body: Any) -> list[Item] | None:
     if not raw or len(raw) > MAX_ITEMS:
         return None
     items = []
+    targets: dict[tuple[Any, Any], audit.BroadcastTarget] = {}  # a list repeats a few targets
     for entry in raw:
         if type(entry) is not dict:
             return None
@@ -108,12 +110,18 @@ def quick_items(body: Any) -> list[Item] | None:
         if not _good("event", event, EVENT_RE):
             return None
         data = message.get("data")
-        try:
-            text = _encode({"type": event, "data": data})
-        except ValueError:  # Infinity/NaN from a huge exponent: DRF's answer, not ours
+        try:  # encoded here once, for the size and for the frame (the engine takes it as is)
+            encoded = encode_data(data)
+        except ProtocolError:  # Infinity/NaN from a huge exponent: DRF's answer, not ours
             return None
-        size = len(text) if text.isascii() else len(text.encode())
-        items.append(make_item(channel, user, event, data, size))
+        if "\\u" in encoded.text:  # escaped non-ASCII (or a control character): measure
+            size = audit.encoded_size({"type": event, "data": data})
+        else:  # '{"type":"<event>","data":<text>}': the compact UTF-8 form, byte for byte
+            size = len(encoded.text) + len(event) + 19
+        target = targets.get((channel, user))
+        if target is None:
+            target = targets[(channel, user)] = audit.target_for(channel=channel, user=user)
+        items.append(Item(target, event, encoded, size))
     return items
 
 

@@ -20,8 +20,12 @@ from rest_framework import exceptions
 from rest_framework.parsers import JSONParser
 
 MAX_DEPTH = 64
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# a JSON string, "unrolled" (runs of plain characters, then one escape): ~3x faster than
+# one alternation per character on a long body
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_INNERMOST = re.compile(r"\[\]|\{\}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -42,6 +46,24 @@ def nesting_depth(text: str) -> int:
         else:
             depth -= 1
     return deepest
+
+
+def deeper_than(text: str, limit: int) -> bool:
+    """Whether JSON ``text`` nests arrays/objects deeper than ``limit`` (brackets inside
+    strings ignored), in C-speed passes: each pass removes the innermost ``[]``/``{}`` pairs
+    (one level), so valid JSON of depth d is empty after d passes. Unbalanced brackets (not
+    JSON) count as too deep: the caller lets the full parser answer. Same verdict as
+    ``nesting_depth(text) > limit`` for JSON text, at a fraction of its cost for a long
+    list body (no Python step per bracket)."""
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    for _level in range(limit):
+        if not brackets:
+            return False
+        shorter = _INNERMOST.sub("", brackets)
+        if len(shorter) == len(brackets):
+            return True
+        brackets = shorter
+    return bool(brackets)
 
 
 def _printable(key: str) -> str:

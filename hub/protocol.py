@@ -276,19 +276,53 @@ def build_recovered(channel: str, recovered: bool, missed: int | None = None) ->
     return encode(frame)
 
 
+class EncodedData:
+    """A publication's ``data`` already encoded (``encode_data``): a publisher that had to
+    encode it anyway (the REST route measures each message's size) hands the text on, and
+    the engine does not encode it a second time. Made only by ``encode_data``, so it holds
+    valid compact ASCII JSON."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def encode_data(data: Any) -> EncodedData:
+    """``data`` as the frame carries it: compact ASCII JSON (see ``encode``). Raises
+    ProtocolError(invalid_message) when it is not JSON (NaN and Infinity included)."""
+    if type(data) is EncodedData:
+        return data
+    try:
+        return EncodedData(json.dumps(data, separators=(",", ":"), ensure_ascii=True,
+                                      allow_nan=False))
+    except (TypeError, ValueError, RecursionError):
+        raise ProtocolError(INVALID_MESSAGE, "data must be JSON-serialisable") from None
+
+
+def publication_head(event: str, channel: str) -> str:
+    """A publication frame up to its offset (the same for every publication of this event
+    on this channel)."""
+    return f'{{"type":{json.dumps(event)},"channel":{json.dumps(channel)},"offset":'
+
+
+def publication_tail(timestamp: str, data: Any) -> str:
+    """A publication frame after its offset. ``data`` may be ``EncodedData``."""
+    return tail_start(timestamp) + encode_data(data).text + "}"
+
+
+def tail_start(timestamp: str) -> str:
+    """The part of ``publication_tail`` before the data (shared by a list's publications)."""
+    return f',"timestamp":{json.dumps(timestamp)},"data":'
+
+
 def build_publication_parts(*, event: str, channel: str, timestamp: str,
                             data: Any) -> tuple[str, str]:
     """A publication frame split around its offset: ``head + str(offset) + tail``.
 
     The history backend assigns the offset atomically and joins the parts, so the frame is
     still encoded once. Raises ProtocolError(invalid_message) when ``data`` is not JSON."""
-    try:
-        data_text = json.dumps(data, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-    except (TypeError, ValueError, RecursionError):
-        raise ProtocolError(INVALID_MESSAGE, "data must be JSON-serialisable") from None
-    head = f'{{"type":{json.dumps(event)},"channel":{json.dumps(channel)},"offset":'
-    tail = f',"timestamp":{json.dumps(timestamp)},"data":{data_text}}}'
-    return head, tail
+    return publication_head(event, channel), publication_tail(timestamp, data)
 
 
 def build_publication(*, event: str, channel: str, offset: int, timestamp: str, data: Any) -> str:

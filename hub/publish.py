@@ -11,7 +11,7 @@ subscriber's socket is written the same text. Sync code uses the ``*_sync`` twin
 Raises ``PublishError`` (bad channel or event name) or ``HubUnavailable`` (a backing service
 such as Redis is down, or no answer within DEADLINE_SECONDS: nothing was published).
 
-One deadline: DEADLINE_SECONDS bounds each publication made by ``publish_many`` and by the
+One deadline: DEADLINE_SECONDS bounds each engine call made by ``publish_many`` and by the
 ``*_sync`` twins (REST, notifications, management commands), so a dead Redis answers
 "unavailable" in about that time instead of hanging a request. The async ``publish`` itself
 is not bounded: an async caller that wants the bound uses ``publish_many`` (or its own).
@@ -35,6 +35,8 @@ __all__ = ["ALL_CHANNEL", "DEADLINE_SECONDS", "HubUnavailable", "PublishError", 
 
 ALL_CHANNEL = "all"
 DEADLINE_SECONDS = CALL_DEADLINE_SECONDS  # the engine's one deadline (hub.engine.contracts)
+
+MAX_ITEMS_PER_CALL = 1000  # items per engine call (PROTOCOL.md §6 caps a REST list at this)
 
 # One item's outcome in ``publish_many``: its offset, or why it was not published.
 Outcome = Union[int, PublishError, HubUnavailable]
@@ -68,21 +70,26 @@ async def publish_bounded(channel: str, event: str, data: Any,
 
 async def publish_many(items: Iterable[tuple[str, str, Any]],
                        deadline: float = DEADLINE_SECONDS) -> list[Outcome]:
-    """Publish ``(channel, event, data)`` items one after the other, in order; one outcome per
-    item: its offset, or the PublishError that refused it (the next items are still tried).
+    """Publish ``(channel, event, data)`` items in order; one outcome per item: its offset,
+    or the PublishError that refused it (the next items are still tried).
 
-    The first HubUnavailable (a backing service down, or no answer within ``deadline`` for
-    one item) stops the run: that item and every later one get that error and were NOT
-    published (the ones before were). Never raises either error itself."""
-    outcomes: list[Outcome] = []
+    The items go to the engine together (``Node.publish_many``: with Redis one round trip
+    per MAX_ITEMS_PER_CALL items), each such slice bounded by ``deadline``. The first
+    HubUnavailable (a backing service down, or no answer within ``deadline``) stops the
+    run: every item of that slice and of the later ones gets that error and was NOT
+    published (nor known to be); the slices before were. Never raises either error itself."""
     pending = list(items)
-    for index, (channel, event, data) in enumerate(pending):
+    outcomes: list[Outcome] = []
+    node = get_node()
+    for start in range(0, len(pending), MAX_ITEMS_PER_CALL):
+        chunk = pending[start:start + MAX_ITEMS_PER_CALL]
         try:
-            outcomes.append(await publish_bounded(channel, event, data, deadline))
-        except PublishError as exc:
-            outcomes.append(exc)
-        except HubUnavailable as exc:
-            outcomes.extend([exc] * (len(pending) - index))
+            async with asyncio.timeout(deadline):  # a timer handle, not a task
+                outcomes.extend(await node.publish_many(chunk))
+        except (HubUnavailable, TimeoutError) as exc:
+            error = exc if isinstance(exc, HubUnavailable) else HubUnavailable(
+                "hub", f"no answer within {deadline:g}s")
+            outcomes.extend([error] * (len(pending) - start))
             break
     return outcomes
 

@@ -26,6 +26,7 @@ from functools import partial
 from typing import cast
 
 import daphne.server  # isort:skip  first: it installs Twisted's asyncio reactor
+import daphne.http_protocol
 from autobahn.twisted.websocket import WebSocketServerProtocol
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
@@ -88,6 +89,19 @@ class HubWebSocketFactory(WebSocketFactory):
     def setProtocolOptions(self, *args, **kwargs):
         super().setProtocolOptions(*args, **kwargs)
         self._configure_protocol()
+
+
+class HubWebRequest(daphne.http_protocol.WebRequest):
+    """daphne's HTTP request without Twisted's form parsing of POST bodies. daphne hands the
+    raw body to the application and never reads ``request.args`` from it, yet Twisted
+    parsed every POST's Content-Type with the ``email`` package (and a urlencoded body with
+    ``parse_qs``): 10-20 % of the CPU of a small ``POST /api/broadcast`` (py-spy). Should
+    Twisted rename the flag, the setting is simply ignored (form parsing again: slower,
+    not wrong); tests/hub/test_daphne_seam.py notices."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._parsePOSTFormSubmission = False
 
 
 class Inbox:
@@ -158,6 +172,7 @@ class FastServer(HubServer):
 
     def run(self):
         daphne.server.WebSocketFactory = HubWebSocketFactory  # built inside Server.run
+        daphne.http_protocol.WebRequest = HubWebRequest  # HTTPFactory.buildProtocol's
         super().run()
 
     def create_application(self, protocol, scope):

@@ -17,7 +17,7 @@ import logging
 import secrets
 from typing import Any
 
-from hub.engine.contracts import NO_HANDLER, BrokerHandler
+from hub.engine.contracts import NO_HANDLER, Appendable, BrokerHandler
 from hub.engine.errors import HubUnavailable
 from hub.engine.names import group_name
 
@@ -108,6 +108,11 @@ class LayerBroker:
         except self.OUTAGES as exc:
             raise self._outage(exc) from None
         return offset
+
+    async def publish_many(self, items: list[Appendable], published_at: float) -> list[int]:
+        """One ``publish`` after the other (Redis overrides this with one script call)."""
+        return [await self.publish(channel, maxlen, head, tail, published_at)
+                for channel, maxlen, head, tail in items]
 
     async def send_control(self, data: dict) -> None:
         """Send ``data`` (small, msgpack-able) to every server process's node, this one

@@ -82,6 +82,10 @@ class ChannelInfo:
 
 ClusterState = tuple[list[ProcessStats], list[ClientInfo]]
 
+# One publication for ``History.append_many`` / ``Broker.publish_many``: (channel, maxlen,
+# head, tail); the frame is ``head + str(offset) + tail``.
+Appendable = tuple[str, int, str, str]
+
 
 # --- what the engine needs from a socket ------------------------------------------------------
 
@@ -118,6 +122,9 @@ class History(Protocol):
                      tail: str) -> tuple[int, str, str]:
         """Next offset; keeps ``head + offset + tail`` (``maxlen`` = 0: keeps no frame).
         Returns (offset, frame text, epoch). Does not deliver (see ``Broker.publish``)."""
+    async def append_many(self, items: list[Appendable]) -> list[tuple[int, str, str]]:
+        """``append`` for each ``(channel, maxlen, head, tail)`` in order, in one step (one
+        round trip with Redis, atomic there: nothing else is appended in between)."""
     async def top(self, channel: str) -> tuple[int, str]: ...
     async def since(self, channel: str,
                     offset: int) -> tuple[list[tuple[int, str]] | None, int, str]:
@@ -197,6 +204,12 @@ class Broker(Protocol):
                       published_at: float) -> int:
         """Append to the history and deliver to every joined process, this one included;
         returns the offset. Raises HubUnavailable (nothing published, or not known to be)."""
+    async def publish_many(self, items: list[Appendable], published_at: float) -> list[int]:
+        """``publish`` for each ``(channel, maxlen, head, tail)`` in order, in one step: the
+        offsets of one channel follow the list's order without gaps, each publication is
+        appended and delivered as ``publish`` would (MAXLEN, TTLs), and with Redis the whole
+        list is one round trip. Returns the offsets in order. Raises HubUnavailable for the
+        whole list (nothing published, or not known to be)."""
     async def send_control(self, data: dict) -> None: ...
     async def join(self, channel: str) -> None:
         """Returns once this process receives ``channel`` (HubUnavailable if it cannot);

@@ -15,7 +15,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from typing import Literal, overload
 
-from hub.engine.contracts import NO_HANDLER, BrokerHandler, ClientInfo, ClusterState, ProcessStats
+from hub.engine.contracts import (NO_HANDLER, Appendable, BrokerHandler, ClientInfo, ClusterState,
+                                  ProcessStats)
 
 logger = logging.getLogger("hub.engine")
 
@@ -93,6 +94,15 @@ class MemoryHistory:
 
     async def append(self, channel: str, maxlen: int, head: str, tail: str) -> tuple[int, str, str]:
         """The next offset and the frame text with it; returns (offset, text, epoch)."""
+        return self.append_now(channel, maxlen, head, tail)
+
+    async def append_many(self, items: list[Appendable]) -> list[tuple[int, str, str]]:
+        """``append`` of each item in order (nothing can come in between: no await)."""
+        append = self.append_now
+        return [append(channel, maxlen, head, tail) for channel, maxlen, head, tail in items]
+
+    def append_now(self, channel: str, maxlen: int, head: str, tail: str) -> tuple[int, str, str]:
+        """``append`` without the coroutine (this twin does no I/O)."""
         state = self._state(channel, create=True)
         state.offset += 1
         offset = state.offset
@@ -221,18 +231,34 @@ class MemoryBroker:
 
     async def publish(self, channel: str, maxlen: int, head: str, tail: str,
                       published_at: float) -> int:
-        offset, text, epoch = await self.history.append(channel, maxlen, head, tail)
+        offset, text, epoch = self.history.append_now(channel, maxlen, head, tail)
         if channel in self._joined:  # as with Redis: only a joined channel is delivered
-            try:  # the publication happened: a fan-out bug is logged, not the caller's
-                self._handler.on_publication(channel, offset, text, published_at, epoch)
-            except Exception:
-                logger.exception("fan-out failed for %r", channel)
+            self._deliver(channel, offset, text, published_at, epoch)
             # One loop turn per publication, as the loopback through the in-memory layer
             # gave: the fan-out pass starts before the publisher's next publication, so a
             # burst from one coroutine is not written as one lump per socket (which a
             # socket's HUB_MAX_QUEUED_BYTES would count whole: tests/hub/test_consumer.py).
             await asyncio.sleep(0)
         return offset
+
+    async def publish_many(self, items: list[Appendable], published_at: float) -> list[int]:
+        """Every item appended first (in order, no await in between: the offsets of a
+        channel follow the list), then each delivered in order, one loop turn per delivered
+        publication as ``publish`` (a list to a channel nobody here joined costs no turn)."""
+        appended = await self.history.append_many(items)
+        joined = self._joined
+        for (channel, *_rest), (offset, text, epoch) in zip(items, appended):
+            if channel in joined:
+                self._deliver(channel, offset, text, published_at, epoch)
+                await asyncio.sleep(0)
+        return [offset for offset, _text, _epoch in appended]
+
+    def _deliver(self, channel: str, offset: int, text: str, published_at: float,
+                 epoch: str) -> None:
+        try:  # the publication happened: a fan-out bug is logged, not the caller's
+            self._handler.on_publication(channel, offset, text, published_at, epoch)
+        except Exception:
+            logger.exception("fan-out failed for %r", channel)
 
     async def send_control(self, data: dict) -> None:
         self._handler.on_control(data)

@@ -3,7 +3,8 @@ the broker (``RedisBroker``: the channel-layer broker with an atomic publish). T
 ``hub.engine.memory`` behind ``hub.engine.contracts``. Every Redis error is turned into
 ``HubUnavailable("redis")`` here (``guarded``, ``RedisBroker.OUTAGES``), nowhere else.
 
-Publishing is one Lua script: bump the channel's offset, ``XADD`` the frame to the channel's
+Publishing is one Lua script (``hub.engine.redis_lua``; one call for a whole list): bump
+the channel's offset, ``XADD`` the frame to the channel's
 stream (``MAXLEN`` = the channel's history) and ``PUBLISH`` it to the channel-layer group, in
 one atomic step. Why not ``XADD`` then ``layer.group_send``: two processes publishing on one
 channel could then deliver offsets 6 before 5, and a client that reconnects with ``since=6``
@@ -28,9 +29,10 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
+import msgpack
 from redis import asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -38,9 +40,11 @@ from redis.exceptions import RedisError
 from redis.typing import EncodableT
 
 from hub.engine.broker import LayerBroker
-from hub.engine.contracts import CALL_DEADLINE_SECONDS
+from hub.engine.coalesce import Coalescer
+from hub.engine.contracts import CALL_DEADLINE_SECONDS, Appendable
 from hub.engine.errors import HubUnavailable
 from hub.engine.names import group_name
+from hub.engine.redis_lua import PUBLISH_LUA, SINCE_LUA, pubsub_message_lua  # noqa: F401 (re-exported)
 
 # Generous for reads on the connect/subscribe path: under a connect storm the event loop
 # itself is the bottleneck, and a timeout there fails a subscribe that Redis would serve.
@@ -54,91 +58,11 @@ DEFAULT_HISTORY_TTL = 86400.0
 TOUCH_CHUNK = 500  # channels per pipeline when keeping subscribed channels' history alive
 T = TypeVar("T")
 
-# A channel without a meta hash has top 0 and the epoch its first publication in the same TTL
-# window will get: sha1(salt, TTL, window, channel), from Redis' own clock. Reading it
-# writes nothing per channel (subscribing to made-up names costs no keys), and two lives of
-# one channel never share an epoch: the second begins at least a TTL after the first did, so
-# in a later window. The salt (one key, TTL refreshed at every use) is lost with Redis'
-# data, so epochs after a data loss are new too.
-_EPOCH_LUA = """
-local function derive_epoch(salt_key, new_salt, ttl, channel)
-  local salt = redis.call('GET', salt_key)
-  if not salt then
-    salt = new_salt
-    redis.call('SET', salt_key, salt)
-  end
-  redis.call('PEXPIRE', salt_key, ttl)
-  local now = redis.call('TIME')
-  local window = math.floor((tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)) / ttl)
-  return string.sub(redis.sha1hex(salt .. ':' .. ttl .. ':' .. window .. ':' .. channel), 1, 8)
-end
-"""
-
-
-def pubsub_message_lua(fields: dict[str, str]) -> str:
-    """A Lua expression for a message in channels_redis' pub/sub wire form, ``fields`` being
-    Lua expressions by key. THE one place that knows the form: the layer's msgpack
-    serializer (no random prefix, no encryption: the hub's CHANNEL_LAYERS sets neither), so
-    Redis' built-in cmsgpack writes what ``RedisPubSubChannelLayer.receive`` decodes. Pinned
-    by tests/hub/test_engine_redis_format.py against the installed channels_redis: an
-    upgrade that changes the form fails there, not silently in production."""
-    body = ", ".join(f"{key} = {value}" for key, value in fields.items())
-    return f"cmsgpack.pack({{{body}}})"
-
 
 def pubsub_group_channel(layer: Any, group: str) -> str:
     """The Redis pub/sub channel ``RedisPubSubChannelLayer`` uses for ``group`` (a private
     method of channels_redis: checked by the same canary test)."""
     return layer._get_layer()._get_group_channel_name(group)
-
-
-# KEYS: stream, meta, publication id, salt. ARGV: maxlen, head, tail, new salt, group
-# channel, channel, timestamp, TTL ms. A stream left from an expired life of the channel
-# goes when the new life begins: its offsets belong to the old epoch (and XADD needs new ids).
-_PUBLISH_LUA = _EPOCH_LUA + """
-local ttl = tonumber(ARGV[8])
-local done = redis.call('GET', KEYS[3])
-if done then
-  return {tonumber(done), '', redis.call('HGET', KEYS[2], 'e') or ''}
-end
-local epoch = redis.call('HGET', KEYS[2], 'e')
-if not epoch then
-  redis.call('DEL', KEYS[1])
-  epoch = derive_epoch(KEYS[4], ARGV[4], ttl, ARGV[6])
-  redis.call('HSET', KEYS[2], 'e', epoch)
-end
-local offset = redis.call('HINCRBY', KEYS[2], 'o', 1)
-redis.call('PEXPIRE', KEYS[2], ttl)
-local text = ARGV[2] .. offset .. ARGV[3]
-local maxlen = tonumber(ARGV[1])
-if maxlen > 0 then
-  redis.call('XADD', KEYS[1], 'MAXLEN', maxlen, offset .. '-0', 't', text)
-  redis.call('PEXPIRE', KEYS[1], ttl)
-end
-if ARGV[5] ~= '' then
-  redis.call('PUBLISH', ARGV[5], %(message)s)
-end
-redis.call('SET', KEYS[3], offset, 'PX', math.min(ttl, 60000))
-return {offset, text, epoch}
-""" % {"message": pubsub_message_lua({
-    "type": "'hub.fanout'", "c": "ARGV[6]", "o": "offset", "t": "text",
-    "ts": "tonumber(ARGV[7])", "e": "epoch"})}
-
-# KEYS: meta, stream, salt. ARGV: new salt, TTL ms, channel, since (-1: the top only). One
-# script, so the offsets read belong to the epoch returned even if the channel expires
-# meanwhile.
-_SINCE_LUA = _EPOCH_LUA + """
-local meta = redis.call('HMGET', KEYS[1], 'o', 'e')
-if not meta[2] then
-  return {0, derive_epoch(KEYS[3], ARGV[1], tonumber(ARGV[2]), ARGV[3])}
-end
-local top = tonumber(meta[1] or '0')
-local since = tonumber(ARGV[4])
-if since < 0 or since >= top then
-  return {top, meta[2]}
-end
-return {top, meta[2], redis.call('XRANGE', KEYS[2], '(' .. since .. '-0', '+')}
-"""
 
 
 def redis_client(url: str, max_connections: int = 64) -> aioredis.Redis:
@@ -157,7 +81,8 @@ def redis_client(url: str, max_connections: int = 64) -> aioredis.Redis:
 async def guarded(operation: Awaitable[T], timeout: float = OPERATION_TIMEOUT_SECONDS) -> T:
     """Run a Redis call; any failure or timeout becomes HubUnavailable("redis")."""
     try:
-        return await asyncio.wait_for(operation, timeout)
+        async with asyncio.timeout(timeout):  # a timer handle; wait_for made a task per call
+            return await operation
     except HubUnavailable:
         raise
     except (TimeoutError, OSError, aioredis.RedisError) as exc:
@@ -169,8 +94,8 @@ class RedisHistory:
                  ttl_seconds: float = DEFAULT_HISTORY_TTL) -> None:
         self._redis = client
         self._prefix = prefix
-        self._publish = client.register_script(_PUBLISH_LUA)
-        self._since = client.register_script(_SINCE_LUA)
+        self._publish = client.register_script(PUBLISH_LUA)
+        self._since = client.register_script(SINCE_LUA)
         self.ttl_seconds = ttl_seconds
         self._ttl_ms = max(1, int(ttl_seconds * 1000))
         self._salt_key = f"{prefix}:salt"
@@ -182,26 +107,57 @@ class RedisHistory:
                      deliver_to: str = "") -> tuple[int, str, str]:
         """Assign the next offset, keep the frame, and (``deliver_to``: a pub/sub channel)
         deliver it there, atomically; returns (offset, text, epoch)."""
-        group_channel = deliver_to
+        appended = await self.append_many([(channel, maxlen, head, tail)],
+                                          (lambda _channel: deliver_to) if deliver_to else None)
+        return appended[0]
+
+    async def append_many(self, items: list[Appendable],
+                          deliver_to: Callable[[str], str] | None = None
+                          ) -> list[tuple[int, str, str]]:
+        """``append`` of every item in order, in ONE script call (one round trip), atomic:
+        each channel's offsets follow the list without gaps; ``deliver_to(channel)`` names
+        the pub/sub channel its publications are PUBLISHed to in the same step ('': none;
+        no ``deliver_to``: delivered nowhere). Returns (offset, text, epoch) per item."""
+        if not items:
+            return []
+        index: dict[str, int] = {}
+        heads: dict[str, int] = {}
+        keys: list[str] = [self._salt_key, f"{self._prefix}:pub:{secrets.token_hex(12)}"]
+        channel_args: list[EncodableT] = []
+        flat: list[int | str] = []
+        for channel, maxlen, head, tail in items:
+            c = index.get(channel)
+            if c is None:
+                c = index[channel] = len(index) + 1
+                keys += self._keys(channel)
+                channel_args += [channel, deliver_to(channel) if deliver_to else "", maxlen]
+            h = heads.get(head)
+            if h is None:
+                h = heads[head] = len(heads) + 1
+            flat += (c, h, tail)
         # A publication id makes the script idempotent: a call that timed out may still have
-        # run, so the one retry (and redis-py's own) returns the same offset instead of
+        # run, so the one retry (and redis-py's own) returns the same offsets instead of
         # publishing twice, and a slow Redis is not reported as a failure that did happen.
-        publication_key = f"{self._prefix}:pub:{secrets.token_hex(12)}"
-        args: list[EncodableT] = [maxlen, head, tail, secrets.token_hex(8), group_channel, channel,
-                                  repr(time.time()), self._ttl_ms]
+        args = [self._ttl_ms, secrets.token_hex(8), repr(time.time()), len(index),
+                *channel_args, msgpack.packb([list(heads), flat])]
         for attempt in range(PUBLISH_ATTEMPTS):
             try:
-                offset, text, epoch = await guarded(
-                    self._publish(keys=[*self._keys(channel), publication_key, self._salt_key],
-                                  args=args),
-                    PUBLISH_ATTEMPT_SECONDS)
+                firsts, epochs = await guarded(self._publish(keys=keys, args=args),
+                                               PUBLISH_ATTEMPT_SECONDS)
                 break
             except HubUnavailable as exc:
                 if exc.detail != "TimeoutError" or attempt == PUBLISH_ATTEMPTS - 1:
                     raise
-        if not text:  # the retry found it done: rebuild the same frame text
-            text = f"{head}{int(offset)}{tail}"
-        return int(offset), _text(text), _text(epoch)
+        # the texts are rebuilt here rather than carried back: the same bytes Redis kept
+        offsets = [int(first) for first in firsts]
+        epoch_texts = [_text(epoch) for epoch in epochs]
+        appended = []
+        for channel, _maxlen, head, tail in items:
+            c = index[channel] - 1
+            offset = offsets[c]
+            offsets[c] = offset + 1
+            appended.append((offset, f"{head}{offset}{tail}", epoch_texts[c]))
+        return appended
 
     async def ping(self) -> None:
         """Raise HubUnavailable unless Redis answers (writes nothing)."""
@@ -272,16 +228,36 @@ def _field(fields: Any, name: bytes) -> Any:
 
 class RedisBroker(LayerBroker):
     """The channel-layer broker with Redis' atomic publish: offset, history and delivery in
-    one script (see the module docstring: why not ``XADD`` then ``group_send``)."""
+    one script (see the module docstring: why not ``XADD`` then ``group_send``).
+
+    Publications made during one event-loop turn (concurrent REST requests, the monitor, a
+    list body) go to Redis together: one script call for all of them (``Coalescer``), in
+    the order they were made, instead of one round trip each."""
 
     OUTAGES = (*LayerBroker.OUTAGES, RedisError)
+    MAX_ITEMS_PER_CALL = 1000  # one script call blocks Redis while it runs: ~2-3 ms at this size
 
     def __init__(self, layer: Any, history: RedisHistory, prefix: str) -> None:
         super().__init__(layer, history, prefix, service="redis")
+        self.coalescer: Coalescer[Appendable, int] = Coalescer(self._send, self.MAX_ITEMS_PER_CALL)
+        self._group_channels: dict[str, str] = {}
 
     async def publish(self, channel: str, maxlen: int, head: str, tail: str,
                       published_at: float) -> int:
-        deliver_to = pubsub_group_channel(self.layer, group_name(self.prefix, channel))
-        offset, _text, _epoch = await self.history.append(channel, maxlen, head, tail,
-                                                          deliver_to=deliver_to)
-        return offset
+        return (await self.coalescer.submit([(channel, maxlen, head, tail)]))[0]
+
+    async def publish_many(self, items: list[Appendable], published_at: float) -> list[int]:
+        return await self.coalescer.submit(items)
+
+    async def _send(self, items: list[Appendable]) -> list[int]:
+        appended = await self.history.append_many(items, self._group_channel)
+        return [offset for offset, _text, _epoch in appended]
+
+    def _group_channel(self, channel: str) -> str:
+        found = self._group_channels.get(channel)
+        if found is None:
+            found = pubsub_group_channel(self.layer, group_name(self.prefix, channel))
+            if len(self._group_channels) >= 10_000:
+                self._group_channels.clear()  # bounded: client-chosen names
+            self._group_channels[channel] = found
+        return found

@@ -472,3 +472,130 @@ async def test_cluster_state_memory_is_this_process_redis_every_reporter(backend
     assert [p.server for p in state[0]] == ["s1"] and state[1] == []
     # the memory twin never builds the client list it would not share
     assert asked == ([] if isinstance(presence, MemoryPresence) else [1])
+
+
+# --- publishing a list: History.append_many and Broker.publish_many (issue 12) --------------
+
+def evalsha_calls(url: str) -> int:
+    """Script calls Redis has served since the last CONFIG RESETSTAT (INFO commandstats)."""
+    stats = redis_sync.Redis.from_url(url).info("commandstats")
+    return sum(stats.get(name, {}).get("calls", 0) for name in ("cmdstat_evalsha", "cmdstat_eval"))
+
+
+def reset_stats(url: str) -> None:
+    redis_sync.Redis.from_url(url).config_resetstat()
+
+
+async def test_append_many_orders_each_channels_offsets_and_keeps_its_history(backends):
+    """Interleaved channels: each channel's offsets follow the list without gaps, the frames
+    carry them, the history keeps the last ``maxlen`` and a later append continues."""
+    history, _ = backends
+    await append(history, "jobs", 2)  # jobs already at 2; "fresh" has no state yet
+    _top, fresh_epoch = await history.top("fresh")
+    items = [("jobs" if n % 3 else "fresh", 3, f'{{"n":{n},"o":', "}") for n in range(10)]
+    appended = await history.append_many(items)
+    jobs = [a for item, a in zip(items, appended) if item[0] == "jobs"]
+    fresh = [a for item, a in zip(items, appended) if item[0] == "fresh"]
+    assert [o for o, _t, _e in jobs] == [3, 4, 5, 6, 7, 8] and [o for o, _t, _e in fresh] == [1, 2, 3, 4]
+    assert [t for _o, t, _e in fresh] == ['{"n":0,"o":1}', '{"n":3,"o":2}', '{"n":6,"o":3}',
+                                          '{"n":9,"o":4}']
+    assert {e for _o, _t, e in fresh} == {fresh_epoch}  # the epoch announced before
+    assert {e for _o, _t, e in jobs} == {(await history.top("jobs"))[1]}
+    items_jobs, top, _ = await history.since("jobs", 5)
+    assert top == 8 and [t for _o, t in items_jobs] == ['{"n":5,"o":6}', '{"n":7,"o":7}',
+                                                        '{"n":8,"o":8}']
+    assert (await history.since("jobs", 4))[0] is None  # trimmed to maxlen 3
+    assert await history.append_many([]) == []
+    (offset, _t, _e), = await append(history, "jobs", 1)
+    assert offset == 9
+
+
+async def test_append_many_with_history_zero_keeps_offsets_only(backends):
+    history, _ = backends
+    appended = await history.append_many([("ticks", 0, "", "")] * 3)
+    assert [o for o, _t, _e in appended] == [1, 2, 3]
+    assert (await history.top("ticks"))[0] == 3 and (await history.since("ticks", 1))[0] is None
+
+
+async def test_append_many_restarts_the_ttl_and_an_expired_channel_comes_back_new(expiring):
+    history, advance = expiring
+    (_o, _t, old_epoch), = await history.append_many([("jobs", 10, "", "")])
+    for _ in range(2):
+        await advance(0.6)
+        await history.append_many([("jobs", 10, "", ""), ("other", 10, "", "")])
+    assert (await history.top("jobs"))[0] == 3  # 1.2 TTL after the first: kept by the others
+    await advance(1.3)
+    assert await history.last_offsets(["jobs", "other"]) == {"jobs": 0, "other": 0}
+    appended = await history.append_many([("jobs", 10, "", "")] * 2)
+    assert [o for o, _t, _e in appended] == [1, 2] and appended[0][2] != old_epoch
+    assert [o for o, _t in (await history.since("jobs", 0))[0]] == [1, 2]
+
+
+async def test_redis_append_many_is_one_script_call_and_every_key_has_the_ttl(redis_server):
+    history = RedisHistory(redis_client(redis_server.url), prefix="t", ttl_seconds=TTL)
+    await history.append("warm", 1, "", "")  # loads the script (EVALSHA after NOSCRIPT)
+    reset_stats(redis_server.url)
+    items = [(f"ch{n % 3}", 5, "", "") for n in range(300)]
+    appended = await history.append_many(items)
+    assert evalsha_calls(redis_server.url) == 1
+    assert [o for o, _t, _e in appended[:6]] == [1, 1, 1, 2, 2, 2] and appended[-1][0] == 100
+    check = redis_sync.Redis.from_url(redis_server.url)
+    assert [check.xlen(f"t:stream:ch{n}") for n in range(3)] == [5, 5, 5]
+    keys = redis_keys(redis_server.url)
+    assert {key: left for key, left in keys.items() if left < 0} == {}
+    assert all(0 < left <= TTL * 1000 for left in keys.values())
+
+
+async def test_a_stalled_redis_neither_duplicates_nor_misreports_a_list(redis_server):
+    """The retry of a list call that did run returns its offsets (per channel) and epochs."""
+    history = RedisHistory(redis_client(redis_server.url), prefix="t")
+    await history.append("jobs", 10, "", "")
+    stall = threading.Thread(target=lambda: redis_sync.Redis.from_url(redis_server.url)
+                             .execute_command("DEBUG", "SLEEP", "1.2"))
+    stall.start()
+    await asyncio.sleep(0.1)
+    appended = await history.append_many([("jobs", 10, "j", ""), ("new", 10, "n", ""),
+                                          ("jobs", 10, "j", "")])
+    stall.join()
+    assert [(o, t) for o, t, _e in appended] == [(2, "j2"), (1, "n1"), (3, "j3")]
+    assert appended[1][2] == (await history.top("new"))[1]
+    check = redis_sync.Redis.from_url(redis_server.url)
+    assert int(check.hget("t:meta:jobs", "o")) == 3 and check.xlen("t:stream:jobs") == 3
+    assert int(check.hget("t:meta:new", "o")) == 1
+
+
+async def test_publish_many_delivers_a_joined_channel_in_offset_order(broker):
+    made, handler = broker
+    handler.wanted.add("jobs")
+    await made.join("jobs")
+    offsets = await made.publish_many([("jobs", 10, "j", ""), ("elsewhere", 10, "e", ""),
+                                       ("jobs", 10, "j", "")], 0.0)
+    assert offsets == [1, 1, 2]
+    offsets = await made.publish_many([("jobs", 10, "j", "")] * 3, 0.0)
+    assert offsets == [3, 4, 5]
+    await until(lambda: len(handler.publications) == 5, "five publications")
+    assert [(c, o, t) for c, o, t, _e in handler.publications] == [
+        ("jobs", n, f"j{n}") for n in range(1, 6)]  # nothing of the channel not joined
+
+
+async def test_concurrent_publishes_in_one_turn_keep_their_call_order(broker, request):
+    """Twenty publishes started in one loop turn (as concurrent REST requests are): offsets
+    in call order; with Redis they travel together, in one script call."""
+    made, handler = broker
+    handler.wanted.add("jobs")
+    await made.join("jobs")
+    url = private_redis(request).url if isinstance(made, RedisBroker) else None
+    if url:
+        await made.publish("jobs", 10, "warm", "", 0.0)
+        reset_stats(url)
+    first = 2 if url else 1
+    calls = [made.publish("jobs", 10, f"p{n}:", "", 0.0) if n % 2 else
+             made.publish_many([("jobs", 10, f"p{n}:", "")], 0.0) for n in range(20)]
+    results = await asyncio.gather(*calls)
+    offsets = [r if isinstance(r, int) else r[0] for r in results]
+    assert offsets == list(range(first, first + 20))
+    if url:
+        assert evalsha_calls(url) == 1 and made.coalescer.sends == 2  # warm-up + these 20
+    await until(lambda: len(handler.publications) == first + 19, "every publication")
+    assert [t for _c, _o, t, _e in handler.publications[first - 1:]] == [
+        f"p{n}:{first + n}" for n in range(20)]

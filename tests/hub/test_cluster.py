@@ -92,6 +92,52 @@ async def test_cross_server_delivery_channels_and_users(hub_server, redis_server
         await ws.close()
 
 
+async def test_a_rest_list_on_one_server_reaches_the_other_in_order_and_recovers(
+        hub_server, redis_server, make_user):
+    """A list body (one engine call: one Redis script round trip) posted to A while single
+    requests publish to the same channel concurrently: B's subscriber gets every offset once,
+    in order; the list's items keep their order; its user item reaches alice on B; a late
+    subscriber on B recovers all of it from the Redis stream."""
+    from asgiref.sync import sync_to_async
+
+    token = await sync_to_async(broadcaster)(make_user)
+    _alice, alice_token = await sync_to_async(make_user)("alice", False)
+    a = hub_server(cluster_env(redis_server.url), name="hub-a")
+    b = hub_server(cluster_env(redis_server.url), name="hub-b")
+    on_b, _ = await connected(f"{b.ws_url}/ws/")
+    subscribed = await subscribe(on_b, "feed")
+    alice_b, _ = await connected(f"{b.ws_url}/ws/?token={alice_token}")
+    body = [{"channel": "feed", "message": {"type": "item", "data": {"n": n}}} for n in range(300)]
+    body[150] = {"user": "alice", "message": {"type": "note", "data": {"n": 150}}}
+    body[151] = {"channel": "tiny", "message": {"type": "item", "data": {"n": 151}}}
+    singles = [ahttp("POST", f"{a.url}/api/broadcast", token,
+                     {"channel": "feed", "message": {"type": "single", "data": {"k": k}}})
+               for k in range(10)]
+    (status, answer, _), *single_answers = await asyncio.gather(
+        ahttp("POST", f"{a.url}/api/broadcast", token, body), *singles)
+    assert status == 200 and len(answer) == 300 and all(r["success"] for r in answer)
+    listed = [r["offset"] for i, r in enumerate(answer) if i not in (150, 151)]
+    assert listed == sorted(listed) and len(set(listed)) == 298
+    assert (answer[150]["channel"], answer[151]["channel"]) == ("user:alice", "tiny")
+    single_offsets = [r[1]["offset"] for r in single_answers]
+    assert all(r[0] == 200 for r in single_answers)
+    assert sorted(listed + single_offsets) == list(range(1, 309))  # none lost, none twice
+    seen = [await recv_until(on_b, lambda f: f["type"] in ("item", "single")) for _ in range(308)]
+    assert [f["offset"] for f in seen] == list(range(1, 309))
+    assert [f["data"]["n"] for f in seen if f["type"] == "item"] == [
+        n for n in range(300) if n not in (150, 151)]
+    note = await recv_until(alice_b, lambda f: f["type"] == "note")
+    assert (note["channel"], note["data"]) == ("user:alice", {"n": 150})
+    late, _ = await connected(f"{b.ws_url}/ws/")
+    reply = await subscribe(late, "feed", since=0, epoch=subscribed["epoch"])
+    assert reply["type"] == "subscribed"
+    replayed = [await recv_until(late, lambda f: f["type"] in ("item", "single")) for _ in range(308)]
+    assert [f["offset"] for f in replayed] == list(range(1, 309))
+    assert (await recv_until(late, lambda f: f["type"] == "recovered"))["recovered"] is True
+    for ws in (on_b, alice_b, late):
+        await ws.close()
+
+
 async def test_recovery_under_continuous_publishing_exactly_once(hub_server, redis_server):
     """Clients hop between two servers, resubscribing with `since`, while a publisher keeps
     publishing: every offset arrives exactly once, in order, per client."""

@@ -217,3 +217,29 @@ async def test_the_asgi_writer_counts_utf8_bytes_and_drains_them():
         await writer._task
     assert writer.queued_bytes() == 0
     assert [m["text"] for m in sent] == ["éé", "ééé", "x"]
+
+
+def test_post_bodies_are_not_parsed_as_forms_and_reach_the_application_whole():
+    """HubWebRequest (the fast path's daphne request): Twisted's form parsing of a POST body
+    (its Content-Type through the ``email`` package, a urlencoded body through parse_qs) is
+    off; the body daphne reads is untouched. Fails if Twisted stops reading the flag."""
+    from twisted.web import http
+
+    from hub.daphne.server import HubWebRequest
+
+    seen = []
+
+    class Recorded(HubWebRequest):
+        def process(self):  # daphne's own would start the application
+            seen.append((self.args, self.content.read(), self._parsePOSTFormSubmission))
+
+    server = type("Server", (), {"protocol_connected": lambda self, request: None})()
+    channel = http.HTTPChannel()
+    channel.requestFactory = Recorded
+    channel.factory = type("Factory", (), {"server": server})()
+    channel.makeConnection(StringTransport())
+    body = b"a=1&b=2"
+    channel.dataReceived(b"POST /api/x?q=1 HTTP/1.1\r\nHost: hub\r\n"
+                         b"Content-Type: application/x-www-form-urlencoded\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    assert seen == [({b"q": [b"1"]}, body, False)]
