@@ -128,8 +128,10 @@ export class HubClient {
   /** Publish where the channel's policy lets this user (docs/protocol.md section 4). */
   publish(channel: string, data: unknown, event?: string): Promise<ServerFrame & { offset: number }>;
 
-  /** Call `callback` for each publication on `channel`, recovering after reconnects. */
-  subscribe<D = unknown>(channel: string, callback?: (msg: Publication<D>) => void): () => void;
+  /** Call `callback` for each publication on `channel`, recovering after reconnects.
+   *  `since`/`epoch`: resume after a REST snapshot's `position` (a new subscription only). */
+  subscribe<D = unknown>(channel: string, callback?: (msg: Publication<D>) => void,
+                         options?: { since?: number | null; epoch?: string | null }): () => void;
   unsubscribe(channel: string, callback?: (msg: Publication) => void): void;
   channels(): ChannelPosition[];
 }

@@ -125,6 +125,7 @@ class ChannelState {
     this.epoch = null;
     this.subscribed = false;
     this.lost = false;
+    this.resumed = false; // offset given by subscribe({since}): keep it through the first `subscribed`
     this.resetSent = false; // one "reset" per subscription, even if two signs say so
   }
 }
@@ -375,13 +376,23 @@ export class HubClient extends Emitter {
 
   // --- subscriptions ---------------------------------------------------------------
 
-  /** Call `callback(msg)` for each publication on `channel`; returns a function that undoes it. */
-  subscribe(channel, callback) {
+  /**
+   * Call `callback(msg)` for each publication on `channel`; returns a function that undoes it.
+   * `since` (and `epoch`), e.g. a REST snapshot's `position` (PROTOCOL.md section 6): resume
+   * after that offset, so every publication after the snapshot arrives once and none before
+   * it; a changed epoch or `recovered: false` emits "reset". Only for a new subscription.
+   */
+  subscribe(channel, callback, { since = null, epoch = null } = {}) {
     if (typeof channel !== "string" || !channel) throw new TypeError("channel must be a string");
     let entry = this._channels.get(channel);
     const isNew = !entry;
     if (isNew) {
       entry = new ChannelState(channel);
+      if (Number.isInteger(since) && since >= 0) {
+        entry.offset = since;
+        entry.epoch = typeof epoch === "string" && epoch ? epoch : null;
+        entry.resumed = true;
+      }
       this._channels.set(channel, entry);
     }
     if (callback) entry.callbacks.add(callback);
@@ -485,8 +496,9 @@ export class HubClient extends Emitter {
   _onSubscribed(frame) {
     const entry = this._channels.get(frame.channel);
     if (!entry) return;
-    const hadPosition = entry.epoch !== null;
-    const epochChanged = hadPosition && frame.epoch !== undefined && frame.epoch !== entry.epoch;
+    const hadPosition = entry.epoch !== null || entry.resumed;
+    entry.resumed = false;
+    const epochChanged = hadPosition && entry.epoch !== null && frame.epoch !== undefined && frame.epoch !== entry.epoch;
     const lost = entry.lost;
     entry.subscribed = true;
     entry.lost = false;
