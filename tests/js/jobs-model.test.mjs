@@ -125,6 +125,17 @@ describe("zero gap: REST pages and the stream join exactly", () => {
     assert.notEqual(fresh.apply(at(submitted, 1)), null);
   });
 
+  test("a reload without a position keeps the rows on screen and drops only what no page listed", () => {
+    const index = new J.JobIndex();
+    index.loadRows([row("1", "RUNNING"), row("2", "PENDING")], null, { first: true });
+    index.apply(at(submitted, 3)); // job 1001, told by an event
+    const seen = new Set();
+    index.loadRows([row("2", "RUNNING")], 2, { first: true, seen });
+    index.sweep(seen);
+    assert.deepEqual([...index.jobs.keys()].sort(), ["1001", "2"]);
+    assert.equal(index.jobs.get("2").state, "RUNNING");
+  });
+
   test("counts follow the rows, for the cards and the state filter", () => {
     const index = new J.JobIndex();
     index.loadRows([row("1", "RUNNING"), row("2", "PENDING"), row("3", "COMPLETED")], 1, { first: true });

@@ -61,6 +61,7 @@ function schedule(...parts) {
 
 const hub = connect(config.wsUrl);
 window.dashboardHub = hub; // for the console and the browser tests
+window.dashboardJobs = index;
 const jobsTable = createJobsTable({ index, config, isLoaded: () => feeds.jobs.loadedAt > 0 });
 const nodesView = createNodesView({ store, index, isLoaded: () => feeds.nodes.loadedAt > 0 });
 const metricsView = createMetricsView({ store });
@@ -95,11 +96,14 @@ function failed(name) {
   };
 }
 
-/** All active jobs, in keyset pages by job id; each page's rows carry that page's position. */
+/**
+ * All active jobs, in keyset pages by job id; each page's rows carry that page's position
+ * (JobIndex keeps, per row, the newest of page and events). Jobs no page listed go at the end.
+ */
 async function loadJobs() {
+  const seen = new Set();
   const first = await api(`${config.api.jobs}&limit=${JOB_PAGE}`);
-  index.clear();
-  index.loadRows(M.resultsOf(first), first.position?.[JOBS_CHANNEL]?.offset, { first: true });
+  index.loadRows(M.resultsOf(first), first.position?.[JOBS_CHANNEL]?.offset, { first: true, seen });
   store.source = first.source || store.source;
   M.noteStream(store.streams, "jobs", { updatedAt: first.updated_at });
   schedule("jobs");
@@ -107,10 +111,11 @@ async function loadJobs() {
   let next = first.next;
   while (next) {
     const page = await api(`${config.api.jobs}&limit=${JOB_PAGE}&after=${encodeURIComponent(next)}`);
-    index.loadRows(M.resultsOf(page), page.position?.[JOBS_CHANNEL]?.offset);
+    index.loadRows(M.resultsOf(page), page.position?.[JOBS_CHANNEL]?.offset, { seen });
     schedule("jobs");
     next = page.next;
   }
+  index.sweep(seen);
   return { position: {} }; // the index gates every row itself
 }
 
@@ -231,7 +236,12 @@ hub.on("subscribed", ({ channel }) => {
       && !feeds.notifications.loading) feeds.notifications.reload();
 });
 hub.on("reset", ({ channel }) => {
-  for (const name of PLAN[channel] || []) if (feeds[name]) { feeds[name].forget(); feeds[name].reload(); }
+  for (const name of PLAN[channel] || []) {
+    if (!feeds[name]) continue;
+    feeds[name].forget(); // a new epoch: offsets count again
+    if (name === "jobs") index.clear();
+    feeds[name].reload();
+  }
 });
 
 hub.on("state", (detail) => {

@@ -28,22 +28,33 @@ export class JobIndex {
     this.tombstones = new Map(); // id -> offset of its job_removed
     this.floor = NONE;
     this.version = 0;
+    this.applied = []; // offsets of the events applied (the last 10,000): none may repeat
   }
 
   get size() { return this.jobs.size; }
 
   /** Rows of one REST page whose `position` offset is `asOf` (null: unknown, i.e. oldest). */
-  loadRows(rows, asOf, { first = false } = {}) {
+  loadRows(rows, asOf, { first = false, seen = null } = {}) {
     const at = asOf ?? NONE;
     if (first) this.floor = at;
     for (const raw of rows) {
       const job = normJob(raw);
       if (!job) continue;
+      if (seen) seen.add(job.id);
       if ((this.tombstones.get(job.id) ?? NONE) > at) continue; // removed since this page was read
       const known = this.jobs.get(job.id);
       if (known && known.asOf > at) continue; // an event already told something newer
       this.jobs.set(job.id, { ...job, asOf: at });
     }
+    this.version += 1;
+  }
+
+  /**
+   * After a full reload: drop the jobs no page listed (`seen`: their ids), unless an event
+   * newer than the first page told of them since.
+   */
+  sweep(seen) {
+    for (const [id, job] of this.jobs) if (!seen.has(id) && job.asOf <= this.floor) this.jobs.delete(id);
     this.version += 1;
   }
 
@@ -62,6 +73,10 @@ export class JobIndex {
     const at = offset ?? (known ? known.asOf : this.floor);
     if (!JOB_EVENT_TYPES.has(msg.type)) return null;
     this.version += 1;
+    if (offset !== undefined) {
+      this.applied.push(offset);
+      if (this.applied.length > 10_000) this.applied.splice(0, 5_000);
+    }
     if (msg.type === "job_removed") {
       this.jobs.delete(job.id);
       if (offset !== undefined) this.tombstones.set(job.id, offset);
