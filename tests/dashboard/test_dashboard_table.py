@@ -224,3 +224,33 @@ def test_phone_layout_opens_a_job_by_touching_its_row(hub_server, make_user, pag
     assert row.locator(".col-state").is_visible() and row.locator(".col-left").is_visible()
     row.locator(".col-name").click()  # not the link: the whole row is the target
     page.wait_for_url(server.url + "/jobs/41")
+
+
+@pytest.mark.timeout(240)
+def test_an_array_is_one_row_with_task_counts_that_expands_and_a_task_id_finds_it(hub_server, make_user, pages):
+    server = hub_server()
+    orm(make_user, "alice")
+    orm(save_jobs, {
+        "30": job(30, name="sweep", array_job_id="30", array_tasks="2-4"),
+        "31": job(31, name="sweep", state="RUNNING", array_job_id="30", array_task_id=1, start_time=1_700_000_100),
+        "29": job(29, name="single"),
+    })
+    page = pages.open()
+    login(page, server.url, "alice")
+    array = page.locator('#jobs-body tr[data-array-id="30"]')
+    array.wait_for()
+    assert page.locator('#jobs-body tr[data-job-id="31"]').count() == 0, "tasks fold into the array's row"
+    assert "3 pending · 1 running · 0 done" in array.locator(".col-name").inner_text()
+    toggle = array.get_by_role("button", name="Show the 4 tasks of array 30")
+    toggle.focus()
+    page.keyboard.press("Enter")
+    page.locator('#jobs-body tr[data-job-id="31"]').wait_for()
+    assert page.locator('#jobs-body tr[data-job-id="31"] a.job-link').get_attribute("href") == "/jobs/30_1"
+    assert page.locator('#jobs-body tr[data-job-id="30"] a.job-link').inner_text() == "30_[2-4]"
+
+    page.fill("#filter-q", "30_1")
+    page.wait_for_function("document.querySelectorAll('#jobs-body tr[data-job-id]').length === 1")
+    assert page.locator("#jobs-body tr[data-job-id]").get_attribute("data-job-id") == "31"
+    page.fill("#filter-q", "30_3")  # still waiting inside the array's pending record
+    page.wait_for_function("document.querySelector('#jobs-body tr[data-job-id]')?.dataset.jobId === '30'")
+    assert not pages.page_errors()

@@ -29,10 +29,20 @@ export function setText(node, value) {
   if (node.textContent !== textValue) node.textContent = textValue;
 }
 
+let flashColor = null;
+/**
+ * Highlight a changed row or tile briefly. The Web Animations API restarts the animation
+ * without forcing a layout (reading offsetWidth to restart a CSS animation did, once per
+ * changed row: seconds per minute at 1,000 events/s, bench/dashboard_frames.py).
+ */
 export function flash(node) {
-  node.classList.remove("flash");
-  void node.offsetWidth; // restart the animation
-  node.classList.add("flash");
+  if (typeof node.animate !== "function") return;
+  if (matchMedia("(prefers-reduced-motion: reduce)").matches) return;
+  flashColor ??= getComputedStyle(document.documentElement).getPropertyValue("--flash").trim() || "rgb(37 99 235 / 0.14)";
+  for (const running of node.getAnimations ? node.getAnimations() : []) if (running.id === "flash") running.cancel();
+  const animation = node.animate([{ backgroundColor: flashColor }, { backgroundColor: "transparent" }],
+    { duration: 1600, easing: "ease-out" });
+  animation.id = "flash";
 }
 
 /** "OUT_OF_MEMORY" -> "Out of memory" */

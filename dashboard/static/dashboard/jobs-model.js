@@ -27,11 +27,36 @@ export class JobIndex {
     this.jobs = new Map(); // id -> job (model.js normJob shape) with asOf
     this.tombstones = new Map(); // id -> offset of its job_removed
     this.floor = NONE;
-    this.version = 0;
+    this.version = 0; // any change
+    this.shape = 0; // a job added or removed, or a state changed: what filters and order may see
+    this.stateCounts = new Map(); // state -> jobs, kept as jobs come, change and go
     this.applied = []; // offsets of the events applied (the last 10,000): none may repeat
   }
 
   get size() { return this.jobs.size; }
+
+  _put(id, job) {
+    const known = this.jobs.get(id);
+    if (!known || known.state !== job.state) {
+      this.shape += 1;
+      if (known) this._count(known.state, -1);
+      this._count(job.state, 1);
+    }
+    this.jobs.set(id, job);
+  }
+
+  _drop(id) {
+    const known = this.jobs.get(id);
+    if (!known) return;
+    this.jobs.delete(id);
+    this._count(known.state, -1);
+    this.shape += 1;
+  }
+
+  _count(state, delta) {
+    const n = (this.stateCounts.get(state) || 0) + delta;
+    if (n > 0) this.stateCounts.set(state, n); else this.stateCounts.delete(state);
+  }
 
   /** Rows of one REST page whose `position` offset is `asOf` (null: unknown, i.e. oldest). */
   loadRows(rows, asOf, { first = false, seen = null } = {}) {
@@ -44,9 +69,10 @@ export class JobIndex {
       if ((this.tombstones.get(job.id) ?? NONE) > at) continue; // removed since this page was read
       const known = this.jobs.get(job.id);
       if (known && known.asOf > at) continue; // an event already told something newer
-      this.jobs.set(job.id, { ...job, asOf: at });
+      this._put(job.id, { ...job, asOf: at });
     }
     this.version += 1;
+    this.shape += 1;
   }
 
   /**
@@ -54,7 +80,7 @@ export class JobIndex {
    * newer than the first page told of them since.
    */
   sweep(seen) {
-    for (const [id, job] of this.jobs) if (!seen.has(id) && job.asOf <= this.floor) this.jobs.delete(id);
+    for (const [id, job] of this.jobs) if (!seen.has(id) && job.asOf <= this.floor) this._drop(id);
     this.version += 1;
   }
 
@@ -63,7 +89,8 @@ export class JobIndex {
    * about a job or the index already reflects it.
    */
   apply(msg) {
-    const job = msg && msg.data && typeof msg.data === "object" ? normJob(msg.data) : null;
+    if (!msg || !JOB_EVENT_TYPES.has(msg.type)) return null;
+    const job = msg.data && typeof msg.data === "object" ? normJob(msg.data) : null;
     if (!job) return null;
     const offset = typeof msg.offset === "number" ? msg.offset : undefined;
     const known = this.jobs.get(job.id);
@@ -71,35 +98,33 @@ export class JobIndex {
       if (offset <= (known ? known.asOf : Math.max(this.floor, this.tombstones.get(job.id) ?? NONE))) return null;
     }
     const at = offset ?? (known ? known.asOf : this.floor);
-    if (!JOB_EVENT_TYPES.has(msg.type)) return null;
     this.version += 1;
     if (offset !== undefined) {
       this.applied.push(offset);
       if (this.applied.length > 10_000) this.applied.splice(0, 5_000);
     }
     if (msg.type === "job_removed") {
-      this.jobs.delete(job.id);
+      this._drop(job.id);
       if (offset !== undefined) this.tombstones.set(job.id, offset);
       return { id: job.id, change: "remove" };
     }
     const merged = known ? { ...known, ...job } : job;
     merged.asOf = at;
     if (msg.timestamp) merged.updatedAt = Date.parse(msg.timestamp);
-    this.jobs.set(job.id, merged);
+    this._put(job.id, merged);
     return { id: job.id, change: "upsert" };
   }
 
-  /** {STATE: n} over every job held, and {running, pending, total} as the cards show them. */
+  /** {states: {STATE: n}} over every job held, and {running, pending, total} as the cards show them. */
   counts() {
     if (this._counts && this._counts.version === this.version) return this._counts;
-    const states = {};
+    const states = Object.fromEntries(this.stateCounts);
     let running = 0;
     let pending = 0;
-    for (const job of this.jobs.values()) {
-      states[job.state] = (states[job.state] || 0) + 1;
-      const tone = jobTone(job.state);
-      if (tone === "running") running += 1;
-      else if (tone === "pending") pending += 1;
+    for (const [state, n] of this.stateCounts) {
+      const tone = jobTone(state);
+      if (tone === "running") running += n;
+      else if (tone === "pending") pending += n;
     }
     this._counts = { version: this.version, states, running, pending, total: this.jobs.size };
     return this._counts;

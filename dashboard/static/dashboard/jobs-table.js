@@ -56,6 +56,7 @@ export function createJobsTable({ index, config, isLoaded }) {
   let builtVersion = -1;
   let builtAt = 0;
   let forced = true;
+  let rebuildTimer = null;
   const top = el("tr", { class: "spacer", "aria-hidden": "true" }, el("td", { colspan: String(COLUMNS.length) }));
   const bottom = el("tr", { class: "spacer", "aria-hidden": "true" }, el("td", { colspan: String(COLUMNS.length) }));
   body.append(top, bottom);
@@ -175,13 +176,19 @@ export function createJobsTable({ index, config, isLoaded }) {
   function render() {
     const now = Date.now();
     renderHeader();
+    // Rebuild the order when what it depends on moved: jobs added or removed or a state
+    // changed (index.shape), or any field when the sort or the text search reads more than
+    // that; on large queues at most once per REBUILD_MS (rows on screen refill every frame).
     const large = index.size > LARGE;
-    if (forced || (builtVersion !== index.version && (!large || now - builtAt >= REBUILD_MS))) {
+    const depends = ["id", "user", "partition", "state"].includes(sort.key) && !filters.q ? index.shape : index.version;
+    if (forced || (builtVersion !== depends && (!large || now - builtAt >= REBUILD_MS))) {
       view = buildView(index.jobs.values(), filters, sort, { expanded, now });
-      builtVersion = index.version;
+      builtVersion = depends;
       builtAt = now;
       forced = false;
-    } else if (builtVersion !== index.version) setTimeout(schedule, REBUILD_MS);
+    } else if (builtVersion !== depends && !rebuildTimer) {
+      rebuildTimer = setTimeout(() => { rebuildTimer = null; schedule(); }, REBUILD_MS - (now - builtAt));
+    }
     const viewport = wrap.clientHeight || 600;
     const head = table.tHead ? table.tHead.offsetHeight : 0;
     const first = Math.max(0, Math.floor((wrap.scrollTop - head) / ROW_HEIGHT) - OVERSCAN);
@@ -224,10 +231,15 @@ export function createJobsTable({ index, config, isLoaded }) {
     if (select.value !== current) select.value = current;
   }
 
-  let filtersVersion = -1;
+  let filtersShape = -1;
+  let filtersAt = 0;
   function renderFilters() {
-    if (filtersVersion === index.version) return;
-    filtersVersion = index.version;
+    // The lists (users, partitions, states with counts) change with the queue's shape; on a
+    // large queue at most once per REBUILD_MS.
+    const now = Date.now();
+    if (filtersShape === index.shape || (index.size > LARGE && now - filtersAt < REBUILD_MS)) return;
+    filtersShape = index.shape;
+    filtersAt = now;
     const users = new Set();
     const partitions = new Set();
     for (const job of index.jobs.values()) {
