@@ -213,10 +213,16 @@ def test_node_panel_by_keyboard_and_tiles_keep_state_on_resource_events(hub_serv
 @pytest.mark.timeout(240)
 def test_phone_layout_opens_a_job_by_touching_its_row(hub_server, make_user, pages):
     server = hub_server()
-    orm(make_user, "alice")
+    _, alice_token = orm(make_user, "alice")
     orm(save_jobs, {"41": job(41, name="phone-job", state="PENDING")})
     page = pages.open(viewport=(390, 844))
     login(page, server.url, "alice")
+    # A notification about the job links to it too.
+    api(server.url, "/api/notifications", alice_token, {"type": "job_completed", "title": "Job 41 completed",
+                                                         "data": {"job_id": "41"}})
+    link = page.locator("#notifications-list .notification a.n-job")
+    link.wait_for()
+    assert link.get_attribute("href") == "/jobs/41"
     row = page.locator('#jobs-body tr[data-job-id="41"]')
     row.wait_for()
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
