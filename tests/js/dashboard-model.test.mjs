@@ -202,6 +202,15 @@ describe("notifications and alerts", () => {
 });
 
 describe("formatting", () => {
+  test("time limits, short", () => {
+    assert.equal(M.formatLimit(45), "45m");
+    assert.equal(M.formatLimit(120), "2h");
+    assert.equal(M.formatLimit(90), "1h 30m");
+    assert.equal(M.formatLimit(3 * 1440), "3d");
+    assert.equal(M.formatLimit(1440 + 720), "1d 12h");
+    assert.equal(M.formatLimit(undefined), "");
+  });
+
   test("durations, ages, sizes, percentages", () => {
     assert.equal(M.formatDuration(0), "0s");
     assert.equal(M.formatDuration(59_000), "59s");

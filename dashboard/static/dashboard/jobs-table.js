@@ -166,7 +166,7 @@ export function createJobsTable({ index, config, isLoaded }) {
     cells[5].classList.toggle("muted", tone === "pending");
     cells[5].title = tone === "pending" && job.reasonHint ? `${where} ${job.reasonHint}` : where;
     setText(cells[6], resources);
-    setText(cells[7], job.timeLimit ? M.formatDuration(job.timeLimit * 60_000) : "");
+    setText(cells[7], M.formatLimit(job.timeLimit));
     setText(cells[8], left === undefined ? "" : (left < 0 ? "over" : M.formatDuration(left)));
     setText(cells[9], time.label);
     cells[9].title = time.hint;

@@ -450,6 +450,17 @@ export function formatDuration(ms) {
   return `${s}s`;
 }
 
+/** A time limit in minutes, short: 45m, 2h, 1h 30m, 3d, 1d 12h. */
+export function formatLimit(minutes) {
+  if (!Number.isFinite(minutes) || minutes <= 0) return "";
+  const d = Math.floor(minutes / 1440);
+  const h = Math.floor((minutes % 1440) / 60);
+  const m = Math.round(minutes % 60);
+  if (d) return h ? `${d}d ${h}h` : `${d}d`;
+  if (h) return m ? `${h}h ${m}m` : `${h}h`;
+  return `${m}m`;
+}
+
 export function formatAgo(millis, now = Date.now()) {
   if (millis === undefined) return "";
   const s = Math.round((now - millis) / 1000);
