@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET
 # (alerts: the active alerts, for staff) are offered only when some app routes them.
 OPTIONAL_API = ("alerts",)
 API_URLS = {
-    "jobs": "/api/cluster/jobs?limit=5000",
+    "jobs": "/api/cluster/jobs?view=active",
     "nodes": "/api/cluster/nodes",
     "metrics": "/api/cluster/metrics",
     "notifications": "/api/notifications",

@@ -2,6 +2,8 @@
 
     GET /api/cluster/jobs?user=alice&partition=gpu&state=RUNNING,PENDING&limit=100&offset=0
     GET /api/cluster/jobs?view=finished&job=10_1      (view: active, default | finished | all)
+    GET /api/cluster/jobs?ordering=-submit_time&search=train&limit=50&offset=50
+    GET /api/cluster/jobs?after=1234&limit=5000       (keyset pages by job id; answer's next)
     GET /api/cluster/jobs/<job_id>                    (one job: record, transitions, efficiency)
     POST /api/cluster/jobs/<job_id>/watch             (an open job page's interest: 204)
     POST /api/cluster/jobs/<job_id>/cancel            (its owner, staff; off unless configured)
@@ -60,6 +62,20 @@ class JobQuerySerializer(StrictQuerySerializer):
                                    help_text="active: what squeue lists now; finished: jobs that ended; all")
     job = serializers.RegexField(JOB_REF_PATTERN, required=False,
                                  help_text="a job id, an array id, or one array task (10_1)")
+    ordering = serializers.ChoiceField(
+        choices=[p + k for k in store.JOB_ORDERINGS for p in ("", "-")], required=False,
+        help_text="sort by this column ('-': descending), then by job id; default job_id (finished: -ended_at)")
+    after = serializers.RegexField(r"^[0-9]{1,20}$", required=False,
+                                   help_text="keyset paging by job id: the rows after this job id "
+                                             "(with ordering job_id); the answer's next is the next cursor")
+    search = serializers.CharField(required=False, min_length=1, max_length=100,
+                                   help_text="text in the job's name, or the start of its id")
+
+    def validate(self, attrs):
+        order = attrs.get("ordering") or ("-ended_at" if attrs.get("view") == "finished" else "job_id")
+        if "after" in attrs and order != "job_id":
+            raise serializers.ValidationError({"after": "after pages by job id: use it with ordering=job_id"})
+        return attrs
 
 
 class NodeQuerySerializer(StrictQuerySerializer):
@@ -74,6 +90,15 @@ _POSITION = serializers.DictField(
 _LIST = inline_serializer("ClusterList", {
     "position": _POSITION,
     "count": serializers.IntegerField(),
+    "results": serializers.ListField(child=serializers.DictField()),
+    "updated_at": serializers.DateTimeField(allow_null=True),
+    "source": serializers.CharField(allow_null=True),
+})
+_JOB_LIST = inline_serializer("ClusterJobList", {
+    "position": _POSITION,
+    "count": serializers.IntegerField(help_text="rows passing the filters, over all pages"),
+    "states": serializers.DictField(child=serializers.IntegerField(), help_text="{state: rows} of those"),
+    "next": serializers.CharField(allow_null=True, help_text="after= cursor of the next page (ordering job_id)"),
     "results": serializers.ListField(child=serializers.DictField()),
     "updated_at": serializers.DateTimeField(allow_null=True),
     "source": serializers.CharField(allow_null=True),
@@ -140,7 +165,7 @@ def _job_channels(request) -> list[str]:
 
 
 class ClusterJobsView(ClusterView):
-    @extend_schema(parameters=[JobQuerySerializer], responses={200: _LIST},
+    @extend_schema(parameters=[JobQuerySerializer], responses={200: _JOB_LIST},
                    summary="Slurm jobs, live or finished (HUB_PRIVATE_JOBS: your own only, staff all)",
                    operation_id="cluster_jobs")
     def get(self, request):
@@ -150,7 +175,8 @@ class ClusterJobsView(ClusterView):
         return Response(_fill_epochs(store.list_jobs(
             user=q.get("user"), partition=q.get("partition"), states=_states(q.get("state")),
             limit=q["limit"], offset=q["offset"], owner=job_owner_scope(request.user),
-            view=q["view"], job=q.get("job"), channels=_job_channels(request))))
+            view=q["view"], job=q.get("job"), channels=_job_channels(request),
+            ordering=q.get("ordering"), after=q.get("after"), search=q.get("search"))))
 
 
 _JOB_DETAIL = inline_serializer("ClusterJobDetail", {

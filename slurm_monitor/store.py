@@ -18,7 +18,7 @@ from datetime import datetime, timezone as dt_timezone
 from typing import Any, Iterable, Iterator, Mapping
 
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.db.models.functions import Length
 from django.utils import timezone
 
@@ -249,15 +249,45 @@ def find_job_rows(text: str):
     return ClusterJob.objects.filter(job_id__in=ids)
 
 
+# ``ordering`` values of list_jobs: a column, or one of the record's fields; "-" reverses.
+# Every ordering ends with the job id, so pages never overlap or skip.
+JOB_ORDERINGS: dict[str, tuple[Any, ...]] = {
+    "job_id": (), "user": ("user",), "partition": ("partition",), "state": ("state",),
+    "name": ("record__name",), "submit_time": ("record__submit_time",),
+    "start_time": ("record__start_time",), "time_limit": ("record__time_limit_minutes",),
+    "cpus": ("record__cpus",), "ended_at": ("ended_at",),
+}
+
+
+def _order_by(ordering: str | None, view: str) -> list[Any]:
+    """The ORDER BY of a page: ``ordering`` (None: by job id, numerically; ``finished``:
+    newest ending first), then the job id in the same direction."""
+    if ordering is None:
+        ordering = "-ended_at" if view == "finished" else "job_id"
+    descending = ordering.startswith("-")
+    fields = [*JOB_ORDERINGS[ordering.lstrip("-")], Length("job_id"), "job_id"]
+    out = []
+    for field in fields:
+        expr = F(field) if isinstance(field, str) else field
+        out.append(expr.desc(nulls_last=True) if descending else expr.asc(nulls_last=True))
+    return out
+
+
 def list_jobs(user: str | None = None, partition: str | None = None,
               states: list[str] | None = None, limit: int = 1000, offset: int = 0,
               owner: str | None = None, view: str = "active", job: str | None = None,
-              channels: Iterable[str] = ("jobs",)) -> dict[str, Any]:
+              channels: Iterable[str] = ("jobs",), ordering: str | None = None,
+              after: str | None = None, search: str | None = None) -> dict[str, Any]:
     """The saved jobs, filtered, with the ``position`` of ``channels`` read in the same
     snapshot. ``owner`` (HUB_PRIVATE_JOBS, a non-staff caller) restricts the rows to that
     user's jobs before any filter: ``user`` can only narrow it. ``view``: ``active`` (what
     squeue lists now: the mirror of the ``jobs`` stream), ``finished`` (every job that ended,
-    listed or not, newest first), ``all``. ``job``: an id as ``find_job_rows`` reads it."""
+    listed or not, newest first), ``all``. ``job``: an id as ``find_job_rows`` reads it.
+    ``search``: text in the job's name, or the start of its id. ``ordering``: a key of
+    JOB_ORDERINGS, "-" for descending. ``after``: a job id, for keyset paging by job id
+    (``ordering`` job_id, the default of ``active``): the rows after it; ``next`` is the
+    cursor of the following page (None on the last), ``count`` counts every row that passes
+    the filters, ``states`` counts them per state (before ``after``/``offset``)."""
     with consistent_read():
         rows = ClusterJob.objects.all() if job is None else find_job_rows(job)
         if rows is None:
@@ -274,15 +304,22 @@ def list_jobs(user: str | None = None, partition: str | None = None,
             rows = rows.filter(left_queue_at__isnull=True)
         elif view == "finished":
             rows = rows.filter(ended_at__isnull=False)
+        if search:
+            rows = rows.filter(Q(record__name__icontains=search) | Q(job_id__startswith=search))
         total = rows.count()
-        order: tuple[Any, ...] = (Length("job_id"), "job_id")
-        if view == "finished":
-            order = ("-ended_at", Length("job_id").desc(), "-job_id")
-        page = [row_fields(r) for r in rows.order_by(*order)[offset:offset + limit]]
+        states_count = dict(rows.order_by().values_list("state").annotate(n=Count("job_id")))
+        if after is not None:
+            rows = rows.annotate(id_length=Length("job_id")).filter(
+                Q(id_length__gt=len(after)) | Q(id_length=len(after), job_id__gt=after))
+        chosen = list(rows.order_by(*_order_by(ordering, view))[offset:offset + limit + 1])
+        more, chosen = len(chosen) > limit, chosen[:limit]
+        page = [row_fields(r) for r in chosen]
         updated_at, source, _ = _stream_info("jobs")
         position = read_positions(channels)
+    keyset = (ordering or ("-ended_at" if view == "finished" else "job_id")) == "job_id"
     return {"count": total, "results": [r for r in page if r is not None],
-            "updated_at": updated_at, "source": source, "position": position}
+            "updated_at": updated_at, "source": source, "position": position,
+            "states": states_count, "next": chosen[-1].job_id if more and keyset and chosen else None}
 
 
 def list_nodes(states: list[str] | None = None) -> dict[str, Any]:

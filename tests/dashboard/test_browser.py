@@ -248,22 +248,22 @@ def test_staff_alerts_job_filters_and_phone_layout(hub_server, make_user, pages)
 
     assert shown() == ["80", "79", "78", "77"]
     staff_page.select_option("#filter-user", "carol")
-    staff_page.wait_for_function("document.querySelectorAll('#jobs-body tr').length === 2")
+    staff_page.wait_for_function("document.querySelectorAll('#jobs-body tr[data-job-id]').length === 2")
     assert shown() == ["80", "79"]
     staff_page.select_option("#filter-partition", "cpu")
-    staff_page.wait_for_function("document.querySelectorAll('#jobs-body tr').length === 1")
+    staff_page.wait_for_function("document.querySelectorAll('#jobs-body tr[data-job-id]').length === 1")
     assert shown() == ["79"]
     assert "user=carol" in staff_page.url and "partition=cpu" in staff_page.url
     staff_page.select_option("#filter-user", "")
     staff_page.select_option("#filter-partition", "")
     staff_page.select_option("#filter-state", "RUNNING")
-    staff_page.wait_for_function("document.querySelectorAll('#jobs-body tr').length === 2")
+    staff_page.wait_for_function("document.querySelectorAll('#jobs-body tr[data-job-id]').length === 2")
     assert shown() == ["80", "78"]
     staff_page.select_option("#filter-state", "ACTIVE")
-    staff_page.wait_for_function("document.querySelectorAll('#jobs-body tr').length === 3")
+    staff_page.wait_for_function("document.querySelectorAll('#jobs-body tr[data-job-id]').length === 3")
     assert shown() == ["80", "78", "77"]
     staff_page.select_option("#filter-user", "root")  # "Mine"
-    staff_page.wait_for_function("document.querySelectorAll('#jobs-body tr').length === 1")
+    staff_page.wait_for_function("document.querySelectorAll('#jobs-body tr[data-job-id]').length === 1")
     assert shown() == ["78"]
     assert staff_page.locator("#jobs-count").inner_text() == "1 of 4"
     staff_page.fill("#filter-q", "nothing-matches")

@@ -612,3 +612,36 @@ describe("browser hooks", () => {
     assert.equal(listeners.online, undefined);
   });
 });
+
+describe("subscribing from a REST snapshot's position", () => {
+  test("since is sent, kept through subscribed, and nothing at or below it is delivered", () => {
+    const ctx = setup();
+    const got = [];
+    ctx.client.subscribe("jobs", (m) => got.push(m.offset), { since: 40, epoch: "e1" });
+    ctx.client.connect("/ws/");
+    const ws = ctx.WS.last();
+    ws.accept();
+    assert.deepEqual(ws.sentOfType("subscribe"), [{ type: "subscribe", channels: ["jobs"], since: { jobs: 40 } }]);
+    ws.serverSend({ type: "subscribed", channel: "jobs", offset: 43, epoch: "e1" });
+    ws.serverSend(publication("jobs", 40)); // in the snapshot already
+    ws.serverSend(publication("jobs", 41));
+    ws.serverSend(publication("jobs", 42));
+    ws.serverSend(publication("jobs", 43));
+    ws.serverSend({ type: "recovered", channel: "jobs", recovered: true, missed: 3 });
+    assert.deepEqual(got, [41, 42, 43]);
+    assert.equal(ctx.of("reset").length, 0);
+  });
+
+  test("another epoch than the snapshot's resets; an unknown epoch does not", () => {
+    const ctx = setup();
+    ctx.client.subscribe("jobs", () => {}, { since: 40, epoch: "e1" });
+    ctx.client.subscribe("nodes", () => {}, { since: 7, epoch: null });
+    ctx.client.connect("/ws/");
+    const ws = ctx.WS.last();
+    ws.accept();
+    ws.serverSend({ type: "subscribed", channel: "jobs", offset: 3, epoch: "e2" });
+    ws.serverSend({ type: "subscribed", channel: "nodes", offset: 9, epoch: "e9" });
+    assert.deepEqual(ctx.of("reset").map((r) => [r.channel, r.reason]), [["jobs", "epoch_changed"]]);
+    assert.deepEqual(ctx.client.channels().find((c) => c.name === "nodes"), { name: "nodes", offset: 7, epoch: "e9", subscribed: true });
+  });
+});

@@ -3,7 +3,7 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 
 import { FakeClock, makeFakeWebSocket } from "./fakes.mjs";
-import { loadModule } from "./load.mjs";
+import { eventFixture, loadModule } from "./load.mjs";
 
 const V = await loadModule("../../dashboard/static/dashboard/jobview.js");
 const { HubClient } = await loadModule("../../hub/static/hub/hub-client.js");
@@ -47,6 +47,16 @@ describe("job page model", () => {
     const s = V.applyEvent(V.fromDetail(DETAIL), msg("job_progress", { job_id: "7", start_estimate: "2026-01-01T12:00:00.000Z", efficiency: { cpu: { percent: 50 } } }));
     assert.equal(s.startEstimate, "2026-01-01T12:00:00.000Z");
     assert.deepEqual(V.efficiencyRows(s)[0], ["CPU", "50%"]);
+  });
+
+  test("the server's own job_progress frame (fixture from slurm_monitor/progress.py) is read exactly", async () => {
+    const frame = await eventFixture("job_progress");
+    const detail = { ...DETAIL, job: { ...DETAIL.job, job_id: frame.data.job_id, display_id: frame.data.display_id,
+      state: "RUNNING" } };
+    const s = V.applyEvent(V.fromDetail(detail), frame);
+    const rows = Object.fromEntries(V.efficiencyRows(s));
+    assert.equal(rows.CPU, "50%");
+    assert.ok(String(rows.Memory).startsWith("25%"), rows.Memory);
   });
 
   test("fields are sectioned and unknown values shown as a dash", () => {

@@ -13,3 +13,8 @@ export async function loadModule(relativeToTests) {
     return import(`data:text/javascript;base64,${Buffer.from(source).toString("base64")}`);
   }
 }
+
+/** An event frame the Python suite generated from slurm_monitor/events.py (tests/js/fixtures/events). */
+export async function eventFixture(name) {
+  return JSON.parse(await readFile(new URL(`./fixtures/events/${name}.json`, import.meta.url), "utf8"));
+}

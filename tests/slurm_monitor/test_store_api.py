@@ -122,7 +122,8 @@ def test_nodes_and_metrics_api(client):
 
 def test_before_the_monitor_ran(client):
     assert client.get("/api/cluster/jobs").json() == {"count": 0, "results": [], "updated_at": None,
-                                                       "source": "", "position": {"jobs": None}}
+                                                       "source": "", "position": {"jobs": None},
+                                                       "states": {}, "next": None}
     assert client.get("/api/cluster/metrics").json() == {"metrics": None, "updated_at": None, "source": "",
                                                          "position": {"metrics": None}}
 

@@ -2,20 +2,16 @@
  * The dashboard's pure part: normalise REST rows and event payloads into one shape, keep the
  * stores, format values, build sparklines. No DOM; tests/js/dashboard-model.test.mjs covers it.
  *
- * Every normaliser tolerates missing fields and the common Slurm spellings (job_state as a
- * list, alloc_cpus vs cpus_allocated, ...), so the page keeps working while payloads evolve.
+ * The normalisers read exactly the wire's field names (docs/protocol.md; slurm_monitor/events.py
+ * builders, hub/notifications.py to_dict): tests/js feeds them the fixtures the Python suite
+ * generates from those builders (tests/js/fixtures/events), so a renamed field fails a test
+ * instead of being guessed at.
  */
 
 export const HOUR_MS = 60 * 60 * 1000;
 
-const first = (...values) => values.find((v) => v !== undefined && v !== null && v !== "");
-
 function num(value) {
   if (value === undefined || value === null || value === "") return undefined;
-  if (typeof value === "object" && "number" in value) {
-    // Slurm >= 23 wraps numbers: {set: true, infinite: false, number: 4}
-    return value.set === false ? undefined : num(value.number);
-  }
   const n = Number(value);
   return Number.isFinite(n) ? n : undefined;
 }
@@ -23,12 +19,6 @@ function num(value) {
 function sumOf(...values) {
   const known = values.filter((v) => v !== undefined);
   return known.length ? known.reduce((a, b) => a + b, 0) : undefined;
-}
-
-function text(value) {
-  if (value === undefined || value === null) return undefined;
-  if (Array.isArray(value)) return value.length ? value.map(String).join(",") : undefined;
-  return String(value);
 }
 
 /** A state name, upper-case; Slurm gives "RUNNING", ["RUNNING"] or "mixed+drain". */
@@ -51,14 +41,9 @@ export function toMillis(value) {
   return Number.isFinite(parsed) ? parsed : undefined;
 }
 
-/** REST list bodies come as a list, or {results|jobs|nodes|items|data: [...]}. */
-export function extractList(body, ...keys) {
-  if (Array.isArray(body)) return body;
-  if (!body || typeof body !== "object") return [];
-  for (const key of [...keys, "results", "items", "data"]) {
-    if (Array.isArray(body[key])) return body[key];
-  }
-  return [];
+/** The rows of a REST list answer (`{"count", "results", ...}`, docs/protocol.md section 6). */
+export function resultsOf(body) {
+  return body && Array.isArray(body.results) ? body.results : [];
 }
 
 // --- jobs --------------------------------------------------------------------------------
@@ -79,91 +64,39 @@ export function jobTone(state) {
   return "other";
 }
 
+/**
+ * A job record (GET /api/cluster/jobs row, or a job event's data: slurm_monitor/events.py
+ * job_fields, build_job_state_changed, build_job_removed) in the page's shape. Exactly the
+ * wire's field names (tests/js/fixtures/events: one fixture per builder); a field the payload
+ * does not carry is left out, so merging a partial event keeps what is known.
+ */
 export function normJob(raw) {
-  if (!raw || typeof raw !== "object") return null;
-  const id = text(first(raw.job_id, raw.id, raw.jobid, raw.job));
-  if (id === undefined) return null;
-  const job = {
-    id,
-    name: text(first(raw.name, raw.job_name)),
-    user: text(first(raw.user, raw.user_name, raw.username, raw.owner)),
-    partition: text(first(raw.partition, raw.queue)),
-    state: normState(first(raw.state, raw.job_state, raw.status)),
-    previousState: raw.previous_state !== undefined ? normState(raw.previous_state) : undefined,
-    nodes: text(first(raw.nodes, raw.node_list, raw.nodelist, raw.batch_host)),
-    reason: "reason" in raw ? (text(raw.reason) ?? "") : text(first(raw.state_reason, raw.pending_reason)),
-    cpus: num(first(raw.cpus, raw.num_cpus, raw.cpus_requested, raw.ncpus)),
-    gpus: num(first(raw.gpus, raw.num_gpus, raw.gpus_requested)),
-    memory: num(first(raw.memory_mb, raw.memory, raw.mem)),
-    submitTime: toMillis(first(raw.submit_time, raw.submitted_at, raw.submitted)),
-    startTime: toMillis(first(raw.start_time, raw.started_at, raw.started)),
-    endTime: toMillis(first(raw.end_time, raw.ended_at, raw.finished_at)),
-    timeLimit: num(first(raw.time_limit_minutes, raw.time_limit)),
-    exitCode: first(raw.exit_code, raw.exitcode),
-  };
-  for (const key of Object.keys(job)) if (job[key] === undefined) delete job[key];
+  if (!raw || typeof raw !== "object" || raw.job_id === undefined || raw.job_id === null) return null;
+  const job = { id: String(raw.job_id) };
+  for (const [wire, key, conv] of JOB_FIELDS) if (wire in raw) job[key] = conv(raw[wire]);
+  if ("state" in raw) job.state = normState(raw.state);
+  if ("previous_state" in raw) job.previousState = normState(raw.previous_state);
   return job;
 }
 
-/** Merge a partial job (from an event) over what we know: missing fields keep their value. */
-export function mergeJob(known, update) {
-  return known ? { ...known, ...update } : update;
-}
+const asText = (v) => (v === null || v === undefined ? undefined : String(v));
+const asNum = (v) => (v === null || v === undefined || !Number.isFinite(Number(v)) ? undefined : Number(v));
+const asTime = (v) => toMillis(v);
+const asAny = (v) => (v === null ? undefined : v);
+const JOB_FIELDS = [
+  ["name", "name", asText], ["user", "user", asText], ["partition", "partition", asText],
+  ["reason", "reason", (v) => asText(v) ?? ""], ["reason_text", "reasonText", asText], ["reason_hint", "reasonHint", asText],
+  ["nodes", "nodes", asText], ["node_count", "nodeCount", asNum], ["cpus", "cpus", asNum], ["gpus", "gpus", asNum],
+  ["memory_mb", "memory", asNum], ["submit_time", "submitTime", asTime], ["start_time", "startTime", asTime],
+  ["end_time", "endTime", asTime], ["time_limit_minutes", "timeLimit", asNum], ["exit_code", "exitCode", asAny],
+  ["signal", "signal", asAny], ["state_flags", "stateFlags", (v) => (Array.isArray(v) ? v.map(String) : [])],
+  ["display_id", "displayId", asText], ["array_job_id", "arrayJobId", asText], ["array_task_id", "arrayTaskId", asNum],
+  ["in_queue", "inQueue", Boolean], ["ended_at", "endedAt", asTime],
+];
 
-/**
- * Apply one `jobs`-channel publication to `jobs` (a Map id -> job); returns the affected id
- * and what happened ("upsert" | "remove"), or null when the event is not about a job.
- */
-export function applyJobEvent(jobs, msg, now = Date.now()) {
-  const data = msg && msg.data;
-  const job = normJob(data && typeof data === "object" && data.job ? { ...data.job, ...data, job: undefined } : data);
-  if (!job) return null;
-  if (msg.type === "job_removed") {
-    jobs.delete(job.id);
-    return { id: job.id, change: "remove" };
-  }
-  const known = jobs.get(job.id);
-  if (msg.type === "job_state_changed" && isStale(known, job)) return null;
-  const merged = mergeJob(known, job);
-  merged.updatedAt = toMillis(msg.timestamp) ?? now;
-  if (msg.type === "job_state_changed" && job.previousState === undefined && jobs.get(job.id)) {
-    merged.previousState = jobs.get(job.id).state;
-  }
-  jobs.set(job.id, merged);
-  return { id: job.id, change: "upsert" };
-}
-
-const FINAL_TONES = new Set(["done", "failed", "cancelled"]);
-
-/**
- * A state change that would take a finished job back to an earlier state, from a state other
- * than the one we know (e.g. a RUNNING event replayed after a snapshot that already says
- * COMPLETED). A real requeue names the finished state as its previous_state and passes.
- */
-function isStale(known, update) {
-  if (!known || !FINAL_TONES.has(jobTone(known.state)) || FINAL_TONES.has(jobTone(update.state))) return false;
-  return update.previousState !== undefined && update.previousState !== known.state;
-}
-
-/** Jobs matching the filters, newest first (by numeric id, so rows keep their places). */
-export function filterJobs(jobs, { user = "", partition = "", state = "", q = "" } = {}) {
-  const query = q.trim().toLowerCase();
-  const rows = [];
-  for (const job of jobs.values()) {
-    if (user && job.user !== user) continue;
-    if (partition && !(job.partition || "").split(",").includes(partition)) continue;
-    if (state === "ACTIVE" && !["pending", "running"].includes(jobTone(job.state))) continue;
-    if (state && state !== "ACTIVE" && job.state !== state) continue;
-    if (query && !job.id.toLowerCase().includes(query) && !(job.name || "").toLowerCase().includes(query)) continue;
-    rows.push(job);
-  }
-  return rows.sort(compareJobIds);
-}
-
-export function compareJobIds(a, b) {
-  const [ma, mb] = [parseFloat(a.id), parseFloat(b.id)];
-  if (Number.isFinite(ma) && Number.isFinite(mb) && ma !== mb) return mb - ma;
-  return b.id.localeCompare(a.id, undefined, { numeric: true });
+/** Where a job's page is: /jobs/<display id> (an array task: /jobs/10_1). */
+export function jobHref(job) {
+  return `/jobs/${encodeURIComponent(job.displayId && !job.displayId.includes("[") ? job.displayId : job.id)}`;
 }
 
 /** Distinct values of `field` over jobs, sorted; partitions split on commas. */
@@ -192,42 +125,59 @@ export function nodeTone(state, extraFlags = []) {
   return "other";
 }
 
+/**
+ * A node record (GET /api/cluster/nodes row; node_added, node_state_changed,
+ * node_resource_change, node_removed data; a metrics_update per_node entry): exactly the
+ * wire's names (slurm_monitor/events.py). Only the fields the payload carries are set, so a
+ * node_resource_change (no state) leaves the node's state as it was.
+ */
 export function normNode(raw) {
-  if (!raw || typeof raw !== "object") return null;
-  const name = text(first(raw.name, raw.node_name, raw.hostname, raw.node));
-  if (name === undefined) return null;
-  const node = {
-    name,
-    state: normState(first(raw.state, raw.node_state, raw.status)),
-    flags: Array.isArray(raw.flags) ? raw.flags.map(String) : undefined,
-    partitions: text(first(raw.partitions, raw.partition)),
-    cpusTotal: num(first(raw.cpus_total, raw.cpus, raw.cpu_total, raw.total_cpus)),
-    cpusAlloc: num(first(raw.cpus_allocated, raw.cpus_alloc, raw.alloc_cpus, raw.cpu_alloc)),
-    cpuLoad: num(first(raw.cpu_load, raw.load)),
-    cpuLoadPercent: num(raw.cpu_load_percent),
-    memTotal: num(first(raw.real_memory_mb, raw.memory_mb, raw.memory_total_mb, raw.memory_total, raw.real_memory, raw.memory)),
-    memAlloc: num(first(raw.alloc_memory_mb, raw.memory_allocated_mb, raw.memory_allocated, raw.memory_alloc, raw.alloc_memory, raw.alloc_mem)),
-    gpusTotal: num(first(raw.gpus_total, raw.gpus, raw.gpu_total)),
-    gpusAlloc: num(first(raw.gpus_allocated, raw.gpus_alloc, raw.alloc_gpus, raw.gpus_used)),
-    reason: "reason" in raw ? (text(raw.reason) ?? "") : text(raw.state_reason),
-  };
-  for (const key of Object.keys(node)) if (node[key] === undefined) delete node[key];
+  if (!raw || typeof raw !== "object" || typeof raw.node !== "string" || !raw.node) return null;
+  const node = { name: raw.node };
+  for (const [wire, key, conv] of NODE_FIELDS) if (wire in raw) node[key] = conv(raw[wire]);
+  if ("state" in raw) node.state = normState(raw.state);
   return node;
 }
 
-/** Apply one `nodes`-channel publication to `nodes` (Map name -> node). */
+const list = (v) => (Array.isArray(v) ? v.map(String) : []);
+const NODE_FIELDS = [
+  ["flags", "flags", list], ["reason", "reason", (v) => asText(v) ?? ""],
+  ["partitions", "partitions", (v) => list(v).join(",")], ["cpus", "cpusTotal", asNum],
+  ["alloc_cpus", "cpusAlloc", asNum], ["cpu_load", "cpuLoad", asNum], ["cpu_load_percent", "cpuLoadPercent", asNum],
+  ["real_memory_mb", "memTotal", asNum], ["memory_mb", "memTotal", asNum], ["alloc_memory_mb", "memAlloc", asNum],
+  ["gpus", "gpusTotal", asNum], ["alloc_gpus", "gpusAlloc", asNum],
+];
+
+export const NODE_EVENTS = new Set(["node_added", "node_state_changed", "node_resource_change", "node_removed"]);
+
+/** Apply one `nodes`-channel publication to `nodes` (Map name -> node): what it carries, over what is known. */
 export function applyNodeEvent(nodes, msg, now = Date.now()) {
-  const data = msg && msg.data;
-  const node = normNode(data && typeof data === "object" && data.node && typeof data.node === "object"
-    ? { ...data.node, ...data, node: undefined } : data);
+  if (!msg || !NODE_EVENTS.has(msg.type)) return null;
+  const node = normNode(msg.data);
   if (!node) return null;
   if (msg.type === "node_removed") {
     nodes.delete(node.name);
     return { name: node.name, change: "remove" };
   }
-  const merged = { ...(nodes.get(node.name) || {}), ...node, updatedAt: toMillis(msg.timestamp) ?? now };
-  nodes.set(node.name, merged);
+  const known = nodes.get(node.name) || { state: "UNKNOWN" };
+  nodes.set(node.name, { ...known, ...node, updatedAt: toMillis(msg.timestamp) ?? now });
   return { name: node.name, change: "upsert" };
+}
+
+/** Node names of a Slurm host list: "n[01-03],gpu1" -> n01 n02 n03 gpu1. */
+export function expandHostlist(text) {
+  const out = [];
+  for (const part of String(text || "").match(/[^,\[]+(\[[^\]]*\])?[^,]*/g) || []) {
+    const m = /^(.*?)\[([^\]]*)\](.*)$/.exec(part);
+    if (!m) { out.push(part); continue; }
+    for (const piece of m[2].split(",")) {
+      const r = /^(\d+)(?:-(\d+))?$/.exec(piece);
+      if (!r) continue;
+      const [lo, hi] = [Number(r[1]), Number(r[2] ?? r[1])];
+      for (let i = lo; i <= hi && out.length < 100000; i += 1) out.push(`${m[1]}${String(i).padStart(r[1].length, "0")}${m[3]}`);
+    }
+  }
+  return out;
 }
 
 export function compareNodes(a, b) {
@@ -240,25 +190,16 @@ export function compareNodes(a, b) {
  * The figures the metric cards show, from a metrics payload; derived from the node and job
  * stores when the payload lacks them. Percentages are 0-100, or undefined when unknown.
  */
-export function normMetrics(raw = {}, { nodes, jobs } = {}) {
+export function normMetrics(raw = {}, { nodes, jobCounts } = {}) {
   const r = raw && typeof raw === "object" ? raw : {};
-  const pick = (...keys) => num(first(...keys.map((k) => k.split(".").reduce((o, p) => (o == null ? undefined : o[p]), r))));
+  const at = (group, key) => asNum(r[group] && typeof r[group] === "object" ? r[group][key] : undefined);
   const m = {
-    jobsRunning: pick("jobs.running", "jobs_running", "running_jobs"),
-    jobsPending: pick("jobs.pending", "jobs_pending", "pending_jobs"),
-    jobsTotal: pick("jobs.total", "jobs_total", "total_jobs"),
-    nodesTotal: pick("nodes.total", "nodes_total", "total_nodes"),
-    nodesDown: sumOf(pick("nodes.down", "nodes_down", "down_nodes"), pick("nodes.drained", "nodes_drained")),
-    nodesIdle: pick("nodes.idle", "nodes_idle", "idle_nodes"),
-    cpusTotal: pick("cpu.total", "cpus.total", "cpus_total", "total_cpus"),
-    cpusAlloc: pick("cpu.allocated", "cpus.allocated", "cpus_allocated", "cpus_alloc", "allocated_cpus"),
-    memTotal: pick("memory.total_mb", "memory.total", "memory_total_mb", "memory_total"),
-    memAlloc: pick("memory.allocated_mb", "memory.allocated", "memory_allocated_mb", "memory_allocated"),
-    gpusTotal: pick("gpu.total", "gpus.total", "gpus_total", "total_gpus"),
-    gpusAlloc: pick("gpu.allocated", "gpus.allocated", "gpus_allocated", "gpus_alloc", "allocated_gpus"),
-    cpuUtil: pick("cpu.usage_percent", "cpu_usage_percent", "cpu_utilization"),
-    memUtil: pick("memory.usage_percent", "memory_usage_percent", "memory_utilization"),
-    gpuUtil: pick("gpu.usage_percent", "gpu_usage_percent", "gpu_utilization"),
+    jobsRunning: at("jobs", "running"), jobsPending: at("jobs", "pending"), jobsTotal: at("jobs", "total"),
+    nodesTotal: at("nodes", "total"), nodesDown: sumOf(at("nodes", "down"), at("nodes", "drained")),
+    nodesIdle: at("nodes", "idle"),
+    cpusTotal: at("cpu", "total"), cpusAlloc: at("cpu", "allocated"), cpuUtil: at("cpu", "usage_percent"),
+    memTotal: at("memory", "total_mb"), memAlloc: at("memory", "allocated_mb"), memUtil: at("memory", "usage_percent"),
+    gpusTotal: at("gpu", "total"), gpusAlloc: at("gpu", "allocated"), gpuUtil: at("gpu", "usage_percent"),
   };
   if (nodes && nodes.size) {
     const all = [...nodes.values()];
@@ -273,11 +214,11 @@ export function normMetrics(raw = {}, { nodes, jobs } = {}) {
     m.gpusTotal ??= sum("gpusTotal") || undefined;
     m.gpusAlloc ??= m.gpusTotal !== undefined ? sum("gpusAlloc") : undefined;
   }
-  if (jobs && jobs.size) {
-    const all = [...jobs.values()];
-    m.jobsRunning ??= all.filter((j) => jobTone(j.state) === "running").length;
-    m.jobsPending ??= all.filter((j) => jobTone(j.state) === "pending").length;
-    m.jobsTotal ??= all.length;
+  if (jobCounts && jobCounts.total) {
+    // The job cards count what the table holds, live, so the two never disagree.
+    m.jobsRunning = jobCounts.running;
+    m.jobsPending = jobCounts.pending;
+    m.jobsTotal = jobCounts.total;
   }
   const pct = (used, total) => (total ? Math.min(100, Math.max(0, (100 * (used || 0)) / total)) : undefined);
   // Percentages are 0-100 on the wire; without a total there is nothing to be a share of.
@@ -343,15 +284,27 @@ export function normNotification(raw) {
   return {
     id: local ? `local-${++liveNotificationCount}` : raw.id,
     local,
-    user: text(first(raw.user, raw.username)),
-    type: text(raw.type) || "notification",
-    title: text(first(raw.title, raw.subject)) || "Notification",
-    message: text(first(raw.message, raw.body)) || "",
-    severity: text(raw.severity) || "info",
+    user: asText(raw.user),
+    type: asText(raw.type) || "notification",
+    title: asText(raw.title) || "Notification",
+    message: asText(raw.message) || "",
+    severity: asText(raw.severity) || "info",
     read: Boolean(raw.read),
-    created: toMillis(first(raw.created, raw.created_at, raw.timestamp)),
+    created: toMillis(raw.created ?? raw.timestamp),
     data: raw.data && typeof raw.data === "object" ? raw.data : {},
   };
+}
+
+/** The job page a notification is about (its data names the job), or null. */
+export function notificationJobHref(n) {
+  const id = n && n.data && (n.data.display_id ?? n.data.job_id);
+  return id === undefined || id === null || id === "" ? null : `/jobs/${encodeURIComponent(String(id))}`;
+}
+
+/** A maintenance announcement: a cluster-wide notification of type `maintenance`, or a
+ * broadcast on `all` (shown as the banner until dismissed). */
+export function isAnnouncement(n) {
+  return Boolean(n) && (n.type === "maintenance" || n.type === "announcement");
 }
 
 /** Unread first, then newest first (the REST order). */
@@ -407,27 +360,6 @@ export function feedFor(plan, channel, msg) {
   if (type === "notification") return feeds.includes("notifications") ? "notifications" : null;
   if (JOB_EVENTS.has(type)) return feeds.includes("jobs") ? "jobs" : null;
   return null;
-}
-
-// --- alerts ------------------------------------------------------------------------------
-
-/** "cluster_cpu_high" -> "Cluster cpu high" */
-export function humanize(id) {
-  const words = String(id).replace(/[_-]+/g, " ").trim();
-  return words.charAt(0).toUpperCase() + words.slice(1);
-}
-
-export function normAlert(raw, timestamp) {
-  if (!raw || typeof raw !== "object") return null;
-  const id = text(first(raw.alert_id, raw.id, raw.key, raw.name, raw.title));
-  if (id === undefined) return null;
-  return {
-    id,
-    severity: (text(first(raw.severity, raw.level)) || "warning").toLowerCase(),
-    title: text(first(raw.title, raw.name, raw.summary)) || humanize(id),
-    message: text(first(raw.message, raw.description, raw.detail)) || "",
-    since: toMillis(first(raw.raised_at, raw.since, raw.started_at, raw.created, raw.timestamp)) ?? toMillis(timestamp),
-  };
 }
 
 // --- freshness: is what the page shows current? -----------------------------------------
@@ -518,6 +450,17 @@ export function formatDuration(ms) {
   return `${s}s`;
 }
 
+/** A time limit in minutes, short: 45m, 2h, 1h 30m, 3d, 1d 12h. */
+export function formatLimit(minutes) {
+  if (!Number.isFinite(minutes) || minutes <= 0) return "";
+  const d = Math.floor(minutes / 1440);
+  const h = Math.floor((minutes % 1440) / 60);
+  const m = Math.round(minutes % 60);
+  if (d) return h ? `${d}d ${h}h` : `${d}d`;
+  if (h) return m ? `${h}h ${m}m` : `${h}h`;
+  return `${m}m`;
+}
+
 export function formatAgo(millis, now = Date.now()) {
   if (millis === undefined) return "";
   const s = Math.round((now - millis) / 1000);
@@ -558,4 +501,10 @@ export function jobTime(job, now = Date.now()) {
   if (!job.startTime) return { label: "", hint: "" };
   const end = tone === "running" ? now : (job.endTime ?? job.updatedAt ?? now);
   return { label: formatDuration(end - job.startTime), hint: tone === "running" ? "running" : "ran" };
+}
+
+/** "maintenance_window" -> "Maintenance window" */
+export function titleOf(type) {
+  const words = String(type || "").replace(/[_-]+/g, " ").trim();
+  return words.charAt(0).toUpperCase() + words.slice(1);
 }

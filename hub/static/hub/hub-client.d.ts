@@ -128,9 +128,12 @@ export class HubClient {
   /** Publish where the channel's policy lets this user (docs/protocol.md section 4). */
   publish(channel: string, data: unknown, event?: string): Promise<ServerFrame & { offset: number }>;
 
-  /** Call `callback` for each publication on `channel`, recovering after reconnects. */
+  /** Call `callback` for each publication on `channel`, recovering after reconnects.
+   *  `since`: resume a new subscription after a REST snapshot's `position[channel]`
+   *  (`{offset, epoch}`), or after an offset given as a number with `epoch`. */
   subscribe<D = unknown>(channel: string, callback?: (msg: Publication<D>) => void,
-                         options?: { since?: { offset: number; epoch?: string | null } | null }): () => void;
+                         options?: { since?: { offset: number; epoch?: string | null } | number | null;
+                                     epoch?: string | null }): () => void;
   unsubscribe(channel: string, callback?: (msg: Publication) => void): void;
   channels(): ChannelPosition[];
 }

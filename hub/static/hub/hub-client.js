@@ -125,6 +125,7 @@ class ChannelState {
     this.epoch = null;
     this.subscribed = false;
     this.lost = false;
+    this.resumed = false; // offset given by subscribe({since}): keep it through the first `subscribed`
     this.resetSent = false; // one "reset" per subscription, even if two signs say so
   }
 }
@@ -377,9 +378,10 @@ export class HubClient extends Emitter {
 
   /**
    * Call `callback(msg)` for each publication on `channel`; returns a function that undoes it.
-   * `options.since` = a REST answer's `position[channel]` ({offset, epoch}): a new subscription
-   * resumes after that offset, so the REST rows and the stream join with no gap and no
-   * duplicate (docs/protocol.md section 6); another epoch on `subscribed` emits "reset".
+   * `options.since`: where to resume a new subscription, e.g. a REST snapshot's `position`
+   * (docs/protocol.md section 6): either `position[channel]` itself (`{offset, epoch}`) or the
+   * offset as a number with `options.epoch`. Every publication after it arrives once and none
+   * before it; a changed epoch or `recovered: false` emits "reset". Only for a new subscription.
    */
   subscribe(channel, callback, options = {}) {
     if (typeof channel !== "string" || !channel) throw new TypeError("channel must be a string");
@@ -387,10 +389,13 @@ export class HubClient extends Emitter {
     const isNew = !entry;
     if (isNew) {
       entry = new ChannelState(channel);
-      const since = options && options.since;
-      if (since && Number.isInteger(since.offset) && since.offset >= 0) {
-        entry.offset = since.offset;
-        entry.epoch = typeof since.epoch === "string" && since.epoch ? since.epoch : null;
+      const given = options ? options.since : null;
+      const since = given && typeof given === "object" ? given.offset : given;
+      const epoch = given && typeof given === "object" ? given.epoch : options && options.epoch;
+      if (Number.isInteger(since) && since >= 0) {
+        entry.offset = since;
+        entry.epoch = typeof epoch === "string" && epoch ? epoch : null;
+        entry.resumed = true;
       }
       this._channels.set(channel, entry);
     }
@@ -495,8 +500,9 @@ export class HubClient extends Emitter {
   _onSubscribed(frame) {
     const entry = this._channels.get(frame.channel);
     if (!entry) return;
-    const hadPosition = entry.epoch !== null;
-    const epochChanged = hadPosition && frame.epoch !== undefined && frame.epoch !== entry.epoch;
+    const hadPosition = entry.epoch !== null || entry.resumed;
+    entry.resumed = false;
+    const epochChanged = hadPosition && entry.epoch !== null && frame.epoch !== undefined && frame.epoch !== entry.epoch;
     const lost = entry.lost;
     entry.subscribed = true;
     entry.lost = false;
