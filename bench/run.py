@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -111,6 +112,8 @@ class Profiler:
             return
         self.out.parent.mkdir(parents=True, exist_ok=True)
         exe = Path(sys.executable).with_name("py-spy")
+        if not exe.exists():  # py-spy installed elsewhere (bench/requirements.txt): on PATH
+            exe = Path(shutil.which("py-spy") or exe)
         self.proc = subprocess.Popen(
             [str(exe), "record", "--pid", str(self.pid), "--duration", str(int(self.seconds)),
              "--rate", "250", "--format", "raw", "--nonblocking", "-o", str(self.out)],

@@ -31,6 +31,7 @@ from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.internet import reactor
+from twisted.web.http import HTTPChannel
 
 from hub.daphne import fast_path
 from hub.logging_filters import RedactingStream
@@ -53,21 +54,76 @@ _HANDSHAKE_ATTRS = ("http_request_data", "http_headers", "http_status_line", "ht
                     "websocket_extensions")
 
 
+class SendQueue:
+    """autobahn's ``send_queue`` (a ``deque``, ~0.7 KB per socket) as used by autobahn
+    (``append``, ``popleft``, ``len``; rows with fingerprints in ``checks.NEEDS``) and by
+    ``DaphneWriter`` (truth): the deque exists only while something is queued. autobahn
+    queues only synchronous or chopped sends, which the hub never asks for."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: deque | None = None
+
+    def append(self, item) -> None:
+        if self._items is None:
+            self._items = deque()
+        self._items.append(item)
+
+    def popleft(self):
+        items = self._items
+        if items is None:
+            raise IndexError("pop from an empty queue")
+        item = items.popleft()
+        if not items:
+            self._items = None
+        return item
+
+    def __len__(self) -> int:
+        return 0 if self._items is None else len(self._items)
+
+
+def release_upgrade_channel(transport) -> bool:
+    """Unregister twisted.web's ``HTTPChannel`` that daphne's WebSocket upgrade leaves as
+    the transport's producer, when it is spent: its request is "being handled" forever
+    (``_handlingRequest``, so its ``pauseProducing``/``resumeProducing`` do nothing), its
+    timeout is off and it has no request producer. It then only keeps the upgrade request,
+    its headers and read buffer alive (~3 KB per socket). Any other producer stays."""
+    producer = getattr(transport, "producer", None)
+    if (type(producer) is not HTTPChannel or getattr(producer, "_handlingRequest", None) is not True
+            or getattr(producer, "_requestProducer", True) is not None
+            or getattr(producer, "timeOut", True) is not None):
+        return False
+    transport.unregisterProducer()
+    return True
+
+
 class HubWebSocketProtocol(WebSocketProtocol):
     """daphne's protocol, lighter per socket. autobahn copies ~30 configuration attributes
     from the factory into every protocol's ``__dict__`` and ``pformat``s them for a debug
     line on every connect (even with debug off); here they are class attributes of a
     subclass built once per configuration (``HubWebSocketFactory``), so ``CONFIG_ATTRS`` is
-    empty. Once open, the handshake request and autobahn's parsed copies of it are dropped."""
+    empty. Once open, the handshake request and autobahn's parsed copies of it are dropped,
+    the spent HTTP channel of the upgrade is let go (``release_upgrade_channel``) and the
+    send queue is allocated only when used (``SendQueue``)."""
 
     CONFIG_ATTRS = ()
 
     def onOpen(self):
         super().onOpen()
         self.request = _RequestPath(self.request.path)
-        pop = self.__dict__.pop
-        for name in _HANDSHAKE_ATTRS:
-            pop(name, None)
+        lighten(self)
+
+
+def lighten(protocol) -> None:
+    """What an open autobahn protocol no longer needs: the parsed handshake, an empty send
+    queue's deque, the spent HTTP channel of the upgrade."""
+    pop = protocol.__dict__.pop
+    for name in _HANDSHAKE_ATTRS:
+        pop(name, None)
+    if type(protocol.send_queue) is deque and not protocol.send_queue:
+        protocol.send_queue = SendQueue()
+    release_upgrade_channel(protocol.transport)
 
 
 class HubWebSocketFactory(WebSocketFactory):
