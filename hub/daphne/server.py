@@ -112,18 +112,64 @@ class HubWebSocketProtocol(WebSocketProtocol):
     def onOpen(self):
         super().onOpen()
         self.request = _RequestPath(self.request.path)
+        if getattr(self.__dict__.get("application_deferred"), "called", False):
+            del self.application_deferred  # fired: daphne uses it only in onConnect
         lighten(self)
+
+    def onMessage(self, payload, isBinary):
+        super().onMessage(payload, isBinary)
+        # autobahn sets ~11 per-frame attributes, which regrow the compacted dict
+        if len(self.__dict__) > COMPACT_KEYS:
+            share_flags(self)
+
+    def onPong(self, payload):
+        super().onPong(payload)
+        # the same after a pong (to daphne's auto-ping, every --ping-interval on every socket)
+        if len(self.__dict__) > COMPACT_KEYS:
+            share_flags(self)
 
 
 def lighten(protocol) -> None:
     """What an open autobahn protocol no longer needs: the parsed handshake, an empty send
-    queue's deque, the spent HTTP channel of the upgrade."""
+    queue's deque, the spent HTTP channel of the upgrade; and its flags shared with its
+    class (``share_flags``)."""
     pop = protocol.__dict__.pop
     for name in _HANDSHAKE_ATTRS:
         pop(name, None)
     if type(protocol.send_queue) is deque and not protocol.send_queue:
         protocol.send_queue = SendQueue()
     release_upgrade_channel(protocol.transport)
+    share_flags(protocol)
+
+
+# Read with hasattr, or deleted: an instance value must stay one (autobahn's setTrackTimings
+# asks hasattr(self, "trackTimings"); daphne asks hasattr and deletes the other two).
+_OWN = frozenset({"trackTimings", "application_queue", "handshake_deferred"})
+_FLAG_TYPES = (bool, type(None), int)
+COMPACT_KEYS = 42  # what a 64-slot dict holds; one more key and it takes 128 slots (~1.5 KB)
+
+
+def share_flags(protocol) -> None:
+    """autobahn sets ~50 attributes per socket in ``_connectionMade``, most of them flags
+    (False, None, 0) that an idle socket never changes; that many keys take a 128-slot
+    ``__dict__`` (~1.6 KB). A flag whose value is the very object its class holds under that
+    name is dropped from the instance (the class is ``HubWebSocketFactory``'s configured
+    subclass; the first socket to open gives it the values it lacks), then the dict is
+    rebuilt at its new size. Reads find the class value, writes go to the instance as
+    before; only ``hasattr`` on a never-set name and ``del`` could tell, and the names read
+    that way (``_OWN``) are kept."""
+    cls = type(protocol)
+    state = protocol.__dict__
+    before = len(state)
+    for name, value in list(state.items()):
+        if type(value) not in _FLAG_TYPES or name in _OWN or name.startswith("__"):
+            continue
+        if not hasattr(cls, name):
+            setattr(cls, name, value)
+        if getattr(cls, name) is value:
+            del state[name]
+    if len(state) < before:
+        protocol.__dict__ = dict(state)
 
 
 class HubWebSocketFactory(WebSocketFactory):

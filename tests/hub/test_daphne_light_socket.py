@@ -6,6 +6,8 @@ daphne upgrades from let go once it is spent (and only then)."""
 from __future__ import annotations
 
 import gc
+import struct
+import sys
 import weakref
 
 import daphne.server  # noqa: F401, I001  first: it installs Twisted's asyncio reactor
@@ -13,7 +15,7 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from twisted.internet.testing import StringTransport
 from twisted.web.http import HTTPChannel, Request
 
-from hub.daphne.server import SendQueue, lighten, release_upgrade_channel
+from hub.daphne.server import SendQueue, lighten, release_upgrade_channel, share_flags
 from hub.daphne.writer import DaphneWriter
 from hub.transport import Payload
 
@@ -21,9 +23,11 @@ HANDSHAKE = (b"GET /ws/ HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\nConnectio
              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 
 
-def open_protocol(transport) -> WebSocketServerProtocol:
+def open_protocol(transport, cls=None) -> WebSocketServerProtocol:
+    """Of a class of its own by default, as ``HubWebSocketFactory`` configures one (flags
+    shared with the class must not leak into autobahn's)."""
     f = WebSocketServerFactory()
-    f.protocol = WebSocketServerProtocol
+    f.protocol = cls or type("Configured", (WebSocketServerProtocol,), {})
     f.setProtocolOptions(openHandshakeTimeout=0, autoPingInterval=0)
     protocol = f.buildProtocol(None)
     protocol.makeConnection(transport)
@@ -95,3 +99,44 @@ def test_a_channel_that_still_serves_or_times_out_stays():
     other = StringTransport()
     other.registerProducer(object(), True)
     assert release_upgrade_channel(other) is False and other.producer is not None
+
+
+def test_flags_are_shared_with_the_class_and_the_socket_still_works():
+    cls = type("Configured", (WebSocketServerProtocol,), {})
+    first, second = StringTransport(), StringTransport()
+    one, two = open_protocol(first, cls), open_protocol(second, cls)
+    size, keys = sys.getsizeof(two.__dict__), len(two.__dict__)
+    lighten(one)
+    lighten(two)
+    assert len(two.__dict__) < keys and sys.getsizeof(two.__dict__) < size
+    assert "wasClean" not in two.__dict__ and cls.wasClean is False and two.wasClean is False
+    assert "trackTimings" in two.__dict__  # read with hasattr by autobahn: stays its own
+    assert WebSocketServerProtocol.__dict__.get("wasClean") is None  # autobahn's class untouched
+    writer = DaphneWriter(two, 1 << 20, lambda: None)
+    assert writer.write_payload(Payload("hi"))
+    writer.close(4010, "bye")  # sets closedByMe and friends on the instance only
+    assert two.closedByMe is True and cls.closedByMe is False and one.closedByMe is False
+    body = after_handshake(second)
+    assert body.startswith(b"\x81\x02hi") and body[2 + 2:][2:4] == struct.pack("!H", 4010)
+
+
+def masked(payload: bytes) -> bytes:
+    """A client text frame (masked, RFC 6455 §5.3)."""
+    mask = b"\x01\x02\x03\x04"
+    return bytes((0x81, 0x80 | len(payload))) + mask + bytes(
+        b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def test_a_client_frame_regrows_the_dict_and_sharing_again_shrinks_it():
+    """What ``HubWebSocketProtocol.onMessage`` does past ``COMPACT_KEYS``."""
+    got = []
+    cls = type("Configured", (WebSocketServerProtocol,), {"onMessage": lambda self, p, b: got.append(p)})
+    protocol = open_protocol(StringTransport(), cls)
+    lighten(protocol)
+    keys = len(protocol.__dict__)
+    protocol.dataReceived(masked(b'{"type":"ping"}'))
+    assert got == [b'{"type":"ping"}'] and len(protocol.__dict__) > keys
+    share_flags(protocol)
+    assert len(protocol.__dict__) <= keys + 2  # the per-message flags went back to the class
+    protocol.dataReceived(masked(b'{"type":"pong"}'))
+    assert got[-1] == b'{"type":"pong"}'  # and the next frame still parses
