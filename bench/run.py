@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.run --scenario all --quick    # ~3 min, smaller N
     .venv/bin/python -m bench.run --scenario fanout --servers hub-daphne,websockets
     .venv/bin/python -m bench.run --scenario fanout --servers hub-daphne --quick --daphne-fallback
+    .venv/bin/python -m bench.run --scenario fanout,idle --servers hub-daphne,hub-daphne-fallback,socketio,raw-asyncio
 
 Scenarios (``--scenario`` takes a comma list):
   ceiling     the load tool's own limit against a trivial raw-asyncio server that blasts

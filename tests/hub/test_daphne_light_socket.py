@@ -15,7 +15,7 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from twisted.internet.testing import StringTransport
 from twisted.web.http import HTTPChannel, Request
 
-from hub.daphne.server import SendQueue, lighten, release_upgrade_channel, share_flags
+from hub.daphne.light import SendQueue, lighten, release_upgrade_channel, share_flags
 from hub.daphne.writer import DaphneWriter
 from hub.transport import Payload
 
