@@ -369,7 +369,8 @@ async def _publisher_main(pipe, cfg: dict) -> None:
 
     pad = cfg.get("pad", 0)
     pad_text = f',"pad":"{"x" * pad}"' if pad else ""
-    head = f'{{"type":"publish","channel":"{channel}","event":"{cfg.get("event", "tick")}","id":'
+    pre, post = client.event_wrap("publish")
+    head = f'{pre}{{"type":"publish","channel":"{channel}","event":"{cfg.get("event", "tick")}","id":'
     write = client.write_frame
     cpu0 = _cpu()
     first_send = time_ns()
@@ -378,7 +379,7 @@ async def _publisher_main(pipe, cfg: dict) -> None:
     def send_one(seq: int) -> None:
         now = time_ns()
         sent_at[seq] = now
-        write(f'{head}{seq},"data":{{"bseq":{seq},"bts":{now}{pad_text}}}}}'.encode())
+        write(f'{head}{seq},"data":{{"bseq":{seq},"bts":{now}{pad_text}}}}}{post}'.encode())
 
     stalled = False
     if mode == "paced":
@@ -663,7 +664,8 @@ def parse_url(url: str) -> tuple[str, int, str]:
     u = urlparse(url)
     if u.scheme != "ws":
         raise SystemExit("only ws:// URLs")
-    return u.hostname or "127.0.0.1", u.port or 80, u.path or "/"
+    path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+    return u.hostname or "127.0.0.1", u.port or 80, path
 
 
 def main(argv=None) -> None:

@@ -164,7 +164,26 @@ def migrate(env: dict) -> None:
     marker.touch()
 
 
-SERVERS = ("hub-daphne", "hub-uvicorn", "vanilla-channels", "websockets", "raw-asyncio")
+SERVERS = ("hub-daphne", "hub-daphne-fallback", "hub-uvicorn", "vanilla-channels", "websockets",
+           "socketio", "raw-asyncio")
+SOCKETIO_DIR = ROOT / "bench" / "peers" / "socketio"
+SOCKETIO_PATH = "/socket.io/?EIO=4&transport=websocket"
+
+
+def ws_path(kind: str) -> str:
+    """The WebSocket path a server kind listens on (socket.io's carries its dialect)."""
+    return SOCKETIO_PATH if kind == "socketio" else "/ws/"
+
+
+def ensure_socketio() -> None:
+    """Install the socket.io peer's pinned packages (package-lock.json) when missing."""
+    if (SOCKETIO_DIR / "node_modules" / "socket.io" / "package.json").exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        raise RuntimeError("the socketio peer needs node and npm")
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=SOCKETIO_DIR,
+                   check=True, stdout=subprocess.DEVNULL, timeout=300)
 EXPERIMENTS: tuple[str, ...] = ()  # bench/experiments servers, only with --servers (none now)
 
 
@@ -175,7 +194,9 @@ def start_server(kind: str, port: int | None = None, redis_url: str | None = Non
     if kind.startswith("hub-"):
         env = hub_env(redis_url, name, extra_env)
         migrate(env)
-        if kind == "hub-daphne":
+        if kind == "hub-daphne-fallback":  # the daphne seam's stock-ASGI path, same process kind
+            env["HUB_DAPHNE_FAST_PATH"] = "off"
+        if kind.startswith("hub-daphne"):
             argv = [PY, "-m", "hub.server", "-b", "127.0.0.1", "-p", str(port)]
         else:
             argv = [PY, "-m", "uvicorn", "realtime_project.asgi:application", "--host", "127.0.0.1",
@@ -191,6 +212,10 @@ def start_server(kind: str, port: int | None = None, redis_url: str | None = Non
     elif kind == "websockets":
         env = {"PYTHONUNBUFFERED": "1"}
         argv = [PY, "-m", "bench.peers.websockets_server", "--port", str(port)]
+    elif kind == "socketio":
+        ensure_socketio()
+        env = {"NODE_ENV": "production"}
+        argv = [shutil.which("node") or "node", str(SOCKETIO_DIR / "server.js"), "--port", str(port)]
     elif kind == "raw-asyncio":
         env = {"PYTHONUNBUFFERED": "1"}
         argv = [PY, "-m", "bench.trivial_server", "--port", str(port)]
@@ -211,6 +236,12 @@ def versions() -> dict:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
             pass
+    try:
+        out["node"] = subprocess.run(["node", "--version"], capture_output=True,
+                                     text=True).stdout.strip().removeprefix("v")
+        out["socket.io"] = json.loads((SOCKETIO_DIR / "package.json").read_text())["dependencies"]["socket.io"]
+    except (OSError, ValueError, KeyError):
+        pass
     try:
         out["redis-server"] = subprocess.run(["redis-server", "--version"], capture_output=True,
                                              text=True).stdout.split()[2].removeprefix("v=")

@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.run --scenario all --quick    # ~3 min, smaller N
     .venv/bin/python -m bench.run --scenario fanout --servers hub-daphne,websockets
     .venv/bin/python -m bench.run --scenario fanout --servers hub-daphne --quick --daphne-fallback
+    .venv/bin/python -m bench.run --scenario fanout,idle --servers hub-daphne,hub-daphne-fallback,socketio,raw-asyncio
 
 Scenarios (``--scenario`` takes a comma list):
   ceiling     the load tool's own limit against a trivial raw-asyncio server that blasts
@@ -27,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -111,6 +113,8 @@ class Profiler:
             return
         self.out.parent.mkdir(parents=True, exist_ok=True)
         exe = Path(sys.executable).with_name("py-spy")
+        if not exe.exists():  # py-spy installed elsewhere (bench/requirements.txt): on PATH
+            exe = Path(shutil.which("py-spy") or exe)
         self.proc = subprocess.Popen(
             [str(exe), "record", "--pid", str(self.pid), "--duration", str(int(self.seconds)),
              "--rate", "250", "--format", "raw", "--nonblocking", "-o", str(self.out)],
@@ -158,6 +162,10 @@ def measured(run: Run, scenario: str, server_name: str, servers: list, fn, extra
     if "server" not in rec or rec["server"] != server_name:
         rec["server"] = server_name
     return rec
+
+
+def path(kind: str) -> str:
+    return procs.ws_path(kind)
 
 
 def needs_redis(kind: str) -> bool:
@@ -230,8 +238,8 @@ def sc_fanout(run: Run) -> None:
                     prof = Profiler(run, s.server.pid, f"fanout-{kind}-{n}", duration)
 
                     def fn():
-                        return run_fanout([Target(HOST, s.server.port, "/ws/", n)],
-                                          Target(HOST, s.server.port), mode="paced", rate=20,
+                        return run_fanout([Target(HOST, s.server.port, path(kind), n)],
+                                          Target(HOST, s.server.port, path(kind)), mode="paced", rate=20,
                                           duration=duration, procs=run.args.procs,
                                           max_wait=20 if kind != "vanilla-channels" else 10,
                                           on_go=prof.start)
@@ -255,8 +263,8 @@ def sc_saturation(run: Run) -> None:
                 prof = Profiler(run, s.server.pid, f"saturation-{kind}", duration)
 
                 def fn():
-                    return run_fanout([Target(HOST, s.server.port, "/ws/", n)],
-                                      Target(HOST, s.server.port), mode="window",
+                    return run_fanout([Target(HOST, s.server.port, path(kind), n)],
+                                      Target(HOST, s.server.port, path(kind)), mode="window",
                                       window=run.args.window, duration=duration,
                                       procs=run.args.procs,
                                       max_wait=20 if kind != "vanilla-channels" else 10,
@@ -274,7 +282,8 @@ def sc_idle(run: Run) -> None:
     warm = 50
     # Memory: the hub under both servers and the plain websockets peer (experiments and the
     # vanilla peer, which cannot hold 10,000 sockets on one layer channel each, are skipped).
-    kinds = [k for k in run.args.servers if k in ("hub-daphne", "hub-uvicorn", "websockets")]
+    kinds = [k for k in run.args.servers if k in ("hub-daphne", "hub-daphne-fallback", "hub-uvicorn",
+                                                   "websockets", "socketio", "raw-asyncio")]
     if run.quick:
         kinds = kinds[:1]
     for kind in kinds:
@@ -285,11 +294,11 @@ def sc_idle(run: Run) -> None:
             with Servers(kind) as s:
                 def fn():
                     port = s.server.port
-                    with SubscriberPool([Target(HOST, port, "/ws/", warm)], "bench", procs=1):
+                    with SubscriberPool([Target(HOST, port, path(kind), warm)], "bench", procs=1):
                         time.sleep(1.0)
                         rss0 = s.server.rss()
                         fds0 = procs.num_fds(s.server.pid)
-                        with SubscriberPool([Target(HOST, port, "/ws/", n)], "bench",
+                        with SubscriberPool([Target(HOST, port, path(kind), n)], "bench",
                                             procs=max(2, run.args.procs), concurrency=200) as pool:
                             conn = pool.connect_summary()
                             time.sleep(3.0)
@@ -299,7 +308,7 @@ def sc_idle(run: Run) -> None:
                             time.sleep(hold)
                             st = pool.status()
                             rss2 = s.server.rss()
-                            res = publish_and_count(pool, Target(HOST, port), mode="paced", rate=2,
+                            res = publish_and_count(pool, Target(HOST, port, path(kind)), mode="paced", rate=2,
                                                     duration=1.5, max_wait=30)
                     out = {"subs_wanted": n, **conn, "hold_s": hold, "open_after_hold": st["open"],
                            "closes_during_hold": st["closes"],
@@ -431,7 +440,7 @@ def sc_connect(run: Run) -> None:
             with Servers(kind) as s:
                 def fn():
                     d0 = listen_drops()
-                    with SubscriberPool([Target(HOST, s.server.port, "/ws/", n)], "bench",
+                    with SubscriberPool([Target(HOST, s.server.port, path(kind), n)], "bench",
                                         procs=run.args.procs, concurrency=100) as pool:
                         c = pool.connect_summary()
                     c["listen_overflows"] = listen_drops().get("ListenOverflows", 0) - d0.get("ListenOverflows", 0)

@@ -14,6 +14,14 @@ is below what the servers under test must deliver. This client:
 * hands every other text frame (``connected``, ``subscribed``, ``published``, ``heartbeat``,
   ``error``...) to a callback that parses it as JSON; answers WebSocket pings with pongs and
   protocol ``heartbeat`` frames with ``{"type": "pong"}``; records the close code.
+
+Dialect "socketio" (a path with ``EIO=4``, e.g. ``/socket.io/?EIO=4&transport=websocket``):
+the same messages as socket.io events over Engine.IO v4, WebSocket transport only. The client
+answers Engine.IO's open (``0{...}``) with a namespace connect (``40``), takes the server's
+``40{"sid":...}`` as ``connected``, answers ping ``2`` with pong ``3``, reads
+``42["event",{...}]`` as the object ``{...}`` (its ``type`` defaulting to the event name) and
+sends ``{"type": T, ...}`` as ``42["T",{...}]``. Publications are counted by the same
+``"bseq": N, "bts": T`` pattern inside the event, so the hot path does not change.
 """
 
 from __future__ import annotations
@@ -34,6 +42,11 @@ GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 PUB_RE = re.compile(rb'"bseq":\s*(\d+),\s*"bts":\s*(\d+)')
 
 _getrandbits = random.getrandbits
+
+
+def dialect_of(path: str) -> str:
+    """ "socketio" for an Engine.IO v4 path (``...?EIO=4&transport=websocket``), else "hub"."""
+    return "socketio" if "EIO=4" in path else "hub"
 
 
 def encode_frame(payload: bytes, opcode: int = 0x1) -> bytes:
@@ -96,6 +109,7 @@ class WSClient(asyncio.Protocol):
         self.client_id = None
         self.welcome = loop.create_future()  # the server's {"type": "connected"} frame
         self.waiters: dict[str, asyncio.Future] = {}  # reply type -> future (one at a time)
+        self.sio = dialect_of(path) == "socketio"
 
     # --- asyncio.Protocol ------------------------------------------------------------------
 
@@ -221,10 +235,15 @@ class WSClient(asyncio.Protocol):
             self.transport.abort()
 
     def _control(self, payload: bytes) -> None:
-        try:
-            obj = json.loads(payload)
-        except ValueError:
-            return
+        if self.sio:
+            obj = self._sio_frame(payload)
+            if obj is None:
+                return
+        else:
+            try:
+                obj = json.loads(payload)
+            except ValueError:
+                return
         t = obj.get("type")
         if t == "heartbeat":
             self.stats.heartbeats += 1
@@ -245,6 +264,34 @@ class WSClient(asyncio.Protocol):
             waiter.set_result(obj)
         if self.on_control is not None:
             self.on_control(self, obj)
+
+    def _sio_frame(self, payload: bytes) -> dict | None:
+        """An Engine.IO v4 / socket.io text frame as the hub protocol's object (None when it
+        is Engine.IO's own business, answered here)."""
+        if payload == b"2":  # Engine.IO ping -> pong
+            self.stats.heartbeats += 1
+            self.write_frame(b"3")
+            return None
+        if payload[:1] == b"0":  # Engine.IO open -> connect to the main namespace
+            self.write_frame(b"40")
+            return None
+        if payload[:2] == b"40":  # namespace connected: the hub's "connected"
+            try:
+                sid = json.loads(payload[2:] or b"{}").get("sid")
+            except ValueError:
+                sid = None
+            return {"type": "connected", "client_id": sid}
+        if payload[:2] == b"44":  # connect_error
+            return {"type": "error", "code": "connect_error"}
+        if payload[:2] == b"42":
+            try:
+                event, *args = json.loads(payload[2:])
+            except ValueError:
+                return None
+            obj = args[0] if args and isinstance(args[0], dict) else {}
+            obj.setdefault("type", event)
+            return obj
+        return None
 
     def _other(self, b0: int, payload: bytes, now: int) -> None:
         op = b0 & 0x0F
@@ -282,7 +329,16 @@ class WSClient(asyncio.Protocol):
             self.transport.write(encode_frame(payload, opcode))
 
     def send_json(self, obj) -> None:
-        self.write_frame(json.dumps(obj, separators=(",", ":")).encode())
+        text = json.dumps(obj, separators=(",", ":"))
+        if self.sio:
+            text = f'42["{obj["type"]}",{text}]'
+        self.write_frame(text.encode())
+
+    def event_wrap(self, event: str) -> tuple[str, str]:
+        """What goes around a JSON message text sent as ``event`` (the publisher's hot
+        loop builds its text itself): nothing for the hub, ``42["event",`` ... ``]`` for
+        socket.io."""
+        return (f'42["{event}",', "]") if self.sio else ("", "")
 
     async def request(self, obj, reply_type: str, timeout: float = 30.0):
         """Send ``obj`` and wait for the next frame of type ``reply_type`` (or an error)."""

@@ -53,14 +53,10 @@ class HubConsumer:
     node: Node
     session: s.Session
 
-    @classmethod
-    def as_asgi(cls):
-        async def app(scope, receive, send):
-            await cls(scope, receive, send).run()
-        return app
-
-    def __init__(self, scope: dict, receive, send) -> None:
+    def __init__(self, scope: dict, receive, send, requested: str | None = None) -> None:
+        """``requested``: the client id in the socket's path (``hub.routing.HubRouter``)."""
         self.scope, self.receive, self.send = scope, receive, send
+        self._requested = requested
         self.client_id = f"pending:{secrets.token_hex(8)}"  # until admitted (never a valid id)
         self.username: str | None = None
         self.state = "authenticating"
@@ -72,7 +68,6 @@ class HubConsumer:
         self.last_pong: str | None = None
         self.credential: Credential | None = None
         self.gate: Gate | None = None
-        self._requested: str | None = None
         self._claimed = False
         self._counted_user = False
         self._closing = False
@@ -87,14 +82,13 @@ class HubConsumer:
             node.control_handler = partial(credentials.on_control, node.connections)
             node.recheck = credentials.recheck
         await node.ensure_started()
-        requested = self.scope.get("url_route", {}).get("kwargs", {}).get("client_id")
+        requested = self._requested
         if requested is not None and not p.is_valid_client_id(requested):
             await self.send({"type": "websocket.close"})  # 403: not a valid endpoint
             return
         credential = self.scope.get("hub.credential", _MISSING)
         if credential is None:
             return await self._refuse(p.CLOSE_AUTH_FAILED, "authentication failed")
-        self._requested = requested
         gate = Gate(admission_for(node), client_address(self.scope))
         if credential is not _MISSING:
             refused = None if gate.enter_authenticated(hub_settings.MAX_CONNECTIONS) else \

@@ -5,7 +5,8 @@
   queued bytes) and ``stock_send`` (what the fallback needs from daphne: close codes).
 - ``server``: ``python -m hub.server`` (daphne's CLI, lighter per-socket protocol, access-log
   redaction, frame-size closes).
-- ``checks``: ONE table of the internals the two rely on, checked at start-up.
+- ``light``: what an open socket's autobahn protocol no longer needs (used by ``server``).
+- ``checks``: ONE table of the internals these rely on, checked at start-up.
 
 ``fast_path()`` decides once per process: ``HUB_DAPHNE_FAST_PATH=off`` forces the fallback;
 otherwise the checks run and, if any row is missing (an upgrade), ONE warning names them and

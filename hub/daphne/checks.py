@@ -36,6 +36,7 @@ class Need:
 
 TCP, PROTO, FACTORY, PREPARED = "twisted.tcp.Connection", "autobahn.Protocol", \
     "autobahn.Factory", "autobahn.PreparedMessage"
+HTTP = "twisted.web.HTTPChannel"
 D_MOD, D_SERVER, D_PROTO, D_FACTORY, D_LOG, D_CLI = "daphne.server", "daphne.Server", \
     "daphne.WebSocketProtocol", "daphne.WebSocketFactory", "daphne.AccessLogGenerator", \
     "daphne.CommandLineInterface"
@@ -71,6 +72,14 @@ NEEDS: tuple[Need, ...] = (
          fallback=True),
     Need(PROTO, "onPong", "WebSocket pongs count as liveness"),
     Need(PROTO, "CONFIG_ATTRS", "configuration as class attributes (lighter sockets)"),
+    Need(PROTO, "_send", "send_queue used only through popleft/len (SendQueue)",
+         sha1="e230b6a7cc21"),
+    Need(PROTO, "sendData", "send_queue used only through append/len (SendQueue)",
+         sha1="e80b7e84503e"),
+    # twisted.web's HTTP channel daphne upgrades from: let go once spent (lighter sockets)
+    Need(HTTP, "_handlingRequest", "a channel whose request never ends pauses nothing"),
+    Need(HTTP, "_requestProducer", "a spent channel has no request producer"),
+    Need(HTTP, "timeOut", "a spent channel has its timeout off"),
     # autobahn's factory and its broadcast primitive
     Need(FACTORY, "prepareMessage", "a publication framed once per process"),
     Need(FACTORY, "setProtocolOptions", "options re-applied to the lighter protocol",
@@ -86,6 +95,10 @@ NEEDS: tuple[Need, ...] = (
     Need(D_SERVER, "run", "the factory swap and frame-size options happen around it",
          fallback=True),
     Need(D_PROTO, "onOpen", "handshake copies dropped once open"),
+    Need(D_PROTO, "onConnect", "application_deferred is used only here (dropped once open)",
+         sha1="78275a5c2d28"),
+    Need(D_PROTO, "onMessage", "the socket's dict compacted again after a client frame"),
+    Need(D_PROTO, "onPong", "the socket's dict compacted again after a pong"),
     Need(D_FACTORY, "protocol", "the lighter protocol class"),
     Need(D_LOG, "stream", "the access log redacts credentials", fallback=True),
     Need(D_CLI, "server_class", "the CLI runs the hub's server class", fallback=True),
@@ -135,8 +148,15 @@ def _daphne(attr: str) -> Callable[[], Any]:
     return load
 
 
+def _http_channel() -> Any:
+    from twisted.web.http import HTTPChannel
+
+    return HTTPChannel()
+
+
 _PROBES: dict[str, Callable[[], Any]] = {
     TCP: _tcp_transport,
+    HTTP: _http_channel,
     PROTO: _autobahn_protocol,
     FACTORY: _autobahn_factory,
     PREPARED: lambda: _autobahn_factory().prepareMessage(b"probe", False),

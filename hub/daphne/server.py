@@ -34,6 +34,7 @@ from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.internet import reactor
 
 from hub.daphne import fast_path
+from hub.daphne.light import COMPACT_KEYS, lighten, share_flags
 from hub.logging_filters import RedactingStream
 
 logger = logging.getLogger("hub.daphne")
@@ -48,27 +49,35 @@ class _RequestPath:
         self.path = path
 
 
-# autobahn's parsed copies of the opening handshake; nothing reads them once the socket is open
-_HANDSHAKE_ATTRS = ("http_request_data", "http_headers", "http_status_line", "http_request_uri",
-                    "http_request_params", "http_response_data", "websocket_protocols",
-                    "websocket_extensions")
-
-
 class HubWebSocketProtocol(WebSocketProtocol):
     """daphne's protocol, lighter per socket. autobahn copies ~30 configuration attributes
     from the factory into every protocol's ``__dict__`` and ``pformat``s them for a debug
     line on every connect (even with debug off); here they are class attributes of a
     subclass built once per configuration (``HubWebSocketFactory``), so ``CONFIG_ATTRS`` is
-    empty. Once open, the handshake request and autobahn's parsed copies of it are dropped."""
+    empty. Once open, the handshake request and autobahn's parsed copies of it are dropped,
+    the spent HTTP channel of the upgrade is let go (``release_upgrade_channel``) and the
+    send queue is allocated only when used (``SendQueue``)."""
 
     CONFIG_ATTRS = ()
 
     def onOpen(self):
         super().onOpen()
         self.request = _RequestPath(self.request.path)
-        pop = self.__dict__.pop
-        for name in _HANDSHAKE_ATTRS:
-            pop(name, None)
+        if getattr(self.__dict__.get("application_deferred"), "called", False):
+            del self.application_deferred  # fired: daphne uses it only in onConnect
+        lighten(self)
+
+    def onMessage(self, payload, isBinary):
+        super().onMessage(payload, isBinary)
+        # autobahn sets ~11 per-frame attributes, which regrow the compacted dict
+        if len(self.__dict__) > COMPACT_KEYS:
+            share_flags(self)
+
+    def onPong(self, payload):
+        super().onPong(payload)
+        # the same after a pong (to daphne's auto-ping, every --ping-interval on every socket)
+        if len(self.__dict__) > COMPACT_KEYS:
+            share_flags(self)
 
 
 class HubWebSocketFactory(WebSocketFactory):
