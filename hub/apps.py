@@ -10,8 +10,8 @@ class HubConfig(AppConfig):
 
         from django.conf import settings
 
-        from hub import credentials  # noqa: F401  connects the revocation signal receivers
+        from hub.socket import credentials  # noqa: F401  connects the revocation signal receivers
 
-        # Application message types are opt-in (the chat example too: ``hub.chat``).
+        # Application message types are opt-in (the chat example too: ``hub.socket.chat``).
         for module in settings.HUB["HANDLER_MODULES"]:
             import_module(module)

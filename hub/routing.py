@@ -8,9 +8,9 @@ def build_websocket_application():
 
     from channels.routing import URLRouter
 
-    from hub.auth import HubAuthMiddleware
-    from hub.consumers import HubConsumer
-    from hub.origin import OriginCheckMiddleware
+    from hub.socket.auth import HubAuthMiddleware
+    from hub.socket.consumers import HubConsumer
+    from hub.socket.origin import OriginCheckMiddleware
 
     consumer = HubConsumer.as_asgi()
     router = URLRouter([

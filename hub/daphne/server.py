@@ -33,7 +33,7 @@ from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.internet import reactor
 
 from hub.daphne import fast_path
-from hub.logging_filters import RedactingStream
+from hub.ops.logging_filters import RedactingStream
 
 logger = logging.getLogger("hub.daphne")
 

@@ -1,6 +1,6 @@
 """The broadcast service: what ``POST /api/broadcast`` does once a body is parsed
-(PROTOCOL.md §6), shared by the lean ASGI route (``hub.broadcast_route``, the fast path) and
-the DRF view (``hub.apis.BroadcastView``, the reference: schema, session auth, every error).
+(PROTOCOL.md §6), shared by the lean ASGI route (``hub.rest.broadcast_route``, the fast path) and
+the DRF view (``hub.rest.apis.BroadcastView``, the reference: schema, session auth, every error).
 
 A body is one object ``{"channel"|"user", "message": {"type", "data"}}`` or a list of 1 to
 MAX_ITEMS of them. A list is all or nothing *in validation*: every item is validated, checked
@@ -12,7 +12,7 @@ refused ``{"success": false, "code", "message"}``. When a backing service fails 
 that item and the rest are not published and carry ``hub_unavailable``; when it fails before
 anything was published, the answer is 503 as for one object.
 
-Each item is audited (``hub.audit``: queued, written off the request path), refusals too.
+Each item is audited (``hub.ops.audit``: queued, written off the request path), refusals too.
 Validation and encoding happen once here: ``quick_items`` checks the parsed body without DRF
 and encodes each message once (its size is the limit check and the audit figure).
 """
@@ -26,12 +26,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from hub import audit
+from hub.ops import audit
 from hub import publish as hub_publish
 from hub.engine.errors import HubUnavailable, PublishError
-from hub.permissions import BROADCASTER_RATE_LIMIT_DEFAULT, RATE_LIMIT_DEFAULT, api_rate_limit
+from hub.rest.permissions import BROADCASTER_RATE_LIMIT_DEFAULT, RATE_LIMIT_DEFAULT, api_rate_limit
 from hub.policies import Principal, PolicySet, may_publish
-from hub.protocol import CONTROL_TYPES, DEFAULT_EVENT
+from hub.socket.protocol import CONTROL_TYPES, DEFAULT_EVENT
 
 MAX_ITEMS = 1000
 CHANNEL_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
@@ -90,7 +90,7 @@ def make_item(channel: str | None, user: str | None, event: str, data: Any, size
 def quick_items(body: Any) -> list[Item] | None:
     """The items of a parsed body when every one is plainly valid, else None: the caller
     lets the DRF serializer decide (and name the field). Accepts a subset of what
-    ``hub.serializers.BroadcastSerializer`` accepts, with the same result."""
+    ``hub.rest.serializers.BroadcastSerializer`` accepts, with the same result."""
     many = isinstance(body, list)
     raw = body if many else [body]
     if not raw or len(raw) > MAX_ITEMS:
