@@ -1,7 +1,10 @@
 """The only settings module. Everything comes from the environment, with safe defaults.
 
-Every variable is validated here, at start-up: a bad value raises ImproperlyConfigured with
-a message that names the variable, so `daphne`, `manage.py` and the tests all stop at once.
+Every variable is validated at start-up: a bad value raises ImproperlyConfigured with a
+message that names the variable, so `daphne`, `manage.py` and the tests all stop at once.
+Plain data: it imports nothing from the apps (hub, dashboard, slurm_monitor). What only the
+hub can judge (origins, channel policies) the hub app validates in ``HubConfig.ready()``
+(``hub.apps.check_settings``), which runs under ``django.setup()`` before anything is served.
 Apps read the resulting ``HUB`` dict lazily through ``hub.conf.hub_settings``.
 """
 
@@ -16,7 +19,6 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from hub.socket.origin import origin_entry_problem
 from realtime_project.env import env_number, env_rate
 from realtime_project.security import jwt_settings, proxy_ssl_header, secret_key
 
@@ -78,11 +80,8 @@ DEBUG = _env_bool("DJANGO_DEBUG", False)
 # gets a random key per process (see realtime_project.security; scripts/run keeps one).
 SECRET_KEY, HUB_SECRET_KEY_EPHEMERAL = secret_key(os.environ, DEBUG)
 ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+# Each a full origin: checked by the hub app at start-up (hub.apps.check_settings).
 CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
-for _origin in CSRF_TRUSTED_ORIGINS:
-    if origin_entry_problem(_origin):
-        raise ImproperlyConfigured(
-            f"DJANGO_CSRF_TRUSTED_ORIGINS: {_origin!r} {origin_entry_problem(_origin)}")
 
 # --- HTTPS and cookies (README: "Production settings"); all off for plain-HTTP development -
 
@@ -307,18 +306,8 @@ env_rate("HUB_API_BROADCASTER_RATE_LIMIT", "12000/min")
 env_rate("HUB_API_HEALTH_RATE_LIMIT", "120/min")
 env_number("HUB_LOGIN_MAX_FAILURES", 5, 1, cast=int)
 env_number("HUB_LOGIN_LOCKOUT_SECONDS", 30.0, 0.0, exclusive=True)
-
-for _origin in HUB["ALLOWED_ORIGINS"]:
-    if _origin != "*" and origin_entry_problem(_origin):
-        raise ImproperlyConfigured(f"HUB_ALLOWED_ORIGINS: {_origin!r} {origin_entry_problem(_origin)}")
-
-# Channel policies are validated now, not at the first subscribe.
-from hub.policies import PolicyError, build_policies  # noqa: E402
-
-try:
-    build_policies(HUB["CHANNELS"], default_history=HUB["HISTORY_SIZE"])
-except PolicyError as exc:
-    raise ImproperlyConfigured(f"HUB_CHANNELS: {exc}") from None
+# HUB_ALLOWED_ORIGINS and HUB_CHANNELS are judged by the hub's own rules (the Origin check,
+# the channel policies), so the hub app validates them at start-up: hub.apps.check_settings.
 
 # --- REST ------------------------------------------------------------------------------
 
