@@ -137,7 +137,7 @@ def hub_env(redis_url: str | None = None, name: str = "hub-bench", extra: dict |
         "HUB_RATE_LIMIT": "100000000",
         "HUB_MAX_CONNECTIONS": "20000",
         "HUB_MAX_CONNECTIONS_PER_USER": "20000",
-        # Auth off: every socket is anonymous, from a few addresses (hub.admission).
+        # Auth off: every socket is anonymous, from a few addresses (hub.socket.admission).
         "HUB_MAX_ANONYMOUS_CONNECTIONS": "20000",
         "HUB_MAX_CONNECTIONS_PER_ADDRESS": "20000",
         "HUB_SERVER_NAME": name,

@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.db.models import Count
 from django.utils.safestring import mark_safe
 
-from hub.charts import line_chart, rates
+from hub.ops.charts import line_chart, rates
 from hub.models import (BroadcastAudit, HubProcess, HubProfile, MonitorPollStats, Notification,
                         ServiceAccount, StatsSnapshot)
 
@@ -58,7 +58,7 @@ class HubProcessAdmin(ReadOnlyAdmin):
     @admin.display(description="stored snapshots")
     def activity_chart(self, obj: HubProcess) -> str:
         """Connections and messages/s (sent + received) from the newest snapshots; the SVG is
-        built from numbers and escaped text only (hub.charts), hence safe to mark so."""
+        built from numbers and escaped text only (hub.ops.charts), hence safe to mark so."""
         rows = list(obj.snapshots.order_by("-recorded_at")
                     .values_list("recorded_at", "active_connections", "messages_sent", "messages_received")
                     [:CHART_POINTS])[::-1]
@@ -131,7 +131,7 @@ class NotificationAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)
         if not change:  # a new one is pushed live like any other
-            from hub.notifications import push_live, to_dict
+            from hub.notify.notifications import push_live, to_dict
 
             push_live(to_dict(obj))
 
@@ -224,7 +224,7 @@ class NotificationRuleAdmin(admin.ModelAdmin):
 @admin.register(NotificationDelivery)
 class NotificationDeliveryAdmin(ReadOnlyAdmin):
     """The record of each e-mail/webhook sent (or retried, or failed); written by
-    hub.deliveries only."""
+    hub.notify.deliveries only."""
 
     list_display = ("notification", "username", "channel", "target", "status", "attempts",
                     "next_attempt_at", "sent_at")

@@ -24,7 +24,7 @@ account created *later* whose username another account's mapping already claims 
 identity at all (``slurm_user_for`` returns ``""``: no personal channel, no jobs, no personal
 notifications) until staff map it: the explicit mapping wins, never both.
 
-Sync only (database); call it where the user is loaded (``hub.auth.principal_for``, views).
+Sync only (database); call it where the user is loaded (``hub.socket.auth.principal_for``, views).
 """
 
 from __future__ import annotations

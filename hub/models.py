@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from hub.protocol import is_valid_username
+from hub.socket.protocol import is_valid_username
 from realtime_project.env import env_number
 
 ALIVE_SECONDS_DEFAULT = 30.0
@@ -26,7 +26,7 @@ def alive_within_seconds() -> float:
 
 
 class HubProcess(models.Model):
-    """One hub server process, upserted by ``hub.stats_recorder.record`` every few seconds.
+    """One hub server process, upserted by ``hub.ops.stats_recorder.record`` every few seconds.
 
     ``alive`` is derived: the last heartbeat is younger than HUB_PROCESS_ALIVE_SECONDS.
     """
@@ -178,7 +178,7 @@ class ServiceAccount(models.Model):
 
 class MonitorPollStats(models.Model):
     """Cumulative poll figures of one Slurm monitor stream (jobs, nodes, ...), written by the
-    monitor process through ``hub.metrics.record_poll`` and read by every hub's /metrics."""
+    monitor process through ``hub.ops.metrics.record_poll`` and read by every hub's /metrics."""
 
     stream = models.CharField(max_length=100, unique=True)
     polls_total = models.BigIntegerField(default=0)
@@ -256,7 +256,7 @@ def slurm_user_problem(user, slurm_user: str) -> str | None:
 
 
 class NotificationRule(models.Model):
-    """One person's choice of what to be told and where (issue 15); ``hub.notification_rules``
+    """One person's choice of what to be told and where (issue 15); ``hub.notify.notification_rules``
     reads, validates and defaults it. ``channels`` maps a *kind* (``job_completed``,
     ``job_failed``, ``job_cancelled``, ``job_time_limit``, ``job_node_down``, ``job_low_usage``, ``node_down``,
     ``maintenance``,
@@ -282,7 +282,7 @@ class NotificationRule(models.Model):
 
 class NotificationDelivery(models.Model):
     """One notification sent (or to be sent) once to one target over one server-side channel
-    (e-mail or webhook); written by ``hub.deliveries``. Unique per (notification, channel,
+    (e-mail or webhook); written by ``hub.notify.deliveries``. Unique per (notification, channel,
     target): a second enqueue of the same thing is a no-op, so each is delivered once."""
 
     class Status(models.TextChoices):

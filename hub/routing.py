@@ -37,8 +37,8 @@ class HubRouter:
 
 
 def build_websocket_application():
-    from hub.auth import HubAuthMiddleware
-    from hub.consumers import HubConsumer
-    from hub.origin import OriginCheckMiddleware
+    from hub.socket.auth import HubAuthMiddleware
+    from hub.socket.consumers import HubConsumer
+    from hub.socket.origin import OriginCheckMiddleware
 
     return OriginCheckMiddleware(HubAuthMiddleware(HubRouter(HubConsumer)))

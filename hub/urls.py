@@ -7,9 +7,9 @@ from __future__ import annotations
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from hub import apis, apis_rules, tokens
-from hub.apis_errors import ErrorDocumentingGenerator, json_not_found
-from hub.metrics import metrics_view
+from hub.rest import apis, apis_rules, tokens
+from hub.rest.apis_errors import ErrorDocumentingGenerator, json_not_found
+from hub.ops.metrics import metrics_view
 
 
 def _both(route: str, view_class, name: str, **initkwargs) -> list:

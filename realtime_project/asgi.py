@@ -10,7 +10,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from hub.broadcast_route import wrap as with_broadcast_route  # noqa: E402
+from hub.rest.broadcast_route import wrap as with_broadcast_route  # noqa: E402
 from hub.routing import build_websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter({

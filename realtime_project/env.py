@@ -1,6 +1,6 @@
 """Reading numbers from the environment with errors that name the variable.
 
-Used by the settings module and by the apps' own start-up checks (``hub.stats_recorder``,
+Used by the settings module and by the apps' own start-up checks (``hub.ops.stats_recorder``,
 ``slurm_monitor.conf``), so every variable fails the same way: ``NAME must be ...``.
 """
 

@@ -17,7 +17,7 @@ from django.contrib.auth.backends import RemoteUserBackend
 from django.contrib.auth.middleware import PersistentRemoteUserMiddleware
 
 from hub.identity import set_slurm_user
-from hub.protocol import is_valid_username
+from hub.socket.protocol import is_valid_username
 
 logger = logging.getLogger("hub.logins")
 

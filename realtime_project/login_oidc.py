@@ -12,7 +12,7 @@ from django.core.exceptions import SuspiciousOperation
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from hub.identity import set_slurm_user
-from hub.protocol import is_valid_username
+from hub.socket.protocol import is_valid_username
 
 logger = logging.getLogger("hub.logins")
 

@@ -31,7 +31,7 @@ imports nothing, and needs none of the optional packages.
 ``HUB_LOGIN_URL`` (default ``/accounts/login/``) is where a signed-out visitor is sent, e.g.
 ``/oidc/authenticate/`` on a site that logs in through OIDC only.
 
-``hub.login_throttle.LockoutBackend`` stays first in AUTHENTICATION_BACKENDS: it refuses
+``hub.rest.login_throttle.LockoutBackend`` stays first in AUTHENTICATION_BACKENDS: it refuses
 every backend's attempts during a lockout. The backends themselves are in
 ``realtime_project.login_backends`` (REMOTE_USER), ``login_ldap`` and ``login_oidc`` (they
 import Django models, which this module must not: the settings module imports it before
@@ -47,7 +47,7 @@ from typing import Any, Mapping
 from django.core.exceptions import ImproperlyConfigured
 
 BACKENDS = "realtime_project.login_backends"
-LOCKOUT_BACKEND = "hub.login_throttle.LockoutBackend"
+LOCKOUT_BACKEND = "hub.rest.login_throttle.LockoutBackend"
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
 REMOTE_USER_MIDDLEWARE = f"{BACKENDS}.HubRemoteUserMiddleware"

@@ -1,7 +1,10 @@
 """The only settings module. Everything comes from the environment, with safe defaults.
 
-Every variable is validated here, at start-up: a bad value raises ImproperlyConfigured with
-a message that names the variable, so `daphne`, `manage.py` and the tests all stop at once.
+Every variable is validated at start-up: a bad value raises ImproperlyConfigured with a
+message that names the variable, so `daphne`, `manage.py` and the tests all stop at once.
+Plain data: it imports nothing from the apps (hub, dashboard, slurm_monitor). What only the
+hub can judge (origins, channel policies) the hub app validates in ``HubConfig.ready()``
+(``hub.apps.check_settings``), which runs under ``django.setup()`` before anything is served.
 Apps read the resulting ``HUB`` dict lazily through ``hub.conf.hub_settings``.
 """
 
@@ -16,7 +19,6 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from hub.origin import origin_entry_problem
 from realtime_project.env import env_number, env_rate
 from realtime_project.security import jwt_settings, proxy_ssl_header, secret_key
 
@@ -78,11 +80,8 @@ DEBUG = _env_bool("DJANGO_DEBUG", False)
 # gets a random key per process (see realtime_project.security; scripts/run keeps one).
 SECRET_KEY, HUB_SECRET_KEY_EPHEMERAL = secret_key(os.environ, DEBUG)
 ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+# Each a full origin: checked by the hub app at start-up (hub.apps.check_settings).
 CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
-for _origin in CSRF_TRUSTED_ORIGINS:
-    if origin_entry_problem(_origin):
-        raise ImproperlyConfigured(
-            f"DJANGO_CSRF_TRUSTED_ORIGINS: {_origin!r} {origin_entry_problem(_origin)}")
 
 # --- HTTPS and cookies (README: "Production settings"); all off for plain-HTTP development -
 
@@ -181,8 +180,8 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Failed-login lockout first (hub.login_throttle), then the usual user table.
-AUTHENTICATION_BACKENDS = ["hub.login_throttle.LockoutBackend", "django.contrib.auth.backends.ModelBackend"]
+# Failed-login lockout first (hub.rest.login_throttle), then the usual user table.
+AUTHENTICATION_BACKENDS = ["hub.rest.login_throttle.LockoutBackend", "django.contrib.auth.backends.ModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -217,7 +216,7 @@ from realtime_project.logins import site_logins  # noqa: E402
 globals().update(site_logins(os.environ, MIDDLEWARE))
 # --- end of site logins --------------------------------------------------------------------
 
-# --- E-mail (notification deliveries, hub.deliveries): Django's SMTP backend -------------
+# --- E-mail (notification deliveries, hub.notify.deliveries): Django's SMTP backend -------------
 
 EMAIL_HOST = _env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = _env_int("EMAIL_PORT", 25, minimum=1)
@@ -272,7 +271,7 @@ HUB: dict[str, Any] = {  # values of several types; read through hub.conf.hub_se
     "SERVER_NAME": _env_str("HUB_SERVER_NAME") or f"{socket.gethostname()}-{os.getpid()}",
     "MAX_CONNECTIONS": _env_int("HUB_MAX_CONNECTIONS", 1000, minimum=1),
     "MAX_CONNECTIONS_PER_USER": _env_int("HUB_MAX_CONNECTIONS_PER_USER", 20, minimum=1),
-    # Sockets not (yet) authenticated (hub.admission): in all, and per client address.
+    # Sockets not (yet) authenticated (hub.socket.admission): in all, and per client address.
     "MAX_ANONYMOUS_CONNECTIONS": _env_int(
         "HUB_MAX_ANONYMOUS_CONNECTIONS",
         max(1, _env_int("HUB_MAX_CONNECTIONS", 1000, minimum=1) // 10), minimum=0),
@@ -292,7 +291,7 @@ HUB: dict[str, Any] = {  # values of several types; read through hub.conf.hub_se
     "MAX_QUEUED_BYTES": _env_int("HUB_MAX_QUEUED_BYTES", 4 * 1024 * 1024, minimum=1024),
     # Sockets one fan-out writes per turn of the event loop (hub.engine.hub.Hub.fan_out).
     "FANOUT_CHUNK": _env_int("HUB_FANOUT_CHUNK", 50, minimum=1),
-    # Modules that register application message types (hub.handlers.register) at start-up.
+    # Modules that register application message types (hub.socket.handlers.register) at start-up.
     "HANDLER_MODULES": _env_list("HUB_HANDLER_MODULES", []),
     "PRIVATE_JOBS": _env_bool("HUB_PRIVATE_JOBS", False),  # Slurm PrivateData=jobs: own jobs only
     "REDIS_URL": REDIS_URL,
@@ -308,44 +307,35 @@ env_rate("HUB_API_HEALTH_RATE_LIMIT", "120/min")
 env_number("HUB_LOGIN_MAX_FAILURES", 5, 1, cast=int)
 env_number("HUB_LOGIN_LOCKOUT_SECONDS", 30.0, 0.0, exclusive=True)
 
-for _origin in HUB["ALLOWED_ORIGINS"]:
-    if _origin != "*" and origin_entry_problem(_origin):
-        raise ImproperlyConfigured(f"HUB_ALLOWED_ORIGINS: {_origin!r} {origin_entry_problem(_origin)}")
+# HUB_ALLOWED_ORIGINS and HUB_CHANNELS are judged by the hub's own rules (the Origin check,
+# the channel policies), so the hub app validates them at start-up: hub.apps.check_settings.
 
 # Job cancel from the job page (slurm_monitor.cancel): off unless a command is named. Kept as
 # the raw line here (settings are plain data); slurm_monitor's AppConfig.ready() validates it.
 SLURM_MONITOR_CANCEL_COMMAND = _env_str("SLURM_MONITOR_CANCEL_COMMAND") or None
 SLURM_MONITOR_CANCEL_TIMEOUT = env_number("SLURM_MONITOR_CANCEL_TIMEOUT", 20.0, 0.0, exclusive=True)
 
-# Channel policies are validated now, not at the first subscribe.
-from hub.policies import PolicyError, build_policies  # noqa: E402
-
-try:
-    build_policies(HUB["CHANNELS"], default_history=HUB["HISTORY_SIZE"])
-except PolicyError as exc:
-    raise ImproperlyConfigured(f"HUB_CHANNELS: {exc}") from None
-
 # --- REST ------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
-        "hub.rest_auth.BearerAuthentication",  # a JWT, or a DRF token as on the WebSocket
+        "hub.rest.rest_auth.BearerAuthentication",  # a JWT, or a DRF token as on the WebSocket
         "rest_framework.authentication.SessionAuthentication",
     ],
     # DRF's defaults, with a JSON parser that refuses deep nesting and lone surrogates.
-    "DEFAULT_PARSER_CLASSES": ["hub.parsers.HubJSONParser", "rest_framework.parsers.FormParser",
+    "DEFAULT_PARSER_CLASSES": ["hub.rest.parsers.HubJSONParser", "rest_framework.parsers.FormParser",
                                "rest_framework.parsers.MultiPartParser"],
     # Throttles key on the peer address, never on a client-sent X-Forwarded-For (behind a
     # proxy, daphne --proxy-headers puts the real address there).
     "NUM_PROXIES": 0,
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "hub.apis_errors.json_exception_handler",
+    "EXCEPTION_HANDLER": "hub.rest.apis_errors.json_exception_handler",
 }
 # JWTs: their own key (HUB_JWT_SIGNING_KEY, else derived from SECRET_KEY), or an identity
 # provider's public key (HUB_JWT_ALGORITHM=RS256|ES256 + HUB_JWT_VERIFYING_KEY).
-# The WebSocket (hub.auth) verifies through simplejwt too, so both roads use this.
+# The WebSocket (hub.socket.auth) verifies through simplejwt too, so both roads use this.
 SIMPLE_JWT = jwt_settings(os.environ, SECRET_KEY,
                           _env_float("HUB_JWT_ACCESS_MINUTES", 15.0, minimum=0.05))
 SPECTACULAR_SETTINGS = {
@@ -354,14 +344,14 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # The schema `manage.py spectacular` writes is the one /api/schema serves.
-    "DEFAULT_GENERATOR_CLASS": "hub.apis_errors.ErrorDocumentingGenerator",
+    "DEFAULT_GENERATOR_CLASS": "hub.rest.apis_errors.ErrorDocumentingGenerator",
     # Swagger UI from the installed sidecar package, not a CDN (works offline).
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
 
-# --- Logging: tokens never appear (see hub.logging_filters) -----------------------------
+# --- Logging: tokens never appear (see hub.ops.logging_filters) -----------------------------
 
 LOG_LEVEL = _env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -369,7 +359,7 @@ if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "hub.logging_filters.RedactSecretsFilter"}},
+    "filters": {"redact": {"()": "hub.ops.logging_filters.RedactSecretsFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},

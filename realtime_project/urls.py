@@ -6,8 +6,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
-from hub.apis_errors import json_not_found
-from hub.login_throttle import throttled
+from hub.rest.apis_errors import json_not_found
+from hub.rest.login_throttle import throttled
 
 urlpatterns = [
     path("admin/login/", throttled(admin.site.login)),
@@ -23,7 +23,7 @@ urlpatterns = [
 if "oidc" in getattr(settings, "HUB_SITE_LOGINS", ()):  # realtime_project.logins
     urlpatterns.insert(0, path("oidc/", include("mozilla_django_oidc.urls")))
 
-handler400 = "hub.apis_errors.handler400"
-handler403 = "hub.apis_errors.handler403"
-handler404 = "hub.apis_errors.handler404"
-handler500 = "hub.apis_errors.handler500"
+handler400 = "hub.rest.apis_errors.handler400"
+handler403 = "hub.rest.apis_errors.handler403"
+handler404 = "hub.rest.apis_errors.handler404"
+handler500 = "hub.rest.apis_errors.handler500"

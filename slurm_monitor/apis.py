@@ -39,8 +39,8 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from hub.permissions import HubApiThrottle
-from hub.serializers import ErrorSerializer, StrictQuerySerializer
+from hub.rest.permissions import HubApiThrottle
+from hub.rest.serializers import ErrorSerializer, StrictQuerySerializer
 from slurm_monitor import store
 
 # Rows per /api/cluster/jobs request (over it: 400 naming ``limit``); the dashboard's first

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from hub.serializers import ErrorSerializer
+from hub.rest.serializers import ErrorSerializer
 from slurm_monitor.apis import JOB_REF_PATTERN, ClusterView, job_owner_scope
 from slurm_monitor.snapshot import TERMINAL_JOB_STATES as TERMINAL_STATES
 

@@ -124,11 +124,11 @@ class MonitorIO(HistorySteps):
             logger.exception("saving the latest %s failed", what)
 
     async def _record_poll(self, stream: str, seconds: float, ok: bool) -> None:
-        """Poll figures for the hub's /metrics (``hub.metrics.record_poll``), when present."""
+        """Poll figures for the hub's /metrics (``hub.ops.metrics.record_poll``), when present."""
         if not self.persist:
             return
         try:
-            from hub.metrics import record_poll
+            from hub.ops.metrics import record_poll
         except ImportError:
             return
         try:

@@ -176,7 +176,7 @@ class LayerSink(Sink):
     async def notify(self, notification: Notification) -> None:
         from asgiref.sync import sync_to_async
 
-        from hub.notifications import create_notification
+        from hub.notify.notifications import create_notification
 
         scope = f"for {notification.user}" if notification.user else "(cluster-wide)"
         try:

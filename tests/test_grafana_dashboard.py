@@ -14,7 +14,7 @@ from asgiref.sync import sync_to_async
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from hub import selectors
+from hub.rest import selectors
 from hub.engine.base import ProcessStats
 from slurm_monitor.collector import SlurmCollector
 from slurm_monitor.mock import MockCluster

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 PURE = {
-    "hub.protocol": set(),
+    "hub.socket.protocol": set(),
     "hub.policies": set(),
-    "hub.session": {"hub", "hub.protocol", "hub.policies"},
+    "hub.socket.session": {"hub.socket", "hub.socket.protocol", "hub.policies"},
     "slurm_monitor.snapshot": {"slurm_monitor", "slurm_monitor.snapshot"},
     "slurm_monitor.metrics": {"slurm_monitor", "slurm_monitor.snapshot"},
     "slurm_monitor.events": {"slurm_monitor", "slurm_monitor.snapshot", "slurm_monitor.metrics",

@@ -10,7 +10,7 @@
 
 ``fast_path()`` decides once per process: ``HUB_DAPHNE_FAST_PATH=off`` forces the fallback;
 otherwise the checks run and, if any row is missing (an upgrade), ONE warning names them and
-the process uses the stock ASGI path (``hub.transport.AsgiWriter`` and daphne's own server
+the process uses the stock ASGI path (``hub.engine.transport.AsgiWriter`` and daphne's own server
 classes, no monkeypatch): still correct, slower. Importing this package imports none of
 daphne, autobahn or Twisted; ``fast_path()`` (through ``checks.missing``) and ``server`` do.
 """

@@ -35,7 +35,7 @@ from twisted.internet import reactor
 
 from hub.daphne import fast_path
 from hub.daphne.light import COMPACT_KEYS, lighten, share_flags
-from hub.logging_filters import RedactingStream
+from hub.ops.logging_filters import RedactingStream
 
 logger = logging.getLogger("hub.daphne")
 

@@ -6,9 +6,9 @@ once per subscriber, and nothing tells the application how much is queued for a 
 autobahn's ``prepareMessage`` (its broadcast primitive), writes the same bytes to every
 subscriber, and reads the transport's queued bytes to find slow consumers.
 
-Payloads (``hub.transport.Payload`` and ``PayloadBatch``) are duck-typed here: ``encoded``,
+Payloads (``hub.engine.transport.Payload`` and ``PayloadBatch``) are duck-typed here: ``encoded``,
 ``parts()`` and three cache slots this module owns (``_prepared``, ``_factory``, ``frame``).
-This module imports neither daphne nor ``hub.transport``: it recognises daphne's ``send`` by
+This module imports neither daphne nor ``hub.engine.transport``: it recognises daphne's ``send`` by
 looking at ``sys.modules``, so a process that never imported daphne pays nothing.
 Every internal used here is a row of ``hub.daphne.checks.NEEDS``.
 """

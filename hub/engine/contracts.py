@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # types only: the writer lives with the socket side
-    from hub.transport import Payload
+    from hub.engine.transport import Payload
 
 # The one deadline for a call into the engine that someone is waiting on: a publication
 # (REST answers within 2 s, PROTOCOL.md §6: so one attempt plus its retry must fit), a read
@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # types only: the writer lives with the socket side
 # nest (a REST publish waits for the engine's publish, which waits for Redis): separate
 # timeouts per layer drifted apart (1.5 s around 2 x 0.85 s around 2.5 s) and an inner one
 # longer than its caller's turned a slow Redis into a spurious 503 plus a publication that
-# did happen. Callers outside the engine (hub.apis, hub.audit, hub.metrics) import this.
+# did happen. Callers outside the engine (hub.rest.apis, hub.ops.audit, hub.ops.metrics) import this.
 CALL_DEADLINE_SECONDS = 1.5
 
 
@@ -104,7 +104,7 @@ class Connection(Protocol):
 class Client(Connection, Protocol):
     """A socket the node answers frames on (subscribe with recovery): errors are counted."""
 
-    def write_error(self, exc: Any) -> None: ...  # a hub.protocol.ProtocolError
+    def write_error(self, exc: Any) -> None: ...  # a hub.socket.protocol.ProtocolError
 
 
 # --- backends -------------------------------------------------------------------------------

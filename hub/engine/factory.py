@@ -60,7 +60,7 @@ def node_parts() -> dict[str, Any]:
 
 async def report_stats(node: Node) -> None:
     """Share this process's figures: presence (cluster-wide with Redis) and the database
-    rows the admin reads (``hub.stats_recorder``, when installed). Also, on the same beat,
+    rows the admin reads (``hub.ops.stats_recorder``, when installed). Also, on the same beat,
     the history's housekeeping (``Node.sweep_history``: expiry, subscribed channels kept)."""
     try:
         await node.sweep_history()
@@ -73,9 +73,9 @@ async def report_stats(node: Node) -> None:
     except Exception:
         logger.warning("presence update failed (Redis down?)", exc_info=True)
     try:
-        # Django app-loading: hub.stats_recorder imports the models, which need the app
+        # Django app-loading: hub.ops.stats_recorder imports the models, which need the app
         # registry ready; the engine is imported earlier (settings, routing).
-        from hub import stats_recorder
+        from hub.ops import stats_recorder
     except ImportError:
         return
     try:

@@ -1,6 +1,6 @@
 """The per-process housekeeping loop: heartbeats, idle/auth timeouts, stats reporting, the
 delivery self-check (``hub.engine.repair``), and the credential re-check (``node.recheck``,
-installed by the socket side: ``hub.credentials.recheck``; once per heartbeat interval, in
+installed by the socket side: ``hub.socket.credentials.recheck``; once per heartbeat interval, in
 the background so a slow database never delays heartbeats; a JWT's expiry is checked by
 each socket's ``tick``).
 
@@ -16,8 +16,8 @@ import time
 
 from typing import Any
 
-from hub import protocol as p
-from hub.transport import Payload
+from hub.socket import protocol as p
+from hub.engine.transport import Payload
 
 logger = logging.getLogger("hub.engine")
 STATS_REPORT_SECONDS = 5.0

@@ -18,10 +18,10 @@ import logging
 import time
 from collections.abc import Iterable
 
-from hub import protocol as p
+from hub.socket import protocol as p
 from hub.engine.contracts import Connection
 from hub.engine.stats import NodeStats
-from hub.transport import Payload, PayloadBatch
+from hub.engine.transport import Payload, PayloadBatch
 
 logger = logging.getLogger("hub.engine")
 

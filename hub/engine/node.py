@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from hub import protocol as p
-from hub import session as s
+from hub.socket import protocol as p
+from hub.socket import session as s
 from hub.engine import factory, repair
 from hub.engine.contracts import (Appendable, Broker, Client, ClientInfo, ClusterState,
                                   Connection, History, Presence, ProcessStats)
@@ -54,8 +54,8 @@ class Node:
         self.on_publication = self.hub.fan_out
         self.is_wanted = self.hub.has_subscribers
         self.on_left = self.hub.forget_channel
-        # Set by the socket side (hub.consumers): control messages (revocations) and the
-        # periodic credential re-check, so the engine imports nothing of hub.credentials.
+        # Set by the socket side (hub.socket.consumers): control messages (revocations) and the
+        # periodic credential re-check, so the engine imports nothing of hub.socket.credentials.
         self.control_handler: Callable[[dict], None] | None = None
         self.recheck: Callable[[list], Any] | None = None
         self._timings = timings or {"heartbeat": 30.0, "connection_timeout": 60.0,
@@ -199,7 +199,7 @@ class Node:
     async def publish(self, channel: str, event: str, data: Any) -> int:
         """Validate, build the frame text once, publish; returns the offset. Raises
         PublishError (bad name, no such channel) or HubUnavailable (nothing published).
-        ``data`` may be ``hub.protocol.EncodedData`` (encoded already: not again)."""
+        ``data`` may be ``hub.socket.protocol.EncodedData`` (encoded already: not again)."""
         channel, maxlen, head = self._target(channel, event)
         tail = _tail(p.tail_start(p.utc_timestamp()), data)
         offset = await self.broker.publish(channel, maxlen, head, tail, time.time())
@@ -253,7 +253,7 @@ class Node:
     async def broadcast_control(self, data: dict) -> None:
         """Send ``data`` (small, msgpack-able) to every server process's node, this one
         included; each hands it to its ``control_handler``. For rare cluster-wide orders
-        such as "close the sockets of this revoked session" (hub.credentials); never for
+        such as "close the sockets of this revoked session" (hub.socket.credentials); never for
         publications. Best effort: callers keep a slower guarantee."""
         await self.broker.send_control(data)
 

@@ -18,7 +18,7 @@ BENCH_ENV = {
     "HUB_RATE_LIMIT": "100000",
     "HUB_MAX_CONNECTIONS": "2000",
     "HUB_MAX_CONNECTIONS_PER_USER": "2000",
-    # Auth off: every socket is anonymous, from one address (hub.admission).
+    # Auth off: every socket is anonymous, from one address (hub.socket.admission).
     "HUB_MAX_ANONYMOUS_CONNECTIONS": "2000",
     "HUB_MAX_CONNECTIONS_PER_ADDRESS": "2000",
 }

@@ -43,8 +43,8 @@ def frame(publication: events.Publication, offset: int) -> dict:
 
 
 def notification_frame(offset: int) -> dict:
-    """hub/notifications.py to_dict: what the notification service pushes (and REST lists)."""
-    from hub.notifications import to_dict
+    """hub/notify/notifications.py to_dict: what the notification service pushes (and REST lists)."""
+    from hub.notify.notifications import to_dict
 
     row = SimpleNamespace(id=42, username="alice", type="job_completed", title="Job 1001 (train) completed",
                           message="Job 1001 (train) completed successfully.", severity="success",

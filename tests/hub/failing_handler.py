@@ -1,6 +1,6 @@
 """Loaded by daphne in tests through HUB_HANDLER_MODULES: a handler that always fails."""
 
-from hub.handlers import register
+from hub.socket.handlers import register
 
 
 @register("explode")

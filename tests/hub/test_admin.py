@@ -13,7 +13,7 @@ import requests
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
 
-from hub import stats_recorder
+from hub.ops import stats_recorder
 from hub.engine.base import ProcessStats
 from hub.models import HubProcess, StatsSnapshot
 from tests.wsutil import connected, recv_until, send_json
@@ -112,8 +112,8 @@ def cell(html: str, field: str) -> list[str]:
 
 @pytest.mark.django_db(transaction=True)
 async def test_staff_reads_live_figures_in_the_admin(hub_server, make_user):
-    from hub.metrics import record_poll
-    from hub.notifications import create_notification
+    from hub.ops.metrics import record_poll
+    from hub.notify.notifications import create_notification
 
     server = hub_server({"HUB_STATS_SNAPSHOT_SECONDS": "1"}, name="hub-admin")
     admin, admin_token = await sync_to_async(make_user)("boss", True)
@@ -245,7 +245,7 @@ def test_a_process_without_snapshots_says_so(staff_client):
 
 def test_mark_read_leaves_cluster_wide_rows_to_each_user(staff_client):
     from hub.models import Notification, NotificationRead
-    from hub.notifications import list_notifications
+    from hub.notify.notifications import list_notifications
 
     mine = Notification.objects.create(username="alice", type="job_failed", title="Job 1 failed")
     everyone = Notification.objects.create(username=None, type="node_down", title="cn01 down")

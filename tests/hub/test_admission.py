@@ -1,8 +1,8 @@
-"""hub/admission.py: the per-process caps, pure (no server)."""
+"""hub/socket/admission.py: the per-process caps, pure (no server)."""
 
 from __future__ import annotations
 
-from hub.admission import ANONYMOUS, AUTHENTICATED, Admission, Gate, client_address
+from hub.socket.admission import ANONYMOUS, AUTHENTICATED, Admission, Gate, client_address
 
 
 def test_anonymous_cap_and_per_address_cap_never_touch_authenticated_places():

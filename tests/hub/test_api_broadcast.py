@@ -10,7 +10,8 @@ from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from hub import audit, broadcasting
+from hub.ops import audit
+from hub.rest import broadcasting
 from hub.engine.errors import HubUnavailable, PublishError
 from hub.engine.node import Node
 from hub.models import BroadcastAudit
@@ -301,7 +302,7 @@ def test_broadcasters_have_their_own_higher_limit(publisher, monkeypatch):
 def test_bad_rate_limit_setting_names_the_variable(monkeypatch):
     from django.core.exceptions import ImproperlyConfigured
 
-    from hub.permissions import api_rate_limit
+    from hub.rest.permissions import api_rate_limit
 
     monkeypatch.setenv("HUB_API_RATE_LIMIT", "lots")
     with pytest.raises(ImproperlyConfigured, match="HUB_API_RATE_LIMIT"):

@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from hub import selectors
+from hub.rest import selectors
 from hub.engine.errors import HubUnavailable
 from tests.wsutil import connected, recv_until, send_json
 

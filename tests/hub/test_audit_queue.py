@@ -1,6 +1,6 @@
-"""hub.audit writes rows off the request path: a bounded queue drained by a background
+"""hub.ops.audit writes rows off the request path: a bounded queue drained by a background
 thread with bulk_create; rows that cannot be queued or written are counted and logged,
-never dropped silently. And the broadcast route's credential cache (hub.rest_auth)."""
+never dropped silently. And the broadcast route's credential cache (hub.rest.rest_auth)."""
 
 from __future__ import annotations
 
@@ -9,19 +9,19 @@ import time
 
 import pytest
 
-from hub import audit
-from hub.metrics import AUDIT_ROWS_SHED
+from hub.ops import audit
+from hub.ops.metrics import AUDIT_ROWS_SHED
 from hub.models import BroadcastAudit
 from hub.policies import Principal
-from hub.rest_auth import Identity, IdentityCache
+from hub.rest.rest_auth import Identity, IdentityCache
 
 TARGET = audit.target_for(channel="jobs")
 
 
 @pytest.fixture
 def caplog(caplog):
-    """The hub's loggers may not propagate to the root logger: capture hub.audit directly."""
-    logger = logging.getLogger("hub.audit")
+    """The hub's loggers may not propagate to the root logger: capture hub.ops.audit directly."""
+    logger = logging.getLogger("hub.ops.audit")
     logger.addHandler(caplog.handler)
     yield caplog
     logger.removeHandler(caplog.handler)
@@ -59,7 +59,7 @@ def test_the_writer_thread_delivers_queued_rows_in_batches():
 def test_a_full_queue_sheds_counts_and_logs(caplog):
     audit.set_limit(3)
     before = shed_count("queue_full")
-    with caplog.at_level(logging.ERROR, logger="hub.audit"):
+    with caplog.at_level(logging.ERROR, logger="hub.ops.audit"):
         for _ in range(5):
             audit.record("svc", TARGET, "tick", 10, audit.RESULT_OK)
     assert audit.pending() == 3
@@ -73,7 +73,7 @@ def test_a_batch_the_database_refuses_is_counted(monkeypatch, caplog):
     audit.record("svc", TARGET, "tick", 10, audit.RESULT_OK)
     audit.record("svc", TARGET, "tick", 10, audit.RESULT_OK)
     before = shed_count("write_failed")
-    with caplog.at_level(logging.ERROR, logger="hub.audit"):
+    with caplog.at_level(logging.ERROR, logger="hub.ops.audit"):
         assert audit.flush() == 0
     assert shed_count("write_failed") - before == 2
     assert "no_such_column" in caplog.text and not BroadcastAudit.objects.exists()

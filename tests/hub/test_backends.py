@@ -69,7 +69,7 @@ def expiring(request):
     ttl = 0.3
 
     async def wait(ttls: float) -> None:
-        await asyncio.sleep(ttls * ttl)
+        await asyncio.sleep(ttls * ttl)  # under test: real Redis TTLs running out
 
     return RedisHistory(redis_client(redis_server.url), prefix="t", ttl_seconds=ttl), wait
 
@@ -306,7 +306,15 @@ async def test_a_stalled_redis_neither_duplicates_nor_misreports(redis_server):
     stall = threading.Thread(target=lambda: redis_sync.Redis.from_url(redis_server.url)
                              .execute_command("DEBUG", "SLEEP", "1.2"))
     stall.start()
-    await asyncio.sleep(0.1)
+    probe = redis_sync.Redis.from_url(redis_server.url, socket_timeout=0.05, retry=None)
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:  # until Redis is stalled (a ping goes unanswered), not for a fixed time
+        try:
+            probe.ping()
+        except redis_sync.TimeoutError:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "Redis never stalled"
+        await asyncio.sleep(0.01)
     offset, text, _epoch = await history.append("jobs", 10, '{"o":', "}")
     stall.join()
     assert (offset, text) == (1, '{"o":1}')
@@ -339,7 +347,7 @@ async def test_reports_keep_claims_alive_and_a_silent_process_lets_them_go(redis
     assert [p.server for p in processes] == ["s1"]
     assert sorted(c.client_id for c in listed) == ["c0", "c1", "c2"]
     await presence.remove_user_connection("alice", "c9")
-    await asyncio.sleep(0.6)  # no more reports
+    await asyncio.sleep(0.6)  # under test: no more reports, the records' TTLs run out
     assert await presence.claim_client("c2", None, "s2")
     assert await presence.add_user_connection("alice", "c9") == 1
     assert await presence.cluster_state(lambda: ([], [])) == ([], [])
@@ -425,7 +433,8 @@ async def test_a_channel_not_joined_or_left_gets_nothing(broker):
     await made.publish("gone", 10, "", "", 0.0)
     await made.publish("kept", 10, "k", "", 0.0)
     await until(lambda: handler.publications, "the publication to the kept channel")
-    await asyncio.sleep(0.05)  # let a wrongly delivered one arrive too (it must not)
+    # Publications arrive in publish order: a wrongly delivered one (never-joined, gone) would
+    # already be here, before kept's.
     assert [(c, t) for c, _o, t, _e in handler.publications] == [("kept", "k1")]
     made.leave_soon("kept")
     handler.wanted.clear()

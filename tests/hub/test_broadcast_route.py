@@ -1,4 +1,4 @@
-"""The lean ASGI route of ``POST /api/broadcast`` (hub.broadcast_route) in process: what it
+"""The lean ASGI route of ``POST /api/broadcast`` (hub.rest.broadcast_route) in process: what it
 serves itself (with the real in-memory engine) and what it hands to Django unchanged. The
 same route through a real daphne: tests/security/test_rest_broadcast_fastpath.py."""
 
@@ -8,10 +8,11 @@ import json
 
 import pytest
 
-from hub import audit, broadcasting, rest_auth
-from hub.broadcast_route import BroadcastRoute
+from hub.ops import audit
+from hub.rest import broadcasting, rest_auth
+from hub.rest.broadcast_route import BroadcastRoute
 from hub.engine.node import reset_node
-from hub.parsers import deeper_than, nesting_depth
+from hub.rest.parsers import deeper_than, nesting_depth
 from hub.policies import Principal
 
 KEY = "k" * 40
@@ -93,7 +94,7 @@ def nested(depth: int):
 
 async def test_a_body_nested_too_deep_is_handed_to_django_unchanged():
     """Depth 64 in all (the list, the item, the message, the data) is served; 65 goes to
-    the DRF view, which answers the 400 (hub.parsers)."""
+    the DRF view, which answers the 400 (hub.rest.parsers)."""
     served = json.dumps([item(0, nested(61))]).encode()
     assert nesting_depth(served.decode()) == 64
     status, _answer, handed = await call(served)

@@ -152,7 +152,7 @@ async def test_recovery_under_continuous_publishing_exactly_once(hub_server, red
         while not stop.is_set():
             seq += 1
             await send_json(publisher, {"type": "publish", "channel": "feed", "data": {"seq": seq}})
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(0.002)  # pacing: a steady stream while clients hop
 
     async def drain_publisher():
         while True:
@@ -180,7 +180,11 @@ async def test_recovery_under_continuous_publishing_exactly_once(hub_server, red
 
     pub = asyncio.create_task(publish_forever())
     drain = asyncio.create_task(drain_publisher())
-    await asyncio.sleep(0.2)
+    for _ in range(1000):  # until publishing is under way (answers arrive), not for a fixed time
+        if len(published) >= 20:
+            break
+        await asyncio.sleep(0.01)
+    assert len(published) >= 20, "the publisher never got going"
     results = await asyncio.gather(*(hopping_client(i) for i in range(4)))
     stop.set()
     await pub
@@ -312,7 +316,7 @@ async def test_slow_reader_is_closed_and_others_keep_up(hub_server, redis_server
     for n in range(count):
         await send_json(publisher, {"type": "publish", "channel": "feed", "data": {"n": n, "pad": pad}})
         if n % 20 == 0:
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # pacing: the fast reader keeps up, the slow one cannot
     await asyncio.wait_for(reader, 60)
     assert received == count
     # The slow one is gone. Health reads the processes' presence records, refreshed every
@@ -343,7 +347,13 @@ def _raw_subscriber(port: int) -> socket.socket:
     mask = b"\x01\x02\x03\x04"
     masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
-    time.sleep(0.3)
+    sock.settimeout(10)  # until the server answers "subscribed", not for a fixed time
+    seen = b""
+    while b"subscribed" not in seen:
+        chunk = sock.recv(4096)
+        assert chunk, f"closed before subscribing: {seen!r}"
+        seen += chunk
+    sock.settimeout(None)
     return sock
 
 

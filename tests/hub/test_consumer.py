@@ -95,7 +95,7 @@ async def test_unsubscribe_stops_delivery():
 
 @hub_settings(REQUIRE_AUTH=False)
 async def test_handler_failure_answers_internal_error_and_socket_stays():
-    from hub.handlers import _handlers, register
+    from hub.socket.handlers import _handlers, register
 
     @register("explode")
     async def explode(ctx, frame):
@@ -116,9 +116,9 @@ async def test_handler_failure_answers_internal_error_and_socket_stays():
 
 @pytest.fixture
 def chat_registered():
-    """The chat example is opt-in (HUB_HANDLER_MODULES=hub.chat): register it for a test."""
-    from hub.chat import handle_chat_message
-    from hub.handlers import _handlers
+    """The chat example is opt-in (HUB_HANDLER_MODULES=hub.socket.chat): register it for a test."""
+    from hub.socket.chat import handle_chat_message
+    from hub.socket.handlers import _handlers
 
     _handlers["chat_message"] = handle_chat_message
     yield
@@ -214,7 +214,7 @@ async def closed_with(comm, timeout=3) -> int:
 
 @hub_settings(HEARTBEAT_INTERVAL=60)
 async def test_token_delete_and_deactivation_close_sockets_at_once(make_user_async):
-    """The signal road (hub.credentials.revoke -> Node.broadcast_control): no wait for the
+    """The signal road (hub.socket.credentials.revoke -> Node.broadcast_control): no wait for the
     periodic re-check (a 60 s heartbeat here). Only the named credential's sockets close."""
     from asgiref.sync import sync_to_async
     from django.contrib.auth import get_user_model
@@ -241,7 +241,7 @@ async def test_broadcaster_permission_is_loaded_with_the_user(make_user_async):
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Permission
 
-    from hub.auth import credential_for_token
+    from hub.socket.auth import credential_for_token
 
     token = await make_user_async("svc")
 

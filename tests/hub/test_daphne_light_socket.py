@@ -17,7 +17,7 @@ from twisted.web.http import HTTPChannel, Request
 
 from hub.daphne.light import SendQueue, lighten, release_upgrade_channel, share_flags
 from hub.daphne.writer import DaphneWriter
-from hub.transport import Payload
+from hub.engine.transport import Payload
 
 HANDSHAKE = (b"GET /ws/ HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")

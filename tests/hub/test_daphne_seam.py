@@ -22,7 +22,7 @@ from twisted.internet.testing import MemoryReactor, StringTransport
 import hub.daphne
 from hub.daphne import checks
 from hub.daphne.writer import DaphneWriter
-from hub.transport import AsgiWriter, Payload, PayloadBatch, make_writer
+from hub.engine.transport import AsgiWriter, Payload, PayloadBatch, make_writer
 
 HANDSHAKE = (b"GET /ws/ HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")

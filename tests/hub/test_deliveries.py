@@ -19,9 +19,9 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from hub import deliveries
+from hub.notify import deliveries
 from hub.models import Notification, NotificationDelivery, NotificationRule
-from hub.notifications import create_notification
+from hub.notify.notifications import create_notification
 from tests.hub.webhook_receiver import WebhookReceiver
 
 

@@ -38,7 +38,13 @@ def raw_subscriber(port: int) -> socket.socket:
     mask = b"\x01\x02\x03\x04"
     sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask
                  + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-    time.sleep(0.3)
+    sock.settimeout(10)  # until the server answers "subscribed", not for a fixed time
+    seen = b""
+    while b"subscribed" not in seen:
+        chunk = sock.recv(4096)
+        assert chunk, f"closed before subscribing: {seen!r}"
+        seen += chunk
+    sock.settimeout(None)
     return sock
 
 
@@ -64,7 +70,7 @@ async def test_fallback_delivers_closes_slow_consumers_and_keeps_close_codes(hub
     for n in range(count):
         await send_json(publisher, {"type": "publish", "channel": "feed", "data": {"n": n, "pad": pad}})
         if n % 20 == 0:
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # pacing: the fast reader keeps up, the slow one cannot
     await asyncio.wait_for(reader, 60)
     assert received == list(range(count))  # every publication, in order
 

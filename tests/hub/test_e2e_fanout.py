@@ -23,7 +23,7 @@ ENV = {
     "HUB_RATE_LIMIT": "100000",
     "HUB_MAX_CONNECTIONS": "1000",
     "HUB_MAX_CONNECTIONS_PER_USER": "1000",
-    # Auth off: every socket is anonymous, from one address (hub.admission).
+    # Auth off: every socket is anonymous, from one address (hub.socket.admission).
     "HUB_MAX_ANONYMOUS_CONNECTIONS": "1000",
     "HUB_MAX_CONNECTIONS_PER_ADDRESS": "1000",
     # 20 sockets per loop turn: a pass over 200 subscribers spans 10 turns, during which

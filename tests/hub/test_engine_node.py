@@ -11,8 +11,8 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from hub import protocol as p
-from hub import session as s
+from hub.socket import protocol as p
+from hub.socket import session as s
 from hub.engine import factory
 from hub.engine.errors import HubUnavailable
 from hub.engine.memory import MemoryBroker, MemoryHistory, MemoryPresence

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.engine.names import group_name
-from hub.protocol import is_valid_channel
+from hub.socket.protocol import is_valid_channel
 
 GROUP_RE = re.compile(r"^[a-zA-Z\d\-_.]+$")
 CHANNEL_ALPHABET = "ABCXYZabcxyz0189_.:-"

@@ -1,11 +1,11 @@
-"""hub.handlers.dispatch without a socket: a fake consumer records what it would send."""
+"""hub.socket.handlers.dispatch without a socket: a fake consumer records what it would send."""
 
 from __future__ import annotations
 
 import asyncio
 
-from hub import protocol as p
-from hub.handlers import dispatch
+from hub.socket import protocol as p
+from hub.socket.handlers import dispatch
 
 
 class FakeConsumer:

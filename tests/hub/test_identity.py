@@ -74,7 +74,7 @@ def test_an_account_created_later_with_a_claimed_name_gets_no_slurm_identity():
     _map(_user("alice.smith"), "asmith")
     late = _user("asmith")
     assert slurm_user_for(late) == ""
-    from hub.auth import principal_for
+    from hub.socket.auth import principal_for
 
     principal = principal_for(late)
     assert principal.personal_name is None

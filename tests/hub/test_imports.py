@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 HUB = ROOT / "hub"
 # Modules whose function-local imports must carry the app-loading reason.
-STRICT = ("hub/engine/", "hub/consumers.py", "hub/selectors.py", "hub/stats_recorder.py",
+STRICT = ("hub/engine/", "hub/socket/consumers.py", "hub/rest/selectors.py", "hub/ops/stats_recorder.py",
           "hub/models.py")
 REASON = "app-loading"
 

@@ -12,10 +12,11 @@ from asgiref.sync import sync_to_async
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from hub import selectors, stats_recorder
+from hub.rest import selectors
+from hub.ops import stats_recorder
 from hub.engine.base import ProcessStats
 from hub.engine.errors import HubUnavailable
-from hub.metrics import LATENCY_BUCKETS_SECONDS, POLL_BUCKETS_SECONDS, record_poll
+from hub.ops.metrics import LATENCY_BUCKETS_SECONDS, POLL_BUCKETS_SECONDS, record_poll
 from tests.wsutil import connected, recv_until, send_json
 
 

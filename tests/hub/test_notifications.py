@@ -16,7 +16,7 @@ from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from hub import notifications as svc
+from hub.notify import notifications as svc
 from hub import publish as hub_publish
 from hub.engine.errors import HubUnavailable
 from hub.models import Notification, NotificationRead

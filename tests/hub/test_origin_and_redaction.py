@@ -1,4 +1,4 @@
-"""hub/origin.py origin_allowed, own_origin and hub/logging_filters.py redact (PROTOCOL.md §2).
+"""hub/socket/origin.py origin_allowed, own_origin and hub/ops/logging_filters.py redact (PROTOCOL.md §2).
 
 Pure tests: plain function calls, no server, no database.
 """
@@ -10,8 +10,8 @@ import logging
 
 import pytest
 
-from hub.logging_filters import RedactingStream, RedactSecretsFilter, redact
-from hub.origin import origin_allowed, origin_entry_problem, own_origin
+from hub.ops.logging_filters import RedactingStream, RedactSecretsFilter, redact
+from hub.socket.origin import origin_allowed, origin_entry_problem, own_origin
 
 # --- origin_allowed: exact scheme, host and port --------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""hub/protocol.py, sans I/O: parsing client frames, name rules and every server-frame builder.
+"""hub/socket/protocol.py, sans I/O: parsing client frames, name rules and every server-frame builder.
 
 Pure tests: no server, no database, no sockets (ARCHITECTURE.md house rules 1 and 3).
 """
@@ -12,8 +12,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hub import protocol as p
-from hub.protocol import ProtocolError
+from hub.socket import protocol as p
+from hub.socket.protocol import ProtocolError
 
 ISO_MS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 CONTROL = ["connected", "pong", "subscribed", "unsubscribed", "published", "recovered",

@@ -47,7 +47,7 @@ EXAMPLES_PER_OPERATION = 40
 def test_the_hubs_schema_generates_without_warnings_and_validates():
     out = io.StringIO()
     call_command("spectacular", "--validate", "--fail-on-warn", "--format", "openapi-json",
-                 "--urlconf", "hub.urls", "--generator-class", "hub.apis_errors.ErrorDocumentingGenerator",
+                 "--urlconf", "hub.urls", "--generator-class", "hub.rest.apis_errors.ErrorDocumentingGenerator",
                  stdout=out)
     schema = json.loads(out.getvalue())
     assert set(schema["paths"]) == EXPECTED_PATHS
@@ -125,7 +125,7 @@ def operations(schema) -> list:
 
 @pytest.mark.e2e  # minutes of generated requests: the full tier, not the fast one
 def test_schemathesis_positive_input_as_superuser(api_schema, superuser_token):
-    from hub.notifications import create_notification
+    from hub.notify.notifications import create_notification
 
     for title in ("one", "two"):
         create_notification("root", "t", title, "")

@@ -1,4 +1,4 @@
-"""hub/session.py: one client frame in, a list of effects out (PROTOCOL.md §2-§4).
+"""hub/socket/session.py: one client frame in, a list of effects out (PROTOCOL.md §2-§4).
 
 Pure tests: no server, no database, no sockets.
 """
@@ -9,10 +9,10 @@ import json
 
 import pytest
 
-from hub import protocol as p
-from hub import session as s
+from hub.socket import protocol as p
+from hub.socket import session as s
 from hub.policies import ANONYMOUS, Principal, build_policies
-from hub.session import (Authenticate, Close, Dispatch, Publish, RateWindow, Reply, Session,
+from hub.socket.session import (Authenticate, Close, Dispatch, Publish, RateWindow, Reply, Session,
                          Subscribe, SubscribeItem, Unsubscribe)
 
 ALICE = Principal("alice")

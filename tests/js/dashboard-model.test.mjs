@@ -1,6 +1,6 @@
 // Unit tests for dashboard/static/dashboard/model.js, the dashboard's pure part.
 // Payloads mirror slurm_monitor/events.py (job_fields, node_fields, metrics_fields) and
-// hub/notifications.py (to_dict).
+// hub/notify/notifications.py (to_dict).
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 

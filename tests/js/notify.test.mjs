@@ -10,7 +10,7 @@ const N = await loadModule("../../dashboard/static/dashboard/notify.js");
 const mine = (type, extra = {}) => ({ id: 7, user: "alice", type, title: "Job 7 failed", message: "exit 1", read: false, ...extra });
 const wide = (type) => ({ id: 9, user: undefined, type, title: "Node n1 is down", message: "", read: false });
 
-describe("kindFor mirrors hub/notification_rules.py", () => {
+describe("kindFor mirrors hub/notify/notification_rules.py", () => {
   test("job types", () => {
     assert.equal(N.kindFor("job_completed", false), "job_completed");
     assert.equal(N.kindFor("job_failed", false), "job_failed");

@@ -148,7 +148,7 @@ def test_unknown_api_paths_are_json_404(method, path):
 
 
 def test_a_crash_outside_drf_under_api_is_json_500():
-    from hub.apis_errors import handler500
+    from hub.rest.apis_errors import handler500
 
     response = handler500(RequestFactory().get("/api/anything"))
     assert response.status_code == 500 and response["Content-Type"] == "application/json"

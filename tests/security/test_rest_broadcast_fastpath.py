@@ -1,4 +1,4 @@
-"""POST /api/broadcast through a real daphne, where the lean ASGI route (hub.broadcast_route)
+"""POST /api/broadcast through a real daphne, where the lean ASGI route (hub.rest.broadcast_route)
 serves Token/Bearer requests: as an attacker would try it (a token deleted while cached, a
 plain user's list body, an oversized list), plus a broadcaster's list arriving in order and
 audited off the request path. The same rules as the DRF view (tests/hub/test_api_broadcast.py)."""

@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.core.cache import cache
 from django.test import Client
 
-from hub import login_throttle
+from hub.rest import login_throttle
 
 PASSWORD = "the-right-password-1"
 HTTP_TIMEOUT_SECONDS = 10  # a hang guard, not a latency assertion

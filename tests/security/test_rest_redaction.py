@@ -11,7 +11,7 @@ import pytest
 import websockets
 from asgiref.sync import sync_to_async
 
-from hub.logging_filters import redact
+from hub.ops.logging_filters import redact
 from tests.wsutil import connected
 
 HTTP_TIMEOUT_SECONDS = 10  # a hang guard, not a latency assertion

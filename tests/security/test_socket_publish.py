@@ -15,7 +15,7 @@ from tests.wsutil import connected, recv_until, send_json
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CHAT_ENV = {
-    "HUB_HANDLER_MODULES": "hub.chat",
+    "HUB_HANDLER_MODULES": "hub.socket.chat",
     "HUB_CHANNELS": json.dumps({"chat.*": {"subscribe": "authenticated",
                                            "publish": "authenticated"}}),
 }

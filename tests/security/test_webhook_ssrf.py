@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from hub import deliveries
+from hub.notify import deliveries
 from hub.models import NotificationDelivery, NotificationRule
-from hub.notifications import create_notification
+from hub.notify.notifications import create_notification
 from tests.hub.webhook_receiver import WebhookReceiver
 
 

@@ -245,7 +245,7 @@ def test_low_usage_judgement():
 
 
 def test_the_kind_is_a_choice_in_the_notification_rules():
-    from hub import notification_rules
+    from hub.notify import notification_rules
 
     assert "job_low_usage" in notification_rules.KINDS
     assert notification_rules.kind_for("job_low_usage", cluster_wide=False) == "job_low_usage"

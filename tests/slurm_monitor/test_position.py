@@ -112,7 +112,7 @@ async def test_rest_then_since_misses_nothing_and_repeats_nothing(sink, alice_to
             load = PageLoad(server, token)
             loads.append(load)
             tasks.append(asyncio.create_task(load.run(stop)))
-            await asyncio.sleep(0.06)
+            await asyncio.sleep(0.06)  # pacing: page loads staggered across the monitor's polls
     final = {str(1000 + i): ("PENDING" if i == STEPS else "RUNNING") for i in range(1, STEPS + 1)}
     while True:  # the monitor has published and saved the last step
         body = await asyncio.to_thread(rest, f"{server.url}/api/cluster/jobs", token)

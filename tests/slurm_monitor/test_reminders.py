@@ -139,7 +139,7 @@ async def test_when_the_earlier_reminders_cannot_be_read_nothing_is_sent_and_it_
 
 @pytest.mark.django_db(transaction=True)
 def test_sent_keys_reads_the_hubs_stored_reminders():
-    from hub.notifications import create_notification
+    from hub.notify.notifications import create_notification
     from slurm_monitor.reminders import build_time_limit_notification
 
     sent, other, requeued = job("1"), job("2"), job("3")
@@ -292,7 +292,7 @@ def test_a_bad_fraction_names_the_variable(raw):
 
 
 def test_the_rules_know_both_reminders_page_and_browser_by_default():
-    from hub.notification_rules import KINDS, default_channels, kind_for
+    from hub.notify.notification_rules import KINDS, default_channels, kind_for
 
     assert kind_for("job_time_limit", False) == "job_time_limit"
     assert kind_for("job_node_down", False) == "job_node_down"

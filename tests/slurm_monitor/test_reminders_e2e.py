@@ -11,7 +11,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core import mail
 
-from hub import deliveries
+from hub.notify import deliveries
 from hub.models import Notification, NotificationRule
 from slurm_monitor.collector import SlurmCollector
 from slurm_monitor.monitor import History, Monitor

@@ -3,7 +3,7 @@
  * stores, format values, build sparklines. No DOM; tests/js/dashboard-model.test.mjs covers it.
  *
  * The normalisers read exactly the wire's field names (docs/protocol.md; slurm_monitor/events.py
- * builders, hub/notifications.py to_dict): tests/js feeds them the fixtures the Python suite
+ * builders, hub/notify/notifications.py to_dict): tests/js feeds them the fixtures the Python suite
  * generates from those builders (tests/js/fixtures/events), so a renamed field fails a test
  * instead of being guessed at.
  */

@@ -1,7 +1,7 @@
 /**
  * Browser (desktop) notifications for the dashboard (issue 15).
  *
- * Pure part (no DOM, tests/js/notify.test.mjs): `kindFor` mirrors hub/notification_rules.py
+ * Pure part (no DOM, tests/js/notify.test.mjs): `kindFor` mirrors hub/notify/notification_rules.py
  * (a notification's type -> the kind a person's rule names), `shouldShowBrowser` decides
  * whether one live notification becomes a desktop notification, `browserOptions` builds it.
  *

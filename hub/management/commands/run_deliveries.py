@@ -1,5 +1,5 @@
 """``manage.py run_deliveries``: send pending notification e-mails and webhooks
-(``hub.deliveries``), with retries and backoff. Run one (or more: rows are claimed) beside
+(``hub.notify.deliveries``), with retries and backoff. Run one (or more: rows are claimed) beside
 the hub, e.g. as a systemd unit (docs/deployment.md). ``--once`` sends what is due and exits."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import threading
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from hub.deliveries import deliver_pending
+from hub.notify.deliveries import deliver_pending
 
 
 class Command(BaseCommand):

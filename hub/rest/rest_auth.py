@@ -58,7 +58,7 @@ class BearerAuthentication(JWTAuthentication):
 class BearerScheme(OpenApiAuthenticationExtension):
     """How the OpenAPI schema documents BearerAuthentication."""
 
-    target_class = "hub.rest_auth.BearerAuthentication"
+    target_class = "hub.rest.rest_auth.BearerAuthentication"
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):
@@ -68,7 +68,7 @@ class BearerScheme(OpenApiAuthenticationExtension):
 
 # --- the broadcast fast path's credential cache ----------------------------------------------
 #
-# ``POST /api/broadcast`` with ``Authorization: Token|Bearer <key>`` (hub.broadcast_route)
+# ``POST /api/broadcast`` with ``Authorization: Token|Bearer <key>`` (hub.rest.broadcast_route)
 # must not read the database per request: what a key resolves to (user, username, is_staff,
 # ``hub.broadcast``) is kept CACHE_SECONDS (HUB_REST_AUTH_CACHE_SECONDS, default 5) in a
 # bounded per-process table. The price, documented: a deleted token, a deactivated user or a
@@ -140,7 +140,7 @@ def resolve_sync(scheme: str, key: str) -> Identity | None:
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
-    from hub.auth import principal_for
+    from hub.socket.auth import principal_for
 
     if scheme == "bearer" and key.count(".") == 2:
         from rest_framework_simplejwt.exceptions import TokenError
@@ -177,6 +177,6 @@ def connect_signals() -> None:
     def user_saved(sender, instance, **kwargs) -> None:
         IDENTITIES.forget(user_id=instance.pk)
 
-    post_delete.connect(token_deleted, sender=Token, weak=False, dispatch_uid="hub.rest_auth.token")
-    post_save.connect(user_saved, sender=get_user_model(), weak=False, dispatch_uid="hub.rest_auth.user")
-    post_delete.connect(user_saved, sender=get_user_model(), weak=False, dispatch_uid="hub.rest_auth.user-del")
+    post_delete.connect(token_deleted, sender=Token, weak=False, dispatch_uid="hub.rest.rest_auth.token")
+    post_save.connect(user_saved, sender=get_user_model(), weak=False, dispatch_uid="hub.rest.rest_auth.user")
+    post_delete.connect(user_saved, sender=get_user_model(), weak=False, dispatch_uid="hub.rest.rest_auth.user-del")

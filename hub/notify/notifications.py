@@ -141,7 +141,7 @@ def create_notification(username: str | None, type: str, title: str, message: st
     notification = Notification.objects.create(**fields)
     payload = to_dict(notification)
     push_live(payload)
-    from hub import deliveries
+    from hub.notify import deliveries
     deliveries.enqueue(notification)  # e-mail/webhook per the person's rules, once committed
     return payload
 

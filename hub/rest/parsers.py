@@ -30,7 +30,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class BadInput(exceptions.ValidationError):
-    """A 400 for one dotted field path (hub.apis_errors shapes it)."""
+    """A 400 for one dotted field path (hub.rest.apis_errors shapes it)."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__({field: [message]}, code="invalid")

@@ -1,7 +1,7 @@
 """REST views (PROTOCOL.md section 6). Thin: parse input, call one service or selector,
-format output. Errors are raised and shaped by ``hub.apis_errors``.
+format output. Errors are raised and shaped by ``hub.rest.apis_errors``.
 
-Reads of live hub state go through ``hub.selectors`` (async) with a deadline, so a dead
+Reads of live hub state go through ``hub.rest.selectors`` (async) with a deadline, so a dead
 Redis answers 503 in about SELECTOR_TIMEOUT_SECONDS instead of hanging the request.
 """
 
@@ -19,17 +19,18 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from hub import broadcasting, notifications
-from hub import serializers as s
-from hub.apis_errors import FieldError
+from hub.rest import broadcasting
+from hub.notify import notifications
+from hub.rest import serializers as s
+from hub.rest.apis_errors import FieldError
 from hub.conf import get_policies
 from hub.engine.contracts import CALL_DEADLINE_SECONDS
 from hub.engine.errors import HubUnavailable
 from hub.identity import slurm_user_for
-from hub.parsers import HubJSONParser
-from hub.permissions import BROADCAST_PERMISSION, HealthThrottle, HubApiThrottle, can_notify_others
+from hub.rest.parsers import HubJSONParser
+from hub.rest.permissions import BROADCAST_PERMISSION, HealthThrottle, HubApiThrottle, can_notify_others
 from hub.policies import Principal
-from hub.protocol import is_valid_channel, is_valid_client_id, utc_timestamp
+from hub.socket.protocol import is_valid_channel, is_valid_client_id, utc_timestamp
 
 SELECTOR_TIMEOUT_SECONDS = CALL_DEADLINE_SECONDS  # the engine's one deadline (hub.engine.contracts)
 MAX_DB_ID = 2**63 - 1
@@ -49,8 +50,8 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
 
 
 def call_selector(name: str, *args: Any) -> Any:
-    """Run ``hub.selectors.<name>(*args)`` from a sync view, bounded in time."""
-    from hub import selectors
+    """Run ``hub.rest.selectors.<name>(*args)`` from a sync view, bounded in time."""
+    from hub.rest import selectors
 
     async def bounded():
         try:
@@ -70,7 +71,7 @@ class HubAPIView(APIView):
 
 class BroadcastThrottle(BaseThrottle):
     """HUB_API_RATE_LIMIT per user, HUB_API_BROADCASTER_RATE_LIMIT for ``hub.broadcast``
-    holders: the budget the fast path (hub.broadcast_route) counts in too."""
+    holders: the budget the fast path (hub.rest.broadcast_route) counts in too."""
 
     def allow_request(self, request, view) -> bool:
         user = request.user
@@ -87,9 +88,9 @@ class BroadcastView(HubAPIView):
     allows (none of the defaults does). ``all`` and ``user`` targets: broadcasters only.
     Every attempt past authentication is audited, refusals included.
 
-    The reference implementation of ``POST /api/broadcast`` (hub.broadcasting): requests with
+    The reference implementation of ``POST /api/broadcast`` (hub.rest.broadcasting): requests with
     a Token or Bearer credential and a plainly valid body are served by the lean ASGI route
-    (hub.broadcast_route) with the same answers; session callers, and every request that
+    (hub.rest.broadcast_route) with the same answers; session callers, and every request that
     route is not sure of, come here."""
 
     permission_classes = [permissions.IsAuthenticated]
@@ -177,7 +178,7 @@ class HealthView(HubAPIView):
         intervals without a successful poll: PROTOCOL.md §6 "degraded"). Both {} when the
         monitor never reported, so a hub without one stays healthy. Stream names are fixed
         (jobs, nodes, metrics): nothing here is per user, so anonymous callers see it too."""
-        from hub import selectors
+        from hub.rest import selectors
 
         ages = selectors.monitor_streams()
         streams = {a.stream: {"age": round(a.age_seconds, 1), "interval": a.interval_seconds, "ok": a.ok}

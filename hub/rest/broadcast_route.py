@@ -6,12 +6,12 @@ async Django view costs more (Django runs each of the seven middlewares' hooks t
 the serializer, encoded the message twice and wrote the audit row before answering. Here,
 for a request that carries ``Authorization: Token <key>`` or ``Bearer <key>``:
 
-1. the credential resolves through ``hub.rest_auth.IDENTITIES`` (cached a few seconds; a
+1. the credential resolves through ``hub.rest.rest_auth.IDENTITIES`` (cached a few seconds; a
    miss costs one thread hop to the database, as DRF would);
-2. the body is read, decoded and checked exactly as ``hub.parsers.HubJSONParser`` does
-   (depth, lone surrogates), then validated and encoded once (``hub.broadcasting.quick_items``);
+2. the body is read, decoded and checked exactly as ``hub.rest.parsers.HubJSONParser`` does
+   (depth, lone surrogates), then validated and encoded once (``hub.rest.broadcasting.quick_items``);
 3. the publish rule, the size limit and the rate limit are applied as the view does;
-4. the items are published in order and audited (queued: ``hub.audit``), and the answer is
+4. the items are published in order and audited (queued: ``hub.ops.audit``), and the answer is
    the view's, byte for byte in shape.
 
 Anything this route is not sure of (no such credential, a session cookie, another content
@@ -31,9 +31,10 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
-from hub import audit, broadcasting, rest_auth
+from hub.ops import audit
+from hub.rest import broadcasting, rest_auth
 from hub.conf import get_policies
-from hub.parsers import MAX_DEPTH, deeper_than, find_surrogate
+from hub.rest.parsers import MAX_DEPTH, deeper_than, find_surrogate
 
 logger = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """E-mail and webhook deliveries of notifications (issue 15): planned once, sent by a worker,
 retried with exponential backoff, recorded (``hub.models.NotificationDelivery``).
 
-- ``enqueue(notification)`` (called by ``hub.notifications.create_notification``) plans, once
+- ``enqueue(notification)`` (called by ``hub.notify.notifications.create_notification``) plans, once
   the row is committed, one ``NotificationDelivery`` per (channel, target) the rules call for
-  (``hub.notification_rules.server_targets``). The unique (notification, channel, target)
+  (``hub.notify.notification_rules.server_targets``). The unique (notification, channel, target)
   makes planning twice harmless. Planning never raises into the caller: it is logged.
 - ``deliver_pending()`` sends what is due (``manage.py run_deliveries`` loops over it). Each
   row is *claimed* by a conditional UPDATE (status pending, attempts unchanged) that also
@@ -35,7 +35,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from hub import notification_rules as rules
+from hub.notify import notification_rules as rules
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import JSONParser
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from hub.permissions import HubApiThrottle
+from hub.rest.permissions import HubApiThrottle
 
 
 class TokenView(ObtainAuthToken):

@@ -1,13 +1,13 @@
 """Prometheus exposition at ``/metrics``, built at scrape time — never on the hot path.
 
 Scraping model: every hub process publishes its ProcessStats (engine housekeeping loop)
-to the presence backend, and ``hub.selectors.list_processes()`` returns those of EVERY
+to the presence backend, and ``hub.rest.selectors.list_processes()`` returns those of EVERY
 process (with Redis: cluster-wide). So one ``/metrics`` answer holds the whole cluster,
 each series labelled ``server``: scrape ANY ONE process (or the load balancer in front of
 them) as a single target and aggregate with ``sum without (server)``. Scraping each daphne
 separately also works but every target then reports the same cluster series (dedupe with
 ``max by (server)``). If the live backend is down, the figures the processes last wrote to
-the database (HubProcess, see hub.stats_recorder) are served instead and ``hub_stats_live``
+the database (HubProcess, see hub.ops.stats_recorder) are served instead and ``hub_stats_live``
 is 0.
 
 The Slurm monitor is another process: it calls ``record_poll(stream, seconds, ok)`` after
@@ -62,7 +62,7 @@ def _stats_from_rows() -> list[ProcessStats]:
 
 
 async def _list_live() -> list[ProcessStats]:
-    from hub import selectors
+    from hub.rest import selectors
 
     try:
         return list(await asyncio.wait_for(selectors.list_processes(), LIST_PROCESSES_TIMEOUT_SECONDS))
@@ -236,7 +236,7 @@ class MonitorCollector(Collector):
 def stream_age_families() -> Iterable:
     """Each monitor stream's age, computed at scrape time from its heartbeat, and its
     interval: alert on ``age > 3 * interval`` (what /api/health calls degraded)."""
-    from hub.selectors import monitor_streams
+    from hub.rest.selectors import monitor_streams
 
     age = GaugeMetricFamily("hub_slurm_stream_age_seconds",
                             "Seconds since the Slurm monitor stream's last successful poll", labels=["stream"])
@@ -253,7 +253,7 @@ def cadence_families() -> Iterable:
     """The monitor's cadence per stream: the configured interval (``..._interval_seconds``
     above is the current one) and why they differ, as a 1-valued gauge labelled ``reason``
     (normal, recovering, slow, failing, busy: ``slurm_monitor.cadence.REASONS``)."""
-    from hub.selectors import monitor_cadences
+    from hub.rest.selectors import monitor_cadences
 
     base = GaugeMetricFamily("hub_slurm_stream_base_interval_seconds",
                              "Configured seconds between the Slurm monitor stream's polls", labels=["stream"])
@@ -272,7 +272,7 @@ REGISTRY.register(MonitorCollector())
 # The cluster gauges (slurm_jobs, slurm_nodes, slurm_cpus, ...): see slurm_monitor.exporter.
 REGISTRY.register(ClusterCollector())
 
-# Broadcast audit rows that were never written (hub.audit): ``queue_full`` (the bounded queue
+# Broadcast audit rows that were never written (hub.ops.audit): ``queue_full`` (the bounded queue
 # shed them) or ``write_failed`` (the database refused a batch). Per process: the one scraped.
 AUDIT_ROWS_SHED = Counter("hub_audit_rows_shed", "Broadcast audit rows shed, never written",
                           ["reason"], registry=REGISTRY)

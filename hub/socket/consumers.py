@@ -1,4 +1,4 @@
-"""The WebSocket consumer: thin. Parses nothing itself (``hub.session`` does), carries out
+"""The WebSocket consumer: thin. Parses nothing itself (``hub.socket.session`` does), carries out
 effects, and lets the node write publications straight to its socket.
 
 Why a plain ASGI application and not ``AsyncWebsocketConsumer``: that class gives every
@@ -7,11 +7,11 @@ socket) and, since Channels 4.2, a thread hop (``aclose_old_connections``) befor
 handler call. The hub needs neither: the node receives for the whole process, and database
 work (token lookup) goes through ``database_sync_to_async`` only when it happens.
 
-Admission (``hub.admission``): a socket takes an anonymous place (capped per process and per
+Admission (``hub.socket.admission``): a socket takes an anonymous place (capped per process and per
 address) or an authenticated one (``HUB_MAX_CONNECTIONS``) before it is accepted, and
 claims its client id only once admitted, so an unauthenticated socket can neither keep
 users out nor squat an id. Until then it is known under a ``pending:`` id no client can
-ask for. Its ``credential`` is re-checked by the housekeeping loop (``hub.credentials``).
+ask for. Its ``credential`` is re-checked by the housekeeping loop (``hub.socket.credentials``).
 """
 
 from __future__ import annotations
@@ -22,18 +22,18 @@ import time
 from functools import partial
 from typing import Any
 
-from hub import protocol as p
-from hub import session as s
-from hub import credentials
-from hub.admission import Gate, admission_for, client_address
-from hub.auth import Credential, credential_for_token
+from hub.socket import protocol as p
+from hub.socket import session as s
+from hub.socket import credentials
+from hub.socket.admission import Gate, admission_for, client_address
+from hub.socket.auth import Credential, credential_for_token
 from hub.conf import get_policies, hub_settings
 from hub.engine.errors import HubUnavailable, PublishError
 from hub.engine.node import Node, get_node
-from hub.handlers import dispatch, is_registered
+from hub.socket.handlers import dispatch, is_registered
 from hub.policies import ANONYMOUS
 from hub.publish import ALL_CHANNEL, publish, user_channel
-from hub.transport import Payload, make_writer
+from hub.engine.transport import Payload, make_writer
 
 logger = logging.getLogger("hub.consumer")
 _MISSING = object()

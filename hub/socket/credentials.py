@@ -14,7 +14,7 @@ Two roads, one guarantee:
   ``post_delete`` (that token's sockets) and a user saved with ``is_active=False`` (all the
   user's sockets) send one control message (``Node.broadcast_control``) to every server
   process after the transaction commits; each process closes its matching sockets. Tokens
-  and session keys cross processes only as digests (``hub.auth.key_digest``).
+  and session keys cross processes only as digests (``hub.socket.auth.key_digest``).
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from hub.auth import SESSION, TOKEN, Credential, key_digest, session_user
-from hub.protocol import CLOSE_AUTH_FAILED
+from hub.socket.auth import SESSION, TOKEN, Credential, key_digest, session_user
+from hub.socket.protocol import CLOSE_AUTH_FAILED
 
-logger = logging.getLogger("hub.credentials")
+logger = logging.getLogger("hub.socket.credentials")
 REVOKED_REASON = "credentials no longer valid"
 _BATCH = 500  # keys per IN (...) query: well under SQLite's variable limit
 
@@ -136,14 +136,14 @@ def _send(data: dict) -> None:
                        exc_info=True)
 
 
-@receiver(user_logged_out, dispatch_uid="hub.credentials.logged_out")
+@receiver(user_logged_out, dispatch_uid="hub.socket.credentials.logged_out")
 def _on_logout(sender, request=None, user=None, **kwargs) -> None:
     key = getattr(getattr(request, "session", None), "session_key", None)
     if key:
         revoke(SESSION, key_digest(key))
 
 
-@receiver(post_delete, sender="authtoken.Token", dispatch_uid="hub.credentials.token_deleted")
+@receiver(post_delete, sender="authtoken.Token", dispatch_uid="hub.socket.credentials.token_deleted")
 def _on_token_deleted(sender, instance, **kwargs) -> None:
     revoke(TOKEN, key_digest(instance.key))
 
@@ -157,7 +157,7 @@ def _connect_user_signal() -> None:
     from django.conf import settings
 
     post_save.connect(_on_user_saved, sender=settings.AUTH_USER_MODEL,
-                      dispatch_uid="hub.credentials.user_saved")
+                      dispatch_uid="hub.socket.credentials.user_saved")
 
 
 _connect_user_signal()

@@ -1,5 +1,5 @@
 """``GET/PUT /api/notifications/rules``: the caller's own notification rules (issue 15,
-``hub.notification_rules``). There is no road to anyone else's: the rule is the
+``hub.notify.notification_rules``). There is no road to anyone else's: the rule is the
 authenticated user's, never named in the URL or body. PUT changes only the fields given;
 a kind left out of ``channels`` keeps its value (defaults included)."""
 
@@ -9,9 +9,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers
 from rest_framework.response import Response
 
-from hub import notification_rules as rules
-from hub.apis import HubAPIView, errors
-from hub.apis_errors import FieldError
+from hub.notify import notification_rules as rules
+from hub.rest.apis import HubAPIView, errors
+from hub.rest.apis_errors import FieldError
 
 _CHANNEL_LISTS = serializers.DictField(
     child=serializers.ListField(child=serializers.ChoiceField(choices=rules.CHANNELS)),

@@ -98,12 +98,12 @@ def client_address(request) -> str | None:
     return getattr(request, "META", {}).get("REMOTE_ADDR") if request is not None else None
 
 
-@receiver(user_login_failed, dispatch_uid="hub.login_throttle.failed")
+@receiver(user_login_failed, dispatch_uid="hub.rest.login_throttle.failed")
 def _on_failure(sender, credentials, request=None, **kwargs):
     record_failure(credentials.get("username"), client_address(request))
 
 
-@receiver(user_logged_in, dispatch_uid="hub.login_throttle.succeeded")
+@receiver(user_logged_in, dispatch_uid="hub.rest.login_throttle.succeeded")
 def _on_success(sender, request, user, **kwargs):
     clear(user.get_username())
 

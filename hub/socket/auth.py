@@ -4,7 +4,7 @@ token or a signed JWT access token (djangorestframework-simplejwt). Tokens are n
 
 Every lookup returns a ``Credential``: who the socket is (its ``Principal``, computed here,
 in the sync database function, because ``has_perm`` queries the database) and what it
-presented, so ``hub.credentials`` can re-check it while the socket lives (PROTOCOL.md §2).
+presented, so ``hub.socket.credentials`` can re-check it while the socket lives (PROTOCOL.md §2).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class Credential:
 
 
 def key_digest(key: str) -> str:
-    """What crosses processes to name a token or session (``hub.credentials``)."""
+    """What crosses processes to name a token or session (``hub.socket.credentials``)."""
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
@@ -156,7 +156,7 @@ class HubAuthMiddleware:
 
     Why not Channels' AuthMiddlewareStack: its SessionMiddleware wraps ``send`` for every
     socket (for cookie saving, which WebSocket cannot do) and hides the server's own send
-    callable, which the fan-out writes to directly (hub.transport)."""
+    callable, which the fan-out writes to directly (hub.engine.transport)."""
 
     def __init__(self, inner) -> None:
         self.inner = inner

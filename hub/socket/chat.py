@@ -1,5 +1,5 @@
 """The example application type: ``chat_message`` puts a line of chat on a channel, as in
-the trading platform's example. Opt-in: ``HUB_HANDLER_MODULES=hub.chat``.
+the trading platform's example. Opt-in: ``HUB_HANDLER_MODULES=hub.socket.chat``.
 
 The sender must be subscribed to the channel, and the channel's ``publish`` policy must let
 it publish there (``ctx.publish`` applies the one publish rule; PROTOCOL.md §4), e.g.
@@ -13,8 +13,8 @@ it publish there (``ctx.publish`` applies the one publish rule; PROTOCOL.md §4)
 
 from __future__ import annotations
 
-from hub import protocol as p
-from hub.handlers import HandlerContext, register
+from hub.socket import protocol as p
+from hub.socket.handlers import HandlerContext, register
 
 MAX_CHAT_LENGTH = 4000
 

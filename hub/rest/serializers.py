@@ -7,8 +7,8 @@ from __future__ import annotations
 from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
-from hub.notifications import SEVERITIES
-from hub.protocol import CONTROL_TYPES, DEFAULT_EVENT
+from hub.notify.notifications import SEVERITIES
+from hub.socket.protocol import CONTROL_TYPES, DEFAULT_EVENT
 
 CHANNEL_PATTERN = r"^[A-Za-z0-9_.:\-]{1,100}$"
 EVENT_PATTERN = r"^[A-Za-z0-9_.:\-]{1,100}$"
@@ -92,7 +92,7 @@ class BroadcastItemResultSerializer(serializers.Serializer):
         child=serializers.ListField(child=serializers.CharField()), required=False)
 
 
-# POST /api/broadcast takes one object or a list of 1 to 1,000 (hub.broadcasting.MAX_ITEMS)
+# POST /api/broadcast takes one object or a list of 1 to 1,000 (hub.rest.broadcasting.MAX_ITEMS)
 # and answers one result or a list of them, one per item, in order.
 BROADCAST_BODY = PolymorphicProxySerializer(
     component_name="BroadcastBody", resource_type_field_name=None, many=False,

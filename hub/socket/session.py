@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
-from hub import protocol as p
+from hub.socket import protocol as p
 from hub.policies import ANONYMOUS, PolicySet, Principal, may_publish
 
 

@@ -9,7 +9,7 @@ consumer answers with. A handler must never call ``hub.publish`` with client dat
 the server's own road and checks no policy. A handler that raises anything else answers
 ``internal_error``; the socket stays open. Built-in and control types cannot be registered.
 
-Handlers are opt-in: modules listed in ``HUB_HANDLER_MODULES`` (e.g. ``hub.chat``) are
+Handlers are opt-in: modules listed in ``HUB_HANDLER_MODULES`` (e.g. ``hub.socket.chat``) are
 imported at start-up and register theirs.
 """
 
@@ -19,10 +19,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from hub import protocol as p
+from hub.socket import protocol as p
 from hub.engine.errors import PublishError
 from hub.policies import PolicySet, Principal
-from hub.session import check_publish
+from hub.socket.session import check_publish
 
 logger = logging.getLogger("hub.consumer")
 

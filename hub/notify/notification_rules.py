@@ -21,7 +21,7 @@ Each kind goes to a list of channels: ``page`` (the dashboard's list: always on,
 notification is the record), ``browser`` (a desktop notification from an open dashboard tab,
 once the person allowed it with a click), ``email`` (Django's e-mail backend) and ``webhook``
 (Slack/Teams/Mattermost-compatible incoming webhook). ``page``/``browser`` are decided in the
-page (``dashboard/static/dashboard/notify.js``); ``email``/``webhook`` by ``hub.deliveries``.
+page (``dashboard/static/dashboard/notify.js``); ``email``/``webhook`` by ``hub.notify.deliveries``.
 
 Defaults, for someone who never configured anything (no ``NotificationRule`` row, or a kind
 missing from their row): every kind to ``page`` + ``browser``; ``job_failed`` also by e-mail

@@ -1,6 +1,6 @@
 """The broadcast service: what ``POST /api/broadcast`` does once a body is parsed
-(PROTOCOL.md §6), shared by the lean ASGI route (``hub.broadcast_route``, the fast path) and
-the DRF view (``hub.apis.BroadcastView``, the reference: schema, session auth, every error).
+(PROTOCOL.md §6), shared by the lean ASGI route (``hub.rest.broadcast_route``, the fast path) and
+the DRF view (``hub.rest.apis.BroadcastView``, the reference: schema, session auth, every error).
 
 A body is one object ``{"channel"|"user", "message": {"type", "data"}}`` or a list of 1 to
 MAX_ITEMS of them. A list is all or nothing *in validation*: every item is validated, checked
@@ -14,9 +14,9 @@ published (nor known to be: one call for all of it) and the answer is 503 as for
 (only a list longer than one engine call, which REST does not accept, could end half
 published: its later items carry ``hub_unavailable``).
 
-Each item is audited (``hub.audit``: queued, written off the request path), refusals too.
+Each item is audited (``hub.ops.audit``: queued, written off the request path), refusals too.
 Validation and encoding happen once here: ``quick_items`` checks the parsed body without DRF
-and encodes each message once (``hub.protocol.EncodedData``: its size is the limit check and
+and encodes each message once (``hub.socket.protocol.EncodedData``: its size is the limit check and
 the audit figure, its text goes into the frame as is).
 """
 
@@ -28,12 +28,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from hub import audit
+from hub.ops import audit
 from hub import publish as hub_publish
 from hub.engine.errors import HubUnavailable, PublishError
-from hub.permissions import BROADCASTER_RATE_LIMIT_DEFAULT, RATE_LIMIT_DEFAULT, api_rate_limit
+from hub.rest.permissions import BROADCASTER_RATE_LIMIT_DEFAULT, RATE_LIMIT_DEFAULT, api_rate_limit
 from hub.policies import Principal, PolicySet, may_publish
-from hub.protocol import CONTROL_TYPES, DEFAULT_EVENT, ProtocolError, encode_data
+from hub.socket.protocol import CONTROL_TYPES, DEFAULT_EVENT, ProtocolError, encode_data
 
 MAX_ITEMS = 1000
 CHANNEL_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
@@ -62,7 +62,7 @@ def _good(kind: str, value: Any, pattern: re.Pattern) -> bool:
 class Item:
     target: audit.BroadcastTarget
     event: str
-    data: Any  # may be hub.protocol.EncodedData (encoded once, by quick_items)
+    data: Any  # may be hub.socket.protocol.EncodedData (encoded once, by quick_items)
     size: int  # the message as compact UTF-8 JSON, bytes
 
 
@@ -91,7 +91,7 @@ def make_item(channel: str | None, user: str | None, event: str, data: Any, size
 def quick_items(body: Any) -> list[Item] | None:
     """The items of a parsed body when every one is plainly valid, else None: the caller
     lets the DRF serializer decide (and name the field). Accepts a subset of what
-    ``hub.serializers.BroadcastSerializer`` accepts, with the same result."""
+    ``hub.rest.serializers.BroadcastSerializer`` accepts, with the same result."""
     many = isinstance(body, list)
     raw = body if many else [body]
     if not raw or len(raw) > MAX_ITEMS:

@@ -10,7 +10,7 @@ nearly free per row.
 
 Never dropped silently: when the queue holds HUB_AUDIT_QUEUE_SIZE rows (default 100,000,
 a few seconds of the fastest publisher) the row is shed, counted in
-``hub_audit_rows_shed_total{reason="queue_full"}`` (hub.metrics) and logged (one line per
+``hub_audit_rows_shed_total{reason="queue_full"}`` (hub.ops.metrics) and logged (one line per
 LOG_EVERY_SECONDS with the count); a batch the database refuses is counted with
 ``reason="write_failed"`` and logged with the error.
 
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub import publish as hub_publish
-from hub.metrics import AUDIT_ROWS_SHED
+from hub.ops.metrics import AUDIT_ROWS_SHED
 
 logger = logging.getLogger(__name__)
 
