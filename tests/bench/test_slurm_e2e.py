@@ -25,7 +25,7 @@ def test_slurm_e2e_reports_commands_latency_cpu_and_memory():
     assert result["viewers"]["count"] == 4
     assert result["viewers"]["received"]["drain_min_bytes"] > 0  # the sockets that only read got data
     assert result["viewers"]["closes"] == {} and result["viewers"]["errors"] == {}
-    assert result["viewers"]["events"].get("metrics_update", 0) > 0
+    assert result["viewers"]["events_per_probe"].get("metrics_update", 0) > 0
     assert result["viewers"]["uncorrelated_job_events"] == 0
     for figure in ("detect", "worst", "publish_to_socket"):
         assert result["latency"][figure]["n"] > 0
