@@ -31,6 +31,8 @@
   CPU time or memory gets its owner a ``job_low_usage`` note (0: never) |
 | ``SLURM_MONITOR_MOCK_SIZE`` | (small) | ``--mock``'s cluster as NODESxJOBS, e.g. 10000x100000
   (``mock_scale``); unset: the eight-node demo |
+| ``SLURM_MONITOR_MOCK_TRACE`` | | benchmarks: with ``--mock``, a file the simulated cluster's
+  commands, churn and the poll ends are appended to (``mock_trace``) |
 
 Command-line options of ``run_slurm_monitor`` override these. A bad value raises
 ``ConfigError`` naming the variable.
@@ -76,6 +78,7 @@ class MonitorConfig:
     low_usage_fraction: float = 0.25
     state_tier: bool = True
     full_every: int = 12
+    mock_trace: str = ""  # a file path: trace the simulated cluster (benchmarks)
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
@@ -181,6 +184,7 @@ def load_config(env: Mapping[str, str] | None = None) -> MonitorConfig:
                                           _number(env, "SLURM_MONITOR_LOW_USAGE_FRACTION", 0.25, 0.0)),
         state_tier=check_bool("SLURM_MONITOR_STATE_TIER", env.get("SLURM_MONITOR_STATE_TIER", "true")),
         full_every=env_number("SLURM_MONITOR_FULL_EVERY", 12, 1, cast=int, env=env, error=ConfigError),
+        mock_trace=env.get("SLURM_MONITOR_MOCK_TRACE", "").strip(),
         mock_size=check_mock_size("SLURM_MONITOR_MOCK_SIZE", env["SLURM_MONITOR_MOCK_SIZE"])
         if env.get("SLURM_MONITOR_MOCK_SIZE", "").strip() else None,
     )

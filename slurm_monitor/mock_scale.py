@@ -113,6 +113,9 @@ class ScaleCluster:
         self._node_json: list[bytes] = [b""] * len(self.nodes)
         self._dirty_nodes: set[int] = set(range(len(self.nodes)))
         self._stepped_for_listing = False
+        # Opt-in (``mock_trace``, benchmarks): called after each step with what it changed.
+        self.on_step: Callable[[list[tuple[int, str]]], None] | None = None
+        self._changes: list[tuple[int, str]] | None = None
         while len(self.jobs) < jobs:
             self._submit(initial=True)
 
@@ -220,8 +223,10 @@ class ScaleCluster:
         self._touch(job)
 
     def step(self) -> int:
-        """One poll's worth of churn; returns how many records changed."""
+        """One poll's worth of churn; returns how many records changed. ``on_step``, when set,
+        gets each (job id, state after the change, or "REMOVED") of this step."""
         self.steps += 1
+        self._changes = [] if self.on_step is not None else None
         count = max(1, int(len(self.jobs) * self.churn))
         changed = 0
         for job_id in self.rng.sample(list(self.jobs), min(count, len(self.jobs))):
@@ -238,14 +243,21 @@ class ScaleCluster:
             else:
                 del self.jobs[job_id]
                 del self._job_json[job_id]
+                if self._changes is not None:
+                    self._changes.append((job_id, "REMOVED"))
             changed += 1
         while len(self.jobs) < self.target_jobs:
             self._submit()
+        if self.on_step is not None and self._changes is not None:
+            self.on_step(self._changes)
+        self._changes = None
         return changed
 
     # --- Slurm 25.11 JSON, one fragment per record ------------------------------------------
 
     def _touch(self, job: SimJob) -> None:
+        if self._changes is not None:
+            self._changes.append((job.job_id, job.state))
         self.jobs[job.job_id] = job
         self._job_json[job.job_id] = json.dumps(self._job_record(job), separators=(",", ":")).encode()
 

@@ -44,7 +44,13 @@ def mock_collector(options: RunOptions) -> tuple[SlurmCollector, str]:
     from slurm_monitor.mock import build_mock_cluster
 
     cluster = build_mock_cluster(options.seed, options.config.mock_size)
-    return SlurmCollector(runner=cluster.run, timeout=options.config.command_timeout,
+    runner = cluster.run
+    if options.config.mock_trace:  # benchmarks only (bench/slurm_e2e.py)
+        from slurm_monitor.mock_trace import Trace
+
+        runner = Trace.open(options.config.mock_trace).attach(cluster)
+        logger.info("tracing the simulated cluster into %s", options.config.mock_trace)
+    return SlurmCollector(runner=runner, timeout=options.config.command_timeout,
                           state_tier=options.config.state_tier, sdiag=True), "mock"
 
 
