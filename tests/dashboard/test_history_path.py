@@ -12,9 +12,11 @@ them (HUB_PRIVATE_JOBS on: root follows its jobs on ``user:root``).
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -57,14 +59,33 @@ def wait_until_purged(job_id: str, timeout: float = 120) -> None:
     raise AssertionError(f"Slurm still lists job {job_id} after {timeout} s")
 
 
+def wait_for_accounting(base_url: str, token: str, job_id: str, timeout: float = 120) -> dict:
+    """Until the monitor's history step has asked sacct about the job: its detail carries a
+    CPU efficiency. (The monitor asks sacct about ended jobs every history interval; the page
+    reads the figures when it opens.)"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        request = urllib.request.Request(f"{base_url}/api/cluster/jobs/{job_id}",
+                                         headers={"Authorization": f"Token {token}", "Accept": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            detail = json.load(response)
+        if ((detail.get("efficiency") or {}).get("cpu") or {}).get("percent") is not None:
+            return detail
+        time.sleep(0.5)
+    raise AssertionError(f"no accounting for job {job_id} after {timeout} s")
+
+
 @pytest.fixture
 def live(slurm_cluster, hub_server, monitor_process, make_user):  # noqa: F811
-    """A hub, the monitor polling the real Slurm every second; our jobs cancelled after."""
+    """A hub, the monitor polling the real Slurm every second (and sacct every 2 s), root's
+    token; our jobs cancelled after."""
     server = hub_server(HUB_ENV)
     monitor = monitor_process(["--jobs-interval", "1", "--nodes-interval", "2", "--metrics-interval", "5",
-                               "--hub-url", server.url], name="monitor-history")
+                               "--hub-url", server.url], env={"SLURM_MONITOR_HISTORY_INTERVAL": 2},
+                              name="monitor-history")
     monitor.wait_for_log("jobs poll:")
-    orm(make_user, "root")
+    _user, token = orm(make_user, "root")
+    server.token = token
     yield server
     cancel_ours()
 
@@ -132,6 +153,7 @@ def test_a_job_from_submission_to_the_history_after_slurm_purged_it(live, pages)
                            f"document.querySelector('#history-body tr').dataset.jobId === '{job_id}'")
 
     # Its page, with the efficiency accounting recorded (CPU from sacct; memory may be unknown).
+    wait_for_accounting(server.url, server.token, job_id)
     page.locator(f"{done} a.job-link").click()
     page.wait_for_url(f"{server.url}/jobs/{job_id}")
     page.wait_for_selector("#job[data-state='COMPLETED']")
@@ -155,8 +177,8 @@ def test_an_array_is_one_row_while_it_runs_and_its_task_is_found_in_the_history(
     page.wait_for_function(
         f"() => /[1-9] running/.test(document.querySelector('{array_row} td.col-name')?.textContent || '')",
         timeout=WAIT_MS)
-    assert page.locator(f"{array_row}").count() == 1
-    assert page.locator(f'#jobs-body tr[data-job-id]:not([data-depth="1"])').count() == 0, \
+    assert page.locator(array_row).count() == 1
+    assert page.locator('#jobs-body tr[data-job-id]:not([data-depth="1"])').count() == 0, \
         "the tasks fold into the array's row"
 
     wait_until_purged(array_id)
