@@ -127,7 +127,7 @@ def test_a_job_from_submission_to_the_history_after_slurm_purged_it(live, pages)
     assert row_text(page, done, "col-ended"), "no end time"
     # Newest ending first (the default), sorted by the server.
     assert page.locator("#history-body tr").first.get_attribute("data-job-id") == job_id
-    assert page.locator('#history-head th[data-col="ended"]').get_attribute("aria-sort") == "descending"
+    assert page.locator('#history-head th[data-key="ended"]').get_attribute("aria-sort") == "descending"
 
     # Slurm purges it; the Active view no longer lists it; a search there offers the history.
     wait_until_purged(job_id)

@@ -76,9 +76,9 @@ export function createHistoryView({ api, config, filters, onView }) {
   // --- header ---
   const headRow = $("history-head");
   for (const col of H.HISTORY_COLUMNS) {
-    const th = el("th", { scope: "col", class: col.cls, "data-col": col.key });
+    const th = el("th", { scope: "col", class: col.cls, "data-key": col.key }); // not data-col: the active table's headers own that
     if (col.ordering) {
-      const button = el("button", { type: "button", class: "sort", "data-sort": col.key, text: col.label });
+      const button = el("button", { type: "button", class: "sort", text: col.label });
       button.addEventListener("click", () => { sort = H.nextHistorySort(sort, col.key); writeUrl(); reread({ fresh: true }); });
       th.append(button);
     } else th.append(el("span", { text: col.label }));
@@ -127,7 +127,7 @@ export function createHistoryView({ api, config, filters, onView }) {
     };
     for (const col of H.HISTORY_COLUMNS) {
       const value = cells[col.key];
-      tr.append(el("td", { class: col.cls, "data-col": col.key }, typeof value === "string" ? document.createTextNode(value) : value));
+      tr.append(el("td", { class: col.cls }, typeof value === "string" ? document.createTextNode(value) : value));
     }
     if (ended) tr.lastChild.title = new Date(ended).toISOString();
     tr.addEventListener("click", (event) => {
@@ -139,7 +139,7 @@ export function createHistoryView({ api, config, filters, onView }) {
   function render() {
     if (view !== "finished") return;
     for (const th of headRow.children) {
-      if (th.dataset.col === sort.key) th.setAttribute("aria-sort", sort.dir === "asc" ? "ascending" : "descending");
+      if (th.dataset.key === sort.key) th.setAttribute("aria-sort", sort.dir === "asc" ? "ascending" : "descending");
       else th.removeAttribute("aria-sort");
     }
     $("history-body").replaceChildren(...rows.map(row));
