@@ -21,6 +21,7 @@ import urllib.request
 import pytest
 
 from tests.dashboard.conftest import login, orm, screenshot_path
+from tests.dashboard.real_slurm import TestJobs, slurm
 from tests.slurm_monitor.conftest import monitor_process, slurm_cluster  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.usefixtures("transactional_db"), pytest.mark.timeout(300)]
@@ -28,24 +29,8 @@ pytestmark = [pytest.mark.usefixtures("transactional_db"), pytest.mark.timeout(3
 PREFIX = "s4hist"
 HUB_ENV = {"HUB_PRIVATE_JOBS": "true"}
 WAIT_MS = 90_000
-
-
-def slurm(*args: str) -> str:
-    done = subprocess.run(args, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, f"{' '.join(args)} failed: {done.stderr}"
-    return done.stdout.strip()
-
-
-def sbatch(name: str, script: str, *extra: str) -> str:
-    return slurm("sbatch", "--parsable", "-J", f"{PREFIX}-{name}", "-o", "/dev/null", "--chdir", "/tmp",
-                 *extra, "--wrap", script).split(";")[0]
-
-
-def cancel_ours() -> None:
-    for line in slurm("squeue", "-h", "-u", "root", "-o", "%i %j").splitlines():
-        number, _, name = line.partition(" ")
-        if name.startswith(PREFIX):
-            subprocess.run(["scancel", number.split("_")[0]], capture_output=True, timeout=30)
+JOBS = TestJobs(PREFIX)
+sbatch, cancel_ours = JOBS.sbatch, JOBS.cancel_ours
 
 
 def wait_until_purged(job_id: str, timeout: float = 120) -> None:
