@@ -168,7 +168,13 @@ def test_an_array_is_one_row_while_it_runs_and_its_task_is_found_in_the_history(
 
     wait_until_purged(array_id)
     page.wait_for_selector(array_row, state="detached", timeout=WAIT_MS)
-    page.get_by_role("tab", name="Finished").click()
+    # The switch by keyboard (a tablist: arrows move and select).
+    page.get_by_role("tab", name="Active").focus()
+    page.keyboard.press("ArrowRight")
+    finished = page.get_by_role("tab", name="Finished")
+    assert finished.get_attribute("aria-selected") == "true"
+    assert page.evaluate("document.activeElement.id") == "tab-finished"
+    assert page.locator("#history-wrap").is_visible() and page.locator("#jobs-wrap").is_hidden()
     page.fill("#filter-q", f"{array_id}_2")
     task = page.locator("#history-body tr")
     page.wait_for_function("document.querySelectorAll('#history-body tr').length === 1", timeout=WAIT_MS)
@@ -180,4 +186,11 @@ def test_an_array_is_one_row_while_it_runs_and_its_task_is_found_in_the_history(
     page.wait_for_function("document.querySelectorAll('#history-body tr').length === 3", timeout=WAIT_MS)
     labels = sorted(page.locator("#history-body a.job-link").all_inner_texts())
     assert labels == [f"{array_id}_{n}" for n in (1, 2, 3)], labels
+    # Sorted by the server: the Job column, biggest id first; kept in the URL.
+    page.locator('#history-head th[data-key="id"] button').click()
+    page.wait_for_function("document.querySelector('#history-head th[data-key=\"id\"]').getAttribute('aria-sort')"
+                           " === 'descending'")
+    assert "hsort=-id" in page.url
+    ids = [int(i) for i in page.eval_on_selector_all("#history-body tr", "rows => rows.map(r => r.dataset.jobId)")]
+    assert ids == sorted(ids, reverse=True) and len(ids) == 3, ids
     assert not pages.page_errors()
