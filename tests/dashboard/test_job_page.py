@@ -10,13 +10,13 @@ cancel configured as the service account running ``scancel`` (a Slurm operator h
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.error
 import urllib.request
 
 import pytest
 
 from tests.dashboard.conftest import login, orm, screenshot_path
+from tests.dashboard.real_slurm import TestJobs, slurm
 from tests.slurm_monitor.conftest import monitor_process, slurm_cluster  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.usefixtures("transactional_db"), pytest.mark.timeout(300)]
@@ -24,24 +24,8 @@ pytestmark = [pytest.mark.usefixtures("transactional_db"), pytest.mark.timeout(3
 PREFIX = "s4jp"
 HUB_ENV = {"HUB_PRIVATE_JOBS": "true", "SLURM_MONITOR_CANCEL_COMMAND": "scancel {job_id}"}
 WAIT_MS = 90_000
-
-
-def slurm(*args: str) -> str:
-    done = subprocess.run(args, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, f"{' '.join(args)} failed: {done.stderr}"
-    return done.stdout.strip()
-
-
-def sbatch(name: str, script: str, *extra: str) -> str:
-    return slurm("sbatch", "--parsable", "-J", f"{PREFIX}-{name}", "-o", "/dev/null", "--chdir", "/tmp",
-                 *extra, "--wrap", script).split(";")[0]
-
-
-def cancel_ours() -> None:
-    for line in slurm("squeue", "-h", "-u", "root", "-o", "%i %j").splitlines():
-        number, _, name = line.partition(" ")
-        if name.startswith(PREFIX):
-            subprocess.run(["scancel", number], capture_output=True, timeout=30)
+JOBS = TestJobs(PREFIX)
+sbatch, cancel_ours = JOBS.sbatch, JOBS.cancel_ours
 
 
 @pytest.fixture

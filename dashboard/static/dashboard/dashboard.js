@@ -21,6 +21,7 @@ import { Feed } from "./feeds.js";
 import { createApi } from "./rest.js";
 import { toaster } from "./dom.js";
 import { createJobsTable } from "./jobs-table.js";
+import { createHistoryView } from "./history-view.js";
 import { createNodesView } from "./nodes-view.js";
 import { createMetricsView, loadHistory } from "./metrics-view.js";
 import { createNotificationsView } from "./notifications-view.js";
@@ -62,7 +63,13 @@ function schedule(...parts) {
 const hub = connect(config.wsUrl);
 window.dashboardHub = hub; // for the console and the browser tests
 window.dashboardJobs = index;
-const jobsTable = createJobsTable({ index, config, isLoaded: () => feeds.jobs.loadedAt > 0 });
+const jobsTable = createJobsTable({
+  index, config, isLoaded: () => feeds.jobs.loadedAt > 0, onFilters: () => historyView.filtersChanged(),
+});
+const historyView = createHistoryView({
+  api, config, filters: () => jobsTable.filters, onView: (view) => { if (view === "active") jobsTable.refresh(); },
+});
+window.dashboardHistory = historyView;
 const nodesView = createNodesView({ store, index, isLoaded: () => feeds.nodes.loadedAt > 0 });
 const metricsView = createMetricsView({ store });
 const notificationsView = createNotificationsView({ store, api, config, schedule, toast, pendingFlash });
@@ -125,6 +132,7 @@ const feeds = {
     applyEvent(msg) {
       const result = index.apply(msg);
       if (result && msg.type === "job_state_changed") jobsTable.flash(result.id);
+      if (result) historyView.onJobEvent(msg);
     },
   }),
   nodes: new Feed("nodes", {
@@ -239,7 +247,7 @@ hub.on("reset", ({ channel }) => {
   for (const name of PLAN[channel] || []) {
     if (!feeds[name]) continue;
     feeds[name].forget(); // a new epoch: offsets count again
-    if (name === "jobs") index.clear();
+    if (name === "jobs") { index.clear(); historyView.invalidate(); }
     feeds[name].reload();
   }
 });
@@ -288,6 +296,7 @@ setInterval(() => {
   metricsView.addSample(undefined);
   schedule("metrics");
 }, SAMPLE_EVERY_MS);
+historyView.start();
 schedule("jobs", "nodes", "metrics", "notifications", "alerts");
 setInterval(() => schedule("tick"), 5000);
 setInterval(connection.renderFreshness, 1000);

@@ -9,11 +9,13 @@
  * are refilled from the index each frame; the full filter + sort is rebuilt at most once per
  * REBUILD_MS on large queues (immediately on small ones and when the person changes a filter
  * or the sort). `createJobsTable(ctx)`; nothing runs at import.
- * ctx: {index (JobIndex), config, isLoaded(): boolean}.
+ * ctx: {index (JobIndex), config, isLoaded(): boolean, onFilters(): the filters changed}.
+ * While its panel is hidden (the Finished view is shown) it draws nothing.
  */
 import * as M from "./model.js";
 import { buildView, timeLeftMs } from "./jobs-model.js";
 import { el, flash, setText, statePill, titleCase } from "./dom.js";
+import { noMatchAdvice } from "./history-model.js";
 
 export const ROW_HEIGHT = 40; // px, fixed by the CSS (tr.job-row), so the window is arithmetic
 const OVERSCAN = 10;
@@ -40,7 +42,7 @@ export function parseSort(text) {
   return COLUMNS.some((c) => c.key === key) ? { key, dir } : { key: "id", dir: "desc" };
 }
 
-export function createJobsTable({ index, config, isLoaded }) {
+export function createJobsTable({ index, config, isLoaded, onFilters = () => {} }) {
   const $ = (id) => document.getElementById(id);
   const wrap = $("jobs-wrap");
   const table = $("jobs-table");
@@ -85,10 +87,10 @@ export function createJobsTable({ index, config, isLoaded }) {
   }
 
   function writeUrl() {
-    const p = new URLSearchParams();
-    for (const [key, value] of Object.entries(filters)) if (value) p.set(key, value);
+    const p = new URLSearchParams(location.search); // keeps the other view's keys (view, hsort)
+    for (const [key, value] of Object.entries(filters)) if (value) p.set(key, value); else p.delete(key);
     const s = `${sort.dir === "desc" ? "-" : ""}${sort.key}`;
-    if (s !== "-id") p.set("sort", s);
+    if (s !== "-id") p.set("sort", s); else p.delete("sort");
     const query = p.toString();
     history.replaceState(null, "", query ? `?${query}` : location.pathname);
   }
@@ -174,6 +176,7 @@ export function createJobsTable({ index, config, isLoaded }) {
   }
 
   function render() {
+    if (wrap.hidden) return;
     const now = Date.now();
     renderHeader();
     // Rebuild the order when what it depends on moved: jobs added or removed or a state
@@ -215,6 +218,9 @@ export function createJobsTable({ index, config, isLoaded }) {
     const shown = view.reduce((n, r) => n + (r.kind === "array" ? r.tasks.length : r.depth ? 0 : 1), 0);
     setText($("jobs-count"), shown === total ? `${total}` : `${shown} of ${total}`);
     $("jobs-empty").hidden = view.length > 0 || !isLoaded();
+    const advice = noMatchAdvice("active", filters.q, view.length);
+    setText($("jobs-empty-text"), advice ? advice.text : "No jobs match these filters.");
+    $("jobs-other").hidden = !advice;
     pendingFlash.clear();
   }
 
@@ -266,6 +272,7 @@ export function createJobsTable({ index, config, isLoaded }) {
     filters[name] = value;
     writeUrl();
     refresh();
+    onFilters();
   }
   const form = $("job-filters");
   form.addEventListener("change", onFilterChange);
@@ -279,5 +286,6 @@ export function createJobsTable({ index, config, isLoaded }) {
     flash(id) { pendingFlash.add(id); },
     refresh,
     get view() { return view; },
+    get filters() { return { ...filters }; },
   };
 }
