@@ -147,6 +147,8 @@ def test_a_job_from_submission_to_the_history_after_slurm_purged_it(live, pages)
     lines = page.locator("#efficiency-list").inner_text()
     assert re.search(r"CPU\s+\d+(\.\d+)?%", lines), lines
     assert not pages.page_errors()
+    # JOBPAGE_HISTORY_SCREENSHOT=docs/jobpage.png: the README's job page, with its accounting.
+    page.screenshot(path=str(screenshot_path("jobpage-history.png", "JOBPAGE_HISTORY_SCREENSHOT")), full_page=True)
 
 
 def test_an_array_is_one_row_while_it_runs_and_its_task_is_found_in_the_history(live, pages):
