@@ -338,9 +338,8 @@ def _tail(start: str, data: Any) -> str:
 def _metadata(conn: Any) -> dict:
     scope = getattr(conn, "scope", {}) or {}
     client = scope.get("client") or (None, None)
-    agent = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"user-agent"),
-                 None)
-    return {"remote_addr": client[0], "path": scope.get("path"), "user_agent": agent}
+    return {"remote_addr": client[0], "path": scope.get("path"),
+            "user_agent": scope.get("user_agent")}  # hub.socket.consumers.admitted_scope
 
 
 _node: Node | None = None
