@@ -59,14 +59,13 @@ class HubWebSocketProtocol(WebSocketProtocol):
     send queue is allocated only when used (``SendQueue``)."""
 
     CONFIG_ATTRS = ()
-    # daphne's decoded handshake headers, read only in onConnect (the scope's "headers", which
-    # the hub also lets go once admitted): dropped once open, this empty list is found instead.
+    # daphne's decoded handshake headers are read only in onConnect (checks.NEEDS) and dropped
+    # once open (``lighten``): should anything read them later, it finds none.
     clean_headers: tuple = ()
 
     def onOpen(self):
         super().onOpen()
         self.request = _RequestPath(self.request.path)
-        self.__dict__.pop("clean_headers", None)
         if getattr(self.__dict__.get("application_deferred"), "called", False):
             del self.application_deferred  # fired: daphne uses it only in onConnect
         lighten(self)

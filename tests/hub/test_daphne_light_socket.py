@@ -140,3 +140,16 @@ def test_a_client_frame_regrows_the_dict_and_sharing_again_shrinks_it():
     assert len(protocol.__dict__) <= keys + 2  # the per-message flags went back to the class
     protocol.dataReceived(masked(b'{"type":"pong"}'))
     assert got[-1] == b'{"type":"pong"}'  # and the next frame still parses
+
+
+def test_daphnes_decoded_headers_are_dropped_once_open_and_read_as_none():
+    """daphne keeps the handshake's headers (cookies, Authorization) as ``clean_headers`` for
+    the socket's life, though it reads them only in ``onConnect``; the scope's reference is
+    let go by the consumer (``admitted_scope``), this one by ``lighten``."""
+    from hub.daphne.server import HubWebSocketProtocol
+
+    protocol = open_protocol(StringTransport())
+    protocol.clean_headers = [(b"cookie", b"sessionid=secret"), (b"host", b"hub")]
+    lighten(protocol)
+    assert "clean_headers" not in protocol.__dict__
+    assert HubWebSocketProtocol.clean_headers == ()  # what a later read would find
