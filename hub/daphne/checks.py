@@ -80,6 +80,7 @@ NEEDS: tuple[Need, ...] = (
     Need(HTTP, "_handlingRequest", "a channel whose request never ends pauses nothing"),
     Need(HTTP, "_requestProducer", "a spent channel has no request producer"),
     Need(HTTP, "timeOut", "a spent channel has its timeout off"),
+    Need(HTTP, "requests", "a spent channel's request cycle broken (freed without the GC)"),
     # autobahn's factory and its broadcast primitive
     Need(FACTORY, "prepareMessage", "a publication framed once per process"),
     Need(FACTORY, "setProtocolOptions", "options re-applied to the lighter protocol",

@@ -153,3 +153,20 @@ def test_daphnes_decoded_headers_are_dropped_once_open_and_read_as_none():
     lighten(protocol)
     assert "clean_headers" not in protocol.__dict__
     assert HubWebSocketProtocol.clean_headers == ()  # what a later read would find
+
+
+def test_a_spent_channel_and_its_request_are_freed_without_the_cyclic_collector():
+    """Channel and request refer to each other; the hub's server runs the cyclic collector
+    rarely (``tune_gc``), so the pair must go by reference counting alone."""
+    transport = StringTransport()
+    channel = upgraded_channel(transport)
+    request = weakref.ref(channel.requests[0])
+    protocol = open_protocol(transport)
+    ref = weakref.ref(channel)
+    del channel
+    gc.disable()
+    try:
+        assert release_upgrade_channel(protocol.transport)
+        assert ref() is None and request() is None
+    finally:
+        gc.enable()
