@@ -96,8 +96,8 @@ NEEDS: tuple[Need, ...] = (
     Need(D_SERVER, "run", "the factory swap and frame-size options happen around it",
          fallback=True),
     Need(D_PROTO, "onOpen", "handshake copies dropped once open"),
-    Need(D_PROTO, "onConnect", ("application_deferred and clean_headers are used only here (dropped once "
-         "open)"),
+    Need(D_PROTO, "onConnect", ("application_deferred, clean_headers, _raw_query_string, server_addr, root_path: "
+         "used only here (dropped once open)"),
          sha1="78275a5c2d28"),
     Need(D_PROTO, "onMessage", "the socket's dict compacted again after a client frame"),
     Need(D_PROTO, "onPong", "the socket's dict compacted again after a pong"),

@@ -12,12 +12,14 @@ from collections import deque
 
 from twisted.web.http import HTTPChannel
 
-# autobahn's parsed copies of the opening handshake, and daphne's decoded headers (read only
-# in onConnect to build the scope, whose own reference the hub lets go once the socket is
-# admitted: hub.socket.consumers.admitted_scope; ~0.7 KB); nothing reads them once open
+# autobahn's parsed copies of the opening handshake, and daphne's decoded headers, query
+# string (a ``?token=``), server address and root path, read only in onConnect to build the
+# scope (whose own references the hub lets go once the socket is admitted:
+# hub.socket.consumers.admitted_scope; ~0.9 KB); nothing reads them once open
 _HANDSHAKE_ATTRS = ("http_request_data", "http_headers", "http_status_line", "http_request_uri",
                     "http_request_params", "http_response_data", "websocket_protocols",
-                    "websocket_extensions", "clean_headers")
+                    "websocket_extensions", "clean_headers", "_raw_query_string", "server_addr",
+                    "root_path")
 
 
 class SendQueue:
