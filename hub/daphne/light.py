@@ -15,7 +15,7 @@ from twisted.web.http import HTTPChannel
 # autobahn's parsed copies of the opening handshake, and daphne's decoded headers, query
 # string (a ``?token=``), server address and root path, read only in onConnect to build the
 # scope (whose own references the hub lets go once the socket is admitted:
-# hub.socket.consumers.admitted_scope; ~0.9 KB); nothing reads them once open
+# hub.socket.admission.admitted_scope; ~0.9 KB); nothing reads them once open
 _HANDSHAKE_ATTRS = ("http_request_data", "http_headers", "http_status_line", "http_request_uri",
                     "http_request_params", "http_response_data", "websocket_protocols",
                     "websocket_extensions", "clean_headers", "_raw_query_string", "server_addr",

@@ -287,7 +287,7 @@ def _metadata(conn: Any) -> dict:
     scope = getattr(conn, "scope", {}) or {}
     client = scope.get("client") or (None, None)
     return {"remote_addr": client[0], "path": scope.get("path"),
-            "user_agent": scope.get("user_agent")}  # hub.socket.consumers.admitted_scope
+            "user_agent": scope.get("user_agent")}  # hub.socket.admission.admitted_scope
 
 
 _node: Node | None = None

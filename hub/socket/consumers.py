@@ -25,7 +25,7 @@ from typing import Any
 from hub.socket import protocol as p
 from hub.socket import session as s
 from hub.socket import credentials
-from hub.socket.admission import Gate, admission_for, client_address
+from hub.socket.admission import Gate, admission_for, admitted_scope, client_address
 from hub.socket.auth import NO_CREDENTIAL, Credential, credential_for_token, handshake_credential
 from hub.conf import get_policies, hub_settings
 from hub.engine.errors import HubUnavailable, PublishError
@@ -37,23 +37,6 @@ from hub.publish import ALL_CHANNEL, publish, user_channel
 from hub.engine.transport import Payload, make_writer
 
 logger = logging.getLogger("hub.consumer")
-
-
-# What an admitted socket's scope keeps: read later by admission (``client``) and by the
-# connection listing (``hub.engine.node``: ``client``, ``path``, ``user_agent``).
-_KEPT = ("type", "path", "client")
-
-
-def admitted_scope(scope: dict) -> dict:
-    """The scope once the handshake is read: a new small dict, so the server's (its headers
-    with cookies and ``Authorization``, the query string with a ``?token=``, raw path,
-    subprotocols: ~1 KB per idle socket) is not kept alive by the socket. The credential
-    re-checks need none of it (they use the ``Credential``, hub.socket.credentials)."""
-    kept = {key: scope[key] for key in _KEPT if key in scope}
-    agent = next((value for name, value in scope.get("headers", ()) if name == b"user-agent"), None)
-    if agent is not None:
-        kept["user_agent"] = agent.decode("latin-1")
-    return kept
 
 
 class HubConsumer:
