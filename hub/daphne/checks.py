@@ -80,6 +80,7 @@ NEEDS: tuple[Need, ...] = (
     Need(HTTP, "_handlingRequest", "a channel whose request never ends pauses nothing"),
     Need(HTTP, "_requestProducer", "a spent channel has no request producer"),
     Need(HTTP, "timeOut", "a spent channel has its timeout off"),
+    Need(HTTP, "requests", "a spent channel's request cycle broken (freed without the GC)"),
     # autobahn's factory and its broadcast primitive
     Need(FACTORY, "prepareMessage", "a publication framed once per process"),
     Need(FACTORY, "setProtocolOptions", "options re-applied to the lighter protocol",
@@ -95,7 +96,8 @@ NEEDS: tuple[Need, ...] = (
     Need(D_SERVER, "run", "the factory swap and frame-size options happen around it",
          fallback=True),
     Need(D_PROTO, "onOpen", "handshake copies dropped once open"),
-    Need(D_PROTO, "onConnect", "application_deferred is used only here (dropped once open)",
+    Need(D_PROTO, "onConnect", ("application_deferred, clean_headers, _raw_query_string, server_addr, root_path: "
+         "used only here (dropped once open)"),
          sha1="78275a5c2d28"),
     Need(D_PROTO, "onMessage", "the socket's dict compacted again after a client frame"),
     Need(D_PROTO, "onPong", "the socket's dict compacted again after a pong"),

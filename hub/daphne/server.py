@@ -59,6 +59,12 @@ class HubWebSocketProtocol(WebSocketProtocol):
     send queue is allocated only when used (``SendQueue``)."""
 
     CONFIG_ATTRS = ()
+    # daphne's handshake data, read only in onConnect (checks.NEEDS) and dropped once open
+    # (``lighten``): should anything read them later, it finds these.
+    clean_headers: tuple = ()
+    _raw_query_string = b""
+    server_addr = None
+    root_path = ""
 
     def onOpen(self):
         super().onOpen()

@@ -3,8 +3,8 @@
 It owns a ``Hub`` (connections, subscriptions, fan-out passes), a ``Broker`` (between
 processes: the channel layer with Redis, direct calls in one process), a ``History`` and a
 ``Presence`` (the twins of ``hub.engine.memory`` / ``hub.engine.redis``; the node never asks
-which). It adds what needs several of them: publishing (validate, build the frame text once,
-``Broker.publish``) and subscribing with recovery (register, join, ``subscribed``, replay,
+which). It adds what needs several of them: publishing (``hub.engine.publishing``: validate,
+build the frame text once, ``Broker.publish``) and subscribing with recovery (register, join, ``subscribed``, replay,
 ``recovered``: PROTOCOL.md §5). It is the broker's handler: arrivals go straight to the hub.
 """
 
@@ -21,12 +21,13 @@ from typing import Any
 from hub.socket import protocol as p
 from hub.socket import session as s
 from hub.engine import factory, repair
-from hub.engine.contracts import (Appendable, Broker, Client, ClientInfo, ClusterState,
-                                  Connection, History, Presence, ProcessStats)
+from hub.engine.contracts import (Broker, Client, ClientInfo, ClusterState, Connection, History,
+                                  Presence, ProcessStats)
 from hub.engine.errors import HubUnavailable, PublishError
 from hub.engine.housekeeping import run_housekeeping
 from hub.engine.hub import FANOUT_CHUNK, Hub, Subscription
 from hub.engine.names import group_name  # noqa: F401  (re-exported: tests, older imports)
+from hub.engine.publishing import Publisher
 from hub.engine.stats import NodeStats
 
 logger = logging.getLogger("hub.engine")
@@ -42,10 +43,10 @@ class Node:
         self.presence = presence
         self.broker = broker
         self.server_name = server_name
-        self._history_size_for = history_size_for
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.stats = NodeStats()
+        self.publisher = Publisher(broker, self.stats, history_size_for)  # the publish side
         self.hub = Hub(self.stats, fanout_chunk)
         # The hub's registries, shared (never rebound): sockets and figures read them here.
         self.connections = self.hub.connections
@@ -197,58 +198,13 @@ class Node:
     # --- publishing -----------------------------------------------------------------------
 
     async def publish(self, channel: str, event: str, data: Any) -> int:
-        """Validate, build the frame text once, publish; returns the offset. Raises
-        PublishError (bad name, no such channel) or HubUnavailable (nothing published).
-        ``data`` may be ``hub.socket.protocol.EncodedData`` (encoded already: not again)."""
-        channel, maxlen, head = self._target(channel, event)
-        tail = _tail(p.tail_start(p.utc_timestamp()), data)
-        offset = await self.broker.publish(channel, maxlen, head, tail, time.time())
-        self.stats.published += 1
-        return offset
+        """``Publisher.publish`` (hub.engine.publishing): the offset, or PublishError /
+        HubUnavailable."""
+        return await self.publisher.publish(channel, event, data)
 
     async def publish_many(self, items: Iterable[tuple[str, str, Any]]) -> list[int | PublishError]:
-        """``publish`` of each ``(channel, event, data)``, in order, in ONE broker call (one
-        Redis round trip): a channel's offsets follow the list. An item ``publish`` would
-        refuse gets its PublishError in its place and the others still go. Raises
-        HubUnavailable for every item that was to be published (nothing was, or it is not
-        known to be)."""
-        start = p.tail_start(p.utc_timestamp())  # one list, one instant
-        targets: dict[tuple[str, str], tuple[str, int, str] | PublishError] = {}
-        outcomes: list[int | PublishError] = []
-        ready: list[Appendable] = []
-        for channel, event, data in items:
-            target = targets.get((channel, event))  # a list repeats a few (channel, event)
-            if target is None:
-                try:
-                    target = self._target(channel, event)
-                except PublishError as exc:
-                    target = exc
-                targets[(channel, event)] = target
-            try:
-                if isinstance(target, PublishError):
-                    raise target
-                ready.append((target[0], target[1], target[2], _tail(start, data)))
-                outcomes.append(0)  # replaced by the offset below
-            except PublishError as exc:
-                outcomes.append(exc)
-        if ready:
-            offsets = iter(await self.broker.publish_many(ready, time.time()))
-            outcomes = [o if isinstance(o, PublishError) else next(offsets) for o in outcomes]
-            self.stats.published += len(ready)
-        return outcomes
-
-    def _target(self, channel: str, event: str) -> tuple[str, int, str]:
-        """(channel, maxlen, frame head) of a publication, or PublishError."""
-        if not p.is_valid_channel(channel):
-            raise PublishError(p.INVALID_CHANNEL, f"invalid channel name {channel!r}")
-        try:
-            event = p.check_event_name(event)
-        except p.ProtocolError as exc:
-            raise PublishError(exc.code, exc.message) from None
-        maxlen = self._history_size_for(channel)
-        if maxlen is None:
-            raise PublishError(p.UNKNOWN_CHANNEL, f"no channel {channel!r}")
-        return channel, maxlen, p.publication_head(event, channel)
+        """``Publisher.publish_many``: one broker call, an outcome per item, in order."""
+        return await self.publisher.publish_many(items)
 
     async def broadcast_control(self, data: dict) -> None:
         """Send ``data`` (small, msgpack-able) to every server process's node, this one
@@ -327,20 +283,11 @@ class Node:
         return self.broker.leaves_pending()
 
 
-def _tail(start: str, data: Any) -> str:
-    """A frame's tail from ``p.tail_start``: the data encoded once (or given encoded)."""
-    try:
-        return start + p.encode_data(data).text + "}"
-    except p.ProtocolError as exc:
-        raise PublishError(exc.code, exc.message) from None
-
-
 def _metadata(conn: Any) -> dict:
     scope = getattr(conn, "scope", {}) or {}
     client = scope.get("client") or (None, None)
-    agent = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"user-agent"),
-                 None)
-    return {"remote_addr": client[0], "path": scope.get("path"), "user_agent": agent}
+    return {"remote_addr": client[0], "path": scope.get("path"),
+            "user_agent": scope.get("user_agent")}  # hub.socket.admission.admitted_scope
 
 
 _node: Node | None = None

@@ -97,3 +97,20 @@ def client_address(scope: dict[str, Any]) -> str:
     if client and isinstance(client[0], str):
         return client[0]
     return ""
+
+
+# What an admitted socket's scope keeps: read later by admission (``client``) and by the
+# connection listing (``hub.engine.node._metadata``: ``client``, ``path``, ``user_agent``).
+_KEPT = ("type", "path", "client")
+
+
+def admitted_scope(scope: dict) -> dict:
+    """The scope once the handshake is read: a new small dict, so the server's (its headers
+    with cookies and ``Authorization``, the query string with a ``?token=``, raw path,
+    subprotocols: ~1 KB per idle socket) is not kept alive by the socket. The credential
+    re-checks need none of it (they use the ``Credential``, hub.socket.credentials)."""
+    kept = {key: scope[key] for key in _KEPT if key in scope}
+    agent = next((value for name, value in scope.get("headers", ()) if name == b"user-agent"), None)
+    if agent is not None:
+        kept["user_agent"] = agent.decode("latin-1")
+    return kept

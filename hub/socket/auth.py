@@ -18,7 +18,7 @@ from channels.db import database_sync_to_async
 
 from hub.policies import Principal
 
-NO_TOKEN = object()  # scope["hub.token"] when the handshake carried none
+NO_TOKEN = object()  # extract_handshake_token: the handshake carried none
 TOKEN, JWT, SESSION = "token", "jwt", "session"  # Credential.kind
 
 
@@ -149,26 +149,21 @@ def session_key_from(scope: dict[str, Any]) -> str | None:
     return None
 
 
-class HubAuthMiddleware:
-    """Sets ``scope["hub.credential"]`` when the handshake carried a token (a Credential, or
-    None for a bad token: the consumer closes 4001), else a Credential from a live session
-    cookie (absent when the session is not logged in: the socket may still send ``auth``).
+NO_CREDENTIAL = object()  # handshake_credential: no token, no logged-in session cookie
+
+
+async def handshake_credential(scope) -> Any:
+    """What the handshake presented: a ``Credential``; None for a bad token (the consumer
+    closes 4001); ``NO_CREDENTIAL`` when it carried no token and no live session cookie (the
+    socket may still send ``auth``). Read once, before accept (``HubConsumer.run``); the
+    re-checks while the socket lives need only the returned ``Credential``.
 
     Why not Channels' AuthMiddlewareStack: its SessionMiddleware wraps ``send`` for every
     socket (for cookie saving, which WebSocket cannot do) and hides the server's own send
     callable, which the fan-out writes to directly (hub.engine.transport)."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "websocket":
-            token = extract_handshake_token(scope)
-            if token is not NO_TOKEN:
-                scope = dict(scope, **{"hub.credential": await credential_for_token(token)})
-            else:
-                key = session_key_from(scope)
-                credential = await credential_for_session(key) if key else None
-                if credential is not None:
-                    scope = dict(scope, **{"hub.credential": credential})
-        return await self.inner(scope, receive, send)
+    token = extract_handshake_token(scope)
+    if token is not NO_TOKEN:
+        return await credential_for_token(token)
+    key = session_key_from(scope)
+    credential = await credential_for_session(key) if key else None
+    return NO_CREDENTIAL if credential is None else credential

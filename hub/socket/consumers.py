@@ -25,18 +25,18 @@ from typing import Any
 from hub.socket import protocol as p
 from hub.socket import session as s
 from hub.socket import credentials
-from hub.socket.admission import Gate, admission_for, client_address
-from hub.socket.auth import Credential, credential_for_token
+from hub.socket.admission import Gate, admission_for, admitted_scope, client_address
+from hub.socket.auth import NO_CREDENTIAL, Credential, credential_for_token, handshake_credential
 from hub.conf import get_policies, hub_settings
 from hub.engine.errors import HubUnavailable, PublishError
 from hub.engine.node import Node, get_node
 from hub.socket.handlers import dispatch, is_registered
+from hub.socket.origin import handshake_allowed
 from hub.policies import ANONYMOUS
 from hub.publish import ALL_CHANNEL, publish, user_channel
 from hub.engine.transport import Payload, make_writer
 
 logger = logging.getLogger("hub.consumer")
-_MISSING = object()
 
 
 class HubConsumer:
@@ -75,8 +75,15 @@ class HubConsumer:
     # --- the socket's life ------------------------------------------------------------------
 
     async def run(self) -> None:
+        """The handshake (origin, then credentials: before anything else), admission, the
+        socket's life. Its scope keeps only what is read later (``admitted_scope``)."""
         if (await self.receive())["type"] != "websocket.connect":
             return
+        if not handshake_allowed(self.scope):
+            await self.send({"type": "websocket.close"})  # before accept: HTTP 403
+            return
+        credential = await handshake_credential(self.scope)
+        self.scope = admitted_scope(self.scope)
         node = self.node = get_node()
         if node.control_handler is None:  # revocations from any process close sockets here
             node.control_handler = partial(credentials.on_control, node.connections)
@@ -86,11 +93,10 @@ class HubConsumer:
         if requested is not None and not p.is_valid_client_id(requested):
             await self.send({"type": "websocket.close"})  # 403: not a valid endpoint
             return
-        credential = self.scope.get("hub.credential", _MISSING)
         if credential is None:
             return await self._refuse(p.CLOSE_AUTH_FAILED, "authentication failed")
         gate = Gate(admission_for(node), client_address(self.scope))
-        if credential is not _MISSING:
+        if credential is not NO_CREDENTIAL:
             refused = None if gate.enter_authenticated(hub_settings.MAX_CONNECTIONS) else \
                 "server at connection limit"
         else:

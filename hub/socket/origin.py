@@ -17,7 +17,7 @@ which host. No ``Origin`` header (non-browser clients): the check passes; browse
 one on a WebSocket handshake. A refused handshake is closed before accept, which daphne
 answers with HTTP 403 and no socket.
 
-The functions above ``OriginCheckMiddleware`` read no settings (they are called from the
+The functions above ``warn_if_any_origin`` read no settings (they are called from the
 settings module to validate the lists).
 """
 
@@ -129,34 +129,32 @@ def own_origin(scope, allowed_hosts: list[str], proxy_ssl_header: tuple[str, str
     return normalize_origin(f"{'https' if secure else 'http'}://{host}")
 
 
-class OriginCheckMiddleware:
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        from hub.conf import hub_settings
+def warn_if_any_origin() -> None:
+    """Log once (when the socket application is built) that ``*`` lets any page in."""
+    from hub.conf import hub_settings
 
-        if "*" in hub_settings.ALLOWED_ORIGINS:
-            logger.warning("HUB_ALLOWED_ORIGINS=*: any web page may open sockets with its "
-                           "visitors' cookies (cross-site WebSocket hijacking); development only")
+    if "*" in hub_settings.ALLOWED_ORIGINS:
+        logger.warning("HUB_ALLOWED_ORIGINS=*: any web page may open sockets with its "
+                       "visitors' cookies (cross-site WebSocket hijacking); development only")
 
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "websocket":
-            origin = _headers(scope).get(b"origin")
-            if origin is not None and not self.allows(scope, origin):
-                await receive()  # websocket.connect
-                await send({"type": "websocket.close"})
-                return None
-        return await self.inner(scope, receive, send)
 
-    @staticmethod
-    def allows(scope, origin: str) -> bool:
-        from django.conf import settings
+def handshake_allowed(scope) -> bool:
+    """Whether a WebSocket handshake may open: no ``Origin`` header, or an allowed one. The
+    consumer asks this first (``HubConsumer.run``), before any other work; a refused
+    handshake is closed before accept (HTTP 403)."""
+    origin = _headers(scope).get(b"origin")
+    return origin is None or allows(scope, origin)
 
-        from hub.conf import hub_settings
 
-        allowed = [*hub_settings.ALLOWED_ORIGINS, *settings.CSRF_TRUSTED_ORIGINS]
-        hosts = settings.ALLOWED_HOSTS
-        if settings.DEBUG and not hosts:  # as HttpRequest.get_host() does
-            hosts = [".localhost", "127.0.0.1", "[::1]"]
-        own = own_origin(scope, hosts, settings.SECURE_PROXY_SSL_HEADER,
-                         settings.USE_X_FORWARDED_HOST)
-        return origin_allowed(origin, allowed, own)
+def allows(scope, origin: str) -> bool:
+    from django.conf import settings
+
+    from hub.conf import hub_settings
+
+    allowed = [*hub_settings.ALLOWED_ORIGINS, *settings.CSRF_TRUSTED_ORIGINS]
+    hosts = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not hosts:  # as HttpRequest.get_host() does
+        hosts = [".localhost", "127.0.0.1", "[::1]"]
+    own = own_origin(scope, hosts, settings.SECURE_PROXY_SSL_HEADER,
+                     settings.USE_X_FORWARDED_HOST)
+    return origin_allowed(origin, allowed, own)

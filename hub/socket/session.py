@@ -79,7 +79,7 @@ def error_reply(exc: p.ProtocolError) -> Reply:
 
 # --- rate limit ---------------------------------------------------------------------------
 
-@dataclass
+@dataclass(slots=True)  # one per socket: no instance dict
 class RateWindow:
     """Fixed one-minute window: over ``limit`` frames are dropped; over 2x the socket closes."""
 
@@ -101,7 +101,7 @@ class RateWindow:
 
 # --- the session --------------------------------------------------------------------------
 
-@dataclass
+@dataclass(slots=True)  # one per socket: no instance dict (~0.3 KB per idle connection)
 class Session:
     client_id: str
     policies: PolicySet

@@ -255,3 +255,27 @@ async def test_broadcaster_permission_is_loaded_with_the_user(make_user_async):
     credential = await credential_for_token(token)
     assert (credential.principal.can_broadcast, credential.kind, credential.key) == (
         True, "token", token)
+
+
+async def test_an_admitted_socket_keeps_no_handshake_data_and_still_lists_its_agent(make_user_async):
+    """Once admitted, the socket's scope holds neither the handshake's headers (cookies,
+    Authorization) nor its query string (``?token=``): ~1 KB per idle socket, and credentials
+    kept no longer than needed. The token's re-check still works (it uses the Credential),
+    and the connection listing still shows address, path and user agent."""
+    from asgiref.sync import sync_to_async
+    from rest_framework.authtoken.models import Token
+
+    from hub.engine.node import get_node
+
+    alice = await make_user_async("alice")
+    comm = await open_socket(f"/ws/?token={alice}",
+                             headers=[(b"user-agent", b"probe/1.0"), (b"cookie", b"a=b")])
+    await until(comm, "connected")
+    node = get_node()
+    (conn,) = node.connections.values()
+    assert set(conn.scope) <= {"type", "path", "client", "user_agent"}  # no "client" here
+    assert "headers" not in conn.scope and "query_string" not in conn.scope
+    (info,) = node.client_infos()
+    assert info.metadata["user_agent"] == "probe/1.0" and info.metadata["path"] == "/ws/"
+    await sync_to_async(lambda: Token.objects.get(key=alice).delete())()
+    assert await closed_with(comm) == 4001

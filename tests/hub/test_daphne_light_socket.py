@@ -140,3 +140,38 @@ def test_a_client_frame_regrows_the_dict_and_sharing_again_shrinks_it():
     assert len(protocol.__dict__) <= keys + 2  # the per-message flags went back to the class
     protocol.dataReceived(masked(b'{"type":"pong"}'))
     assert got[-1] == b'{"type":"pong"}'  # and the next frame still parses
+
+
+def test_daphnes_handshake_data_is_dropped_once_open_and_read_as_empty():
+    """daphne keeps the handshake's headers (cookies, Authorization), query string (a
+    ``?token=``), server address and root path for the socket's life, though it reads them
+    only in ``onConnect``; the scope's references are let go by the consumer
+    (``admitted_scope``), these by ``lighten``."""
+    from hub.daphne.server import HubWebSocketProtocol
+
+    protocol = open_protocol(StringTransport())
+    protocol.clean_headers = [(b"cookie", b"sessionid=secret"), (b"host", b"hub")]
+    protocol._raw_query_string, protocol.server_addr = b"token=secret", ["127.0.0.1", 8000]
+    protocol.root_path = "/hub"
+    lighten(protocol)
+    for name, later in (("clean_headers", ()), ("_raw_query_string", b""), ("server_addr", None),
+                        ("root_path", "")):
+        assert name not in protocol.__dict__
+        assert getattr(HubWebSocketProtocol, name) == later  # what a later read would find
+
+
+def test_a_spent_channel_and_its_request_are_freed_without_the_cyclic_collector():
+    """Channel and request refer to each other; the hub's server runs the cyclic collector
+    rarely (``tune_gc``), so the pair must go by reference counting alone."""
+    transport = StringTransport()
+    channel = upgraded_channel(transport)
+    request = weakref.ref(channel.requests[0])
+    protocol = open_protocol(transport)
+    ref = weakref.ref(channel)
+    del channel
+    gc.disable()
+    try:
+        assert release_upgrade_channel(protocol.transport)
+        assert ref() is None and request() is None
+    finally:
+        gc.enable()

@@ -1,5 +1,5 @@
-"""``hub.routing.HubRouter``: the routes of PROTOCOL.md §1, matched as Channels' URLRouter did,
-with the scope handed on as is (no per-socket copy)."""
+"""``hub.routing``: the routes of PROTOCOL.md §1, matched as Channels' URLRouter did, with the
+scope handed on as is (no per-socket copy), and routers that keep no frame per socket."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from hub.routing import HubRouter
+from hub.routing import HubRouter, ProtocolRouter
 
 
 class Recorder:
@@ -51,3 +51,23 @@ def test_root_path_is_stripped_and_required():
 def test_anything_else_has_no_route(path):
     with pytest.raises(ValueError, match="No route"):
         route(path)
+
+
+def test_the_routers_hand_back_the_next_coroutine_and_keep_no_frame():
+    """An awaiting router keeps its coroutine frame alive for the socket's life (~0.3 KB per
+    idle connection): these return the consumer's ``run()`` coroutine itself, yet servers
+    that inspect (uvicorn) still see ASGI 3 applications."""
+    scope = {"type": "websocket", "path": "/ws/c_1"}
+    router = ProtocolRouter({"websocket": HubRouter(Recorder)})
+    coroutine = router(scope, None, None)
+    try:
+        assert coroutine.cr_code is Recorder.run.__code__
+    finally:
+        coroutine.close()
+    for app in (router, HubRouter(Recorder)):  # as uvicorn tells ASGI 3 from 2
+        assert asyncio.iscoroutinefunction(app.__call__)
+
+
+def test_an_unknown_scope_type_fails_when_awaited():
+    with pytest.raises(ValueError, match="lifespan"):
+        asyncio.run(ProtocolRouter({"http": None})({"type": "lifespan"}, None, None))
