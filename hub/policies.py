@@ -88,6 +88,11 @@ DEFAULT_POLICIES: dict[str, dict[str, Any]] = {
     "jobs": {"subscribe": "authenticated", "publish": "nobody"},
     "nodes": {"subscribe": "authenticated", "publish": "nobody"},
     "metrics": {"subscribe": "authenticated", "publish": "nobody"},
+    # Another cluster's channels (slurm_monitor.clusters): the same rules as the primary's,
+    # so a second cluster never falls to the catch-all.
+    "jobs.*": {"subscribe": "authenticated", "publish": "nobody"},
+    "nodes.*": {"subscribe": "authenticated", "publish": "nobody"},
+    "metrics.*": {"subscribe": "authenticated", "publish": "nobody"},
     "notifications": {"subscribe": "authenticated", "publish": "nobody"},
     "alerts": {"subscribe": "staff", "publish": "nobody"},
     "user:*": {"subscribe": "owner", "publish": "nobody"},
@@ -136,11 +141,12 @@ def build_policies(overrides: Mapping[str, Any], default_history: int,
                    private_jobs: bool = False) -> PolicySet:
     """Merge ``overrides`` over the defaults and index them for matching.
 
-    ``private_jobs`` changes the *default* ``jobs`` policy to staff-only; an explicit
-    ``jobs`` key in ``overrides`` still wins (the operator said so)."""
+    ``private_jobs`` changes the *default* ``jobs`` and ``jobs.*`` (other clusters) policies
+    to staff-only; an explicit key in ``overrides`` still wins (the operator said so)."""
     merged: dict[str, Any] = dict(DEFAULT_POLICIES)
     if private_jobs:
         merged["jobs"] = dict(PRIVATE_JOBS_POLICY)
+        merged["jobs.*"] = dict(PRIVATE_JOBS_POLICY)
     for pattern, raw in overrides.items():
         if not isinstance(pattern, str) or not pattern:
             raise PolicyError("policy keys must be non-empty strings")

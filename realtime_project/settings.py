@@ -310,6 +310,11 @@ env_number("HUB_LOGIN_LOCKOUT_SECONDS", 30.0, 0.0, exclusive=True)
 # HUB_ALLOWED_ORIGINS and HUB_CHANNELS are judged by the hub's own rules (the Origin check,
 # the channel policies), so the hub app validates them at start-up: hub.apps.check_settings.
 
+# The primary cluster's name (slurm_monitor.clusters): what a monitor started without
+# --cluster watches, and what events, REST rows and metrics call it. Validated by
+# slurm_monitor's AppConfig.ready().
+SLURM_MONITOR_CLUSTER = _env_str("SLURM_MONITOR_CLUSTER") or "default"
+
 # Job cancel from the job page (slurm_monitor.cancel): off unless a command is named. Kept as
 # the raw line here (settings are plain data); slurm_monitor's AppConfig.ready() validates it.
 SLURM_MONITOR_CANCEL_COMMAND = _env_str("SLURM_MONITOR_CANCEL_COMMAND") or None

@@ -19,3 +19,9 @@ class SlurmMonitorConfig(AppConfig):
                 parse_command(value)
             except CancelConfigError as exc:
                 raise ImproperlyConfigured(str(exc)) from None
+        from slurm_monitor.clusters import ClusterNameError, validate
+
+        try:
+            validate(getattr(settings, "SLURM_MONITOR_CLUSTER", "default"))
+        except ClusterNameError as exc:
+            raise ImproperlyConfigured(f"SLURM_MONITOR_CLUSTER: {exc}") from None

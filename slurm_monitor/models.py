@@ -16,7 +16,8 @@ from django.db import models
 
 
 class ClusterJob(models.Model):
-    job_id = models.CharField(max_length=64, primary_key=True)
+    job_id = models.CharField(max_length=64, primary_key=True)  # clusters.key(cluster, Slurm id)
+    cluster = models.CharField(max_length=40, blank=True, default="", db_index=True)  # "": the primary (clusters.py)
     user = models.CharField(max_length=150, db_index=True)
     partition = models.CharField(max_length=200, db_index=True)
     state = models.CharField(max_length=32, db_index=True)
@@ -36,7 +37,8 @@ class ClusterJob(models.Model):
 
 
 class ClusterNode(models.Model):
-    name = models.CharField(max_length=200, primary_key=True)
+    name = models.CharField(max_length=200, primary_key=True)  # clusters.key(cluster, node name)
+    cluster = models.CharField(max_length=40, blank=True, default="", db_index=True)  # "": the primary (clusters.py)
     state = models.CharField(max_length=32, db_index=True)
     record = models.JSONField()
     updated_at = models.DateTimeField(auto_now=True)
@@ -52,7 +54,8 @@ class ClusterStream(models.Model):
     """``jobs`` / ``nodes`` / ``metrics``: when the monitor last saved it; ``data`` is the
     latest metrics_update payload for ``metrics``."""
 
-    name = models.CharField(max_length=16, primary_key=True)
+    name = models.CharField(max_length=64, primary_key=True)  # clusters.stream_key(cluster, stream)
+    cluster = models.CharField(max_length=40, blank=True, default="", db_index=True)  # "": the primary (clusters.py)
     data = models.JSONField(default=dict)
     source = models.CharField(max_length=64, default="")
     updated_at = models.DateTimeField()
@@ -115,6 +118,7 @@ class Alert(models.Model):
     rule_name = models.CharField(max_length=64, db_index=True)  # kept if the rule goes
     target = models.CharField(max_length=200, blank=True)
     alert_id = models.CharField(max_length=300, db_index=True)
+    cluster = models.CharField(max_length=40, blank=True, default="", db_index=True)  # "": the primary (clusters.py)
     severity = models.CharField(max_length=10)
     message = models.CharField(max_length=500, blank=True)
     value = models.FloatField(default=0.0)
@@ -194,11 +198,13 @@ class JobWatch(models.Model):
     ``expires_at``; the monitor polls the union of live rows once per cycle (``interest``)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="job_watches")
-    job_id = models.CharField(max_length=64)
+    job_id = models.CharField(max_length=64)  # the Slurm id
     expires_at = models.DateTimeField(db_index=True)
+    cluster = models.CharField(max_length=40, blank=True, default="", db_index=True)  # "": the primary (clusters.py)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "job_id"], name="one_watch_per_user_job")]
+        constraints = [models.UniqueConstraint(fields=["user", "cluster", "job_id"],
+                                               name="one_watch_per_user_cluster_job")]
 
     def __str__(self) -> str:
         return f"{self.user_id} watches job {self.job_id} until {self.expires_at}"
@@ -225,7 +231,8 @@ class JobActionAudit(models.Model):
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.CharField(max_length=150, db_index=True)  # the hub username; kept if the user goes
-    job_id = models.CharField(max_length=32, db_index=True)
+    job_id = models.CharField(max_length=32, db_index=True)  # the Slurm id
+    cluster = models.CharField(max_length=40, blank=True, default="", db_index=True)  # "": the primary (clusters.py)
     job_user = models.CharField(max_length=150, blank=True)  # the job's Slurm user
     action = models.CharField(max_length=20)  # cancel
     result = models.CharField(max_length=32)

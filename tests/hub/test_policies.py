@@ -82,7 +82,7 @@ def test_defaults_with_auth_off(channel, who, allowed):
 
 def test_default_patterns_and_history():
     assert set(DEFAULTS.exact) == {"jobs", "nodes", "metrics", "notifications", "alerts"}
-    assert [policy.pattern for policy in DEFAULTS.prefixes] == ["user:*"]
+    assert sorted(policy.pattern for policy in DEFAULTS.prefixes) == ["jobs.*", "metrics.*", "nodes.*", "user:*"]
     assert DEFAULTS.catch_all is not None and DEFAULTS.catch_all.pattern == "*"
     for policy in [*DEFAULTS.exact.values(), *DEFAULTS.prefixes, DEFAULTS.catch_all]:
         assert policy.history == 100
@@ -280,10 +280,23 @@ def test_valid_history(history):
 @pytest.mark.parametrize("pattern, kind", [("*", "catch_all"), ("a*", "prefix"), ("a", "exact"),
                                            ("a:b.c-d_e", "exact"), ("user:*", "prefix")])
 def test_pattern_kinds(pattern, kind):
-    policies = build_policies({"*": None, "user:*": None, pattern: {}}, 1)
+    policies = build_policies({"*": None, "user:*": None, "jobs.*": None, "nodes.*": None,
+                               "metrics.*": None, pattern: {}}, 1)
     if kind == "catch_all":
         assert policies.catch_all is not None
     elif kind == "prefix":
         assert [p.pattern for p in policies.prefixes] == [pattern]
     else:
         assert pattern in policies.exact
+
+
+def test_other_clusters_channels_get_the_primarys_rules_never_the_catch_all():
+    """slurm_monitor.clusters: cluster b publishes on jobs.b / nodes.b / metrics.b."""
+    plain = build_policies({}, 100)
+    private = build_policies({}, 100, private_jobs=True)
+    for name in ("jobs.b", "nodes.b", "metrics.b"):
+        assert plain.resolve(name).pattern == name.split(".")[0] + ".*"
+        assert plain.resolve(name).publish == "nobody"
+    assert private.resolve("jobs.b").subscribe == "staff"
+    assert private.resolve("jobs").subscribe == "staff"
+    assert plain.resolve("jobs.b").subscribe == "authenticated"
