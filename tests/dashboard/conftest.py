@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -142,6 +143,17 @@ def orm(fn, *args, **kwargs):
         return pool.submit(call).result()
 
 
+def orm_until(fn, what: str, timeout: float = 60.0):
+    """``orm(fn)`` again until it returns something true, which it returns: for rows another
+    process writes (the monitor, daphne's request threads) after what the test has seen.
+    Bounded (a hang guard, not a speed limit)."""
+    deadline = time.monotonic() + timeout
+    while not (found := orm(fn)):
+        assert time.monotonic() < deadline, f"no {what} after {timeout} s"
+        time.sleep(0.2)
+    return found
+
+
 def login(page, base_url: str, username: str, password: str = PASSWORD) -> None:
     """Sign in through the login form, land on the dashboard, wait for the live connection."""
     page.goto(base_url + "/")
@@ -151,6 +163,19 @@ def login(page, base_url: str, username: str, password: str = PASSWORD) -> None:
     page.click("button[type=submit]")
     page.wait_for_url(base_url + "/")
     page.wait_for_selector('#connection[data-state="connected"]')
+
+
+def wait_following(page, *channels: str) -> None:
+    """Wait until the page is subscribed to ``channels`` (the hub acknowledged each).
+
+    "connected" is not enough for a test that publishes events no row backs (only the
+    monitor saves rows, before it publishes): the page subscribes a feed's channel only
+    after that feed's REST snapshot, ``since`` the position the snapshot read, so an event
+    published before that read counts as included in the snapshot and is never shown.
+    """
+    page.wait_for_function(
+        "(names) => names.every((n) => dashboardHub.channels().some((c) => c.name === n && c.subscribed))",
+        arg=list(channels))
 
 
 class MonitorProcess:
@@ -179,6 +204,21 @@ class MonitorProcess:
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         return self
+
+    def wait_first_save(self, timeout: float = 60) -> None:
+        """Wait until the monitor has saved its first jobs and nodes polls.
+
+        On an empty store its first poll is only a baseline: saved for REST, published as no
+        event. A page whose snapshots predate that save shows none of those rows until they
+        change (or a reset reloads them), so a test comparing the page with REST opens it after.
+        """
+        from slurm_monitor.models import ClusterJob, ClusterNode
+
+        def saved() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, self.log_text()[-2000:]
+            return ClusterJob.objects.exists() and ClusterNode.objects.exists()
+
+        orm_until(saved, f"the monitor's first save (its log:\n{self.log_text()[-2000:]})", timeout)
 
     def stop(self) -> None:
         stop_process(self.proc)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dashboard.conftest import PASSWORD, api, login, orm
+from tests.dashboard.conftest import PASSWORD, api, login, orm, wait_following
 
 pytestmark = pytest.mark.usefixtures("transactional_db")
 
@@ -77,6 +77,7 @@ def test_a_12000_job_queue_is_windowed_sorted_with_aria_sort_and_scrolls(hub_ser
     page.wait_for_function("document.getElementById('jobs-count').textContent === '4000 of 12000'")
     # A live event for a job off screen changes the counts, not the rows on screen.
     token = orm(superuser_token)
+    wait_following(page, "jobs")  # the event is backed by no stored row
     api(server.url, "/api/broadcast", token, {"channel": "jobs", "message": {"type": "job_state_changed", "data": {
         "job_id": "1", "name": "job1", "user": "alice", "partition": "cpu", "state": "RUNNING",
         "previous_state": "PENDING", "reason": None, "nodes": "cn01", "start_time": None, "end_time": None,
@@ -175,6 +176,7 @@ def test_node_panel_by_keyboard_and_tiles_keep_state_on_resource_events(hub_serv
     token = orm(superuser_token)
     page = pages.open()
     login(page, server.url, "alice")
+    wait_following(page, "nodes", "jobs")  # the events below are backed by no stored row
 
     def broadcast(channel: str, event: str, data: dict) -> None:
         api(server.url, "/api/broadcast", token, {"channel": channel, "message": {"type": event, "data": data}})
@@ -203,6 +205,8 @@ def test_node_panel_by_keyboard_and_tiles_keep_state_on_resource_events(hub_serv
     assert panel.locator('dd[data-fact="state"]').inner_text() == "MIXED"
     assert panel.locator('dd[data-fact="partitions"]').inner_text() == "cpu,all"
     assert panel.locator('dd[data-fact="cpu load"]').inner_text() == "60%"
+    # Another channel than the node's events: it may render a frame later.
+    panel.locator('#node-panel-jobs a[href="/jobs/77"]').wait_for()
     assert panel.locator('#node-panel-jobs a[href="/jobs/77"]').count() == 1
     page.keyboard.press("Escape")
     panel.wait_for(state="hidden")
