@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from tests.dashboard.conftest import login, orm, screenshot_path
+from tests.dashboard.conftest import login, orm, orm_until, screenshot_path
 from tests.dashboard.real_slurm import TestJobs, slurm
 from tests.slurm_monitor.conftest import monitor_process, slurm_cluster  # noqa: F401 (fixtures)
 
@@ -115,7 +115,10 @@ def test_cancel_is_confirmed_by_the_stream(live, pages):
     assert page.evaluate("window.jobPage.cancelSeen") == ["cancelling", "cancelled"]
     assert page.locator("#cancel-status").inner_text() == "Cancelled."
     assert page.evaluate("window.__pageId") == page_id, "the page reloaded"
-    rows = orm(lambda: list(JobActionAudit.objects.filter(job_id=job_id).values_list("actor", "result")))
+    # The request thread writes the audit row after scancel returns; the monitor may publish
+    # the CANCELLED it then sees first.
+    rows = orm_until(lambda: list(JobActionAudit.objects.filter(job_id=job_id).values_list("actor", "result")),
+                     "cancel audit row", timeout=30)
     assert rows == [("root", "ok")]
     assert not pages.page_errors()
 
