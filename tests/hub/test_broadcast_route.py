@@ -19,7 +19,10 @@ KEY = "k" * 40
 
 
 @pytest.fixture(autouse=True)
-def _fresh(settings):
+def _fresh(settings, monkeypatch):
+    # These tests read the audit queue itself: no writer thread may drain it meanwhile (the
+    # route starts one on its first request, which would then outlive the test in this process).
+    monkeypatch.setattr(audit, "start_writer", lambda: None)
     settings.ALLOWED_HOSTS = ["testserver"]
     rest_auth.IDENTITIES.clear()
     rest_auth.IDENTITIES.put("token", KEY, rest_auth.Identity(
