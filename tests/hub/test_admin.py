@@ -15,7 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from hub.ops import stats_recorder
 from hub.engine.base import ProcessStats
-from hub.models import HubProcess, StatsSnapshot
+from hub.models import BroadcastAudit, HubProcess, StatsSnapshot
 from tests.wsutil import connected, recv_until, send_json
 
 
@@ -135,13 +135,14 @@ async def test_staff_reads_live_figures_in_the_admin(hub_server, make_user):
     def recorded():  # the engine's housekeeping loop reports every few seconds
         row = HubProcess.objects.filter(server="hub-admin").first()
         return row is not None and row.active_connections == 1 and row.subscriptions_total >= 2 \
-            and row.messages_sent >= 4 and row.snapshots.exists()
+            and row.messages_sent >= 4 and row.snapshots.exists() \
+            and BroadcastAudit.objects.exists()  # written off the request path (hub.ops.audit)
 
     for _ in range(150):
         if await sync_to_async(recorded)():
             break
         await asyncio.sleep(0.1)
-    assert await sync_to_async(recorded)(), "the server never recorded its stats"
+    assert await sync_to_async(recorded)(), "the server never recorded its stats and the audit row"
 
     session = await asyncio.to_thread(admin_session, server.url, "boss", "pw-for-tests-only")
 

@@ -325,7 +325,9 @@ async def test_a_stalled_redis_neither_duplicates_nor_misreports(redis_server):
 async def test_reports_keep_claims_alive_and_a_silent_process_lets_them_go(redis_server):
     """publish_state refreshes every client's id claim and its user's connection entry
     (one Lua call); once a process stops reporting, both expire with its record."""
-    presence = RedisPresence(redis_client(redis_server.url), prefix="p", ttl_seconds=0.4)
+    # A TTL well above the gap between two reports: a loaded machine may stall this loop for
+    # a few hundred ms, and a record lapsing in such a gap is not what is under test.
+    presence = RedisPresence(redis_client(redis_server.url), prefix="p", ttl_seconds=1.0)
     clients = [ClientInfo(client_id=f"c{i}", user="alice" if i < 2 else None, channels=(),
                           state="connected", connected_at="2026-11-22T10:00:00Z",
                           last_ping=None, last_pong=None, server="s1") for i in range(3)]
@@ -336,9 +338,9 @@ async def test_reports_keep_claims_alive_and_a_silent_process_lets_them_go(redis
     stats = ProcessStats(server="s1", host="h", pid=1, started_at=0.0, last_heartbeat=0.0,
                          active_connections=3, total_connections=3, messages_sent=0,
                          messages_received=0)
-    for _ in range(8):  # 0.8 s: twice the TTL, kept alive by the reports
+    for _ in range(11):  # 2.2 s: over twice the TTL, kept alive by the reports
         await presence.publish_state(stats, lambda: clients)
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)
     assert not await presence.claim_client("c2", None, "s2")
     assert await presence.add_user_connection("alice", "c9") == 3  # c0, c1 and this one
     members = redis_sync.Redis.from_url(redis_server.url).zrange("p:user:alice", 0, -1)
@@ -347,7 +349,7 @@ async def test_reports_keep_claims_alive_and_a_silent_process_lets_them_go(redis
     assert [p.server for p in processes] == ["s1"]
     assert sorted(c.client_id for c in listed) == ["c0", "c1", "c2"]
     await presence.remove_user_connection("alice", "c9")
-    await asyncio.sleep(0.6)  # under test: no more reports, the records' TTLs run out
+    await asyncio.sleep(1.3)  # under test: no more reports, the records' TTLs run out
     assert await presence.claim_client("c2", None, "s2")
     assert await presence.add_user_connection("alice", "c9") == 1
     assert await presence.cluster_state(lambda: ([], [])) == ([], [])
