@@ -289,9 +289,10 @@ def test_staff_alerts_job_filters_and_phone_layout(hub_server, make_user, pages)
 @pytest.mark.timeout(180)
 def test_client_answers_heartbeats_and_works_at_the_server_root(hub_server, make_user, pages):
     """hub-client.js in the browser: the hub closes sockets that stay silent for
-    HUB_CONNECTION_TIMEOUT (3 s here) and sends a heartbeat every second; the client's pongs
-    keep both the dashboard's socket and a second client on the server root (``/``) open."""
-    server = hub_server({"HUB_HEARTBEAT_INTERVAL": "1", "HUB_CONNECTION_TIMEOUT": "3"})
+    HUB_CONNECTION_TIMEOUT (6 s here) and sends a heartbeat every second; the client's pongs
+    keep both the dashboard's socket and a second client on the server root (``/``) open for
+    8 beats, past the timeout (3 s left little room for a pong delayed on a loaded machine)."""
+    server = hub_server({"HUB_HEARTBEAT_INTERVAL": "1", "HUB_CONNECTION_TIMEOUT": "6"})
     orm(make_user, "alice")
     page = pages.open()
     login(page, server.url, "alice")
