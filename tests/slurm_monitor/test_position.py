@@ -106,19 +106,28 @@ async def test_rest_then_since_misses_nothing_and_repeats_nothing(sink, alice_to
     stop = asyncio.Event()
     loads: list[PageLoad] = []
     tasks = []
-    for k in range(2, STEPS + 1):  # each step races two page loads against the monitor's polls
+
+    async def saved(k: int) -> dict:
+        """The REST answer once the monitor has published and saved step ``k``."""
+        want = {str(1000 + i): ("PENDING" if i == k else "RUNNING") for i in range(1, k + 1)}
+        while True:
+            body = await asyncio.to_thread(rest, f"{server.url}/api/cluster/jobs", token)
+            if {j["job_id"]: j["state"] for j in body["results"]} == want:
+                return body
+            await asyncio.sleep(0.05)
+
+    for k in range(2, STEPS + 1):  # each step races two page loads against the monitor's poll
         fake_slurm.set_jobs(step_jobs(k))
         for _ in range(2):
             load = PageLoad(server, token)
             loads.append(load)
             tasks.append(asyncio.create_task(load.run(stop)))
             await asyncio.sleep(0.06)  # pacing: page loads staggered across the monitor's polls
+        # The next step once this one is saved: paced by the monitor, not by a clock (a slow
+        # monitor would otherwise fold several steps into one poll, and the loads into few
+        # positions).
+        body = await saved(k)
     final = {str(1000 + i): ("PENDING" if i == STEPS else "RUNNING") for i in range(1, STEPS + 1)}
-    while True:  # the monitor has published and saved the last step
-        body = await asyncio.to_thread(rest, f"{server.url}/api/cluster/jobs", token)
-        if {j["job_id"]: j["state"] for j in body["results"]} == final:
-            break
-        await asyncio.sleep(0.1)
     epoch = body["position"]["jobs"]["epoch"]
     for load in loads:
         load.final_offset = body["position"]["jobs"]["offset"]
