@@ -182,14 +182,17 @@ def _bucket_index(seconds: float) -> int:
     return len(POLL_BUCKETS_SECONDS)
 
 
-def record_poll(stream: str, seconds: float, ok: bool) -> None:
-    """Count one Slurm monitor poll of ``stream`` (e.g. "jobs", "nodes"). Sync, one small
-    DB write; never raises (metrics must not break the monitor)."""
+def record_poll(stream: str, seconds: float, ok: bool, cluster: str = "") -> None:
+    """Count one Slurm monitor poll of ``stream`` (e.g. "jobs", "nodes") of ``cluster`` (its
+    ``cluster`` column value, slurm_monitor.clusters: the row is ``clusters.stream_key``).
+    Sync, one small DB write; never raises (metrics must not break the monitor)."""
     from hub.models import MonitorPollStats
+    from slurm_monitor.clusters import stream_key
 
     try:
         with transaction.atomic():
-            row, _ = MonitorPollStats.objects.select_for_update().get_or_create(stream=stream[:100])
+            row, _ = MonitorPollStats.objects.select_for_update().get_or_create(
+                stream=stream_key(cluster, stream)[:100])
             counts = list(row.bucket_counts)
             counts += [0] * (len(POLL_BUCKETS_SECONDS) + 1 - len(counts))
             counts[_bucket_index(seconds)] += 1
@@ -211,7 +214,11 @@ class MonitorCollector(Collector):
     def collect(self) -> Iterable:
         from hub.models import MonitorPollStats
 
-        stream = ["stream"]
+        from slurm_monitor.cluster_scope import primary_name
+        from slurm_monitor.clusters import display, split_key
+
+        stream = ["cluster", "stream"]
+        primary = primary_name()
         duration = HistogramMetricFamily("slurm_monitor_poll_duration_seconds",
                                          "Slurm monitor poll duration", labels=stream)
         polls = CounterMetricFamily("slurm_monitor_polls", "Slurm monitor polls", labels=stream)
@@ -219,16 +226,18 @@ class MonitorCollector(Collector):
         last = GaugeMetricFamily("slurm_monitor_last_poll_seconds", "Unix time of the last poll",
                                  labels=stream)
         for row in MonitorPollStats.objects.all():
+            column, name = split_key(row.stream)
+            labels = [display(column, primary), name]
             counts = list(row.bucket_counts) + [0] * (len(POLL_BUCKETS_SECONDS) + 1 - len(row.bucket_counts))
             buckets, running = [], 0
             for bound, count in zip((*POLL_BUCKETS_SECONDS, None), counts):
                 running += count
                 buckets.append(("+Inf" if bound is None else repr(bound), float(running)))
-            duration.add_metric([row.stream], buckets, row.duration_sum)
-            polls.add_metric([row.stream], float(row.polls_total))
-            errors.add_metric([row.stream], float(row.errors_total))
+            duration.add_metric(labels, buckets, row.duration_sum)
+            polls.add_metric(labels, float(row.polls_total))
+            errors.add_metric(labels, float(row.errors_total))
             if row.last_poll_at is not None:
-                last.add_metric([row.stream], row.last_poll_at.timestamp())
+                last.add_metric(labels, row.last_poll_at.timestamp())
         yield from (duration, polls, errors, last)
         yield from stream_age_families()
 
@@ -256,13 +265,15 @@ def cadence_families() -> Iterable:
     from hub.rest.selectors import monitor_cadences
 
     base = GaugeMetricFamily("hub_slurm_stream_base_interval_seconds",
-                             "Configured seconds between the Slurm monitor stream's polls", labels=["stream"])
+                             "Configured seconds between the Slurm monitor stream's polls",
+                             labels=["cluster", "stream"])
     reason = GaugeMetricFamily("hub_slurm_stream_cadence", "1 for the reason of the stream's current "
-                               "interval (normal, recovering, slow, failing, busy)", labels=["stream", "reason"])
+                               "interval (normal, recovering, slow, failing, busy)",
+                               labels=["cluster", "stream", "reason"])
     for beat in monitor_cadences():
         if beat.base_interval is not None:
-            base.add_metric([beat.stream], beat.base_interval)
-        reason.add_metric([beat.stream, beat.reason], 1.0)
+            base.add_metric([beat.cluster, beat.stream], beat.base_interval)
+        reason.add_metric([beat.cluster, beat.stream, beat.reason], 1.0)
     yield from (base, reason)
 
 
