@@ -152,7 +152,8 @@ def test_slurm_monitor_poll_figures(monkeypatch):
     assert got[("slurm_monitor_poll_duration_seconds_count", jobs)] == 3
     assert got[("slurm_monitor_poll_duration_seconds_sum", jobs)] == pytest.approx(1000.32)
     def bucket(le):
-        return got[("slurm_monitor_poll_duration_seconds_bucket", (("cluster", "default"), ("le", le), ("stream", "jobs")))]
+        labels = (("cluster", "default"), ("le", le), ("stream", "jobs"))
+        return got[("slurm_monitor_poll_duration_seconds_bucket", labels)]
 
     assert bucket(repr(POLL_BUCKETS_SECONDS[0])) == 1
     assert bucket("0.5") == 2
