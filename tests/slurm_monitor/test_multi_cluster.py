@@ -19,7 +19,7 @@ from django.core.management import CommandError, call_command
 from slurm_monitor import alerting, gap, history, store
 from slurm_monitor.collector import SlurmCollector
 from slurm_monitor.mock import build_mock_cluster
-from slurm_monitor.models import Alert, ClusterJob, ClusterNode, StreamPosition
+from slurm_monitor.models import Alert, ClusterJob, ClusterNode, ClusterStream, StreamPosition
 from slurm_monitor.monitor import Monitor
 from slurm_monitor.sacct import Accounting
 from slurm_monitor.sinks import Sink
@@ -239,3 +239,26 @@ async def test_two_monitor_processes_feed_one_hub_each_on_its_own_channels(make_
     assert copies == [("job_submitted", "b"), ("job_state_changed", "b"), ("job_submitted", "default")]
     keys = await sync_to_async(lambda: set(ClusterJob.objects.values_list("job_id", "cluster")))()
     assert keys == {("101", ""), ("b/101", "b")}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_slurm_conf_reaches_every_command_and_once_saves_only_its_cluster(monitor_process, hub_server,
+                                                                          fake_slurm, tmp_path):
+    """``--slurm-conf`` is how one host's monitor watches a second cluster: every Slurm command
+    it runs sees SLURM_CONF; a ``--once --cluster b`` run saves b's streams only."""
+    conf = tmp_path / "slurm-b.conf"
+    conf.write_text("ClusterName=b\n")
+    for name in ("squeue", "scontrol", "sinfo"):
+        script = fake_slurm.dir / name
+        head, rest = script.read_text().split("\n", 1)
+        script.write_text(f'{head}\necho "$SLURM_CONF" >> "{fake_slurm.dir}/conf.log"\n{rest}')
+    server = hub_server()
+    monitor = monitor_process(["--once", "--cluster", "b", "--slurm-conf", str(conf), "--hub-url", server.url],
+                              {"SLURM_MONITOR_BIN_DIR": fake_slurm.dir}, name="once-b")
+    assert monitor.wait() == 0, monitor.log_text()
+    seen = (fake_slurm.dir / "conf.log").read_text().splitlines()
+    assert seen and set(seen) == {str(conf)}
+    assert set(ClusterStream.objects.values_list("name", flat=True)) == {
+        "b/jobs", "b/nodes", "b/metrics", "b/alerts", "b/gauges", "b/beat:jobs", "b/beat:nodes", "b/beat:metrics"}
+    assert set(ClusterStream.objects.values_list("cluster", flat=True)) == {"b"}
+    assert set(ClusterNode.objects.values_list("cluster", flat=True)) == {"b"}
