@@ -244,16 +244,23 @@ class MonitorCollector(Collector):
 
 def stream_age_families() -> Iterable:
     """Each monitor stream's age, computed at scrape time from its heartbeat, and its
-    interval: alert on ``age > 3 * interval`` (what /api/health calls degraded)."""
-    from hub.rest.selectors import monitor_streams
+    interval: alert on ``age > 3 * interval`` (what /api/health calls degraded). Labelled
+    ``cluster`` (the heartbeat's, slurm_monitor.clusters) and ``stream``."""
+    import time
+
+    from slurm_monitor.metrics import stream_age
+    from slurm_monitor.store import load_heartbeats
 
     age = GaugeMetricFamily("hub_slurm_stream_age_seconds",
-                            "Seconds since the Slurm monitor stream's last successful poll", labels=["stream"])
+                            "Seconds since the Slurm monitor stream's last successful poll",
+                            labels=["cluster", "stream"])
     interval = GaugeMetricFamily("hub_slurm_stream_interval_seconds",
-                                 "Seconds between the Slurm monitor stream's polls", labels=["stream"])
-    for stream in monitor_streams():
-        age.add_metric([stream.stream], stream.age_seconds)
-        interval.add_metric([stream.stream], stream.interval_seconds)
+                                 "Seconds between the Slurm monitor stream's polls", labels=["cluster", "stream"])
+    now = time.time()
+    for beat in load_heartbeats():
+        stream = stream_age(beat.stream, beat.interval, beat.ok, beat.last_ok_at, beat.first_at, now)
+        age.add_metric([beat.cluster, stream.stream], stream.age_seconds)
+        interval.add_metric([beat.cluster, stream.stream], stream.interval_seconds)
     yield from (age, interval)
     yield from cadence_families()
 

@@ -262,3 +262,30 @@ def test_slurm_conf_reaches_every_command_and_once_saves_only_its_cluster(monito
         "b/jobs", "b/nodes", "b/metrics", "b/alerts", "b/gauges", "b/beat:jobs", "b/beat:nodes", "b/beat:metrics"}
     assert set(ClusterStream.objects.values_list("cluster", flat=True)) == {"b"}
     assert set(ClusterNode.objects.values_list("cluster", flat=True)) == {"b"}
+
+
+@pytest.mark.django_db
+def test_metrics_carry_the_cluster_label():
+    from django.test import Client
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from hub.ops.metrics import record_poll
+    from slurm_monitor.exporter import save_gauges
+
+    save_gauges({"collected_at": 1.0, "nodes": {"IDLE": 3}}, "t")
+    save_gauges({"collected_at": 2.0, "nodes": {"IDLE": 5}}, "t", None, "b")
+    store.save_alerts([{"alert_id": "b/nodes_down", "severity": "critical"}], "t", cluster="b")
+    store.record_heartbeat("jobs", True, 5.0, "t", cluster="b")
+    record_poll("jobs", 0.1, True, "b")
+    record_poll("jobs", 0.1, False)
+    got: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(Client().get("/metrics").content.decode()):
+        for sample in family.samples:
+            got.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    assert got["slurm_nodes"] == {(("cluster", "default"), ("state", "IDLE")): 3.0,
+                                  (("cluster", "b"), ("state", "IDLE")): 5.0}
+    assert got["slurm_alerts_active"][(("cluster", "b"), ("severity", "critical"))] == 1.0
+    assert got["slurm_alerts_active"][(("cluster", "default"), ("severity", "critical"))] == 0.0
+    assert set(got["hub_slurm_stream_interval_seconds"]) == {(("cluster", "b"), ("stream", "jobs"))}
+    assert got["slurm_monitor_poll_errors_total"] == {(("cluster", "b"), ("stream", "jobs")): 0.0,
+                                                      (("cluster", "default"), ("stream", "jobs")): 1.0}
