@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from slurm_monitor.arrays import job_matches, parse_job_ref
 from slurm_monitor.clusters import PRIMARY, display, key, split_key, stream_key
+from slurm_monitor.clusters import channel as channel_of
 from slurm_monitor.events import iso, job_fields, node_fields
 from slurm_monitor.models import ClusterJob, ClusterNode, ClusterStream, JobTransition, StreamPosition
 from slurm_monitor.snapshot import TERMINAL_JOB_STATES, Job, Node
@@ -391,7 +392,8 @@ class StreamBeat:
     base_interval: float | None = None  # the configured interval; ``interval`` is the cadence's
     reason: str = ""  # why the cadence is what it is (``cadence.REASONS``); "" from older monitors
     detail: str = ""
-    cluster: str = ""  # the cluster's display name (clusters.display): who reads it names e.g. ``jobs.b``
+    cluster: str = ""  # the cluster's display name (clusters.display)
+    channel: str = ""  # the stream's channel on that cluster (clusters.channel): ``jobs``, ``jobs.b``
 
 
 def record_heartbeat(stream: str, ok: bool, interval: float, source: str = "",
@@ -444,7 +446,8 @@ def load_heartbeats(primary_name: str | None = None) -> list[StreamBeat]:
                 failures=int(data.get("failures") or 0),
                 base_interval=None if data.get("base_interval") is None else float(data["base_interval"]),
                 reason=str(data.get("reason") or ""), detail=str(data.get("detail") or ""),
-                cluster=display(column, primary_name)))
+                cluster=display(column, primary_name),
+                channel=channel_of(name[len(HEARTBEAT_PREFIX):], display(column, primary_name), primary_name)))
         except (KeyError, TypeError, ValueError):
             continue  # written by something else: not a heartbeat we can judge
     return beats

@@ -145,6 +145,7 @@ def test_heartbeats_alerts_gap_and_history_are_per_cluster():
     beats = {(b.cluster, b.stream): b for b in store.load_heartbeats()}
     assert set(beats) == {("default", "jobs"), ("b", "jobs")}
     assert beats[("default", "jobs")].ok and not beats[("b", "jobs")].ok and beats[("b", "jobs")].interval == 7.0
+    assert (beats[("default", "jobs")].channel, beats[("b", "jobs")].channel) == ("jobs", "jobs.b")
 
     parsed = parse_nodes(shapes.nodes_doc("25.11", shapes.NODES))
     nodes = {name: dataclasses.replace(node, state="DOWN") for name, node in parsed.items()}
