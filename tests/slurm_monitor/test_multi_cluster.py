@@ -290,3 +290,38 @@ def test_metrics_carry_the_cluster_label():
     assert set(got["hub_slurm_stream_interval_seconds"]) == {(("cluster", "b"), ("stream", "jobs"))}
     assert got["slurm_monitor_poll_errors_total"] == {(("cluster", "b"), ("stream", "jobs")): 0.0,
                                                       (("cluster", "default"), ("stream", "jobs")): 1.0}
+
+
+@pytest.mark.django_db
+def test_stored_reminders_are_asked_per_cluster():
+    """Job 101 of cluster b was reminded; the primary's job 101 (same start) was not, and an
+    old row without ``cluster`` (written before clusters existed) counts for the primary."""
+    from hub.models import Notification as Row
+    from slurm_monitor.reminders import TIME_LIMIT_TYPE
+    from slurm_monitor.reminders import _sent_keys as sent_keys  # without closing the test's connection
+
+    start = "2026-12-03T10:00:00Z"
+    Row.objects.create(username="alice", type=TIME_LIMIT_TYPE, title="t",
+                       data={"job_id": "101", "start_time": start, "cluster": "b"})
+    keys = [f"101@{start}", f"102@{start}"]
+    assert sent_keys(keys, "b") == {f"101@{start}"}
+    assert sent_keys(keys, "default") == set()
+    Row.objects.create(username="alice", type=TIME_LIMIT_TYPE, title="t", data={"job_id": "102", "start_time": start})
+    assert sent_keys(keys, "default") == {f"102@{start}"} and sent_keys(keys, "b") == {f"101@{start}"}
+
+
+@pytest.mark.django_db
+def test_job_watches_and_progress_are_per_cluster(django_user_model):
+    from slurm_monitor.interest import changed_progress, save_progress, watched_job_ids
+    from slurm_monitor.models import JobProgress, JobWatch
+
+    user = django_user_model.objects.create(username="alice")
+    now = datetime.now(timezone.utc)
+    JobWatch.objects.create(user=user, cluster="b", job_id="101", expires_at=now + timedelta(minutes=1))
+    assert watched_job_ids(now, 100, "b") == ["101"] and watched_job_ids(now, 100, "") == []
+    gap.record([gap.job_of(accounting("101"))], now)
+    gap.record([gap.job_of(accounting("101"))], now, None, "b")
+    save_progress({"101": (1_700_000_900, None)}, None, "b")
+    assert list(JobProgress.objects.values_list("job_id", flat=True)) == ["b/101"]
+    assert changed_progress({"101": (1_700_000_900, None)}, "b") == {}
+    assert changed_progress({"101": (1_700_000_900, None)}, "") == {"101": (1_700_000_900, None)}
