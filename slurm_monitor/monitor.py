@@ -26,6 +26,9 @@ Every poll of every stream ends with a heartbeat (``store.record_heartbeat``: ok
 the stream's current interval and its reason), whether or not anything changed, so
 /api/health, /metrics and the dashboard can tell a quiet cluster from a dead monitor. ``metrics_update`` carries each
 stream's last successful poll (``streams``) for pages, which see no database.
+
+One monitor watches one cluster (``cluster``: ``cluster_scope.Scope``): its rows, heartbeats,
+alerts and figures are that cluster's, and ``MonitorIO.deliver`` stamps every event with it.
 """
 
 from __future__ import annotations

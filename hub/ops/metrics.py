@@ -10,9 +10,10 @@ separately also works but every target then reports the same cluster series (ded
 the database (HubProcess, see hub.ops.stats_recorder) are served instead and ``hub_stats_live``
 is 0.
 
-The Slurm monitor is another process: it calls ``record_poll(stream, seconds, ok)`` after
-each poll, which adds to a MonitorPollStats row; every hub's /metrics reads those rows, and
-each stream's heartbeat (``hub_slurm_stream_age_seconds``, aged at scrape time).
+The Slurm monitor is another process: it calls ``record_poll(stream, seconds, ok, cluster)``
+after each poll, which adds to a MonitorPollStats row (one per cluster and stream, labelled
+``cluster``); every hub's /metrics reads those rows, and each stream's heartbeat
+(``hub_slurm_stream_age_seconds``, aged at scrape time).
 """
 
 from __future__ import annotations
