@@ -8,6 +8,10 @@ What goes on the ``alerts`` channel keeps PROTOCOL's ``alert``/``alert_resolved`
 (``alert_id`` is the rule's name, ``name:target`` for a partition or node). A silenced alert is
 recorded but not pushed when raised, nor its resolution (nobody was told it began). The active
 raised alerts are also saved as the ``alerts`` stream (GET /api/cluster/alerts, /metrics).
+
+Several clusters: each monitor evaluates and stores only its own cluster's alerts (``Alert.cluster``,
+the column value); ``alert_id`` is ``clusters.key(cluster, rule[:target])``, so the primary's
+ids are unchanged and cluster b's (``b/nodes_down``) never collide with them.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Mapping
 
 from django.db import transaction
 
-from slurm_monitor import store
+from slurm_monitor import clusters, store
 from slurm_monitor.alerts import AlertState, RuleSpec, Transition, alert_key, evaluate_rules
 from slurm_monitor.events import ALERTS, Publication, build_alert, build_alert_resolved, iso
 from slurm_monitor.models import Alert, AlertAudit, AlertRule
@@ -79,12 +83,14 @@ def _silenced(alert: Alert, now: float) -> bool:
     return alert.silenced_until is not None and alert.silenced_until.timestamp() > now
 
 
-def _apply(t: Transition, open_alerts: dict, rules: Mapping[str, AlertRule], now: float) -> Publication | None:
+def _apply(t: Transition, open_alerts: dict, rules: Mapping[str, AlertRule], now: float,
+           cluster: str = clusters.PRIMARY) -> Publication | None:
     alert = open_alerts.get((t.rule, t.target))
     rule = rules.get(t.rule)
     if t.kind in ("pending", "raise") and alert is None:
         alert = Alert.objects.create(
-            rule=rule, rule_name=t.rule, target=t.target, alert_id=alert_key(t.rule, t.target),
+            rule=rule, rule_name=t.rule, target=t.target, cluster=cluster,
+            alert_id=clusters.key(cluster, alert_key(t.rule, t.target)),
             severity=rule.severity if rule else "warning", threshold=rule.threshold if rule else 0.0,
             value=t.value, message=t.message[:500], pending_since=_utc(now))
     if alert is None:
@@ -112,9 +118,10 @@ def _apply(t: Transition, open_alerts: dict, rules: Mapping[str, AlertRule], now
                                 alert.raised_at.timestamp() if alert.raised_at else now, now)
 
 
-def active_payloads() -> list[dict]:
-    """The raised, unresolved alerts as ``alert`` payloads (the ``alerts`` stream)."""
-    rows = Alert.objects.filter(raised_at__isnull=False, resolved_at__isnull=True).order_by("raised_at", "id")
+def active_payloads(cluster: str = clusters.PRIMARY) -> list[dict]:
+    """The raised, unresolved alerts of ``cluster`` as ``alert`` payloads (its ``alerts`` stream)."""
+    rows = Alert.objects.filter(cluster=cluster, raised_at__isnull=False,
+                                resolved_at__isnull=True).order_by("raised_at", "id")
     return [{"alert_id": a.alert_id, "severity": a.severity, "message": a.message, "value": a.value,
              "threshold": a.threshold, "raised_at": iso(a.raised_at.timestamp() if a.raised_at else None),
              "acknowledged_by": a.acknowledged_by or None,
@@ -123,18 +130,21 @@ def active_payloads() -> list[dict]:
 
 
 def evaluate_and_record(jobs: Mapping[str, Job], nodes: Mapping[str, Node], now: float,
-                        source: str = "") -> list[Publication]:
-    """One evaluation of every enabled rule: store the transitions, return what to publish."""
+                        source: str = "", cluster: str = clusters.PRIMARY) -> list[Publication]:
+    """One evaluation of every enabled rule for ``cluster`` (its column value): store the
+    transitions, return what to publish. Another cluster's alerts are never touched."""
+    from slurm_monitor.models import ClusterStream
+
     with transaction.atomic():
         ensure_default_rules()
         rules = {r.name: r for r in AlertRule.objects.filter(enabled=True)}
-        open_alerts = {(a.rule_name, a.target): a
-                       for a in Alert.objects.select_for_update().filter(resolved_at__isnull=True)}
+        open_alerts = {(a.rule_name, a.target): a for a in
+                       Alert.objects.select_for_update().filter(cluster=cluster, resolved_at__isnull=True)}
         states = {key: _state(alert) for key, alert in open_alerts.items()}
         transitions = evaluate_rules([rule_spec(r) for r in rules.values()], jobs, nodes, states, now)
-        publications = [p for t in transitions if (p := _apply(t, open_alerts, rules, now)) is not None]
-        if transitions or not store.list_alerts()["updated_at"]:
-            store.save_alerts(active_payloads(), source)
+        publications = [p for t in transitions if (p := _apply(t, open_alerts, rules, now, cluster)) is not None]
+        if transitions or not ClusterStream.objects.filter(name=clusters.stream_key(cluster, "alerts")).exists():
+            store.save_alerts(active_payloads(cluster), source, cluster=cluster)
     return publications
 
 
@@ -149,7 +159,7 @@ def acknowledge(alert: Alert, username: str) -> bool:
     alert.acknowledged_by, alert.acknowledged_at = username[:150], datetime.now(tz=timezone.utc)
     alert.save(update_fields=["acknowledged_by", "acknowledged_at"])
     AlertAudit.objects.create(alert=alert, action="acknowledged", actor=username[:150])
-    store.save_alerts(active_payloads(), "admin")
+    store.save_alerts(active_payloads(alert.cluster), "admin", cluster=alert.cluster)
     return True
 
 
@@ -162,7 +172,7 @@ def silence(alert: Alert, username: str, seconds: float) -> bool:
     alert.save(update_fields=["silenced_until"])
     AlertAudit.objects.create(alert=alert, action="silenced" if until else "unsilenced", actor=username[:150],
                               detail=f"until {iso(until.timestamp())}" if until else "")
-    store.save_alerts(active_payloads(), "admin")
+    store.save_alerts(active_payloads(alert.cluster), "admin", cluster=alert.cluster)
     return True
 
 

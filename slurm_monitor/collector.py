@@ -78,14 +78,16 @@ class CollectError(Exception):
 Runner = Callable[[Sequence[str], float], Awaitable[CommandResult]]
 
 
-async def run_command(argv: Sequence[str], timeout: float) -> CommandResult:
+async def run_command(argv: Sequence[str], timeout: float, env: Mapping[str, str] | None = None) -> CommandResult:
     """Run ``argv`` (no shell); kill it after ``timeout`` seconds. Raises CollectError when it
-    cannot start or times out; a non-zero exit is returned, not raised."""
+    cannot start or times out; a non-zero exit is returned, not raised. ``env``: variables
+    set on top of this process's environment (``--slurm-conf`` sets SLURM_CONF)."""
     started = time.monotonic()
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, limit=OUTPUT_LIMIT_BYTES)
+            stderr=asyncio.subprocess.PIPE, limit=OUTPUT_LIMIT_BYTES,
+            env={**os.environ, **env} if env else None)
     except OSError as exc:
         raise CollectError(f"cannot run {argv[0]}: {exc}", time.monotonic() - started) from None
     try:

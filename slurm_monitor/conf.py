@@ -35,7 +35,10 @@
   commands, churn and the poll ends are appended to (``mock_trace``) |
 
 Command-line options of ``run_slurm_monitor`` override these. A bad value raises
-``ConfigError`` naming the variable.
+``ConfigError`` naming the variable. Which cluster a monitor watches is no variable here: the
+primary's name is the Django setting ``SLURM_MONITOR_CLUSTER`` (default ``default``, validated
+at start-up); ``--cluster NAME`` watches another one and ``--slurm-conf PATH`` sets SLURM_CONF
+for its Slurm commands (README "Several clusters", ``slurm_monitor.clusters``).
 """
 
 from __future__ import annotations

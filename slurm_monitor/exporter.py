@@ -13,6 +13,10 @@ figures also come from ONE snapshot, so jobs, nodes and CPUs agree with each oth
 the ``metrics_update`` the dashboard shows. ``slurm_cluster_gauges_timestamp_seconds`` says
 when they were computed (a stopped monitor shows as an old timestamp, never as zeros).
 
+Several clusters (slurm_monitor.clusters): each monitor saves its own cluster's row
+(``clusters.stream_key(column, "gauges")``) and every series carries a ``cluster`` label (the
+display name, the primary's is SLURM_MONITOR_CLUSTER), so ``sum without (cluster)`` gives the site.
+
 Per-user series (``slurm_user_jobs_running{user}``): user names as label values are
 personal data, kept by Prometheus for its whole retention and readable by anyone who can
 reach ``/metrics`` (which has no login). So they are off unless ``HUB_METRICS_PER_USER`` is
@@ -38,14 +42,16 @@ SEVERITIES = ("info", "warning", "critical")  # always exported (0 when none), s
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
-def save_gauges(figures: dict[str, Any], source: str = "", positions: Any = None) -> None:
+def save_gauges(figures: dict[str, Any], source: str = "", positions: Any = None, cluster: str = "") -> None:
     """Store the figures of ``slurm_monitor.metrics.gauge_figures`` (sync ORM; the monitor
-    calls it after each metrics poll, like every ``store.save_*``). No channel mirrors the
-    gauges, so ``positions`` is always empty and ignored."""
+    calls it after each metrics poll, like every ``store.save_*``) for ``cluster`` (its column
+    value). No channel mirrors the gauges, so ``positions`` is always empty and ignored."""
+    from slurm_monitor.clusters import stream_key
     from slurm_monitor.models import ClusterStream
 
     ClusterStream.objects.update_or_create(
-        name=GAUGES_STREAM, defaults={"data": figures, "source": source[:64], "updated_at": timezone.now()})
+        name=stream_key(cluster, GAUGES_STREAM),
+        defaults={"data": figures, "source": source[:64], "updated_at": timezone.now(), "cluster": cluster})
 
 
 def per_user_allowed() -> bool:
@@ -65,39 +71,64 @@ def _gauge(name: str, doc: str, labels: list[str], rows: Iterable[tuple[list[str
     return family
 
 
+def _merged(families: Iterable[Iterable[Any]]) -> Iterable:
+    """One family per metric name out of each cluster's families, in first-seen order (a
+    scrape must not name a metric twice)."""
+    merged: dict[str, Any] = {}
+    for per_cluster in families:
+        for family in per_cluster:
+            if family.name in merged:
+                merged[family.name].samples.extend(family.samples)
+            else:
+                merged[family.name] = family
+    return merged.values()
+
+
 def _kinds(data: dict[str, Any], key: str) -> list[tuple[list[str], float]]:
     pair = data.get(key) or {}
     return [([kind], pair[kind]) for kind in ("alloc", "total") if kind in pair]
 
 
-def gauge_families(data: dict[str, Any], per_user: bool) -> Iterable:
-    yield GaugeMetricFamily("slurm_cluster_gauges_timestamp_seconds",
-                            "Unix time the monitor computed the slurm_* gauges",
-                            value=float(data.get("collected_at") or 0))
-    yield _gauge("slurm_jobs", "Jobs squeue lists, by state and partition", ["state", "partition"],
-                 (([state, partition], count) for state, partition, count in data.get("jobs", [])))
+def gauge_families(data: dict[str, Any], per_user: bool, cluster: str = "default") -> Iterable:
+    """One cluster's families, every series labelled ``cluster`` (its display name)."""
+    c = [cluster]
+    yield _gauge("slurm_cluster_gauges_timestamp_seconds", "Unix time the monitor computed the slurm_* gauges",
+                 ["cluster"], [(c, float(data.get("collected_at") or 0))])
+    yield _gauge("slurm_jobs", "Jobs squeue lists, by state and partition", ["cluster", "state", "partition"],
+                 (([cluster, state, partition], count) for state, partition, count in data.get("jobs", [])))
     yield _gauge("slurm_jobs_pending", "Pending jobs by reason code (the most frequent codes, "
-                 "the rest summed as other)", ["reason"],
-                 (([reason], count) for reason, count in data.get("pending_reasons", {}).items()))
-    yield _gauge("slurm_nodes", "Nodes by state", ["state"],
-                 (([state], count) for state, count in data.get("nodes", {}).items()))
-    yield _gauge("slurm_cpus", "CPUs allocated (alloc) and configured (total)", ["kind"], _kinds(data, "cpus"))
-    yield _gauge("slurm_gpus", "GPUs allocated (alloc) and configured (total)", ["kind"], _kinds(data, "gpus"))
-    yield _gauge("slurm_memory_bytes", "Memory allocated (alloc) and configured (total)", ["kind"],
-                 _kinds(data, "memory_bytes"))
+                 "the rest summed as other)", ["cluster", "reason"],
+                 (([cluster, reason], count) for reason, count in data.get("pending_reasons", {}).items()))
+    yield _gauge("slurm_nodes", "Nodes by state", ["cluster", "state"],
+                 (([cluster, state], count) for state, count in data.get("nodes", {}).items()))
+    for name, doc, field in (("slurm_cpus", "CPUs", "cpus"), ("slurm_gpus", "GPUs", "gpus"),
+                             ("slurm_memory_bytes", "Memory", "memory_bytes")):
+        yield _gauge(name, f"{doc} allocated (alloc) and configured (total)", ["cluster", "kind"],
+                     ((c + kind, value) for kind, value in _kinds(data, field)))
     if per_user:
-        yield _gauge("slurm_user_jobs_running", "Running jobs per user (HUB_METRICS_PER_USER)", ["user"],
-                     (([user], count) for user, count in data.get("running_by_user", {}).items()))
+        yield _gauge("slurm_user_jobs_running", "Running jobs per user (HUB_METRICS_PER_USER)", ["cluster", "user"],
+                     (([cluster, user], count) for user, count in data.get("running_by_user", {}).items()))
 
 
-def active_alerts_by_severity() -> dict[str, int]:
-    from slurm_monitor.store import list_alerts
+def active_alerts_by_severity() -> dict[tuple[str, str], int]:
+    """{(cluster display name, severity): active alerts}; every severity of every cluster that
+    saved alerts (the primary always), 0 when none."""
+    from slurm_monitor.clusters import display, split_key
+    from slurm_monitor.cluster_scope import primary_name
+    from slurm_monitor.models import ClusterStream
+    from slurm_monitor.store import load_alerts
 
-    counts = dict.fromkeys(SEVERITIES, 0)
-    for alert in list_alerts()["results"]:
-        severity = str(alert.get("severity", "")) if isinstance(alert, dict) else ""
-        if severity:
-            counts[severity] = counts.get(severity, 0) + 1
+    primary = primary_name()
+    columns = {""} | {split_key(name)[0] for name in ClusterStream.objects.filter(
+        name__endswith="/alerts").values_list("name", flat=True)}
+    counts: dict[tuple[str, str], int] = {}
+    for column in sorted(columns):
+        cluster = display(column, primary)
+        counts.update({(cluster, severity): 0 for severity in SEVERITIES})
+        for alert in load_alerts(column):
+            severity = str(alert.get("severity", "")) if isinstance(alert, dict) else ""
+            if severity:
+                counts[(cluster, severity)] = counts.get((cluster, severity), 0) + 1
     return counts
 
 
@@ -105,15 +136,23 @@ class ClusterCollector(Collector):
     """Reads the monitor's last figures at scrape time; nothing when no monitor ever ran."""
 
     def collect(self) -> Iterable:
+        from django.db.models import Q
+
+        from slurm_monitor.clusters import display, split_key
+        from slurm_monitor.cluster_scope import primary_name
         from slurm_monitor.models import ClusterStream
 
-        row = ClusterStream.objects.filter(name=GAUGES_STREAM).first()
-        if row is not None and isinstance(row.data, dict):
+        rows = [r for r in ClusterStream.objects.filter(Q(name=GAUGES_STREAM) | Q(name__endswith="/" + GAUGES_STREAM))
+                if isinstance(r.data, dict)]
+        if rows:
             try:
                 per_user = per_user_allowed()
             except ImproperlyConfigured as exc:  # fail closed: no names, the rest still served
                 logger.error("/metrics: %s; per-user series are off", exc)
                 per_user = False
-            yield from gauge_families(row.data, per_user)
-        yield _gauge("slurm_alerts_active", "Active cluster alerts by severity", ["severity"],
-                     (([severity], count) for severity, count in active_alerts_by_severity().items()))
+            primary = primary_name()
+            yield from _merged(gauge_families(r.data, per_user, display(split_key(r.name)[0], primary))
+                               for r in sorted(rows, key=lambda r: r.name))
+        yield _gauge("slurm_alerts_active", "Active cluster alerts by severity", ["cluster", "severity"],
+                     (([cluster, severity], count)
+                      for (cluster, severity), count in active_alerts_by_severity().items()))

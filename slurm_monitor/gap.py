@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping
 from django.db import transaction
 
 from slurm_monitor import store
+from slurm_monitor.clusters import PRIMARY, key, stream_key
 from slurm_monitor.collector import CollectError
 from slurm_monitor.diff import Changes
 from slurm_monitor.events import build_job_notification, build_job_removed, build_job_submitted, iso
@@ -66,9 +67,9 @@ class Window:
     tries: int = 0
 
 
-def saved_at() -> float | None:
-    """When the previous run last saved its jobs poll (None: it never did)."""
-    row = ClusterStream.objects.filter(name="jobs").first()
+def saved_at(cluster: str = PRIMARY) -> float | None:
+    """When the previous run for ``cluster`` (column value) last saved its jobs poll (None: never)."""
+    row = ClusterStream.objects.filter(name=stream_key(cluster, "jobs")).first()
     return row.updated_at.timestamp() if row is not None else None
 
 
@@ -86,14 +87,15 @@ def window(saved: float | None, now: float, max_hours: float, days: float) -> Wi
     return Window(start, now) if now > start else None
 
 
-def unseen(found: Mapping[str, Accounting]) -> list[Accounting]:
-    """The ended jobs in ``found`` that have no row (never seen), oldest end first."""
-    ids = list(found)
+def unseen(found: Mapping[str, Accounting], cluster: str = PRIMARY) -> list[Accounting]:
+    """The ended jobs in ``found`` (by Slurm id) that have no row in ``cluster``, oldest end first."""
+    ids = [key(cluster, job_id) for job_id in found]
     known: set[str] = set()
     for start in range(0, len(ids), store.CHUNK):
         known.update(ClusterJob.objects.filter(job_id__in=ids[start:start + store.CHUNK])
                      .values_list("job_id", flat=True))
-    fresh = [a for job_id, a in found.items() if job_id not in known and a.state in TERMINAL_JOB_STATES]
+    fresh = [a for job_id, a in found.items()
+             if key(cluster, job_id) not in known and a.state in TERMINAL_JOB_STATES]
     return sorted(fresh, key=lambda a: (a.end_time or 0, a.job_id))
 
 
@@ -117,16 +119,18 @@ def changes(jobs: Iterable[Job]) -> Changes:
     return Changes(tuple(publications), tuple(notifications))
 
 
-def record(jobs: list[Job], now: datetime, positions: store.Positions | None = None) -> None:
+def record(jobs: list[Job], now: datetime, positions: store.Positions | None = None,
+           cluster: str = PRIMARY) -> None:
     """The history rows of never-seen ended jobs (and the positions their events got), in one
     transaction. A row that exists by now is left as it is."""
     with transaction.atomic():
-        rows = [ClusterJob(job_id=j.job_id, user=j.user[:150], partition=j.partition[:200], state=j.state[:32],
+        rows = [ClusterJob(job_id=key(cluster, j.job_id), cluster=cluster, user=j.user[:150],
+                           partition=j.partition[:200], state=j.state[:32],
                            record=dataclasses.asdict(j), array_job_id=j.array_job_id,
                            ended_at=store._moment(j.end_time, now), left_queue_at=store._moment(j.end_time, now))
                 for j in jobs]
         ClusterJob.objects.bulk_create(rows, ignore_conflicts=True)
-        store.add_transitions([(j.job_id, j.state, store._moment(j.end_time, now)) for j in jobs])
+        store.add_transitions([(key(cluster, j.job_id), j.state, store._moment(j.end_time, now)) for j in jobs])
         store.save_positions(positions)
 
 
@@ -144,7 +148,7 @@ async def settle(monitor: Monitor, gap: Window) -> Window | None:
         logger.warning("gap: asking accounting for the jobs that ended between %s and %s failed (%s)%s", iso(gap.start),
                        iso(gap.end), exc, "; given up: they are not reported" if last else "; retried next step")
         return None if last else dataclasses.replace(gap, tries=tries)
-    fresh = await _db(unseen)(found)
+    fresh = await _db(unseen)(found, monitor.scope.column)
     if len(fresh) > limits.gap_jobs:
         logger.warning("gap: %d jobs ended unseen while the monitor was down; only the %d that ended last are "
                        "reported (SLURM_MONITOR_GAP_JOBS), %d are not", len(fresh), limits.gap_jobs,
@@ -155,7 +159,8 @@ async def settle(monitor: Monitor, gap: Window) -> Window | None:
     if jobs:
         offsets: dict[str, int] = {}
         sent = await monitor.deliver(changes(jobs), "jobs", offsets)  # delivered, then saved: as a poll
-        await _db(record)(jobs, datetime.now(timezone.utc), await monitor._positions(offsets))
+        await _db(record)(jobs, datetime.now(timezone.utc), await monitor._positions(offsets),
+                          monitor.scope.column)
     monitor.stats["jobs_reported_from_gap"] += len(jobs)
     logger.info("gap: %d jobs ended between %s and %s, %d of them never seen: reported, %d events sent",
                 len(found), iso(gap.start), iso(gap.end), len(jobs), sent)

@@ -1,6 +1,8 @@
 """Finished jobs in the database: what ``sacct`` said of them, how long they are kept, and the
 one-job view ``GET /api/cluster/jobs/<job_id>`` serves. Sync ORM (the monitor calls through
-``sync_to_async``); ``store`` writes the rows as ``squeue`` shows them.
+``sync_to_async``); ``store`` writes the rows as ``squeue`` shows them. The monitor's functions
+take ``cluster`` (its column value, slurm_monitor.clusters) and speak plain Slurm ids: each
+monitor purges and settles only its own cluster's rows.
 
 - ``purge(cutoff, limit)``: delete history (rows ``squeue`` no longer lists) older than the
   cutoff, at most ``limit`` rows per call (the monitor calls it once per history step).
@@ -23,6 +25,8 @@ from typing import Any, Iterable, Mapping
 from django.db import transaction
 
 from slurm_monitor import store
+from slurm_monitor.clusters import PRIMARY, split_key
+from slurm_monitor.clusters import key as row_key
 from slurm_monitor.events import iso
 from slurm_monitor.interest import progress_fields
 from slurm_monitor.models import ClusterJob, JobTransition
@@ -33,10 +37,10 @@ from slurm_monitor.snapshot import TERMINAL_JOB_STATES, Job
 _FROM_ACCOUNTING = ("state", "exit_code", "signal", "start_time", "end_time")
 
 
-def purge(cutoff: datetime, limit: int) -> int:
-    """Delete up to ``limit`` history rows that left the queue before ``cutoff`` (and their
-    transitions). Returns how many jobs were deleted."""
-    ids = list(ClusterJob.objects.filter(left_queue_at__lt=cutoff).order_by("left_queue_at")
+def purge(cutoff: datetime, limit: int, cluster: str = PRIMARY) -> int:
+    """Delete up to ``limit`` history rows of ``cluster`` that left the queue before ``cutoff``
+    (and their transitions). Returns how many jobs were deleted."""
+    ids = list(ClusterJob.objects.filter(cluster=cluster, left_queue_at__lt=cutoff).order_by("left_queue_at")
                .values_list("job_id", flat=True)[:limit])
     if not ids:
         return 0
@@ -46,11 +50,12 @@ def purge(cutoff: datetime, limit: int) -> int:
     return len(ids)
 
 
-def needing_accounting(limit: int, max_tries: int) -> list[str]:
-    """Ended jobs without accounting yet, tried fewer than ``max_tries`` times, oldest end first."""
-    return list(ClusterJob.objects.filter(ended_at__isnull=False, accounting__isnull=True,
-                                          accounting_tries__lt=max_tries)
-                .order_by("ended_at", "job_id").values_list("job_id", flat=True)[:limit])
+def needing_accounting(limit: int, max_tries: int, cluster: str = PRIMARY) -> list[str]:
+    """Ended jobs of ``cluster`` without accounting yet, tried fewer than ``max_tries`` times,
+    oldest end first; their Slurm ids."""
+    return [split_key(k)[1] for k in ClusterJob.objects.filter(
+        cluster=cluster, ended_at__isnull=False, accounting__isnull=True, accounting_tries__lt=max_tries)
+        .order_by("ended_at", "job_id").values_list("job_id", flat=True)[:limit]]
 
 
 def _settles(answer: Mapping[str, Any]) -> bool:
@@ -63,16 +68,16 @@ def _settled_record(record: Mapping[str, Any], answer: Mapping[str, Any]) -> dic
             **{k: answer[k] for k in _FROM_ACCOUNTING if answer.get(k) is not None}}
 
 
-def endings(answers: Mapping[str, Mapping[str, Any]]) -> list[tuple[Job, Job]]:
+def endings(answers: Mapping[str, Mapping[str, Any]], cluster: str = PRIMARY) -> list[tuple[Job, Job]]:
     """(as last reported, as accounting says) for each answered job that left the queue in a
     state that is not final while ``sacct`` says it ended: it vanished from ``squeue`` between
     two polls or while the monitor was down, and its terminal event is still owed. A job
     whose saved state is already final had its terminal event: never again. Read-only; call
     before ``save_accounting`` (which settles these rows, so a second call finds none)."""
     found = []
-    rows = ClusterJob.objects.filter(job_id__in=list(answers), left_queue_at__isnull=False)
+    rows = ClusterJob.objects.filter(job_id__in=[row_key(cluster, j) for j in answers], left_queue_at__isnull=False)
     for row in rows.order_by("job_id"):
-        answer = answers[row.job_id]
+        answer = answers[split_key(row.job_id)[1]]
         if row.state in TERMINAL_JOB_STATES or not _settles(answer) \
                 or answer["state"] not in TERMINAL_JOB_STATES:
             continue
@@ -84,17 +89,17 @@ def endings(answers: Mapping[str, Mapping[str, Any]]) -> list[tuple[Job, Job]]:
 
 
 def save_accounting(asked: Iterable[str], answers: Mapping[str, Mapping[str, Any]],
-                    now: datetime, positions: store.Positions | None = None) -> int:
+                    now: datetime, positions: store.Positions | None = None, cluster: str = PRIMARY) -> int:
     """Store ``sacct``'s answers (``Accounting.as_dict()`` by job id); every asked id it did not
     answer counts one more try. ``positions``: what the events about these answers got, saved
     in the same transaction. Returns how many jobs got accounting."""
-    asked = list(asked)
+    asked = [row_key(cluster, j) for j in asked]
     saved = 0
     with transaction.atomic():
         rows = {r.job_id: r for r in ClusterJob.objects.filter(job_id__in=asked)}
         entered = []
-        for job_id, row in rows.items():
-            answer = answers.get(job_id)
+        for job_id, row in rows.items():  # job_id: the row's key; answers: by Slurm id
+            answer = answers.get(split_key(job_id)[1])
             if answer is None:
                 row.accounting_tries = min(row.accounting_tries + 1, 32767)
                 row.save(update_fields=["accounting_tries"])

@@ -5,6 +5,7 @@ seen ending gets its terminal event and notification from here."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -26,6 +27,7 @@ class HistorySteps:
     history: Any
     stats: Any
     gap: Any  # gap.Window | None: after a restart, the downtime to ask sacct about, once
+    scope: Any  # cluster_scope.Scope: whose rows
 
     async def deliver(self, changes: Changes, stream: str, offsets: dict[str, int] | None = None) -> int:
         raise NotImplementedError
@@ -41,15 +43,16 @@ class HistorySteps:
         from slurm_monitor.monitor_io import _db as db
 
         now = datetime.now(timezone.utc)
+        column = self.scope.column
         purged = accounted = 0
         try:
             if self.gap is not None:  # once: a crash in it is logged below, not repeated
                 window, self.gap = self.gap, None
                 self.gap = await gap.settle(self, window)  # type: ignore[arg-type]  # self is a Monitor
             purged = await db(history.purge)(now - timedelta(days=self.history.days),
-                                              self.history.purge_per_step)
+                                              self.history.purge_per_step, column)
             batch = min(self.history.sacct_batch, SACCT_MAX_IDS)
-            ids = await db(history.needing_accounting)(batch, self.history.sacct_tries) if batch > 0 else []
+            ids = await db(history.needing_accounting)(batch, self.history.sacct_tries, column) if batch > 0 else []
             if ids:
                 try:
                     answers = await self.collector.collect_accounting(ids)
@@ -59,8 +62,9 @@ class HistorySteps:
                     logger.log(level, "sacct for %d ended jobs failed: %s", len(ids), exc)
                     answers = {}
                 found = {job_id: a.as_dict() for job_id, a in answers.items()}
-                positions = await self._publish_endings(await db(history.endings)(found))
-                accounted = await db(history.save_accounting)(ids, found, now, positions)
+                positions = await self._publish_endings(await db(history.endings)(found, column))
+                accounted = await db(functools.partial(history.save_accounting, cluster=column))(
+                    ids, found, now, positions)
         except Exception:
             logger.exception("the history step failed; the monitor goes on")
         self.stats["history_purged"] += purged

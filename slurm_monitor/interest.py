@@ -37,6 +37,7 @@ from slurm_monitor import progress, store
 from slurm_monitor.collector import CollectError
 from slurm_monitor.diff import Changes
 from slurm_monitor.events import iso
+from slurm_monitor.clusters import PRIMARY, key
 from slurm_monitor.models import ClusterJob, JobProgress, JobWatch
 from slurm_monitor.snapshot import Job
 
@@ -87,10 +88,11 @@ def record_watch(user, job_id: str, now: datetime | None = None) -> None:
 # --- the monitor side: database steps (sync ORM) -------------------------------------------
 
 
-def watched_job_ids(now: datetime, limit: int = progress.MAX_IDS) -> list[str]:
-    """The distinct job ids some live watch names (at most ``limit``); purges expired rows."""
-    JobWatch.objects.filter(expires_at__lte=now).delete()
-    return list(JobWatch.objects.filter(expires_at__gt=now).order_by("job_id")
+def watched_job_ids(now: datetime, limit: int = progress.MAX_IDS, cluster: str = PRIMARY) -> list[str]:
+    """The distinct Slurm job ids some live watch of ``cluster`` (its column value) names (at
+    most ``limit``); purges that cluster's expired rows."""
+    JobWatch.objects.filter(cluster=cluster, expires_at__lte=now).delete()
+    return list(JobWatch.objects.filter(cluster=cluster, expires_at__gt=now).order_by("job_id")
                 .values_list("job_id", flat=True).distinct()[:limit])
 
 
@@ -98,13 +100,13 @@ def _comparable(live: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: v for k, v in live.items() if k != "measured_at"} if live else None
 
 
-def changed_progress(found: Progress) -> dict[str, tuple[int | None, dict[str, Any] | None]]:
-    """Of ``found``, the jobs whose figures differ from the stored ones (a job with no row yet
-    and nothing known is not a change)."""
-    rows = {p.job_id: p for p in JobProgress.objects.filter(job_id__in=list(found))}
+def changed_progress(found: Progress, cluster: str = PRIMARY) -> dict[str, tuple[int | None, dict[str, Any] | None]]:
+    """Of ``found`` (by Slurm id), the jobs whose figures differ from the stored ones of
+    ``cluster`` (a job with no row yet and nothing known is not a change)."""
+    rows = {p.job_id: p for p in JobProgress.objects.filter(job_id__in=[key(cluster, j) for j in found])}
     changed = {}
     for job_id, (estimate, live) in found.items():
-        row = rows.get(job_id)
+        row = rows.get(key(cluster, job_id))
         stored_estimate = int(row.start_estimate.timestamp()) if row and row.start_estimate else None
         stored_live = row.live_efficiency if row else None
         if (estimate, _comparable(live)) != (stored_estimate, _comparable(stored_live)):
@@ -112,29 +114,33 @@ def changed_progress(found: Progress) -> dict[str, tuple[int | None, dict[str, A
     return changed
 
 
-def save_progress(changed: Progress, positions: store.Positions | None = None) -> None:
-    """Store the new figures of jobs that have a row (with the positions their events got)."""
+def save_progress(changed: Progress, positions: store.Positions | None = None, cluster: str = PRIMARY) -> None:
+    """Store the new figures of ``cluster``'s jobs (by Slurm id) that have a row (with the
+    positions their events got)."""
     with transaction.atomic():
-        known = set(ClusterJob.objects.filter(job_id__in=list(changed)).values_list("job_id", flat=True))
+        known = set(ClusterJob.objects.filter(job_id__in=[key(cluster, j) for j in changed])
+                    .values_list("job_id", flat=True))
         for job_id, (estimate, live) in changed.items():
-            if job_id in known:
+            if key(cluster, job_id) in known:
                 moment = datetime.fromtimestamp(estimate, tz=timezone.utc) if estimate else None
                 JobProgress.objects.update_or_create(
-                    job_id=job_id, defaults={"start_estimate": moment, "live_efficiency": live})
+                    job_id=key(cluster, job_id), defaults={"start_estimate": moment, "live_efficiency": live})
         store.save_positions(positions)
 
 
-def usage_candidates(now: datetime, limit: int = LOW_USAGE_PER_STEP) -> list[tuple[Job, dict[str, Any]]]:
-    """Finished jobs with accounting, ended within ``LOW_USAGE_WINDOW``, not yet judged."""
-    rows = (ClusterJob.objects.filter(accounting__isnull=False, ended_at__gte=now - LOW_USAGE_WINDOW)
+def usage_candidates(now: datetime, limit: int = LOW_USAGE_PER_STEP,
+                     cluster: str = PRIMARY) -> list[tuple[Job, dict[str, Any]]]:
+    """Finished jobs of ``cluster`` with accounting, ended within ``LOW_USAGE_WINDOW``, not yet judged."""
+    rows = (ClusterJob.objects.filter(cluster=cluster, accounting__isnull=False,
+                                      ended_at__gte=now - LOW_USAGE_WINDOW)
             .exclude(progress__usage_checked=True).order_by("ended_at", "job_id")[:limit])
     return [(job, dict(row.accounting or {})) for row in rows if (job := store._job(row.record)) is not None]
 
 
-def mark_usage_checked(job_ids: list[str]) -> None:
+def mark_usage_checked(job_ids: list[str], cluster: str = PRIMARY) -> None:
     with transaction.atomic():
         for job_id in job_ids:
-            JobProgress.objects.update_or_create(job_id=job_id, defaults={"usage_checked": True})
+            JobProgress.objects.update_or_create(job_id=key(cluster, job_id), defaults={"usage_checked": True})
 
 
 def progress_fields(job_id: str, state: str) -> dict[str, Any]:
@@ -171,14 +177,15 @@ class Interest:
         from slurm_monitor.monitor import _db
 
         now = datetime.now(timezone.utc)
-        watched = [jobs[i] for i in await _db(watched_job_ids)(now) if i in jobs]
+        column = monitor.scope.column
+        watched = [jobs[i] for i in await _db(watched_job_ids)(now, progress.MAX_IDS, column) if i in jobs]
         found = await self._poll(monitor, watched)
-        changed = await _db(changed_progress)(found) if found else {}
+        changed = await _db(changed_progress)(found, column) if found else {}
         publications = tuple(progress.build_job_progress(jobs[i], *changed[i]) for i in sorted(changed))
         judged: list[str] = []
         notes = []
         if self.config.low_usage_fraction > 0:
-            for job, accounting in await _db(usage_candidates)(now):
+            for job, accounting in await _db(usage_candidates)(now, LOW_USAGE_PER_STEP, column):
                 judged.append(job.job_id)
                 figures = progress.low_usage(accounting, self.config.low_usage_fraction)
                 if figures is not None:
@@ -188,9 +195,9 @@ class Interest:
         offsets: dict[str, int] = {}
         sent = await monitor.deliver(Changes(publications, tuple(notes)), "jobs", offsets)
         if changed:
-            await _db(save_progress)(changed, await monitor._positions(offsets))
+            await _db(save_progress)(changed, await monitor._positions(offsets), column)
         if judged:
-            await _db(mark_usage_checked)(judged)
+            await _db(mark_usage_checked)(judged, column)
         monitor.stats["job_progress_sent"] += len(publications)
         monitor.stats["low_usage_notes"] += len(notes)
         return sent

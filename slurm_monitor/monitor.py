@@ -26,6 +26,9 @@ Every poll of every stream ends with a heartbeat (``store.record_heartbeat``: ok
 the stream's current interval and its reason), whether or not anything changed, so
 /api/health, /metrics and the dashboard can tell a quiet cluster from a dead monitor. ``metrics_update`` carries each
 stream's last successful poll (``streams``) for pages, which see no database.
+
+One monitor watches one cluster (``cluster``: ``cluster_scope.Scope``): its rows, heartbeats,
+alerts and figures are that cluster's, and ``MonitorIO.deliver`` stamps every event with it.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from slurm_monitor import gap, store
 from slurm_monitor.alerting import evaluate_and_record
 from slurm_monitor.alerts import ActiveAlert, evaluate_alerts
 from slurm_monitor.cadence import Cadence
+from slurm_monitor.cluster_scope import scope
 from slurm_monitor.collector import CollectError
 from slurm_monitor.diff import Changes, ResourceMark, diff_jobs, diff_nodes
 from slurm_monitor.events import Publication, build_metrics_update, iso
@@ -92,7 +96,10 @@ class Monitor(MonitorIO):
                  source: str = "slurm", persist: bool = True,
                  clock: Callable[[], float] = time.time, history: History = History(),
                  full_every: int = FULL_EVERY, reminders: Reminders | None = None,
-                 interest: InterestConfig | None = None) -> None:
+                 interest: InterestConfig | None = None, cluster: str | None = None) -> None:
+        """``cluster``: the name of the cluster it watches (None: the primary,
+        settings.SLURM_MONITOR_CLUSTER); its events, rows and figures are that cluster's."""
+        self.scope = scope(cluster)
         self.collector = collector
         self.sink = sink
         self.intervals = intervals
@@ -230,7 +237,8 @@ class Monitor(MonitorIO):
             self.alerts, events = evaluate_alerts(self.alerts, compute_metrics(self.jobs or {}, nodes), self.clock())
             return events
         try:
-            return tuple(await _db(evaluate_and_record)(self.jobs or {}, nodes, self.clock(), self.source))
+            return tuple(await _db(evaluate_and_record)(self.jobs or {}, nodes, self.clock(), self.source,
+                                                        self.scope.column))
         except Exception:
             logger.exception("evaluating the alert rules failed")
             return ()
@@ -238,10 +246,10 @@ class Monitor(MonitorIO):
     async def load_baseline(self) -> None:
         """Diff the first poll against what the previous run saved, active alerts included
         (used by --once, so a cron-driven monitor reports each change once)."""
-        self.jobs = self.saved_jobs = await _db(store.load_jobs)()
-        self.nodes = self.saved_nodes = await _db(store.load_nodes)()
+        self.jobs = self.saved_jobs = await _db(store.load_jobs)(self.scope.column)
+        self.nodes = self.saved_nodes = await _db(store.load_nodes)(self.scope.column)
         self.alerts = {}
-        for data in (await _db(store.list_alerts)())["results"]:
+        for data in await _db(store.load_alerts)(self.scope.column):
             try:
                 raised_at = datetime.fromisoformat(data["raised_at"]).timestamp()
                 self.alerts[data["alert_id"]] = ActiveAlert(data["alert_id"], raised_at,
@@ -269,7 +277,7 @@ class Monitor(MonitorIO):
         try:
             await self.load_baseline()
             if self.history.sacct_batch > 0:  # 0: accounting is never asked
-                self.gap = gap.window(await _db(gap.saved_at)(), time.time(), self.history.gap_hours,
+                self.gap = gap.window(await _db(gap.saved_at)(self.scope.column), time.time(), self.history.gap_hours,
                                       self.history.days)
         except Exception:
             logger.exception("loading the saved state failed: the first poll is only a baseline")

@@ -4,6 +4,7 @@ the cadence after each poll)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any, Awaitable, Callable
@@ -13,6 +14,7 @@ from django.db import close_old_connections
 
 from slurm_monitor import store
 from slurm_monitor.cadence import SDIAG_EVERY, Cadence, busy_detail
+from slurm_monitor.cluster_scope import Scope
 from slurm_monitor.collector import CollectError
 from slurm_monitor.diff import Changes
 from slurm_monitor.history_step import HistorySteps
@@ -20,7 +22,7 @@ from slurm_monitor.sinks import Sink
 
 logger = logging.getLogger("slurm_monitor")
 
-def _save_positions_only(_data: Any, _source: str, positions) -> None:
+def _save_positions_only(_data: Any, _source: str, positions, cluster: str = "") -> None:
     store.save_positions(positions)
 
 
@@ -51,6 +53,7 @@ class MonitorIO(HistorySteps):
     sdiag_due: float
     busy: str | None
     last_ok: dict[str, float]
+    scope: Scope  # the cluster this monitor watches (cluster_scope)
 
     async def _alone(self, stream: str, poll: Callable[[], Awaitable[int]]) -> int:
         """One poll per stream in flight, whoever calls: a second caller gets 0 at once."""
@@ -93,7 +96,10 @@ class MonitorIO(HistorySteps):
         """Publish every event (and to its job owner) in one batch, then every notification
         (``Sink.deliver``). Returns how many went out; failures are counted and the first
         is logged. ``offsets`` collects the last offset each channel's publications got
-        (``user:<name>`` for the owner's copy): the positions saved with the rows."""
+        (``user:<name>`` for the owner's copy): the positions saved with the rows. The one
+        road of every event and notification to the sink: here they are stamped with the
+        cluster (``Scope.stamp``), so offsets are those of the real channels (``jobs.b``)."""
+        changes = self.scope.stamp(changes)
         sent, failures, first_error = await self.sink.deliver(changes.publications, changes.notifications,
                                                               offsets)
         if failures:
@@ -119,7 +125,7 @@ class MonitorIO(HistorySteps):
         if not self.persist:
             return
         try:
-            await _db(save)(data, self.source, positions)
+            await _db(functools.partial(save, cluster=self.scope.column))(data, self.source, positions)
         except Exception:
             logger.exception("saving the latest %s failed", what)
 
@@ -132,7 +138,7 @@ class MonitorIO(HistorySteps):
         except ImportError:
             return
         try:
-            await _db(record_poll)(stream, seconds, ok)
+            await _db(record_poll)(stream, seconds, ok, self.scope.column)
         except Exception:
             logger.exception("recording the %s poll's figures failed", stream)
 
@@ -146,7 +152,7 @@ class MonitorIO(HistorySteps):
             cadence = self.cadence[stream]
             await _db(store.record_heartbeat)(stream, ok, cadence.interval, self.source,
                                               {"base_interval": cadence.base, "reason": cadence.reason,
-                                               "detail": cadence.detail})
+                                               "detail": cadence.detail}, self.scope.column)
         except Exception:
             logger.exception("recording the %s heartbeat failed", stream)
 
@@ -156,7 +162,8 @@ class MonitorIO(HistorySteps):
             return
         attr = f"saved_{stream}"
         try:
-            await _db(save)(getattr(self, attr), current, self.source, positions)
+            await _db(functools.partial(save, cluster=self.scope.column))(getattr(self, attr), current,
+                                                                          self.source, positions)
             setattr(self, attr, current)
         except Exception:
             setattr(self, attr, None)  # unknown: the next save rewrites everything

@@ -278,21 +278,25 @@ class Reminders:
         return Changes(changes.publications, changes.notifications + tuple(notes)) if notes else changes
 
 
-def sent_keys(keys: list[str]) -> set[str]:
+def sent_keys(keys: list[str], cluster: str | None = None) -> set[str]:
     """Of ``keys`` (``reminder_key``), those the hub already stored a ``job_time_limit``
     notification for (sync ORM). Only rows created since the earliest of their start times
     (less a day, should Slurm's clock and the database's disagree). Like the monitor's other
-    ORM calls, it drops stale connections around itself (a long-running process)."""
+    ORM calls, it drops stale connections around itself (a long-running process). ``cluster``:
+    the monitor's cluster (display name): only that cluster's notifications count (rows
+    stored before clusters existed, without one, count for the primary); None: any."""
     from django.db import close_old_connections
 
     close_old_connections()
     try:
-        return _sent_keys(keys)
+        return _sent_keys(keys, cluster)
     finally:
         close_old_connections()
 
 
-def _sent_keys(keys: list[str]) -> set[str]:
+def _sent_keys(keys: list[str], cluster: str | None = None) -> set[str]:
+    from slurm_monitor.cluster_scope import primary_name
+
     from datetime import datetime, timedelta
 
     from hub.models import Notification as Row
@@ -305,7 +309,8 @@ def _sent_keys(keys: list[str]) -> set[str]:
     wanted = set(keys)
     found = set()
     for data in rows.values_list("data", flat=True).iterator(chunk_size=1000):
-        if isinstance(data, dict):
+        if isinstance(data, dict) and (cluster is None
+                                       or data.get("cluster", primary_name()) == cluster):
             key = f"{data.get('job_id')}@{data.get('start_time')}"
             if key in wanted:
                 found.add(key)

@@ -3,16 +3,23 @@
 Source: real Slurm commands, or the simulated cluster (``--mock``). ``--fallback-mock`` is for
 demos (``scripts/run``): the simulated cluster when ``squeue`` is not installed or Slurm does not
 answer at start-up; once running, a real cluster's outages are reported, never papered over.
+
+Several clusters: one monitor per cluster (``cluster``, None for the primary; see
+slurm_monitor.clusters). ``slurm_conf`` points this monitor's Slurm commands at another
+cluster's controller (SLURM_CONF in the environment of every command it runs). Each ``--mock``
+run is its own simulated cluster.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import shutil
 from dataclasses import dataclass
 
+from slurm_monitor.cluster_scope import primary_name
 from slurm_monitor.collector import CollectError, SlurmCollector, run_command
 from slurm_monitor.conf import MonitorConfig
 from slurm_monitor.interest import InterestConfig
@@ -32,6 +39,8 @@ class RunOptions:
     mock: bool = False
     fallback_mock: bool = False
     seed: int | None = None
+    cluster: str | None = None  # None: the primary (settings.SLURM_MONITOR_CLUSTER)
+    slurm_conf: str | None = None  # SLURM_CONF for every Slurm command (cli source)
 
 
 def slurm_installed(bin_dir: str = "") -> bool:
@@ -67,7 +76,9 @@ async def build_collector(options: RunOptions) -> tuple[Source, str]:
     if options.fallback_mock and not slurm_installed(config.bin_dir):
         logger.info("no squeue found: using the simulated cluster")
         return mock_collector(options)
-    collector = SlurmCollector(runner=run_command, timeout=config.command_timeout, bin_dir=config.bin_dir,
+    runner = functools.partial(run_command, env={"SLURM_CONF": options.slurm_conf}) if options.slurm_conf \
+        else run_command
+    collector = SlurmCollector(runner=runner, timeout=config.command_timeout, bin_dir=config.bin_dir,
                                state_tier=config.state_tier, sdiag=True)
     if options.fallback_mock:
         try:
@@ -92,8 +103,12 @@ async def serve(options: RunOptions) -> None:
                       history=History(days=config.history_days, interval=config.history_interval,
                                       sacct_batch=config.sacct_batch, gap_hours=config.gap_hours,
                                       gap_jobs=config.gap_jobs), full_every=config.full_every,
-                      reminders=Reminders(config.time_limit_warn_fraction, already_sent=sent_keys),
-                      interest=InterestConfig(config.interest_interval, config.low_usage_fraction))
+                      reminders=Reminders(config.time_limit_warn_fraction, already_sent=functools.partial(
+                          sent_keys, cluster=options.cluster or primary_name())),
+                      interest=InterestConfig(config.interest_interval, config.low_usage_fraction),
+                      cluster=options.cluster)
+    logger.info("cluster %s (%s)", monitor.scope.name,
+                "the primary" if monitor.scope.column == "" else f"channels {monitor.scope.channel('jobs')}, ...")
     if options.once:
         await monitor.run_once()
         logger.info("one round done: %s", dict(monitor.stats))

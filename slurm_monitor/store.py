@@ -23,6 +23,8 @@ from django.db.models.functions import Length
 from django.utils import timezone
 
 from slurm_monitor.arrays import job_matches, parse_job_ref
+from slurm_monitor.clusters import PRIMARY, display, key, split_key, stream_key
+from slurm_monitor.clusters import channel as channel_of
 from slurm_monitor.events import iso, job_fields, node_fields
 from slurm_monitor.models import ClusterJob, ClusterNode, ClusterStream, JobTransition, StreamPosition
 from slurm_monitor.snapshot import TERMINAL_JOB_STATES, Job, Node
@@ -41,11 +43,12 @@ def _chunks(items: list[str]) -> Iterator[list[str]]:
         yield items[start:start + CHUNK]
 
 
-def _touch(name: str, source: str, data: dict[str, Any] | None = None) -> None:
-    defaults: dict[str, Any] = {"source": source[:64], "updated_at": timezone.now()}
+def _touch(name: str, source: str, data: dict[str, Any] | None = None, cluster: str = PRIMARY) -> None:
+    """Mark the stream ``name`` of the cluster whose column value is ``cluster`` as saved now."""
+    defaults: dict[str, Any] = {"source": source[:64], "updated_at": timezone.now(), "cluster": cluster}
     if data is not None:
         defaults["data"] = data
-    ClusterStream.objects.update_or_create(name=name, defaults=defaults)
+    ClusterStream.objects.update_or_create(name=stream_key(cluster, name), defaults=defaults)
 
 
 def save_positions(positions: Positions | None) -> None:
@@ -112,25 +115,28 @@ def add_transitions(entered: list[tuple[str, str, datetime]]) -> None:
 
 
 def save_jobs(previous: Mapping[str, Job] | None, current: Mapping[str, Job], source: str = "",
-              positions: Positions | None = None, now: datetime | None = None) -> None:
-    """Make the queued jobs equal ``current``; ``previous`` is what was last saved (None:
-    unknown, read the rows). Jobs no longer listed become history; each state a job enters is
-    a transition; ``positions`` are saved with the rows."""
+              positions: Positions | None = None, now: datetime | None = None, cluster: str = PRIMARY) -> None:
+    """Make the queued jobs of ``cluster`` (its column value, clusters.py) equal ``current``
+    (keyed by Slurm id); ``previous`` is what was last saved (None: unknown, read the rows).
+    Jobs no longer listed become history; each state a job enters is a transition;
+    ``positions`` are saved with the rows. Another cluster's rows are never touched."""
     moment = now or timezone.now()
     with transaction.atomic():
         if previous is None:
-            known = dict(ClusterJob.objects.filter(left_queue_at__isnull=True).values_list("job_id", "state"))
+            known = {split_key(k)[1]: state for k, state in ClusterJob.objects.filter(
+                cluster=cluster, left_queue_at__isnull=True).values_list("job_id", "state")}
             gone = [job_id for job_id in known if job_id not in current]
             changed: Iterable[Job] = list(current.values())
         else:
             known = {job_id: job.state for job_id, job in previous.items()}
             gone = [job_id for job_id in previous if job_id not in current]
             changed = [job for job_id, job in current.items() if previous.get(job_id) != job]
-        for chunk in _chunks(gone):
+        for chunk in _chunks([key(cluster, job_id) for job_id in gone]):
             ClusterJob.objects.filter(job_id__in=chunk).update(left_queue_at=moment)
             ClusterJob.objects.filter(job_id__in=chunk, ended_at__isnull=True).update(ended_at=moment)
-        rows = [ClusterJob(job_id=j.job_id, user=j.user[:150], partition=j.partition[:200],
-                           state=j.state[:32], record=dataclasses.asdict(j), array_job_id=j.array_job_id,
+        rows = [ClusterJob(job_id=key(cluster, j.job_id), cluster=cluster, user=j.user[:150],
+                           partition=j.partition[:200], state=j.state[:32], record=dataclasses.asdict(j),
+                           array_job_id=j.array_job_id,
                            ended_at=_moment(j.end_time, moment) if j.finished else None,
                            left_queue_at=None) for j in changed]
         if rows:
@@ -138,43 +144,48 @@ def save_jobs(previous: Mapping[str, Job] | None, current: Mapping[str, Job], so
                 rows, update_conflicts=True, unique_fields=["job_id"],
                 update_fields=["user", "partition", "state", "record", "updated_at", "array_job_id",
                                "ended_at", "left_queue_at"])
-        add_transitions([(j.job_id, j.state, state_time(j, moment)) for j in changed
+        add_transitions([(key(cluster, j.job_id), j.state, state_time(j, moment)) for j in changed
                          if known.get(j.job_id) != j.state])
         save_positions(positions)
-        _touch("jobs", source)
+        _touch("jobs", source, cluster=cluster)
 
 
 def save_nodes(previous: Mapping[str, Node] | None, current: Mapping[str, Node], source: str = "",
-               positions: Positions | None = None) -> None:
+               positions: Positions | None = None, cluster: str = PRIMARY) -> None:
+    """Make the nodes of ``cluster`` (its column value) equal ``current`` (keyed by node name)."""
     with transaction.atomic():
         if previous is None:
-            ClusterNode.objects.exclude(name__in=list(current)).delete()
+            ClusterNode.objects.filter(cluster=cluster).exclude(
+                name__in=[key(cluster, name) for name in current]).delete()
             changed: Iterable[Node] = current.values()
         else:
-            gone = [name for name in previous if name not in current]
+            gone = [key(cluster, name) for name in previous if name not in current]
             if gone:
                 ClusterNode.objects.filter(name__in=gone).delete()
             changed = [node for name, node in current.items() if previous.get(name) != node]
-        rows = [ClusterNode(name=n.name, state=n.state[:32], record=dataclasses.asdict(n)) for n in changed]
+        rows = [ClusterNode(name=key(cluster, n.name), cluster=cluster, state=n.state[:32],
+                            record=dataclasses.asdict(n)) for n in changed]
         if rows:
             ClusterNode.objects.bulk_create(
                 rows, update_conflicts=True, unique_fields=["name"],
                 update_fields=["state", "record", "updated_at"])
         save_positions(positions)
-        _touch("nodes", source)
+        _touch("nodes", source, cluster=cluster)
 
 
-def save_metrics(payload: dict[str, Any], source: str = "", positions: Positions | None = None) -> None:
+def save_metrics(payload: dict[str, Any], source: str = "", positions: Positions | None = None,
+                 cluster: str = PRIMARY) -> None:
     with transaction.atomic():
         save_positions(positions)
-        _touch("metrics", source, payload)
+        _touch("metrics", source, payload, cluster=cluster)
 
 
-def save_alerts(active: list[dict[str, Any]], source: str = "", positions: Positions | None = None) -> None:
-    """The active alerts (each an ``alert`` event's payload)."""
+def save_alerts(active: list[dict[str, Any]], source: str = "", positions: Positions | None = None,
+                cluster: str = PRIMARY) -> None:
+    """The active alerts of ``cluster`` (each an ``alert`` event's payload)."""
     with transaction.atomic():
         save_positions(positions)
-        _touch("alerts", source, {"active": active})
+        _touch("alerts", source, {"active": active}, cluster=cluster)
 
 
 def _job(record: dict[str, Any]) -> Job | None:
@@ -192,12 +203,13 @@ def _node(record: dict[str, Any]) -> Node | None:
         return None
 
 
-def load_jobs() -> dict[str, Job] | None:
-    """The queued jobs saved, or None when nothing was ever saved (or a record is unreadable)."""
-    if not ClusterStream.objects.filter(name="jobs").exists():
+def load_jobs(cluster: str = PRIMARY) -> dict[str, Job] | None:
+    """The queued jobs saved for ``cluster`` (its column value), by Slurm id, or None when
+    nothing was ever saved (or a record is unreadable)."""
+    if not ClusterStream.objects.filter(name=stream_key(cluster, "jobs")).exists():
         return None
     jobs: dict[str, Job] = {}
-    for row in ClusterJob.objects.filter(left_queue_at__isnull=True):
+    for row in ClusterJob.objects.filter(cluster=cluster, left_queue_at__isnull=True):
         job = _job(row.record)
         if job is None:
             return None
@@ -205,16 +217,25 @@ def load_jobs() -> dict[str, Job] | None:
     return jobs
 
 
-def load_nodes() -> dict[str, Node] | None:
-    if not ClusterStream.objects.filter(name="nodes").exists():
+def load_nodes(cluster: str = PRIMARY) -> dict[str, Node] | None:
+    """The nodes saved for ``cluster`` (its column value), by name; None as ``load_jobs``."""
+    if not ClusterStream.objects.filter(name=stream_key(cluster, "nodes")).exists():
         return None
     nodes: dict[str, Node] = {}
-    for row in ClusterNode.objects.all():
+    for row in ClusterNode.objects.filter(cluster=cluster):
         node = _node(row.record)
         if node is None:
             return None
         nodes[node.name] = node
     return nodes
+
+
+def load_alerts(cluster: str = PRIMARY) -> list[dict[str, Any]]:
+    """The active alerts ``save_alerts`` last saved for ``cluster`` (the monitor's baseline)."""
+    row = ClusterStream.objects.filter(name=stream_key(cluster, "alerts")).first()
+    data = row.data if row is not None and isinstance(row.data, dict) else {}
+    active = data.get("active", [])
+    return active if isinstance(active, list) else []
 
 
 # --- read side for the REST API -------------------------------------------------------------
@@ -353,7 +374,7 @@ def list_alerts() -> dict[str, Any]:
 
 # --- stream heartbeats: written every poll, read by /api/health and /metrics ---------------
 
-HEARTBEAT_PREFIX = "beat:"  # + stream name; ClusterStream.name holds 16 characters
+HEARTBEAT_PREFIX = "beat:"  # + stream name, under clusters.stream_key (``b/beat:jobs`` for cluster b)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -371,16 +392,19 @@ class StreamBeat:
     base_interval: float | None = None  # the configured interval; ``interval`` is the cadence's
     reason: str = ""  # why the cadence is what it is (``cadence.REASONS``); "" from older monitors
     detail: str = ""
+    cluster: str = ""  # the cluster's display name (clusters.display)
+    channel: str = ""  # the stream's channel on that cluster (clusters.channel): ``jobs``, ``jobs.b``
 
 
 def record_heartbeat(stream: str, ok: bool, interval: float, source: str = "",
-                     cadence: dict[str, Any] | None = None) -> None:
+                     cadence: dict[str, Any] | None = None, cluster: str = PRIMARY) -> None:
     """One poll of ``stream`` ended, successfully (``ok``) or not; ``interval`` is the
     seconds between its polls now (the cadence may have stretched it), so a reader can judge
     lateness. ``cadence``: ``base_interval``, ``reason`` and ``detail`` (``cadence.Cadence``),
     kept in the row for admin and /metrics. Written on every poll, whether or not anything
-    changed: a row that stops moving means the monitor stopped."""
-    name = HEARTBEAT_PREFIX + stream
+    changed: a row that stops moving means the monitor stopped. ``cluster``: the column value
+    of the monitor's cluster (clusters.py); each cluster's streams have their own rows."""
+    name = stream_key(cluster, HEARTBEAT_PREFIX + stream)
     now = timezone.now()
     row = ClusterStream.objects.filter(name=name).first()
     previous = row.data if row is not None and isinstance(row.data, dict) else {}
@@ -393,24 +417,37 @@ def record_heartbeat(stream: str, ok: bool, interval: float, source: str = "",
         **(cadence or {}),
     }
     ClusterStream.objects.update_or_create(
-        name=name, defaults={"source": source[:64], "updated_at": now, "data": data})
+        name=name, defaults={"source": source[:64], "updated_at": now, "data": data, "cluster": cluster})
 
 
-def load_heartbeats() -> list[StreamBeat]:
-    """Every stream's heartbeat, by stream name; [] when the monitor never reported."""
+def load_heartbeats(primary_name: str | None = None) -> list[StreamBeat]:
+    """Every stream's heartbeat of every cluster (the primary's first, then by cluster and
+    stream name), each naming its ``cluster`` (display name; ``primary_name`` defaults to
+    settings.SLURM_MONITOR_CLUSTER); [] when no monitor ever reported."""
+    if primary_name is None:
+        from django.conf import settings
+
+        primary_name = getattr(settings, "SLURM_MONITOR_CLUSTER", "default")
     beats = []
-    for row in ClusterStream.objects.filter(name__startswith=HEARTBEAT_PREFIX).order_by("name"):
+    rows = ClusterStream.objects.filter(Q(name__startswith=HEARTBEAT_PREFIX)
+                                        | Q(name__contains="/" + HEARTBEAT_PREFIX))
+    for row in sorted(rows, key=lambda r: split_key(r.name)):
+        column, name = split_key(row.name)
+        if not name.startswith(HEARTBEAT_PREFIX):
+            continue
         data = row.data if isinstance(row.data, dict) else {}
         try:
             last_ok = data.get("last_ok_at")
             beats.append(StreamBeat(
-                stream=row.name[len(HEARTBEAT_PREFIX):], interval=float(data["interval"]),
+                stream=name[len(HEARTBEAT_PREFIX):], interval=float(data["interval"]),
                 ok=bool(data.get("ok")), last_poll_at=row.updated_at.timestamp(),
                 last_ok_at=None if last_ok is None else float(last_ok),
                 first_at=float(data.get("first_at", row.updated_at.timestamp())),
                 failures=int(data.get("failures") or 0),
                 base_interval=None if data.get("base_interval") is None else float(data["base_interval"]),
-                reason=str(data.get("reason") or ""), detail=str(data.get("detail") or "")))
+                reason=str(data.get("reason") or ""), detail=str(data.get("detail") or ""),
+                cluster=display(column, primary_name),
+                channel=channel_of(name[len(HEARTBEAT_PREFIX):], display(column, primary_name), primary_name)))
         except (KeyError, TypeError, ValueError):
             continue  # written by something else: not a heartbeat we can judge
     return beats

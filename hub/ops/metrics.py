@@ -10,9 +10,10 @@ separately also works but every target then reports the same cluster series (ded
 the database (HubProcess, see hub.ops.stats_recorder) are served instead and ``hub_stats_live``
 is 0.
 
-The Slurm monitor is another process: it calls ``record_poll(stream, seconds, ok)`` after
-each poll, which adds to a MonitorPollStats row; every hub's /metrics reads those rows, and
-each stream's heartbeat (``hub_slurm_stream_age_seconds``, aged at scrape time).
+The Slurm monitor is another process: it calls ``record_poll(stream, seconds, ok, cluster)``
+after each poll, which adds to a MonitorPollStats row (one per cluster and stream, labelled
+``cluster``); every hub's /metrics reads those rows, and each stream's heartbeat
+(``hub_slurm_stream_age_seconds``, aged at scrape time).
 """
 
 from __future__ import annotations
@@ -182,14 +183,17 @@ def _bucket_index(seconds: float) -> int:
     return len(POLL_BUCKETS_SECONDS)
 
 
-def record_poll(stream: str, seconds: float, ok: bool) -> None:
-    """Count one Slurm monitor poll of ``stream`` (e.g. "jobs", "nodes"). Sync, one small
-    DB write; never raises (metrics must not break the monitor)."""
+def record_poll(stream: str, seconds: float, ok: bool, cluster: str = "") -> None:
+    """Count one Slurm monitor poll of ``stream`` (e.g. "jobs", "nodes") of ``cluster`` (its
+    ``cluster`` column value, slurm_monitor.clusters: the row is ``clusters.stream_key``).
+    Sync, one small DB write; never raises (metrics must not break the monitor)."""
     from hub.models import MonitorPollStats
+    from slurm_monitor.clusters import stream_key
 
     try:
         with transaction.atomic():
-            row, _ = MonitorPollStats.objects.select_for_update().get_or_create(stream=stream[:100])
+            row, _ = MonitorPollStats.objects.select_for_update().get_or_create(
+                stream=stream_key(cluster, stream)[:100])
             counts = list(row.bucket_counts)
             counts += [0] * (len(POLL_BUCKETS_SECONDS) + 1 - len(counts))
             counts[_bucket_index(seconds)] += 1
@@ -211,7 +215,11 @@ class MonitorCollector(Collector):
     def collect(self) -> Iterable:
         from hub.models import MonitorPollStats
 
-        stream = ["stream"]
+        from slurm_monitor.cluster_scope import primary_name
+        from slurm_monitor.clusters import display, split_key
+
+        stream = ["cluster", "stream"]
+        primary = primary_name()
         duration = HistogramMetricFamily("slurm_monitor_poll_duration_seconds",
                                          "Slurm monitor poll duration", labels=stream)
         polls = CounterMetricFamily("slurm_monitor_polls", "Slurm monitor polls", labels=stream)
@@ -219,32 +227,41 @@ class MonitorCollector(Collector):
         last = GaugeMetricFamily("slurm_monitor_last_poll_seconds", "Unix time of the last poll",
                                  labels=stream)
         for row in MonitorPollStats.objects.all():
+            column, name = split_key(row.stream)
+            labels = [display(column, primary), name]
             counts = list(row.bucket_counts) + [0] * (len(POLL_BUCKETS_SECONDS) + 1 - len(row.bucket_counts))
             buckets, running = [], 0
             for bound, count in zip((*POLL_BUCKETS_SECONDS, None), counts):
                 running += count
                 buckets.append(("+Inf" if bound is None else repr(bound), float(running)))
-            duration.add_metric([row.stream], buckets, row.duration_sum)
-            polls.add_metric([row.stream], float(row.polls_total))
-            errors.add_metric([row.stream], float(row.errors_total))
+            duration.add_metric(labels, buckets, row.duration_sum)
+            polls.add_metric(labels, float(row.polls_total))
+            errors.add_metric(labels, float(row.errors_total))
             if row.last_poll_at is not None:
-                last.add_metric([row.stream], row.last_poll_at.timestamp())
+                last.add_metric(labels, row.last_poll_at.timestamp())
         yield from (duration, polls, errors, last)
         yield from stream_age_families()
 
 
 def stream_age_families() -> Iterable:
     """Each monitor stream's age, computed at scrape time from its heartbeat, and its
-    interval: alert on ``age > 3 * interval`` (what /api/health calls degraded)."""
-    from hub.rest.selectors import monitor_streams
+    interval: alert on ``age > 3 * interval`` (what /api/health calls degraded). Labelled
+    ``cluster`` (the heartbeat's, slurm_monitor.clusters) and ``stream``."""
+    import time
+
+    from slurm_monitor.metrics import stream_age
+    from slurm_monitor.store import load_heartbeats
 
     age = GaugeMetricFamily("hub_slurm_stream_age_seconds",
-                            "Seconds since the Slurm monitor stream's last successful poll", labels=["stream"])
+                            "Seconds since the Slurm monitor stream's last successful poll",
+                            labels=["cluster", "stream"])
     interval = GaugeMetricFamily("hub_slurm_stream_interval_seconds",
-                                 "Seconds between the Slurm monitor stream's polls", labels=["stream"])
-    for stream in monitor_streams():
-        age.add_metric([stream.stream], stream.age_seconds)
-        interval.add_metric([stream.stream], stream.interval_seconds)
+                                 "Seconds between the Slurm monitor stream's polls", labels=["cluster", "stream"])
+    now = time.time()
+    for beat in load_heartbeats():
+        stream = stream_age(beat.stream, beat.interval, beat.ok, beat.last_ok_at, beat.first_at, now)
+        age.add_metric([beat.cluster, stream.stream], stream.age_seconds)
+        interval.add_metric([beat.cluster, stream.stream], stream.interval_seconds)
     yield from (age, interval)
     yield from cadence_families()
 
@@ -256,13 +273,15 @@ def cadence_families() -> Iterable:
     from hub.rest.selectors import monitor_cadences
 
     base = GaugeMetricFamily("hub_slurm_stream_base_interval_seconds",
-                             "Configured seconds between the Slurm monitor stream's polls", labels=["stream"])
+                             "Configured seconds between the Slurm monitor stream's polls",
+                             labels=["cluster", "stream"])
     reason = GaugeMetricFamily("hub_slurm_stream_cadence", "1 for the reason of the stream's current "
-                               "interval (normal, recovering, slow, failing, busy)", labels=["stream", "reason"])
+                               "interval (normal, recovering, slow, failing, busy)",
+                               labels=["cluster", "stream", "reason"])
     for beat in monitor_cadences():
         if beat.base_interval is not None:
-            base.add_metric([beat.stream], beat.base_interval)
-        reason.add_metric([beat.stream, beat.reason], 1.0)
+            base.add_metric([beat.cluster, beat.stream], beat.base_interval)
+        reason.add_metric([beat.cluster, beat.stream, beat.reason], 1.0)
     yield from (base, reason)
 
 

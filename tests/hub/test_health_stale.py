@@ -91,7 +91,7 @@ def test_metrics_export_each_streams_age_at_scrape_time():
     ages = age_samples(text)
     assert set(ages) == {"jobs", "metrics"}
     assert 42 <= ages["jobs"] < 100 and ages["metrics"] < 42
-    assert 'hub_slurm_stream_interval_seconds{stream="jobs"} 5.0' in text
+    assert 'hub_slurm_stream_interval_seconds{cluster="default",stream="jobs"} 5.0' in text
 
 
 # --- for real: daphne, the monitor, SIGKILL ------------------------------------------------

@@ -145,14 +145,15 @@ def test_slurm_monitor_poll_figures(monkeypatch):
     record_poll("jobs", 1000.0, True)
     record_poll("nodes", 0.07, True)
     got = samples(scrape())
-    jobs = (("stream", "jobs"),)
+    jobs = (("cluster", "default"), ("stream", "jobs"))
     assert got[("slurm_monitor_polls_total", jobs)] == 3
     assert got[("slurm_monitor_poll_errors_total", jobs)] == 1
-    assert got[("slurm_monitor_poll_errors_total", (("stream", "nodes"),))] == 0
+    assert got[("slurm_monitor_poll_errors_total", (("cluster", "default"), ("stream", "nodes")))] == 0
     assert got[("slurm_monitor_poll_duration_seconds_count", jobs)] == 3
     assert got[("slurm_monitor_poll_duration_seconds_sum", jobs)] == pytest.approx(1000.32)
     def bucket(le):
-        return got[("slurm_monitor_poll_duration_seconds_bucket", (("le", le), ("stream", "jobs")))]
+        labels = (("cluster", "default"), ("le", le), ("stream", "jobs"))
+        return got[("slurm_monitor_poll_duration_seconds_bucket", labels)]
 
     assert bucket(repr(POLL_BUCKETS_SECONDS[0])) == 1
     assert bucket("0.5") == 2

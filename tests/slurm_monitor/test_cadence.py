@@ -151,6 +151,6 @@ async def test_cadence_and_reason_in_heartbeat_metrics_and_admin(admin_client):
 
     admin, metrics = await sync_to_async(pages)()
     assert "slow: commands took 6.0s" in admin and "24.0" in admin
-    assert 'hub_slurm_stream_cadence{reason="slow",stream="jobs"} 1.0' in metrics
-    assert 'hub_slurm_stream_base_interval_seconds{stream="jobs"} 5.0' in metrics
-    assert 'hub_slurm_stream_interval_seconds{stream="jobs"} 24.0' in metrics
+    assert 'hub_slurm_stream_cadence{cluster="default",reason="slow",stream="jobs"} 1.0' in metrics
+    assert 'hub_slurm_stream_base_interval_seconds{cluster="default",stream="jobs"} 5.0' in metrics
+    assert 'hub_slurm_stream_interval_seconds{cluster="default",stream="jobs"} 24.0' in metrics

@@ -35,6 +35,9 @@ async def _close_worker_thread_connections():
     await sync_to_async(connections.close_all)()
 
 
+C = ("cluster", "default")  # every cluster series is labelled (slurm_monitor.clusters)
+
+
 def scrape() -> dict[str, dict[tuple, float]]:
     """{family name: {sorted labels: value}} of a real GET /metrics."""
     response = Client().get("/metrics")
@@ -71,29 +74,29 @@ async def test_gauges_match_what_the_monitor_stored():
     assert len(jobs) >= 3 and sum(pending.values()) > 0, "the simulation should give varied jobs"
     got = await sync_to_async(scrape)()
 
-    assert got["slurm_jobs"] == {(("partition", p), ("state", s)): float(n) for (s, p), n in jobs.items()}
-    assert got["slurm_nodes"] == {(("state", s),): float(n) for s, n in nodes.items()}
-    assert got["slurm_jobs_pending"] == {(("reason", r),): float(n) for r, n in pending.items()}
-    assert got["slurm_cpus"] == {(("kind", "alloc"),): sum(r["alloc_cpus"] for r in records),
-                                 (("kind", "total"),): sum(r["cpus"] for r in records)}
-    assert got["slurm_gpus"] == {(("kind", "alloc"),): sum(r["alloc_gpus"] for r in records),
-                                 (("kind", "total"),): sum(r["gpus"] for r in records)}
+    assert got["slurm_jobs"] == {(C, ("partition", p), ("state", s)): float(n) for (s, p), n in jobs.items()}
+    assert got["slurm_nodes"] == {(C, ("state", s),): float(n) for s, n in nodes.items()}
+    assert got["slurm_jobs_pending"] == {(C, ("reason", r),): float(n) for r, n in pending.items()}
+    assert got["slurm_cpus"] == {(C, ("kind", "alloc"),): sum(r["alloc_cpus"] for r in records),
+                                 (C, ("kind", "total"),): sum(r["cpus"] for r in records)}
+    assert got["slurm_gpus"] == {(C, ("kind", "alloc"),): sum(r["alloc_gpus"] for r in records),
+                                 (C, ("kind", "total"),): sum(r["gpus"] for r in records)}
     assert got["slurm_memory_bytes"] == {
-        (("kind", "alloc"),): sum(min(r["alloc_memory_mb"], r["real_memory_mb"]) for r in records) * MIB,
-        (("kind", "total"),): sum(r["real_memory_mb"] for r in records) * MIB}
-    assert got["slurm_cluster_gauges_timestamp_seconds"] == {(): 1_700_000_000.0}
+        (C, ("kind", "alloc"),): sum(min(r["alloc_memory_mb"], r["real_memory_mb"]) for r in records) * MIB,
+        (C, ("kind", "total"),): sum(r["real_memory_mb"] for r in records) * MIB}
+    assert got["slurm_cluster_gauges_timestamp_seconds"] == {(C,): 1_700_000_000.0}
     assert "slurm_user_jobs_running" not in got  # off by default
 
 
 @pytest.mark.django_db
 def test_alert_states_by_severity():
-    assert scrape()["slurm_alerts_active"] == {(("severity", "info"),): 0.0, (("severity", "warning"),): 0.0,
-                                               (("severity", "critical"),): 0.0}
+    assert scrape()["slurm_alerts_active"] == {(C, ("severity", "info"),): 0.0, (C, ("severity", "warning"),): 0.0,
+                                               (C, ("severity", "critical"),): 0.0}
     store.save_alerts([{"alert_id": "nodes_down", "severity": "critical"},
                        {"alert_id": "cluster_cpu_high", "severity": "warning"},
                        {"alert_id": "cluster_gpu_high", "severity": "warning"}], "test")
-    assert scrape()["slurm_alerts_active"] == {(("severity", "info"),): 0.0, (("severity", "warning"),): 2.0,
-                                               (("severity", "critical"),): 1.0}
+    assert scrape()["slurm_alerts_active"] == {(C, ("severity", "info"),): 0.0, (C, ("severity", "warning"),): 2.0,
+                                               (C, ("severity", "critical"),): 1.0}
 
 
 @pytest.mark.django_db
@@ -125,7 +128,7 @@ def test_pending_reasons_stay_bounded_in_the_scrape():
     jobs = {str(i): job(str(i), "PENDING", reason=f"Reason{i % 40}") for i in range(400)}
     save_gauges(gauge_figures(jobs, EXPECTED_NODES, 1.0), "test")
     pending = scrape()["slurm_jobs_pending"]
-    assert len(pending) == 16 and pending[(("reason", "other"),)] == 400 - 15 * 10
+    assert len(pending) == 16 and pending[(C, ("reason", "other"),)] == 400 - 15 * 10
     assert sum(pending.values()) == 400
 
 
@@ -133,7 +136,7 @@ def test_pending_reasons_stay_bounded_in_the_scrape():
 def test_label_values_are_escaped():
     weird = 'we"ird\\part\nition'
     save_gauges(gauge_figures({"1": job("1", "RUNNING", partition=weird)}, {}, 1.0), "test")
-    assert scrape()["slurm_jobs"] == {(("partition", weird), ("state", "RUNNING")): 1.0}
+    assert scrape()["slurm_jobs"] == {(C, ("partition", weird), ("state", "RUNNING")): 1.0}
 
 
 @pytest.mark.django_db
@@ -148,7 +151,7 @@ def test_per_user_series_only_where_the_site_allows(monkeypatch, settings, setti
         assert "slurm_user_jobs_running" not in got
         return
     running = Counter(j.user for j in EXPECTED_JOBS.values() if j.state in ACTIVE_JOB_STATES)
-    assert running and got["slurm_user_jobs_running"] == {(("user", u),): float(n) for u, n in running.items()}
+    assert running and got["slurm_user_jobs_running"] == {(C, ("user", u),): float(n) for u, n in running.items()}
 
 
 @pytest.mark.django_db

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
 from slurm_monitor.account import ServiceAccountError
+from slurm_monitor.clusters import ClusterNameError, validate
 from slurm_monitor.conf import (
     SINK_CHOICES,
     ConfigError,
@@ -47,6 +49,13 @@ class Command(BaseCommand):
                                                 "(SLURM_MONITOR_RESTD_URL); token in SLURM_JWT or "
                                                 "SLURM_MONITOR_RESTD_TOKEN_FILE")
         parser.add_argument("--hub-url", help="the hub for the http sink (HUB_URL, http://127.0.0.1:8000)")
+        parser.add_argument("--cluster", metavar="NAME",
+                            help="the cluster this monitor watches (default: the primary, "
+                                 "SLURM_MONITOR_CLUSTER); another one publishes on jobs.NAME, nodes.NAME, "
+                                 "metrics.NAME and keeps its own rows")
+        parser.add_argument("--slurm-conf", metavar="PATH",
+                            help="SLURM_CONF for every Slurm command this monitor runs: point it at "
+                                 "another cluster's slurm.conf (cli source)")
 
     def handle(self, *args, **options) -> None:
         try:
@@ -68,12 +77,22 @@ class Command(BaseCommand):
             if options["restd_url"]:
                 overrides["restd_url"] = options["restd_url"]
             config = dataclasses.replace(config, **overrides)
+            cluster = options["cluster"]
+            if cluster is not None:
+                try:
+                    validate(cluster)
+                except ClusterNameError as exc:
+                    raise ConfigError(f"--cluster: {exc}") from None
+            slurm_conf = options["slurm_conf"]
+            if slurm_conf is not None and not os.path.isfile(slurm_conf):
+                raise ConfigError(f"--slurm-conf: {slurm_conf!r} is not a file")
             if not options["mock"]:
                 check_source("--source / SLURM_MONITOR_SOURCE", config.source, config.restd_url)
         except ConfigError as exc:
             raise CommandError(str(exc)) from None
         run = RunOptions(config=config, once=options["once"], mock=options["mock"],
-                         fallback_mock=options["fallback_mock"], seed=options["seed"])
+                         fallback_mock=options["fallback_mock"], seed=options["seed"],
+                         cluster=cluster, slurm_conf=os.path.abspath(slurm_conf) if slurm_conf else None)
         try:
             asyncio.run(serve(run))
         except ServiceAccountError as exc:
