@@ -19,6 +19,8 @@ urlpatterns = [
     path("api/cluster/nodes/", apis.ClusterNodesView.as_view(schema=None)),
     path("api/cluster/metrics", apis.ClusterMetricsView.as_view(), name="cluster-metrics"),
     path("api/cluster/metrics/", apis.ClusterMetricsView.as_view(schema=None)),
+    path("api/cluster/clusters", apis.ClustersView.as_view(), name="cluster-clusters"),
+    path("api/cluster/clusters/", apis.ClustersView.as_view(schema=None)),
     path("api/cluster/alerts", apis.ClusterAlertsView.as_view(), name="cluster-alerts"),
     path("api/cluster/alerts/", apis.ClusterAlertsView.as_view(schema=None)),
     path("api/cluster/alerts/<str:alert_id>/acknowledge", apis.AlertAcknowledgeView.as_view(),

@@ -12,6 +12,14 @@
  * 3. a "reset" (history lost, new epoch) loads that feed again. Notifications are keyed by
  *    id and load once their channels are subscribed; `all` is replayed from its history for
  *    the announcement banner. Rendering is batched per animation frame.
+ *
+ * Several clusters (slurm_monitor.clusters): the page shows one, `?cluster=NAME` (else the one
+ * remembered, else the primary), its channels taken from the clusters list in the config
+ * (GET /api/cluster/clusters's answer) and its REST calls asking `?cluster=NAME`. Switching
+ * (the top bar's select, shown with more than one cluster) loads the page for the other
+ * cluster: the old channels go with the old socket, the new ones are subscribed from the new
+ * snapshots' positions like any first load. Events on shared channels (user:<me>, alerts) are
+ * applied only when they name the shown cluster.
  */
 import { connect } from "../hub/hub-client.js";
 import * as M from "./model.js";
@@ -31,6 +39,13 @@ import { setupBrowserNotifications } from "./notify.js";
 
 const config = JSON.parse(document.getElementById("dashboard-config").textContent);
 const $ = (id) => document.getElementById(id);
+const CLUSTER_KEY = "hub.dashboard.cluster";
+const SHOWN = pickShownCluster();
+const SEVERAL_CLUSTERS = (config.clusters?.clusters || []).length > 1;
+config.cluster = SHOWN;
+config.clusterPrimary = config.clusters?.primary;
+config.severalClusters = SEVERAL_CLUSTERS;
+for (const name of ["jobs", "nodes", "metrics", "alerts"]) if (config.api[name]) config.api[name] = M.withCluster(config.api[name], SHOWN);
 const api = createApi(config);
 const toast = toaster($("toast"));
 const JOB_PAGE = 5000;
@@ -42,10 +57,40 @@ const store = {
   broadcasts: new Map(), lastEventAt: undefined, lastMetricsEventAt: 0, streams: {}, clockOffset: 0, source: "",
   get jobCounts() { return index.counts(); },
 };
-const PLAN = M.channelPlan(config);
+const PLAN = M.channelPlan({ ...config, channels: SHOWN.channels });
 const FEED_CHANNELS = M.feedChannels(PLAN);
 const JOBS_CHANNEL = FEED_CHANNELS.jobs[0];
 const browserNotify = setupBrowserNotifications({ button: $("browser-notify"), loadRules: () => api(`${config.api.notifications}/rules`) });
+
+// --- the shown cluster ------------------------------------------------------------------------
+
+function remembered() {
+  try { return localStorage.getItem(CLUSTER_KEY); } catch (_) { return null; } // storage may be off
+}
+
+/** ?cluster= if known, else the remembered one, else the primary; the URL then says which. */
+function pickShownCluster() {
+  const wanted = new URLSearchParams(location.search).get("cluster");
+  const shown = M.pickCluster(config.clusters, wanted, remembered());
+  if (wanted !== shown.name && !(wanted === null && shown.primary)) {
+    history.replaceState(history.state, "", M.clusterPageUrl(location, shown.name));
+  }
+  try { localStorage.setItem(CLUSTER_KEY, shown.name); } catch (_) { /* not remembered: fine */ }
+  return shown;
+}
+
+function setupClusterSwitch() {
+  const list = config.clusters?.clusters || [];
+  if (list.length < 2) return; // one cluster: nothing visible changes
+  const select = $("cluster-select");
+  select.replaceChildren(...list.map((c) => new Option(c.name, c.name, false, c.name === SHOWN.name)));
+  select.addEventListener("change", () => {
+    try { localStorage.setItem(CLUSTER_KEY, select.value); } catch (_) { /* not remembered: fine */ }
+    location.assign(M.clusterPageUrl(location, select.value));
+  });
+  $("cluster-switch").hidden = false;
+}
+setupClusterSwitch();
 
 // --- rendering, batched per frame ---------------------------------------------------------
 
@@ -70,7 +115,7 @@ const historyView = createHistoryView({
   api, config, filters: () => jobsTable.filters, onView: (view) => { if (view === "active") jobsTable.refresh(); },
 });
 window.dashboardHistory = historyView;
-const nodesView = createNodesView({ store, index, isLoaded: () => feeds.nodes.loadedAt > 0 });
+const nodesView = createNodesView({ store, index, shown: SHOWN, isLoaded: () => feeds.nodes.loadedAt > 0 });
 const metricsView = createMetricsView({ store });
 const notificationsView = createNotificationsView({ store, api, config, schedule, toast, pendingFlash });
 const announcements = createAnnouncements({ store, markRead: (ids) => notificationsView.markRead(ids) });
@@ -179,7 +224,7 @@ const feeds = {
       const n = M.normNotification(msg.data);
       if (!n) return;
       const known = store.notifications.get(String(n.id));
-      if (!known) { pendingFlash.add(`n:${n.id}`); browserNotify.notify(n); }
+      if (!known) { pendingFlash.add(`n:${n.id}`); browserNotify.notify({ ...n, title: M.notificationTitle(n, SEVERAL_CLUSTERS) }); }
       // An event never turns a notification read on this page back to unread.
       store.notifications.set(String(n.id), known ? { ...n, read: known.read || n.read } : n);
     },
@@ -187,7 +232,7 @@ const feeds = {
   alerts: new Feed("alerts", {
     load: () => api(config.api.alerts), onError: failed("alerts"),
     applySnapshot(body) { store.alerts = A.alertsFromSnapshot(body); },
-    applyEvent(msg) { A.applyAlertEvent(store.alerts, msg); },
+    applyEvent(msg) { if (M.isShownCluster(msg, SHOWN)) A.applyAlertEvent(store.alerts, msg); },
   }),
 };
 for (const [name, feed] of Object.entries(feeds)) feed.onLoaded = () => schedule(name);
@@ -212,7 +257,7 @@ const reloadOnSubscribed = new Set(); // channels subscribed without a position
 function onPublication(channel) {
   return (msg) => {
     store.lastEventAt = Date.now();
-    const name = M.feedFor(PLAN, channel, msg);
+    const name = M.feedFor(PLAN, channel, msg, SHOWN);
     if (!name) return;
     if (M.MONITOR_STREAMS.includes(name)) M.noteStream(store.streams, name, { updatedAt: msg.timestamp });
     feeds[name].handle(msg);

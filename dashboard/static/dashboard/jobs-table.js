@@ -142,7 +142,7 @@ export function createJobsTable({ index, config, isLoaded, onFilters = () => {} 
     const cells = tr.cells;
     const link = cells[0].querySelector("a.job-link");
     setText(link, label);
-    link.href = isArray ? `/jobs/${encodeURIComponent(row.id)}` : M.jobHref(job);
+    link.href = isArray ? `/jobs/${encodeURIComponent(row.id)}${M.clusterSuffix(config.cluster)}` : M.jobHref(job, config.cluster);
     link.setAttribute("aria-label", `Job ${label}${job.name ? `, ${job.name}` : ""}`);
     let toggle = cells[0].querySelector("button.expand");
     if (isArray && !toggle) {

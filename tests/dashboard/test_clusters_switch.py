@@ -1,0 +1,107 @@
+"""Several clusters on the dashboard (issue 13), in a real browser against a live daphne: the
+cluster switcher appears with a second cluster, switching changes the rows (job 42 exists on
+both clusters), the choice is in the URL and remembered, row links carry ``?cluster=``, and a
+live event published on ``jobs.b`` shows only while cluster b is shown.
+
+Rows are written with the ORM as the monitors of both clusters store them
+(``slurm_monitor.clusters``); events are published through the hub's REST API as the
+monitor's ``http`` sink does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from tests.dashboard.conftest import api, login, orm
+from tests.dashboard.test_dashboard_table import job, superuser_token
+
+pytestmark = pytest.mark.usefixtures("transactional_db")
+
+ROW = '#jobs-body tr[data-job-id="{}"]'
+
+
+def seed() -> None:
+    """Job 42 on both clusters (different names), 43 on b only; both monitors saved once."""
+    from django.utils import timezone
+
+    from slurm_monitor import clusters
+    from slurm_monitor.models import ClusterJob, ClusterStream
+
+    def row(column: str, job_id: int, name: str) -> None:
+        record = dataclasses.asdict(job(job_id, name=name))
+        ClusterJob.objects.create(job_id=clusters.key(column, str(job_id)), cluster=column, user="alice",
+                                  partition="cpu", state="PENDING", record=record)
+
+    row("", 42, "on-primary")
+    row("b", 42, "on-b")
+    row("b", 43, "only-b")
+    for column in ("", "b"):
+        ClusterStream.objects.create(name=clusters.stream_key(column, "jobs"), cluster=column,
+                                     updated_at=timezone.now(), source="test")
+
+
+def subscribed(page) -> list[str]:
+    return page.evaluate("window.dashboardHub.channels().map(c => c.name)")
+
+
+@pytest.mark.timeout(240)
+def test_switching_clusters_changes_rows_channels_and_live_events(hub_server, make_user, pages):
+    server = hub_server()
+    orm(make_user, "alice")
+    token = orm(superuser_token)
+    orm(seed)
+
+    def publish(channel: str, job_id: str, cluster: str) -> None:
+        data = {"job_id": job_id, "name": f"live{job_id}", "user": "alice", "partition": "cpu", "state": "PENDING",
+                "reason": None, "nodes": "", "state_flags": [], "display_id": job_id, "array_job_id": None,
+                "array_task_id": None, "cluster": cluster}
+        message = {"type": "job_submitted", "data": data}
+        api(server.url, "/api/broadcast", token, {"channel": channel, "message": message})
+
+    page = pages.open()
+    login(page, server.url, "alice")
+    # The primary first: its rows, its channels, and a switcher since there are two clusters.
+    page.locator(ROW.format(42)).wait_for()
+    assert "on-primary" in page.locator(ROW.format(42)).inner_text()
+    assert page.locator(ROW.format(43)).count() == 0
+    switch = page.get_by_label("Cluster", exact=True)
+    assert switch.is_visible()
+    assert [o.strip() for o in switch.locator("option").all_inner_texts()] == ["default", "b"]
+    assert page.locator(ROW.format(42) + " a.job-link").get_attribute("href") == "/jobs/42"
+
+    # Switch by keyboard: focus the select, choose b; the page now shows b.
+    switch.focus()
+    switch.select_option("b")
+    page.wait_for_url(server.url + "/?cluster=b")
+    page.wait_for_selector('#connection[data-state="connected"]')
+    page.locator(ROW.format(43)).wait_for()
+    assert "on-b" in page.locator(ROW.format(42)).inner_text()
+    assert page.locator(ROW.format(42) + " a.job-link").get_attribute("href") == "/jobs/42?cluster=b"
+    page.wait_for_function("window.dashboardHub.channels().some(c => c.name === 'jobs.b')")
+    assert "jobs" not in subscribed(page) and "nodes.b" in subscribed(page)
+
+    # Live on b: an event on jobs.b shows.
+    publish("jobs.b", "44", "b")
+    page.locator(ROW.format(44)).wait_for()
+
+    # Remembered: the bare URL comes back to b.
+    page.goto(server.url + "/")
+    page.wait_for_url(server.url + "/?cluster=b")
+    page.locator(ROW.format(43)).wait_for()
+
+    # Back to the primary: b's rows and b's live events are gone from the page.
+    page.get_by_label("Cluster", exact=True).select_option("default")
+    page.wait_for_url(server.url + "/?cluster=default")
+    page.wait_for_selector('#connection[data-state="connected"]')
+    page.locator(ROW.format(42)).wait_for()
+    page.wait_for_function("window.dashboardHub.channels().some(c => c.name === 'jobs')")
+    assert "on-primary" in page.locator(ROW.format(42)).inner_text()
+    assert not any(name.endswith(".b") for name in subscribed(page))
+    publish("jobs.b", "45", "b")
+    publish("jobs", "46", "default")  # the primary stays live; jobs.b is not followed any more
+    page.locator(ROW.format(46)).wait_for()
+    assert page.locator(ROW.format(45)).count() == 0 and page.locator(ROW.format(44)).count() == 0
+    assert page.locator(ROW.format(43)).count() == 0
+    assert not pages.page_errors()
