@@ -40,21 +40,28 @@ def primary_name() -> str:
 
 @dataclass(frozen=True)
 class Selected:
-    name: str  # the display name: what events, rows and answers call it
-    column: str  # the rows' ``cluster`` value
-    primary: bool
+    """One cluster as a request sees it: ``name`` (what events, rows and answers call it)
+    and ``primary_name`` (the primary's, which decides its column and channels)."""
+
+    name: str
+    primary_name: str
+
+    @property
+    def primary(self) -> bool:
+        return self.name == self.primary_name
+
+    @property
+    def column(self) -> str:
+        """The rows' ``cluster`` value: "" for the primary."""
+        return clusters.column(self.name, self.primary_name)
 
     def channel(self, base: str) -> str:
         """This cluster's channel ``base`` (``jobs``, ``nodes``, ``metrics``); shared ones unchanged."""
-        return clusters.channel(base, self.name, self.name if self.primary else primary_name())
+        return clusters.channel(base, self.name, self.primary_name)
 
     @property
     def channels(self) -> dict[str, str]:
         return {base: self.channel(base) for base in STREAMS}
-
-
-def _selected(name: str, primary: str) -> Selected:
-    return Selected(name=name, column=clusters.column(name, primary), primary=name == primary)
 
 
 def _has_rows(column: str) -> bool:
@@ -65,11 +72,11 @@ def select(raw: str | None) -> Selected:
     """The cluster ``raw`` names (None or "": the primary); see the module docstring."""
     primary = primary_name()
     if raw is None or raw == "" or raw == primary:
-        return _selected(primary, primary)
+        return Selected(primary, primary)
     clusters.validate(raw)
     if not _has_rows(raw):
         raise UnknownCluster(raw)
-    return _selected(raw, primary)
+    return Selected(raw, primary)
 
 
 def _counts(model, **filters) -> dict[str, int]:
@@ -89,7 +96,7 @@ def known() -> dict[str, Any]:
         name__in=[clusters.stream_key(c, s) for c in columns for s in STREAMS]).values_list("name", "updated_at"))
     answer = []
     for column in sorted(columns, key=lambda c: (c != clusters.PRIMARY, c)):
-        chosen = _selected(clusters.display(column, primary), primary)
+        chosen = Selected(clusters.display(column, primary), primary)
         stamps = {s: times.get(clusters.stream_key(column, s)) for s in STREAMS}
         answer.append({"name": chosen.name, "primary": chosen.primary, "channels": chosen.channels,
                        "updated_at": {s: iso(t.timestamp()) if t else None for s, t in stamps.items()},

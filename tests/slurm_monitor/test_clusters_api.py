@@ -191,3 +191,37 @@ def test_health_names_another_clusters_stale_stream(monkeypatch):
     body = APIClient().get("/api/health").json()
     assert body["status"] == "degraded" and list(body["stale"]) == ["jobs.b"]
     assert sorted(body["streams"]) == ["jobs", "jobs.b", "nodes.b"]
+
+
+def test_finished_view_per_cluster(two_clusters):
+    seed_job("b", "40", "carol", "COMPLETED")
+    ClusterJob.objects.filter(job_id="b/40").update(ended_at=timezone.now(), left_queue_at=timezone.now())
+    api = client_for("viewer")
+    finished = api.get("/api/cluster/jobs?view=finished&cluster=b").json()
+    assert [(j["job_id"], j["cluster"], j["in_queue"]) for j in finished["results"]] == [("40", "b", False)]
+    assert api.get("/api/cluster/jobs?view=finished").json()["results"] == []
+    assert api.get("/api/cluster/jobs?view=all&cluster=b").json()["count"] == 3
+
+
+def test_the_job_page_reads_the_cluster(two_clusters):
+    import json
+    import re
+
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(get_user_model().objects.create_user("viewer"))
+    page = browser.get("/jobs/43?cluster=b")
+    assert page.status_code == 200
+    config = json.loads(re.search(r'id="jobpage-config" type="application/json">(.*?)</script>',
+                                  page.content.decode()).group(1))
+    base = "/api/cluster/jobs/43"
+    assert config["api"] == {"detail": f"{base}?cluster=b", "cancel": f"{base}/cancel?cluster=b",
+                             "watch": f"{base}/watch?cluster=b"}
+    assert (config["cluster"], config["severalClusters"]) == ("b", True)
+    assert browser.get("/jobs/43").status_code == 404  # 43 is b's
+    assert browser.get("/jobs/42?cluster=nowhere").status_code == 404
+    assert browser.get("/jobs/42?cluster=b.x").status_code == 404
+    dashboard = browser.get("/").content.decode()
+    assert '"channels": {"jobs": "jobs.b", "nodes": "nodes.b", "metrics": "metrics.b"}' in dashboard
