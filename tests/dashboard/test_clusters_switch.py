@@ -53,11 +53,11 @@ def test_switching_clusters_changes_rows_channels_and_live_events(hub_server, ma
     token = orm(superuser_token)
     orm(seed)
 
-    def publish(channel: str, job_id: str, cluster: str) -> None:
-        data = {"job_id": job_id, "name": f"live{job_id}", "user": "alice", "partition": "cpu", "state": "PENDING",
+    def publish(channel: str, job_id: str, cluster: str, event: str = "job_submitted", state: str = "PENDING") -> None:
+        data = {"job_id": job_id, "name": f"live{job_id}", "user": "alice", "partition": "cpu", "state": state,
                 "reason": None, "nodes": "", "state_flags": [], "display_id": job_id, "array_job_id": None,
                 "array_task_id": None, "cluster": cluster}
-        message = {"type": "job_submitted", "data": data}
+        message = {"type": event, "data": data}
         api(server.url, "/api/broadcast", token, {"channel": channel, "message": message})
 
     page = pages.open()
@@ -85,6 +85,16 @@ def test_switching_clusters_changes_rows_channels_and_live_events(hub_server, ma
     # Live on b: an event on jobs.b shows.
     publish("jobs.b", "44", "b")
     page.locator(ROW.format(44)).wait_for()
+
+    # The job page of b's 43: its REST calls and its live channel are b's.
+    page.locator(ROW.format(43) + " a.job-link").click()
+    page.wait_for_url(server.url + "/jobs/43?cluster=b")
+    page.wait_for_selector("#job[data-state='PENDING']")
+    assert page.locator("#job-title").inner_text() == "Job 43 on b"
+    page.wait_for_function("window.jobPage && window.jobPage.hub.channels().some(c => c.name === 'jobs.b')")
+    publish("jobs.b", "43", "b", "job_state_changed", "RUNNING")
+    page.wait_for_selector("#job[data-state='RUNNING']")
+    assert page.evaluate("window.jobPage.seen").count("RUNNING") == 1
 
     # Remembered: the bare URL comes back to b.
     page.goto(server.url + "/")

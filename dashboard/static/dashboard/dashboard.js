@@ -31,7 +31,7 @@ import { toaster } from "./dom.js";
 import { createJobsTable } from "./jobs-table.js";
 import { createHistoryView } from "./history-view.js";
 import { createNodesView } from "./nodes-view.js";
-import { createMetricsView, loadHistory } from "./metrics-view.js";
+import { createMetricsView, historyKey, loadHistory } from "./metrics-view.js";
 import { createNotificationsView } from "./notifications-view.js";
 import { createAnnouncements, fromBroadcast } from "./announcements.js";
 import { createConnectionView } from "./connection-view.js";
@@ -53,7 +53,7 @@ const SAMPLE_EVERY_MS = 30_000;
 
 const index = new JobIndex();
 const store = {
-  nodes: new Map(), metricsRaw: null, history: loadHistory(), notifications: new Map(), alerts: new Map(),
+  nodes: new Map(), metricsRaw: null, history: loadHistory(globalThis.sessionStorage, historyKey(SHOWN)), notifications: new Map(), alerts: new Map(),
   broadcasts: new Map(), lastEventAt: undefined, lastMetricsEventAt: 0, streams: {}, clockOffset: 0, source: "",
   get jobCounts() { return index.counts(); },
 };
@@ -116,7 +116,7 @@ const historyView = createHistoryView({
 });
 window.dashboardHistory = historyView;
 const nodesView = createNodesView({ store, index, shown: SHOWN, isLoaded: () => feeds.nodes.loadedAt > 0 });
-const metricsView = createMetricsView({ store });
+const metricsView = createMetricsView({ store, key: historyKey(SHOWN) });
 const notificationsView = createNotificationsView({ store, api, config, schedule, toast, pendingFlash });
 const announcements = createAnnouncements({ store, markRead: (ids) => notificationsView.markRead(ids) });
 const connection = createConnectionView({ store, hub });
