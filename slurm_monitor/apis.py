@@ -49,7 +49,7 @@ from rest_framework.views import APIView
 from hub.rest.permissions import HubApiThrottle
 from hub.rest.serializers import ErrorSerializer, StrictQuerySerializer
 from slurm_monitor import cluster_select, store
-from slurm_monitor.clusters import ClusterNameError, split_key
+from slurm_monitor.clusters import ClusterNameError, display, split_key
 
 # Rows per /api/cluster/jobs request (over it: 400 naming ``limit``); the dashboard's first
 # paint asks for this many. Page with ``offset`` beyond it.
@@ -334,6 +334,7 @@ _ACKNOWLEDGED = inline_serializer("AlertAcknowledged", {
     "acknowledged_by": serializers.CharField(allow_null=True),
     "acknowledged_at": serializers.DateTimeField(allow_null=True),
     "silenced_until": serializers.DateTimeField(allow_null=True),
+    "cluster": serializers.CharField(),
     "status": serializers.ChoiceField(choices=["active", "acknowledged", "silenced"]),
 })
 _NO_ALERT = OpenApiResponse(ErrorSerializer, description="no raised, unresolved alert with this id")
@@ -344,16 +345,19 @@ class SilenceSerializer(serializers.Serializer):
                                        help_text="how long the alert is not pushed (1 minute to 7 days)")
 
 
-def _open_alert(alert_id: str):
-    """The raised, unresolved alert with this wire id, or 404 (pending and resolved ones are
-    not acted on: the former nobody was told about, the latter is over)."""
+def _open_alert(request, alert_id: str):
+    """The raised, unresolved alert with this wire id on the ``?cluster=`` cluster (alert ids
+    repeat across clusters), or 404 (pending and resolved ones are not acted on: the former
+    nobody was told about, the latter is over)."""
     import re
 
     from slurm_monitor.models import Alert
 
+    cluster = selected_cluster(request)
     if not re.fullmatch(ALERT_ID_PATTERN, alert_id):
         raise NotFound("no active alert with this id")
-    alert = (Alert.objects.filter(alert_id=alert_id[:300], raised_at__isnull=False, resolved_at__isnull=True)
+    alert = (Alert.objects.filter(alert_id=alert_id[:300], cluster=cluster.column, raised_at__isnull=False,
+                                  resolved_at__isnull=True)
              .order_by("-raised_at", "-id").first())
     if alert is None:
         raise NotFound("no active alert with this id")
@@ -365,20 +369,21 @@ def _alert_answer(alert) -> dict:
     from slurm_monitor.events import iso
 
     until = alert.silenced_until.timestamp() if alert.silenced_until else None
-    return {**acknowledged_payload(alert), "silenced_until": iso(until)}
+    return {**acknowledged_payload(alert), "silenced_until": iso(until),
+            "cluster": display(alert.cluster, cluster_select.primary_name())}
 
 
 class AlertAcknowledgeView(ClusterView):
     permission_classes = [permissions.IsAdminUser]
 
-    @extend_schema(parameters=[_ALERT_ID], request=None, responses={200: _ACKNOWLEDGED, 404: _NO_ALERT},
+    @extend_schema(parameters=[_ALERT_ID, CLUSTER_PARAM], request=None, responses={200: _ACKNOWLEDGED, 404: _NO_ALERT},
                    summary="Acknowledge an active alert (staff; idempotent: the first acknowledger stays); "
                            "every staff page hears alert_acknowledged on the alerts channel",
                    operation_id="cluster_alert_acknowledge")
     def post(self, request, alert_id: str):
         from slurm_monitor import alerting
 
-        alert = _open_alert(alert_id)
+        alert = _open_alert(request, alert_id)
         alerting.acknowledge_and_push(alert, request.user.get_username())
         return Response(_alert_answer(alert))
 
@@ -386,7 +391,7 @@ class AlertAcknowledgeView(ClusterView):
 class AlertSilenceView(ClusterView):
     permission_classes = [permissions.IsAdminUser]
 
-    @extend_schema(parameters=[_ALERT_ID], request=SilenceSerializer,
+    @extend_schema(parameters=[_ALERT_ID, CLUSTER_PARAM], request=SilenceSerializer,
                    responses={200: _ACKNOWLEDGED, 404: _NO_ALERT},
                    summary="Silence an active alert for some minutes (staff; audited): it is not pushed "
                            "while silenced",
@@ -396,6 +401,6 @@ class AlertSilenceView(ClusterView):
 
         body = SilenceSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        alert = _open_alert(alert_id)
+        alert = _open_alert(request, alert_id)
         alerting.silence(alert, request.user.get_username(), body.validated_data["minutes"] * 60)
         return Response(_alert_answer(alert))

@@ -225,3 +225,21 @@ def test_the_job_page_reads_the_cluster(two_clusters):
     assert browser.get("/jobs/42?cluster=b.x").status_code == 404
     dashboard = browser.get("/").content.decode()
     assert '"channels": {"jobs": "jobs.b", "nodes": "nodes.b", "metrics": "metrics.b"}' in dashboard
+
+
+def test_acknowledging_names_the_clusters_alert(two_clusters, monkeypatch):
+    import hub.publish
+    from slurm_monitor.models import Alert
+
+    async def record(channel, event, data):
+        return 1
+    monkeypatch.setattr(hub.publish, "publish", record)
+    for column in ("", "b"):  # rule-wide alert ids repeat across clusters
+        Alert.objects.create(rule_name="queue_deep", alert_id="queue_deep", cluster=column, severity="warning",
+                             pending_since=timezone.now(), raised_at=timezone.now())
+    staff = client_for("root", staff=True)
+    answer = staff.post("/api/cluster/alerts/queue_deep/acknowledge?cluster=b")
+    assert answer.status_code == 200 and answer.json()["cluster"] == "b"
+    assert dict(Alert.objects.values_list("cluster", "acknowledged_by")) == {"": "", "b": "root"}
+    assert staff.post("/api/cluster/alerts/queue_deep/silence?cluster=nowhere", {"minutes": 5},
+                      format="json").status_code == 404

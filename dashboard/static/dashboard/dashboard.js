@@ -232,7 +232,12 @@ const feeds = {
   alerts: new Feed("alerts", {
     load: () => api(config.api.alerts), onError: failed("alerts"),
     applySnapshot(body) { store.alerts = A.alertsFromSnapshot(body); },
-    applyEvent(msg) { if (M.isShownCluster(msg, SHOWN)) A.applyAlertEvent(store.alerts, msg); },
+    applyEvent(msg) {
+      // `alerts` is shared by every cluster: apply the shown one's (an acknowledgement naming no
+      // cluster is about an alert this page lists, whichever cluster the hub's code left unnamed).
+      const unnamed = msg.type === "alert_acknowledged" && !msg.data?.cluster;
+      if (unnamed || M.isShownCluster(msg, SHOWN)) A.applyAlertEvent(store.alerts, msg);
+    },
   }),
 };
 for (const [name, feed] of Object.entries(feeds)) feed.onLoaded = () => schedule(name);
