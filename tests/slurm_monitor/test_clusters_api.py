@@ -243,3 +243,16 @@ def test_acknowledging_names_the_clusters_alert(two_clusters, monkeypatch):
     assert dict(Alert.objects.values_list("cluster", "acknowledged_by")) == {"": "", "b": "root"}
     assert staff.post("/api/cluster/alerts/queue_deep/silence?cluster=nowhere", {"minutes": 5},
                       format="json").status_code == 404
+
+
+def test_admin_lists_and_filters_by_cluster(two_clusters):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(get_user_model().objects.create_superuser("admin", "a@example.org", "x"))
+    page = browser.get("/admin/slurm_monitor/clusterjob/?cluster=b").content.decode()
+    assert "b/42" in page and "b/43" in page and ">42<" not in page
+    assert browser.get("/admin/slurm_monitor/clusternode/?cluster=b").status_code == 200
+    assert browser.get("/admin/slurm_monitor/alert/?cluster=b").status_code == 200
+    assert browser.get("/admin/slurm_monitor/jobactionaudit/?cluster=b").status_code == 200
