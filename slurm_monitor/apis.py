@@ -10,15 +10,15 @@
     GET /api/cluster/nodes?state=DRAINED
     GET /api/cluster/metrics
     GET /api/cluster/alerts          (staff: the active alerts)
+    POST /api/cluster/alerts/<alert_id>/acknowledge   (staff; pushes alert_acknowledged: apis_alerts)
+    POST /api/cluster/alerts/<alert_id>/silence {"minutes": n}   (staff; 1..10080)
     GET /api/cluster/clusters        (every cluster the hub knows: name, channels, counts)
 
-Every GET above but ``clusters``, and ``watch`` and ``cancel``, takes ``?cluster=NAME``
-(``slurm_monitor.clusters``): absent, the primary cluster; a name that cannot be one is a 400,
-one no monitor ever saved anything for a 404. Rows and answers name their ``cluster``, and
-``position`` is keyed by that cluster's real channels (``jobs.NAME``...), which clients take
-from ``/api/cluster/clusters``, never build.
-    POST /api/cluster/alerts/<alert_id>/acknowledge   (staff; pushes alert_acknowledged)
-    POST /api/cluster/alerts/<alert_id>/silence {"minutes": n}   (staff; 1..10080)
+Every endpoint above but ``clusters`` takes ``?cluster=NAME`` (``slurm_monitor.clusters``):
+absent, the primary cluster; a name that cannot be one is a 400, one no monitor ever saved
+anything for a 404. Rows and answers name their ``cluster``, and ``position`` is keyed by that
+cluster's real channels (``jobs.NAME``...), which clients take from ``/api/cluster/clusters``,
+never build.
 
 Authenticated users (alerts: staff, like the ``alerts`` channel). With ``HUB_PRIVATE_JOBS``
 (Slurm's ``PrivateData=jobs``) a non-staff user gets only their own jobs; the ``user`` filter
@@ -31,7 +31,7 @@ stream once.
 ``position`` is ``{channel: {"offset", "epoch"} or null}``, read in the same snapshot as the
 rows (PROTOCOL.md section 6): subscribe with ``since`` = offset, and reload if ``subscribed``
 carries another epoch or ``recovered`` is false. The channel is the one whose events the rows
-mirror: ``jobs``; with HUB_PRIVATE_JOBS a non-staff user's ``user:<name>`` (where their job
+mirror: the cluster's ``jobs`` channel; with HUB_PRIVATE_JOBS a non-staff user's ``user:<name>`` (where their job
 events reach them). null: the monitor has not published on it since it saved those rows, so
 there is no position to resume from (subscribe, then reload). A stored epoch the sink could not
 learn (the ``http`` sink, until the broadcast answer carries it) is filled in with this
@@ -49,7 +49,7 @@ from rest_framework.views import APIView
 from hub.rest.permissions import HubApiThrottle
 from hub.rest.serializers import ErrorSerializer, StrictQuerySerializer
 from slurm_monitor import cluster_select, store
-from slurm_monitor.clusters import ClusterNameError, display, split_key
+from slurm_monitor.clusters import ClusterNameError, split_key
 
 # Rows per /api/cluster/jobs request (over it: 400 naming ``limit``); the dashboard's first
 # paint asks for this many. Page with ``offset`` beyond it.
@@ -319,88 +319,3 @@ class ClustersView(ClusterView):
                    operation_id="cluster_clusters")
     def get(self, request):
         return Response(cluster_select.known())
-
-
-# --- people acting on an alert (staff): acknowledge, silence ---------------------------------
-
-SILENCE_MAX_MINUTES = 7 * 24 * 60
-# The wire id: the rule's name (a slug), then ":<partition or node>" for a per-target alert.
-ALERT_ID_PATTERN = r"^[-A-Za-z0-9_]{1,64}(:[^/]{1,200})?$"
-
-_ALERT_ID = OpenApiParameter("alert_id", str, OpenApiParameter.PATH, pattern=ALERT_ID_PATTERN,
-                             description="the alert's wire id: the rule's name, or name:target")
-_ACKNOWLEDGED = inline_serializer("AlertAcknowledged", {
-    "alert_id": serializers.CharField(),
-    "acknowledged_by": serializers.CharField(allow_null=True),
-    "acknowledged_at": serializers.DateTimeField(allow_null=True),
-    "silenced_until": serializers.DateTimeField(allow_null=True),
-    "cluster": serializers.CharField(),
-    "status": serializers.ChoiceField(choices=["active", "acknowledged", "silenced"]),
-})
-_NO_ALERT = OpenApiResponse(ErrorSerializer, description="no raised, unresolved alert with this id")
-
-
-class SilenceSerializer(serializers.Serializer):
-    minutes = serializers.IntegerField(min_value=1, max_value=SILENCE_MAX_MINUTES,
-                                       help_text="how long the alert is not pushed (1 minute to 7 days)")
-
-
-def _open_alert(request, alert_id: str):
-    """The raised, unresolved alert with this wire id on the ``?cluster=`` cluster (alert ids
-    repeat across clusters), or 404 (pending and resolved ones are not acted on: the former
-    nobody was told about, the latter is over)."""
-    import re
-
-    from slurm_monitor.models import Alert
-
-    cluster = selected_cluster(request)
-    if not re.fullmatch(ALERT_ID_PATTERN, alert_id):
-        raise NotFound("no active alert with this id")
-    alert = (Alert.objects.filter(alert_id=alert_id[:300], cluster=cluster.column, raised_at__isnull=False,
-                                  resolved_at__isnull=True)
-             .order_by("-raised_at", "-id").first())
-    if alert is None:
-        raise NotFound("no active alert with this id")
-    return alert
-
-
-def _alert_answer(alert) -> dict:
-    from slurm_monitor.alerting import acknowledged_payload
-    from slurm_monitor.events import iso
-
-    until = alert.silenced_until.timestamp() if alert.silenced_until else None
-    return {**acknowledged_payload(alert), "silenced_until": iso(until),
-            "cluster": display(alert.cluster, cluster_select.primary_name())}
-
-
-class AlertAcknowledgeView(ClusterView):
-    permission_classes = [permissions.IsAdminUser]
-
-    @extend_schema(parameters=[_ALERT_ID, CLUSTER_PARAM], request=None, responses={200: _ACKNOWLEDGED, 404: _NO_ALERT},
-                   summary="Acknowledge an active alert (staff; idempotent: the first acknowledger stays); "
-                           "every staff page hears alert_acknowledged on the alerts channel",
-                   operation_id="cluster_alert_acknowledge")
-    def post(self, request, alert_id: str):
-        from slurm_monitor import alerting
-
-        alert = _open_alert(request, alert_id)
-        alerting.acknowledge_and_push(alert, request.user.get_username())
-        return Response(_alert_answer(alert))
-
-
-class AlertSilenceView(ClusterView):
-    permission_classes = [permissions.IsAdminUser]
-
-    @extend_schema(parameters=[_ALERT_ID, CLUSTER_PARAM], request=SilenceSerializer,
-                   responses={200: _ACKNOWLEDGED, 404: _NO_ALERT},
-                   summary="Silence an active alert for some minutes (staff; audited): it is not pushed "
-                           "while silenced",
-                   operation_id="cluster_alert_silence")
-    def post(self, request, alert_id: str):
-        from slurm_monitor import alerting
-
-        body = SilenceSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        alert = _open_alert(request, alert_id)
-        alerting.silence(alert, request.user.get_username(), body.validated_data["minutes"] * 60)
-        return Response(_alert_answer(alert))
