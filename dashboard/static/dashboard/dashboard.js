@@ -13,12 +13,12 @@
  *    id and load once their channels are subscribed; `all` is replayed from its history for
  *    the announcement banner. Rendering is batched per animation frame.
  *
- * Several clusters (slurm_monitor.clusters): the page shows one, `?cluster=NAME` (else the one
- * remembered, else the primary), its channels taken from the clusters list in the config
- * (GET /api/cluster/clusters's answer) and its REST calls asking `?cluster=NAME`. Switching
- * (the top bar's select, shown with more than one cluster) loads the page for the other
- * cluster: the old channels go with the old socket, the new ones are subscribed from the new
- * snapshots' positions like any first load. Events on shared channels (user:<me>, alerts) are
+ * Several clusters (slurm_monitor.clusters): the page shows one (cluster-switch.js: the URL's
+ * `?cluster=NAME`, else the one remembered, else the primary), its channels taken from the
+ * clusters list in the config (GET /api/cluster/clusters's answer), its REST calls asking
+ * `?cluster=NAME`. Switching (`switchCluster`) unsubscribes the old cluster's channels, forgets
+ * its state, reloads the new one's snapshots and subscribes its channels from their positions,
+ * as a first load does; notifications stay. Events on shared channels (user:<me>, alerts) are
  * applied only when they name the shown cluster.
  */
 import { connect } from "../hub/hub-client.js";
@@ -36,16 +36,17 @@ import { createNotificationsView } from "./notifications-view.js";
 import { createAnnouncements, fromBroadcast } from "./announcements.js";
 import { createConnectionView } from "./connection-view.js";
 import { setupBrowserNotifications } from "./notify.js";
+import { createClusterSwitch } from "./cluster-switch.js";
 
 const config = JSON.parse(document.getElementById("dashboard-config").textContent);
 const $ = (id) => document.getElementById(id);
-const CLUSTER_KEY = "hub.dashboard.cluster";
-const SHOWN = pickShownCluster();
-const SEVERAL_CLUSTERS = (config.clusters?.clusters || []).length > 1;
-config.cluster = SHOWN;
+const clusterSwitch = createClusterSwitch({ config, onSwitch: (cluster) => switchCluster(cluster) });
+const CLUSTER_API = ["jobs", "nodes", "metrics", "alerts"]; // the REST reads asking ?cluster=
+const BASE_API = { ...config.api };
+let SHOWN = clusterSwitch.shown;
 config.clusterPrimary = config.clusters?.primary;
-config.severalClusters = SEVERAL_CLUSTERS;
-for (const name of ["jobs", "nodes", "metrics", "alerts"]) if (config.api[name]) config.api[name] = M.withCluster(config.api[name], SHOWN);
+config.severalClusters = clusterSwitch.several;
+showCluster(SHOWN);
 const api = createApi(config);
 const toast = toaster($("toast"));
 const JOB_PAGE = 5000;
@@ -53,44 +54,59 @@ const SAMPLE_EVERY_MS = 30_000;
 
 const index = new JobIndex();
 const store = {
-  nodes: new Map(), metricsRaw: null, history: loadHistory(globalThis.sessionStorage, historyKey(SHOWN)), notifications: new Map(), alerts: new Map(),
+  nodes: new Map(), metricsRaw: null, historyKey: historyKey(SHOWN), notifications: new Map(), alerts: new Map(),
   broadcasts: new Map(), lastEventAt: undefined, lastMetricsEventAt: 0, streams: {}, clockOffset: 0, source: "",
   get jobCounts() { return index.counts(); },
 };
-const PLAN = M.channelPlan({ ...config, channels: SHOWN.channels });
-const FEED_CHANNELS = M.feedChannels(PLAN);
-const JOBS_CHANNEL = FEED_CHANNELS.jobs[0];
+store.history = loadHistory(globalThis.sessionStorage, store.historyKey);
+let PLAN, FEED_CHANNELS, JOBS_CHANNEL;
+planChannels();
 const browserNotify = setupBrowserNotifications({ button: $("browser-notify"), loadRules: () => api(`${config.api.notifications}/rules`) });
 
 // --- the shown cluster ------------------------------------------------------------------------
 
-function remembered() {
-  try { return localStorage.getItem(CLUSTER_KEY); } catch (_) { return null; } // storage may be off
+/** `cluster` becomes the one whose REST state the page reads (links and history view too). */
+function showCluster(cluster) {
+  config.cluster = cluster;
+  for (const name of CLUSTER_API) if (BASE_API[name]) config.api[name] = M.withCluster(BASE_API[name], cluster);
 }
 
-/** ?cluster= if known, else the remembered one, else the primary; the URL then says which. */
-function pickShownCluster() {
-  const wanted = new URLSearchParams(location.search).get("cluster");
-  const shown = M.pickCluster(config.clusters, wanted, remembered());
-  if (wanted !== shown.name && !(wanted === null && shown.primary)) {
-    history.replaceState(history.state, "", M.clusterPageUrl(location, shown.name));
+/** Which channel serves which feed, for the shown cluster (channel names from the config). */
+function planChannels() {
+  PLAN = M.channelPlan({ ...config, channels: SHOWN.channels });
+  FEED_CHANNELS = M.feedChannels(PLAN);
+  JOBS_CHANNEL = FEED_CHANNELS.jobs[0];
+}
+
+let generation = 0; // bumped by a switch: a snapshot of the cluster left is dropped on arrival
+
+/**
+ * Show another cluster: leave the channels only the old one used, forget its rows, nodes,
+ * metrics and alerts, then load the new one's snapshots and follow its channels `since` their
+ * positions (the first load's road). Shared channels (user:<me>, notifications) stay.
+ */
+function switchCluster(cluster) {
+  generation += 1;
+  const before = new Set(Object.keys(PLAN));
+  SHOWN = cluster;
+  showCluster(cluster);
+  planChannels();
+  for (const channel of before) {
+    if (PLAN[channel]) continue;
+    hub.unsubscribe(channel);
+    following.delete(channel);
+    subscribedOnce.delete(channel);
+    reloadOnSubscribed.delete(channel);
   }
-  try { localStorage.setItem(CLUSTER_KEY, shown.name); } catch (_) { /* not remembered: fine */ }
-  return shown;
+  for (const name of CLUSTER_API) feeds[name].buffer.length = 0; // events of the channels left
+  index.clear();
+  Object.assign(store, { nodes: new Map(), metricsRaw: null, alerts: new Map(), streams: {}, lastMetricsEventAt: 0,
+    source: "", historyKey: historyKey(cluster) });
+  store.history = loadHistory(globalThis.sessionStorage, store.historyKey);
+  historyView.invalidate();
+  startFeeds();
+  schedule("jobs", "nodes", "metrics", "alerts", "tick");
 }
-
-function setupClusterSwitch() {
-  const list = config.clusters?.clusters || [];
-  if (list.length < 2) return; // one cluster: nothing visible changes
-  const select = $("cluster-select");
-  select.replaceChildren(...list.map((c) => new Option(c.name, c.name, false, c.name === SHOWN.name)));
-  select.addEventListener("change", () => {
-    try { localStorage.setItem(CLUSTER_KEY, select.value); } catch (_) { /* not remembered: fine */ }
-    location.assign(M.clusterPageUrl(location, select.value));
-  });
-  $("cluster-switch").hidden = false;
-}
-setupClusterSwitch();
 
 // --- rendering, batched per frame ---------------------------------------------------------
 
@@ -115,8 +131,8 @@ const historyView = createHistoryView({
   api, config, filters: () => jobsTable.filters, onView: (view) => { if (view === "active") jobsTable.refresh(); },
 });
 window.dashboardHistory = historyView;
-const nodesView = createNodesView({ store, index, shown: SHOWN, isLoaded: () => feeds.nodes.loadedAt > 0 });
-const metricsView = createMetricsView({ store, key: historyKey(SHOWN) });
+const nodesView = createNodesView({ store, index, shown: () => config.cluster, isLoaded: () => feeds.nodes.loadedAt > 0 });
+const metricsView = createMetricsView({ store });
 const notificationsView = createNotificationsView({ store, api, config, schedule, toast, pendingFlash });
 const announcements = createAnnouncements({ store, markRead: (ids) => notificationsView.markRead(ids) });
 const connection = createConnectionView({ store, hub });
@@ -148,13 +164,26 @@ function failed(name) {
   };
 }
 
+/** `load` answering for the cluster shown when it returns: read again after a switch. */
+function latest(load) {
+  return async () => {
+    for (;;) {
+      const mine = generation;
+      const body = await load();
+      if (mine === generation) return body;
+    }
+  };
+}
+
 /**
  * All active jobs, in keyset pages by job id; each page's rows carry that page's position
  * (JobIndex keeps, per row, the newest of page and events). Jobs no page listed go at the end.
  */
 async function loadJobs() {
   const seen = new Set();
+  const mine = generation;
   const first = await api(`${config.api.jobs}&limit=${JOB_PAGE}`);
+  if (mine !== generation) return { position: {} }; // another cluster since: its load follows
   index.loadRows(M.resultsOf(first), first.position?.[JOBS_CHANNEL]?.offset, { first: true, seen });
   store.source = first.source || store.source;
   M.noteStream(store.streams, "jobs", { updatedAt: first.updated_at });
@@ -163,6 +192,7 @@ async function loadJobs() {
   let next = first.next;
   while (next) {
     const page = await api(`${config.api.jobs}&limit=${JOB_PAGE}&after=${encodeURIComponent(next)}`);
+    if (mine !== generation) return { position: {} };
     index.loadRows(M.resultsOf(page), page.position?.[JOBS_CHANNEL]?.offset, { seen });
     schedule("jobs");
     next = page.next;
@@ -181,7 +211,7 @@ const feeds = {
     },
   }),
   nodes: new Feed("nodes", {
-    load: () => api(config.api.nodes), onError: failed("nodes"),
+    load: latest(() => api(config.api.nodes)), onError: failed("nodes"),
     applySnapshot(body) {
       M.noteStream(store.streams, "nodes", { updatedAt: body.updated_at });
       const next = new Map();
@@ -194,7 +224,7 @@ const feeds = {
     applyEvent(msg) { M.applyNodeEvent(store.nodes, msg); },
   }),
   metrics: new Feed("metrics", {
-    load: () => api(config.api.metrics), onError: failed("metrics"),
+    load: latest(() => api(config.api.metrics)), onError: failed("metrics"),
     applySnapshot(body) {
       M.noteStream(store.streams, "metrics", { updatedAt: body.updated_at });
       if (body.metrics && typeof body.metrics === "object") takeMetrics(body.metrics, body.metrics.collected_at);
@@ -224,13 +254,13 @@ const feeds = {
       const n = M.normNotification(msg.data);
       if (!n) return;
       const known = store.notifications.get(String(n.id));
-      if (!known) { pendingFlash.add(`n:${n.id}`); browserNotify.notify({ ...n, title: M.notificationTitle(n, SEVERAL_CLUSTERS) }); }
+      if (!known) { pendingFlash.add(`n:${n.id}`); browserNotify.notify({ ...n, title: M.notificationTitle(n, config.severalClusters) }); }
       // An event never turns a notification read on this page back to unread.
       store.notifications.set(String(n.id), known ? { ...n, read: known.read || n.read } : n);
     },
   }),
   alerts: new Feed("alerts", {
-    load: () => api(config.api.alerts), onError: failed("alerts"),
+    load: latest(() => api(config.api.alerts)), onError: failed("alerts"),
     applySnapshot(body) { store.alerts = A.alertsFromSnapshot(body); },
     applyEvent(msg) {
       // `alerts` is shared by every cluster: apply the shown one's (an acknowledgement naming no
@@ -334,11 +364,16 @@ for (const channel of FEED_CHANNELS.notifications || []) {
   following.add(channel);
   hub.subscribe(channel, onPublication(channel));
 }
-for (const name of ["jobs", "nodes", "metrics", "alerts"]) {
-  if (!FEED_CHANNELS[name]) continue;
-  if (name === "alerts" && !config.api.alerts) continue;
-  feeds[name].reload().then(() => { if (name !== "jobs") follow(name, feeds[name].position); });
+/** Load the shown cluster's snapshots; follow each feed's channels from its position. */
+function startFeeds() {
+  for (const name of ["jobs", "nodes", "metrics", "alerts"]) {
+    if (!FEED_CHANNELS[name]) continue;
+    if (name === "alerts" && !config.api.alerts) continue;
+    feeds[name].forget();
+    feeds[name].reload().then(() => { if (name !== "jobs") follow(name, feeds[name].position); });
+  }
 }
+startFeeds();
 
 // Without a metrics publisher, sample what the stores say.
 setInterval(() => {

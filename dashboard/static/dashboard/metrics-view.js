@@ -36,7 +36,7 @@ function withNodesUp(m) {
   return { ...m, nodesUp: m.nodesTotal !== undefined ? m.nodesTotal - (m.nodesDown || 0) : undefined };
 }
 
-export function createMetricsView({ store, key = HISTORY_KEY }) {
+export function createMetricsView({ store }) {
   const section = document.getElementById("metrics");
   const cards = new Map();
 
@@ -46,7 +46,7 @@ export function createMetricsView({ store, key = HISTORY_KEY }) {
 
   function addSample(when) {
     M.pushSample(store.history, { ...current(), t: M.toMillis(when) ?? Date.now() });
-    try { sessionStorage.setItem(key, JSON.stringify(store.history)); } catch (_) { /* full or off */ }
+    try { sessionStorage.setItem(store.historyKey || HISTORY_KEY, JSON.stringify(store.history)); } catch (_) { /* full or off */ }
   }
 
   function card(def) {

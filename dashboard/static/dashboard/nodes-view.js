@@ -118,7 +118,7 @@ export function createNodesView({ store, index, isLoaded, shown }) {
     $("node-panel-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v, "data-fact": k.toLowerCase() })]));
     const jobs = jobsOnNode(index.jobs.values(), node.name);
     $("node-panel-jobs").replaceChildren(...jobs.slice(0, 200).map((job) => el("li", {},
-      el("a", { href: M.jobHref(job, shown), text: job.displayId || job.id }), ` ${job.name || ""} · ${job.user || ""} · ${titleCase(job.state)}`)));
+      el("a", { href: M.jobHref(job, shown()), text: job.displayId || job.id }), ` ${job.name || ""} · ${job.user || ""} · ${titleCase(job.state)}`)));
     $("node-panel-nojobs").hidden = jobs.length > 0;
   }
 
