@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("transactional_db")
 ROW = '#jobs-body tr[data-job-id="{}"]'
 
 
-def seed() -> None:
+def seed(clusters_seeded: tuple[str, ...] = ("", "b")) -> None:
     """Job 42 on both clusters (different names), 43 on b only; both monitors saved once."""
     from django.utils import timezone
 
@@ -35,10 +35,12 @@ def seed() -> None:
         ClusterJob.objects.create(job_id=clusters.key(column, str(job_id)), cluster=column, user="alice",
                                   partition="cpu", state="PENDING", record=record)
 
-    row("", 42, "on-primary")
-    row("b", 42, "on-b")
-    row("b", 43, "only-b")
-    for column in ("", "b"):
+    if "" in clusters_seeded:
+        row("", 42, "on-primary")
+    if "b" in clusters_seeded:
+        row("b", 42, "on-b")
+        row("b", 43, "only-b")
+    for column in clusters_seeded:
         ClusterStream.objects.create(name=clusters.stream_key(column, "jobs"), cluster=column,
                                      updated_at=timezone.now(), source="test")
 
@@ -52,7 +54,7 @@ def test_switching_clusters_changes_rows_channels_and_live_events(hub_server, ma
     server = hub_server()
     orm(make_user, "alice")
     token = orm(superuser_token)
-    orm(seed)
+    orm(seed, ("",))
 
     def publish(channel: str, job_id: str, cluster: str, event: str = "job_submitted", state: str = "PENDING") -> None:
         data = {"job_id": job_id, "name": f"live{job_id}", "user": "alice", "partition": "cpu", "state": state,
@@ -63,6 +65,13 @@ def test_switching_clusters_changes_rows_channels_and_live_events(hub_server, ma
 
     page = pages.open()
     login(page, server.url, "alice")
+    # One cluster: nothing visible changes (no switcher, no ?cluster= in the URL).
+    page.locator(ROW.format(42)).wait_for()
+    assert page.locator("#cluster-switch").is_hidden() and page.url == server.url + "/"
+
+    orm(seed, ("b",))  # b's monitor saves for the first time
+    page.reload()
+    page.wait_for_selector('#connection[data-state="connected"]')
     # The primary first: its rows, its channels, and a switcher since there are two clusters.
     page.locator(ROW.format(42)).wait_for()
     assert "on-primary" in page.locator(ROW.format(42)).inner_text()
