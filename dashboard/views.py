@@ -31,9 +31,12 @@ def build_page_config(request: HttpRequest) -> dict:
     """What dashboard.js needs to start: who is looking (``user``: their Slurm user, which
     the jobs' ``user`` and "Mine" compare with), where the hub and the API are, and
     whether jobs are private (HUB_PRIVATE_JOBS: a non-staff user follows their own jobs on
-    ``user:<name>``, as ``jobs`` is staff-only)."""
+    ``user:<name>``, as ``jobs`` is staff-only). ``clusters``: ``GET /api/cluster/clusters``'s
+    answer, read here so the first paint needs no extra round trip: the page takes its
+    channel names from it and the shown cluster from ``?cluster=`` (or the one remembered)."""
     from hub.conf import private_jobs
     from hub.identity import slurm_user_for
+    from slurm_monitor.cluster_select import known
 
     user = request.user
     api = {name: url for name, url in API_URLS.items() if name not in OPTIONAL_API or _routed(url)}
@@ -45,6 +48,7 @@ def build_page_config(request: HttpRequest) -> dict:
         "api": api,
         "csrfToken": get_token(request),
         "logoutUrl": "/accounts/logout/",
+        "clusters": known(),
     }
 
 
@@ -67,11 +71,19 @@ def build_job_page_config(request: HttpRequest, job_id: str) -> dict:
     cancelling is configured (the endpoint decides who may; the page only hides the button)."""
     from django.conf import settings
 
+    from urllib.parse import urlencode
+
+    from slurm_monitor.cluster_select import select
+
     base = f"/api/cluster/jobs/{job_id}"
     page = build_page_config(request)
+    cluster = select(request.GET.get("cluster"))  # job_page checked it
+    query = "" if cluster.primary else "?" + urlencode({"cluster": cluster.name})
     return {key: page[key] for key in ("user", "isStaff", "privateJobs", "wsUrl", "csrfToken", "logoutUrl")} | {
         "jobId": job_id,
-        "api": {"detail": base, "cancel": f"{base}/cancel", "watch": f"{base}/watch"},
+        "cluster": cluster.name,
+        "severalClusters": len(page["clusters"]["clusters"]) > 1,
+        "api": {"detail": base + query, "cancel": f"{base}/cancel{query}", "watch": f"{base}/watch{query}"},
         "cancelEnabled": getattr(settings, "SLURM_MONITOR_CANCEL_COMMAND", None) is not None,
     }
 
@@ -81,13 +93,21 @@ def build_job_page_config(request: HttpRequest, job_id: str) -> dict:
 def job_page(request: HttpRequest, job_id: str) -> HttpResponse:
     """``/jobs/<id>`` (an id or an array task, ``10_1``): the job page, or a friendly 404 page
     for an id that is malformed, unknown, or another user's under HUB_PRIVATE_JOBS (the same
-    page for all three, as the REST detail, so ids reveal nothing)."""
+    page for all three, as the REST detail, so ids reveal nothing). ``?cluster=NAME``: the
+    job of that cluster (an invalid or unknown cluster: the same 404 page)."""
     import re
 
     from slurm_monitor.apis import JOB_REF_PATTERN, job_owner_scope
+    from slurm_monitor.cluster_select import UnknownCluster, select
+    from slurm_monitor.clusters import ClusterNameError
     from slurm_monitor.history import job_detail
 
-    found = re.fullmatch(JOB_REF_PATTERN, job_id) and job_detail(job_id, owner=job_owner_scope(request.user))
+    try:
+        cluster = select(request.GET.get("cluster"))
+    except (ClusterNameError, UnknownCluster):
+        cluster = None
+    found = cluster is not None and re.fullmatch(JOB_REF_PATTERN, job_id) and \
+        job_detail(job_id, owner=job_owner_scope(request.user), cluster=cluster.column)
     if not found:
         shown = job_id if len(job_id) <= 40 else job_id[:40] + "…"
         return render(request, "dashboard/job_not_found.html", {"job_id": shown, "user": request.user}, status=404)

@@ -34,18 +34,27 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+@admin.display(description="cluster", ordering="cluster")
+def cluster_name(obj) -> str:
+    """The row's cluster by name (the primary's column is "": ``slurm_monitor.clusters``)."""
+    from slurm_monitor.cluster_select import primary_name
+    from slurm_monitor.clusters import display
+
+    return display(obj.cluster, primary_name())
+
+
 @admin.register(ClusterJob)
 class ClusterJobAdmin(ReadOnlyAdmin):
-    list_display = ("job_id", "user", "partition", "state", "updated_at")
-    list_filter = ("state", "partition")
+    list_display = ("job_id", cluster_name, "user", "partition", "state", "updated_at")
+    list_filter = ("cluster", "state", "partition")
     search_fields = ("job_id", "user")
     ordering = ("-updated_at",)
 
 
 @admin.register(ClusterNode)
 class ClusterNodeAdmin(ReadOnlyAdmin):
-    list_display = ("name", "state", "updated_at")
-    list_filter = ("state",)
+    list_display = ("name", cluster_name, "state", "updated_at")
+    list_filter = ("cluster", "state")
     search_fields = ("name",)
     ordering = ("name",)
 
@@ -81,8 +90,8 @@ def _beat(obj: ClusterStream) -> dict:
 class JobActionAuditAdmin(ReadOnlyAdmin):
     """Every cancel asked through the hub (slurm_monitor.cancel), refused ones included."""
 
-    list_display = ("at", "actor", "action", "job_id", "job_user", "result", "detail")
-    list_filter = ("action", "result")
+    list_display = ("at", "actor", "action", "job_id", cluster_name, "job_user", "result", "detail")
+    list_filter = ("cluster", "action", "result")
     search_fields = ("actor", "job_id", "job_user")
 
 
@@ -107,9 +116,9 @@ class AlertAuditInline(admin.TabularInline):
 
 @admin.register(Alert)
 class AlertAdmin(ReadOnlyAdmin):
-    list_display = ("alert_id", "status", "severity", "message", "raised_at", "acknowledged_by",
+    list_display = ("alert_id", cluster_name, "status", "severity", "message", "raised_at", "acknowledged_by",
                     "silenced_until", "resolved_at")
-    list_filter = ("severity", "rule_name", ("resolved_at", admin.EmptyFieldListFilter))
+    list_filter = ("cluster", "severity", "rule_name", ("resolved_at", admin.EmptyFieldListFilter))
     search_fields = ("alert_id", "message", "acknowledged_by")
     date_hierarchy = "pending_since"
     inlines = [AlertAuditInline]

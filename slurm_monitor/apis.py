@@ -10,8 +10,15 @@
     GET /api/cluster/nodes?state=DRAINED
     GET /api/cluster/metrics
     GET /api/cluster/alerts          (staff: the active alerts)
-    POST /api/cluster/alerts/<alert_id>/acknowledge   (staff; pushes alert_acknowledged)
+    POST /api/cluster/alerts/<alert_id>/acknowledge   (staff; pushes alert_acknowledged: apis_alerts)
     POST /api/cluster/alerts/<alert_id>/silence {"minutes": n}   (staff; 1..10080)
+    GET /api/cluster/clusters        (every cluster the hub knows: name, channels, counts)
+
+Every endpoint above but ``clusters`` takes ``?cluster=NAME`` (``slurm_monitor.clusters``):
+absent, the primary cluster; a name that cannot be one is a 400, one no monitor ever saved
+anything for a 404. Rows and answers name their ``cluster``, and ``position`` is keyed by that
+cluster's real channels (``jobs.NAME``...), which clients take from ``/api/cluster/clusters``,
+never build.
 
 Authenticated users (alerts: staff, like the ``alerts`` channel). With ``HUB_PRIVATE_JOBS``
 (Slurm's ``PrivateData=jobs``) a non-staff user gets only their own jobs; the ``user`` filter
@@ -24,7 +31,7 @@ stream once.
 ``position`` is ``{channel: {"offset", "epoch"} or null}``, read in the same snapshot as the
 rows (PROTOCOL.md section 6): subscribe with ``since`` = offset, and reload if ``subscribed``
 carries another epoch or ``recovered`` is false. The channel is the one whose events the rows
-mirror: ``jobs``; with HUB_PRIVATE_JOBS a non-staff user's ``user:<name>`` (where their job
+mirror: the cluster's ``jobs`` channel; with HUB_PRIVATE_JOBS a non-staff user's ``user:<name>`` (where their job
 events reach them). null: the monitor has not published on it since it saved those rows, so
 there is no position to resume from (subscribe, then reload). A stored epoch the sink could not
 learn (the ``http`` sink, until the broadcast answer carries it) is filled in with this
@@ -35,13 +42,14 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import permissions, serializers
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hub.rest.permissions import HubApiThrottle
 from hub.rest.serializers import ErrorSerializer, StrictQuerySerializer
-from slurm_monitor import store
+from slurm_monitor import cluster_select, store
+from slurm_monitor.clusters import ClusterNameError, split_key
 
 # Rows per /api/cluster/jobs request (over it: 400 naming ``limit``); the dashboard's first
 # paint asks for this many. Page with ``offset`` beyond it.
@@ -120,6 +128,22 @@ class ClusterView(APIView):
     throttle_classes = [HubApiThrottle]  # HUB_API_RATE_LIMIT, like every hub REST call
 
 
+CLUSTER_PARAM = OpenApiParameter("cluster", str, OpenApiParameter.QUERY, required=False,
+                                 pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$",
+                                 description="the cluster (GET /api/cluster/clusters); default the primary")
+
+
+def selected_cluster(request) -> cluster_select.Selected:
+    """The cluster ``?cluster=`` names: 400 for a name that cannot be one, 404 for one the hub
+    has no rows for (before any other lookup, so a job id never answers for the wrong cluster)."""
+    try:
+        return cluster_select.select(request.query_params.get("cluster"))
+    except ClusterNameError as exc:
+        raise ValidationError({"cluster": [str(exc)]}) from None
+    except cluster_select.UnknownCluster:
+        raise NotFound("no such cluster") from None
+
+
 def job_owner_scope(user) -> str | None:
     """The only owner whose jobs ``user`` may see, or None for every job: with
     HUB_PRIVATE_JOBS on, a non-staff user sees their own jobs only (PROTOCOL.md section 6),
@@ -157,26 +181,29 @@ def _fill_epochs(answer: dict) -> dict:
     return answer
 
 
-def _job_channels(request) -> list[str]:
+def _job_channels(request, cluster: cluster_select.Selected) -> list[str]:
     # The channel the monitor publishes this user's jobs on: their Slurm user's, which may differ
-    # from the username (hub.identity), so a page subscribing ``since`` the position follows it.
+    # from the username (hub.identity), so a page subscribing ``since`` the position follows it;
+    # shared by every cluster (its events name theirs). Else the cluster's own jobs channel.
     owner = job_owner_scope(request.user)
-    return [f"user:{owner}"] if owner is not None else ["jobs"]
+    return [f"user:{owner}"] if owner is not None else [cluster.channel("jobs")]
 
 
 class ClusterJobsView(ClusterView):
-    @extend_schema(parameters=[JobQuerySerializer], responses={200: _JOB_LIST},
+    @extend_schema(parameters=[JobQuerySerializer, CLUSTER_PARAM], responses={200: _JOB_LIST},
                    summary="Slurm jobs, live or finished (HUB_PRIVATE_JOBS: your own only, staff all)",
                    operation_id="cluster_jobs")
     def get(self, request):
         query = JobQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         q = query.validated_data
+        cluster = selected_cluster(request)
         return Response(_fill_epochs(store.list_jobs(
             user=q.get("user"), partition=q.get("partition"), states=_states(q.get("state")),
             limit=q["limit"], offset=q["offset"], owner=job_owner_scope(request.user),
-            view=q["view"], job=q.get("job"), channels=_job_channels(request),
-            ordering=q.get("ordering"), after=q.get("after"), search=q.get("search"))))
+            view=q["view"], job=q.get("job"), channels=_job_channels(request, cluster),
+            ordering=q.get("ordering"), after=q.get("after"), search=q.get("search"),
+            cluster=cluster.column)))
 
 
 _JOB_DETAIL = inline_serializer("ClusterJobDetail", {
@@ -198,7 +225,7 @@ _JOB_DETAIL = inline_serializer("ClusterJobDetail", {
 
 class ClusterJobDetailView(ClusterView):
     @extend_schema(parameters=[OpenApiParameter("job_id", str, OpenApiParameter.PATH, pattern=JOB_REF_PATTERN,
-                                                description="a job id or an array task (10_1)")],
+                                                description="a job id or an array task (10_1)"), CLUSTER_PARAM],
                    responses={200: _JOB_DETAIL,
                               404: OpenApiResponse(ErrorSerializer, description="no such job (or not yours, "
                                                    "with HUB_PRIVATE_JOBS: a 404 too, so ids reveal nothing)")},
@@ -209,16 +236,19 @@ class ClusterJobDetailView(ClusterView):
 
         from slurm_monitor.history import job_detail
 
+        cluster = selected_cluster(request)
         detail = None
         if re.fullmatch(JOB_REF_PATTERN, job_id):
-            detail = job_detail(job_id, owner=job_owner_scope(request.user), channels=_job_channels(request))
+            detail = job_detail(job_id, owner=job_owner_scope(request.user),
+                                channels=_job_channels(request, cluster), cluster=cluster.column)
         if detail is None:
             raise NotFound("no such job")  # the same words whether it exists or is not yours
         return Response(_fill_epochs(detail))
 
 
 class ClusterJobWatchView(ClusterView):
-    @extend_schema(parameters=[OpenApiParameter("job_id", str, OpenApiParameter.PATH, pattern=JOB_REF_PATTERN)],
+    @extend_schema(parameters=[OpenApiParameter("job_id", str, OpenApiParameter.PATH, pattern=JOB_REF_PATTERN),
+                               CLUSTER_PARAM],
                    request=None,
                    responses={204: None, 404: OpenApiResponse(ErrorSerializer, description="as GET: unknown, "
                                                               "or not yours with HUB_PRIVATE_JOBS")},
@@ -231,116 +261,61 @@ class ClusterJobWatchView(ClusterView):
         from slurm_monitor.history import visible_job
         from slurm_monitor.interest import record_watch
 
-        row = visible_job(job_id, owner=job_owner_scope(request.user)) \
+        cluster = selected_cluster(request)
+        row = visible_job(job_id, owner=job_owner_scope(request.user), cluster=cluster.column) \
             if re.fullmatch(JOB_REF_PATTERN, job_id) else None
         if row is None:
             raise NotFound("no such job")  # the same words whether it exists or is not yours
-        record_watch(request.user, row.job_id)
+        record_watch(request.user, split_key(row.job_id)[1], cluster=cluster.column)
         return Response(status=204)
 
 
 class ClusterNodesView(ClusterView):
-    @extend_schema(parameters=[NodeQuerySerializer], responses={200: _LIST},
+    @extend_schema(parameters=[NodeQuerySerializer, CLUSTER_PARAM], responses={200: _LIST},
                    summary="Slurm nodes as last polled",
                    operation_id="cluster_nodes")
     def get(self, request):
         query = NodeQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        return Response(_fill_epochs(store.list_nodes(states=_states(query.validated_data.get("state")))))
+        cluster = selected_cluster(request)
+        return Response(_fill_epochs(store.list_nodes(
+            states=_states(query.validated_data.get("state")), cluster=cluster.column,
+            channels=[cluster.channel("nodes")])))
 
 
 class ClusterMetricsView(ClusterView):
-    @extend_schema(responses={200: _METRICS}, summary="The latest metrics_update payload",
-                   operation_id="cluster_metrics")
+    @extend_schema(parameters=[CLUSTER_PARAM], responses={200: _METRICS},
+                   summary="The latest metrics_update payload", operation_id="cluster_metrics")
     def get(self, request):
-        return Response(_fill_epochs(store.get_metrics()))
+        cluster = selected_cluster(request)
+        return Response(_fill_epochs(store.get_metrics(cluster.column, [cluster.channel("metrics")])))
 
 
 class ClusterAlertsView(ClusterView):
     permission_classes = [permissions.IsAdminUser]
 
-    @extend_schema(responses={200: _LIST},
+    @extend_schema(parameters=[CLUSTER_PARAM], responses={200: _LIST},
                    summary="Active cluster alerts (each an alert event's payload)",
                    operation_id="cluster_alerts")
     def get(self, request):
-        return Response(_fill_epochs(store.list_alerts()))
+        return Response(_fill_epochs(store.list_alerts(selected_cluster(request).column)))
 
 
-# --- people acting on an alert (staff): acknowledge, silence ---------------------------------
-
-SILENCE_MAX_MINUTES = 7 * 24 * 60
-# The wire id: the rule's name (a slug), then ":<partition or node>" for a per-target alert.
-ALERT_ID_PATTERN = r"^[-A-Za-z0-9_]{1,64}(:[^/]{1,200})?$"
-
-_ALERT_ID = OpenApiParameter("alert_id", str, OpenApiParameter.PATH, pattern=ALERT_ID_PATTERN,
-                             description="the alert's wire id: the rule's name, or name:target")
-_ACKNOWLEDGED = inline_serializer("AlertAcknowledged", {
-    "alert_id": serializers.CharField(),
-    "acknowledged_by": serializers.CharField(allow_null=True),
-    "acknowledged_at": serializers.DateTimeField(allow_null=True),
-    "silenced_until": serializers.DateTimeField(allow_null=True),
-    "status": serializers.ChoiceField(choices=["active", "acknowledged", "silenced"]),
+_CLUSTERS = inline_serializer("Clusters", {
+    "primary": serializers.CharField(help_text="the primary cluster's name (SLURM_MONITOR_CLUSTER)"),
+    "clusters": serializers.ListField(child=inline_serializer("Cluster", {
+        "name": serializers.CharField(), "primary": serializers.BooleanField(),
+        "channels": serializers.DictField(child=serializers.CharField(),
+                                          help_text="{jobs, nodes, metrics: the channel to subscribe to}"),
+        "updated_at": serializers.DictField(child=serializers.DateTimeField(allow_null=True),
+                                            help_text="{stream: when the monitor last saved it, or null}"),
+        "jobs": serializers.IntegerField(help_text="queued jobs"), "nodes": serializers.IntegerField()})),
 })
-_NO_ALERT = OpenApiResponse(ErrorSerializer, description="no raised, unresolved alert with this id")
 
 
-class SilenceSerializer(serializers.Serializer):
-    minutes = serializers.IntegerField(min_value=1, max_value=SILENCE_MAX_MINUTES,
-                                       help_text="how long the alert is not pushed (1 minute to 7 days)")
-
-
-def _open_alert(alert_id: str):
-    """The raised, unresolved alert with this wire id, or 404 (pending and resolved ones are
-    not acted on: the former nobody was told about, the latter is over)."""
-    import re
-
-    from slurm_monitor.models import Alert
-
-    if not re.fullmatch(ALERT_ID_PATTERN, alert_id):
-        raise NotFound("no active alert with this id")
-    alert = (Alert.objects.filter(alert_id=alert_id[:300], raised_at__isnull=False, resolved_at__isnull=True)
-             .order_by("-raised_at", "-id").first())
-    if alert is None:
-        raise NotFound("no active alert with this id")
-    return alert
-
-
-def _alert_answer(alert) -> dict:
-    from slurm_monitor.alerting import acknowledged_payload
-    from slurm_monitor.events import iso
-
-    until = alert.silenced_until.timestamp() if alert.silenced_until else None
-    return {**acknowledged_payload(alert), "silenced_until": iso(until)}
-
-
-class AlertAcknowledgeView(ClusterView):
-    permission_classes = [permissions.IsAdminUser]
-
-    @extend_schema(parameters=[_ALERT_ID], request=None, responses={200: _ACKNOWLEDGED, 404: _NO_ALERT},
-                   summary="Acknowledge an active alert (staff; idempotent: the first acknowledger stays); "
-                           "every staff page hears alert_acknowledged on the alerts channel",
-                   operation_id="cluster_alert_acknowledge")
-    def post(self, request, alert_id: str):
-        from slurm_monitor import alerting
-
-        alert = _open_alert(alert_id)
-        alerting.acknowledge_and_push(alert, request.user.get_username())
-        return Response(_alert_answer(alert))
-
-
-class AlertSilenceView(ClusterView):
-    permission_classes = [permissions.IsAdminUser]
-
-    @extend_schema(parameters=[_ALERT_ID], request=SilenceSerializer,
-                   responses={200: _ACKNOWLEDGED, 404: _NO_ALERT},
-                   summary="Silence an active alert for some minutes (staff; audited): it is not pushed "
-                           "while silenced",
-                   operation_id="cluster_alert_silence")
-    def post(self, request, alert_id: str):
-        from slurm_monitor import alerting
-
-        body = SilenceSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        alert = _open_alert(alert_id)
-        alerting.silence(alert, request.user.get_username(), body.validated_data["minutes"] * 60)
-        return Response(_alert_answer(alert))
+class ClustersView(ClusterView):
+    @extend_schema(responses={200: _CLUSTERS},
+                   summary="Every cluster the hub knows (the primary first): its channels, stream times, counts",
+                   operation_id="cluster_clusters")
+    def get(self, request):
+        return Response(cluster_select.known())

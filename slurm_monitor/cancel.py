@@ -1,10 +1,15 @@
 """Cancelling a job for its owner (or staff): ``POST /api/cluster/jobs/<job_id>/cancel``.
 
 Off unless the site names the command: ``SLURM_MONITOR_CANCEL_COMMAND``, a command line with
-``{job_id}`` and optionally ``{user}`` (the job's Slurm user), e.g.
+``{job_id}`` and optionally ``{user}`` (the job's Slurm user) and ``{cluster}`` (the job's
+cluster name, ``slurm_monitor.clusters``), e.g.
 
     sudo -n -u {user} scancel {job_id}     # sudoers lets the hub's account run scancel as users
     scancel {job_id}                        # the hub's account is a Slurm operator
+    scancel -M {cluster} {job_id}           # several clusters (slurmdbd federation, -M)
+
+Without ``{cluster}`` the command can only cancel on the primary cluster: a job of another
+cluster is refused (``needs_cluster``) rather than the same id cancelled on the wrong one.
 
 (docs/deployment.md says how to set up either, and the slurmrestd alternative.) The line is
 split ONCE, at start-up, with ``shlex`` into an argv template; the placeholders are then
@@ -30,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 JOB_REF = re.compile(r"[0-9]{1,10}(_[0-9]{1,10})?")
 USER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")
-PLACEHOLDERS = ("{job_id}", "{user}")
+PLACEHOLDERS = ("{job_id}", "{user}", "{cluster}")
 DEFAULT_TIMEOUT = 20.0
 
 
@@ -55,17 +60,28 @@ def parse_command(line: str | None) -> tuple[str, ...] | None:
             rest = rest.replace(placeholder, "")
         if "{" in rest or "}" in rest:
             raise CancelConfigError(f"SLURM_MONITOR_CANCEL_COMMAND: unknown placeholder in {arg!r} "
-                                    "(only {job_id} and {user})")
+                                    "(only {job_id}, {user} and {cluster})")
     return argv
 
 
-def build_argv(template: tuple[str, ...], job_id: str, user: str) -> list[str]:
-    """The argv for one job. Raises ValueError for a job id or user that is not one."""
+def names_cluster(template: tuple[str, ...]) -> bool:
+    """Whether the command says which cluster (``{cluster}``): needed to cancel off the primary."""
+    return any("{cluster}" in arg for arg in template)
+
+
+def build_argv(template: tuple[str, ...], job_id: str, user: str, cluster: str = "") -> list[str]:
+    """The argv for one job of the cluster named ``cluster`` (its display name). Raises
+    ValueError for a job id, user or cluster name that is not one."""
+    from slurm_monitor.clusters import validate
+
     if not JOB_REF.fullmatch(job_id):
         raise ValueError(f"not a job id: {job_id!r}")
     if not USER_NAME.fullmatch(user):
         raise ValueError(f"not a Slurm user name: {user!r}")
-    return [arg.replace("{job_id}", job_id).replace("{user}", user) for arg in template]
+    if names_cluster(template):
+        validate(cluster)
+    return [arg.replace("{job_id}", job_id).replace("{user}", user).replace("{cluster}", cluster)
+            for arg in template]
 
 
 @dataclass(frozen=True)
@@ -98,20 +114,23 @@ def run(argv: list[str], timeout: float) -> Outcome:
     return Outcome(True, "")
 
 
-def audit(actor: str, job_id: str, job_user: str, result: str, detail: str = "") -> None:
+def audit(actor: str, job_id: str, job_user: str, result: str, detail: str = "", cluster: str = "") -> None:
+    """One ``JobActionAudit`` row; ``cluster``: the job's cluster column ("" the primary)."""
     from slurm_monitor.models import JobActionAudit
 
     JobActionAudit.objects.create(actor=actor[:150], job_id=job_id[:32], job_user=job_user[:150],
-                                  action="cancel", result=result[:32], detail=detail[:500])
+                                  action="cancel", result=result[:32], detail=detail[:500], cluster=cluster[:40])
 
 
-def cancel(template: tuple[str, ...], job_id: str, job_user: str, actor: str) -> Outcome:
-    """Run the configured command for one job, audited (result ``ok`` or ``failed``)."""
+def cancel(template: tuple[str, ...], job_id: str, job_user: str, actor: str,
+           cluster_name: str = "", cluster_column: str = "") -> Outcome:
+    """Run the configured command for one job, audited (result ``ok`` or ``failed``);
+    ``cluster_name`` fills ``{cluster}``, ``cluster_column`` goes to the audit row."""
     from django.conf import settings
 
     timeout = float(getattr(settings, "SLURM_MONITOR_CANCEL_TIMEOUT", DEFAULT_TIMEOUT))
-    outcome = run(build_argv(template, job_id, job_user), timeout)
-    audit(actor, job_id, job_user, "ok" if outcome.ok else "failed", outcome.detail)
+    outcome = run(build_argv(template, job_id, job_user, cluster_name), timeout)
+    audit(actor, job_id, job_user, "ok" if outcome.ok else "failed", outcome.detail, cluster_column)
     if not outcome.ok:
         logger.warning("cancel of job %s by %s failed: %s", job_id, actor, outcome.detail)
     return outcome

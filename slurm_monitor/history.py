@@ -27,6 +27,7 @@ from django.db import transaction
 from slurm_monitor import store
 from slurm_monitor.clusters import PRIMARY, split_key
 from slurm_monitor.clusters import key as row_key
+from slurm_monitor import clusters
 from slurm_monitor.events import iso
 from slurm_monitor.interest import progress_fields
 from slurm_monitor.models import ClusterJob, JobTransition
@@ -122,30 +123,33 @@ def save_accounting(asked: Iterable[str], answers: Mapping[str, Mapping[str, Any
     return saved
 
 
-def visible_job(text: str, owner: str | None = None) -> ClusterJob | None:
-    """The row ``text`` names ("12", "10_1"), or None when none (or, with ``owner``, none of
-    that owner's): an exact id first; "10" naming an array: the array's own record, else its
-    first task. The job page and its watch (``interest``) resolve ids the same way."""
-    rows = store.find_job_rows(text)
+def visible_job(text: str, owner: str | None = None, cluster: str = PRIMARY) -> ClusterJob | None:
+    """The row ``text`` names ("12", "10_1") on the cluster whose column is ``cluster``, or
+    None when none (or, with ``owner``, none of that owner's): an exact id first; "10" naming
+    an array: the array's own record, else its first task. The job page and its watch
+    (``interest``) resolve ids the same way."""
+    rows = store.find_job_rows(text, cluster)
     if rows is None:
         return None
     if owner is not None:
         rows = rows.filter(user=owner)
-    return rows.filter(job_id=text.strip()).first() or rows.order_by("job_id").first()
+    return rows.filter(job_id=clusters.key(cluster, text.strip())).first() or rows.order_by("job_id").first()
 
 
 # Fields squeue may leave empty that accounting knows (record field <- accounting field).
 _FILL_FROM_ACCOUNTING = (("account", "account"), ("qos", "qos"), ("working_directory", "working_directory"))
 
 
-def job_detail(text: str, owner: str | None = None, channels: Iterable[str] = ()) -> dict[str, Any] | None:
+def job_detail(text: str, owner: str | None = None, channels: Iterable[str] = (),
+               cluster: str = PRIMARY) -> dict[str, Any] | None:
     """``GET /api/cluster/jobs/<job_id>``: None when no job by that id (or, with ``owner``, none
     of that owner's). ``text`` may be "10_1". ``position``: ``store.read_positions(channels)``
     in the same snapshot as the record and its transitions (PROTOCOL.md section 6), so a page
     subscribing ``since`` it misses no transition and applies none twice. ``steps``: what
-    accounting recorded ([] until ``sacct`` answered, or where it keeps none)."""
+    accounting recorded ([] until ``sacct`` answered, or where it keeps none). ``cluster``: the
+    cluster's column value; the answer's ``job`` names it (``store.row_fields``)."""
     with store.consistent_read():
-        row = visible_job(text, owner)
+        row = visible_job(text, owner, cluster)
         if row is None:
             return None
         transitions = [{"state": t.state, "at": iso(t.at.timestamp())}
@@ -160,5 +164,6 @@ def job_detail(text: str, owner: str | None = None, channels: Iterable[str] = ()
         if not fields.get(field) and accounting and accounting.get(key):
             fields[field] = accounting[key]
     steps = list(accounting.get("steps") or ()) if accounting else []
-    return {"job": fields, "transitions": transitions, "steps": steps, "accounting": accounting,
+    return {"job": fields, "cluster": fields["cluster"], "transitions": transitions, "steps": steps,
+            "accounting": accounting,
             "efficiency": efficiency(accounting), **live, "position": position}

@@ -68,16 +68,18 @@ class InterestConfig:
 # --- the REST side: one page's interest ----------------------------------------------------
 
 
-def record_watch(user, job_id: str, now: datetime | None = None) -> None:
-    """``user`` watches ``job_id`` for ``WATCH_SECONDS`` more; their expired watches go, and
-    beyond ``MAX_WATCHES_PER_USER`` the ones refreshed longest ago."""
+def record_watch(user, job_id: str, now: datetime | None = None, cluster: str = "") -> None:
+    """``user`` watches the Slurm job ``job_id`` of the cluster whose column is ``cluster``
+    (``clusters.column``) for ``WATCH_SECONDS`` more; their expired watches go, and beyond
+    ``MAX_WATCHES_PER_USER`` (over every cluster) the ones refreshed longest ago."""
     now = now or datetime.now(timezone.utc)
     expires = now + timedelta(seconds=WATCH_SECONDS)
     try:
         with transaction.atomic():
-            JobWatch.objects.update_or_create(user=user, job_id=job_id, defaults={"expires_at": expires})
+            JobWatch.objects.update_or_create(user=user, cluster=cluster, job_id=job_id,
+                                              defaults={"expires_at": expires})
     except IntegrityError:  # the same page's two tabs raced to create it: it exists now
-        JobWatch.objects.filter(user=user, job_id=job_id).update(expires_at=expires)
+        JobWatch.objects.filter(user=user, cluster=cluster, job_id=job_id).update(expires_at=expires)
     mine = JobWatch.objects.filter(user=user)
     mine.filter(expires_at__lte=now).delete()
     if mine.count() > MAX_WATCHES_PER_USER:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from slurm_monitor import apis, apis_cancel
+from slurm_monitor import apis, apis_alerts, apis_cancel
 
 urlpatterns = [
     path("api/cluster/jobs", apis.ClusterJobsView.as_view(), name="cluster-jobs"),
@@ -19,11 +19,14 @@ urlpatterns = [
     path("api/cluster/nodes/", apis.ClusterNodesView.as_view(schema=None)),
     path("api/cluster/metrics", apis.ClusterMetricsView.as_view(), name="cluster-metrics"),
     path("api/cluster/metrics/", apis.ClusterMetricsView.as_view(schema=None)),
+    path("api/cluster/clusters", apis.ClustersView.as_view(), name="cluster-clusters"),
+    path("api/cluster/clusters/", apis.ClustersView.as_view(schema=None)),
     path("api/cluster/alerts", apis.ClusterAlertsView.as_view(), name="cluster-alerts"),
     path("api/cluster/alerts/", apis.ClusterAlertsView.as_view(schema=None)),
-    path("api/cluster/alerts/<str:alert_id>/acknowledge", apis.AlertAcknowledgeView.as_view(),
+    path("api/cluster/alerts/<path:alert_id>/acknowledge", apis_alerts.AlertAcknowledgeView.as_view(),
          name="cluster-alert-acknowledge"),
-    path("api/cluster/alerts/<str:alert_id>/acknowledge/", apis.AlertAcknowledgeView.as_view(schema=None)),
-    path("api/cluster/alerts/<str:alert_id>/silence", apis.AlertSilenceView.as_view(), name="cluster-alert-silence"),
-    path("api/cluster/alerts/<str:alert_id>/silence/", apis.AlertSilenceView.as_view(schema=None)),
+    path("api/cluster/alerts/<path:alert_id>/acknowledge/", apis_alerts.AlertAcknowledgeView.as_view(schema=None)),
+    path("api/cluster/alerts/<path:alert_id>/silence", apis_alerts.AlertSilenceView.as_view(),
+         name="cluster-alert-silence"),
+    path("api/cluster/alerts/<path:alert_id>/silence/", apis_alerts.AlertSilenceView.as_view(schema=None)),
 ]

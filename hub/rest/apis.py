@@ -176,11 +176,12 @@ class HealthView(HubAPIView):
     def monitor_streams() -> tuple[dict[str, dict], dict[str, dict]]:
         """(every Slurm monitor stream's age, interval and last poll result; the late ones, 3
         intervals without a successful poll: PROTOCOL.md §6 "degraded"). Both {} when the
-        monitor never reported, so a hub without one stays healthy. Stream names are fixed
-        (jobs, nodes, metrics): nothing here is per user, so anonymous callers see it too."""
+        monitor never reported, so a hub without one stays healthy. Streams are named as their
+        channels (jobs, nodes, metrics; jobs.b for cluster b's: ``slurm_monitor.clusters``):
+        nothing here is per user, so anonymous callers see it too."""
         from hub.rest import selectors
 
-        ages = selectors.monitor_streams()
+        ages = selectors.monitor_streams(by_channel=True)
         streams = {a.stream: {"age": round(a.age_seconds, 1), "interval": a.interval_seconds, "ok": a.ok}
                    for a in ages}
         return streams, {a.stream: streams[a.stream] for a in ages if a.late}

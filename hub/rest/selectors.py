@@ -86,21 +86,30 @@ async def get_health() -> dict:
     }
 
 
-def monitor_streams(now: float | None = None) -> list:
+def monitor_streams(now: float | None = None, by_channel: bool = False) -> list:
     """Each Slurm monitor stream's age (``slurm_monitor.metrics.StreamAge``), from the
     heartbeats the monitor writes every poll; [] when it never reported (or is not
-    installed). Sync: one database query. Ages are computed here, at read time."""
+    installed). Sync: one database query. Ages are computed here, at read time.
+    ``by_channel``: name each stream as its cluster's channel (``jobs`` on the primary,
+    ``jobs.b`` on cluster b: ``slurm_monitor.clusters.channel``), for /api/health."""
     # app-loading: the monitor is an optional app; its modules load only when installed
     from django.apps import apps
 
     if not apps.is_installed("slurm_monitor"):
         return []
     # app-loading: slurm_monitor's models (through its store) need the app registry ready
+    from slurm_monitor.cluster_select import primary_name
+    from slurm_monitor.clusters import channel
     from slurm_monitor.metrics import stream_age
     from slurm_monitor.store import load_heartbeats
 
     moment = time.time() if now is None else now
-    return [stream_age(b.stream, b.interval, b.ok, b.last_ok_at, b.first_at, moment)
+    primary = primary_name()
+
+    def name(beat) -> str:
+        # StreamBeat.cluster: the cluster's display name ("" or absent from older monitors: the primary)
+        return channel(beat.stream, getattr(beat, "cluster", "") or primary, primary) if by_channel else beat.stream
+    return [stream_age(name(b), b.interval, b.ok, b.last_ok_at, b.first_at, moment)
             for b in load_heartbeats()]
 
 

@@ -66,7 +66,7 @@ describe("the alerts model", () => {
   test("the acknowledge URL encodes the id", () => {
     assert.equal(A.ackUrl("/api/cluster/alerts", "cpu_full:gpu node/1"),
       "/api/cluster/alerts/cpu_full%3Agpu%20node%2F1/acknowledge");
-    assert.equal(A.ackUrl("/api/cluster/alerts/?x=1", "a"), "/api/cluster/alerts/a/acknowledge");
+    assert.equal(A.ackUrl("/api/cluster/alerts/?cluster=b", "a"), "/api/cluster/alerts/a/acknowledge?cluster=b");
   });
 
   test("the view: a button for staff, disabled while pending; the stream's word once acknowledged", () => {

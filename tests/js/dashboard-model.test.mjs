@@ -346,3 +346,60 @@ describe("freshness: stale data shows even while the socket is up", () => {
     assert.equal(M.formatDataAge(undefined), "");
   });
 });
+
+describe("several clusters", () => {
+  const ANSWER = {
+    primary: "default",
+    clusters: [
+      { name: "default", primary: true, channels: { jobs: "jobs", nodes: "nodes", metrics: "metrics" } },
+      { name: "b", primary: false, channels: { jobs: "jobs.b", nodes: "nodes.b", metrics: "metrics.b" } },
+    ],
+  };
+  const B = ANSWER.clusters[1];
+  const PRIMARY = ANSWER.clusters[0];
+
+  test("the shown cluster: the URL's if known, else the remembered one, else the primary", () => {
+    assert.equal(M.pickCluster(ANSWER, "b", null), B);
+    assert.equal(M.pickCluster(ANSWER, null, "b"), B);
+    assert.equal(M.pickCluster(ANSWER, "nowhere", "gone"), PRIMARY);
+    assert.equal(M.pickCluster(ANSWER, "default", "b"), PRIMARY);
+    assert.equal(M.pickCluster({ primary: "tycho" }, "b", null).name, "tycho");
+  });
+
+  test("channels come from the answer; REST and links ask for the cluster off the primary only", () => {
+    const plan = M.channelPlan({ user: "alice", channels: B.channels });
+    assert.deepEqual(Object.keys(plan).sort(), ["jobs.b", "metrics.b", "nodes.b", "notifications", "user:alice"]);
+    assert.deepEqual(Object.keys(M.channelPlan({ user: "alice", channels: PRIMARY.channels })).sort(),
+      ["jobs", "metrics", "nodes", "notifications", "user:alice"]);
+    assert.equal(M.withCluster("/api/cluster/jobs?view=active", B), "/api/cluster/jobs?view=active&cluster=b");
+    assert.equal(M.withCluster("/api/cluster/nodes", B), "/api/cluster/nodes?cluster=b");
+    assert.equal(M.withCluster("/api/cluster/nodes", PRIMARY), "/api/cluster/nodes");
+    assert.equal(M.jobHref({ id: "42" }, B), "/jobs/42?cluster=b");
+    assert.equal(M.jobHref({ id: "42" }, PRIMARY), "/jobs/42");
+    assert.equal(M.clusterPageUrl({ pathname: "/", search: "?view=finished&cluster=a", hash: "" }, "b"),
+      "/?view=finished&cluster=b");
+  });
+
+  test("job events on user:<me> apply only to the shown cluster", () => {
+    const plan = M.channelPlan({ user: "bob", privateJobs: true, channels: B.channels });
+    const on = (cluster) => ({ type: "job_state_changed", data: { job_id: "7", ...(cluster ? { cluster } : {}) } });
+    assert.equal(M.feedFor(plan, "user:bob", on("b"), B), "jobs");
+    assert.equal(M.feedFor(plan, "user:bob", on("default"), B), null);
+    assert.equal(M.feedFor(plan, "user:bob", on(undefined), B), null); // unnamed: the primary's
+    assert.equal(M.feedFor(plan, "user:bob", on(undefined), PRIMARY), "jobs");
+    assert.equal(M.feedFor(plan, "user:bob", { type: "notification", data: { id: 1, cluster: "default" } }, B),
+      "notifications"); // notifications: every cluster's
+  });
+
+  test("notifications name their cluster when there are several, and link to its job page", () => {
+    const n = M.normNotification({ id: 5, title: "Job 42 failed", data: { job_id: "42", cluster: "b" } });
+    assert.equal(M.notificationTitle(n, true), "Job 42 failed · b");
+    assert.equal(M.notificationTitle(n, false), "Job 42 failed");
+    assert.equal(M.notificationJobHref(n, "default"), "/jobs/42?cluster=b");
+    assert.equal(M.notificationJobHref({ data: { job_id: "42", cluster: "default" } }, "default"), "/jobs/42");
+  });
+
+  test("rows keep their cluster", () => {
+    assert.equal(M.normJob({ ...JOB, cluster: "b" }).cluster, "b");
+  });
+});

@@ -103,3 +103,12 @@ describe("subscribe since a REST position", () => {
     assert.equal(resets.length, 1);
   });
 });
+
+describe("a job of another cluster", () => {
+  test("the same id on another cluster is not this job (user:<me> carries every cluster's)", () => {
+    const s0 = V.fromDetail({ ...DETAIL, job: { ...DETAIL.job, cluster: "b" }, cluster: "b" });
+    assert.equal(V.applyEvent(s0, msg("job_state_changed", { job_id: "7", state: "RUNNING", cluster: "default" })), null);
+    assert.equal(V.applyEvent(s0, msg("job_state_changed", { job_id: "7", state: "RUNNING", cluster: "b" })).job.state,
+      "RUNNING");
+  });
+});

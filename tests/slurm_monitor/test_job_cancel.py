@@ -61,7 +61,7 @@ def test_off_unless_configured(queue):
 
 def test_the_owner_cancels_an_argv_list_audited(queue, enabled):
     answer = client_for("alice").post("/api/cluster/jobs/5/cancel")
-    assert answer.status_code == 202 and answer.json() == {"job_id": "5", "status": "requested"}
+    assert answer.status_code == 202 and answer.json() == {"job_id": "5", "cluster": "default", "status": "requested"}
     assert enabled() == [["--user", "alice", "5"]]
     assert audits() == [("alice", "5", "alice", "ok")]
 

@@ -80,7 +80,8 @@ def test_jobs_api(client):
     body = client.get("/api/cluster/jobs").json()
     assert body["count"] == 7 and body["source"] == "test" and body["updated_at"].endswith("Z")
     # the record, and where it stands in history (issue 14): still listed, not ended
-    assert body["results"][0] == {**job_fields(EXPECTED_JOBS["101"]), "in_queue": True, "ended_at": None}
+    assert body["results"][0] == {**job_fields(EXPECTED_JOBS["101"]), "in_queue": True, "ended_at": None,
+                                  "cluster": "default"}  # the primary cluster's name (issue 13)
     assert body["position"] == {"jobs": None}  # nothing published since these rows were saved
     assert [j["job_id"] for j in body["results"]] == ["101", "102", "103", "104", "105", "106", "107"]
 
@@ -113,7 +114,8 @@ def test_jobs_api_rejects_bad_queries_naming_the_field(client, query, field):
 def test_nodes_and_metrics_api(client):
     saved_everything()
     nodes = client.get("/api/cluster/nodes").json()
-    assert nodes["results"] == [node_fields(EXPECTED_NODES[n]) for n in sorted(EXPECTED_NODES)]
+    assert nodes["results"] == [{**node_fields(EXPECTED_NODES[n]), "cluster": "default"}
+                                for n in sorted(EXPECTED_NODES)]
     drained = client.get("/api/cluster/nodes/?state=DRAINED,DRAINING").json()
     assert [n["node"] for n in drained["results"]] == ["cn02", "gpu02"]
     metrics = client.get("/api/cluster/metrics").json()
@@ -123,9 +125,9 @@ def test_nodes_and_metrics_api(client):
 def test_before_the_monitor_ran(client):
     assert client.get("/api/cluster/jobs").json() == {"count": 0, "results": [], "updated_at": None,
                                                        "source": "", "position": {"jobs": None},
-                                                       "states": {}, "next": None}
+                                                       "states": {}, "next": None, "cluster": "default"}
     assert client.get("/api/cluster/metrics").json() == {"metrics": None, "updated_at": None, "source": "",
-                                                         "position": {"metrics": None}}
+                                                         "position": {"metrics": None}, "cluster": "default"}
 
 
 @pytest.mark.parametrize("path", ["/api/cluster/jobs", "/api/cluster/nodes", "/api/cluster/metrics"])

@@ -100,9 +100,11 @@ export function sortedAlerts(alerts) {
     (SEVERITY_ORDER[a.severity] ?? 9) - (SEVERITY_ORDER[b.severity] ?? 9) || (b.since || 0) - (a.since || 0));
 }
 
-/** POST target for acknowledging `id` under the alerts list URL (query string dropped). */
+/** POST target for acknowledging `id` under the alerts list URL; its query string (the
+ * shown cluster: `?cluster=b`) is kept; the id (`b/nodes_down`) names its cluster too. */
 export function ackUrl(listUrl, id) {
-  return `${String(listUrl).split("?")[0].replace(/\/+$/, "")}/${encodeURIComponent(id)}/acknowledge`;
+  const [path, query] = String(listUrl).split("?", 2);
+  return `${path.replace(/\/+$/, "")}/${encodeURIComponent(id)}/acknowledge${query ? `?${query}` : ""}`;
 }
 
 /**

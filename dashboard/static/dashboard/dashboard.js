@@ -12,6 +12,14 @@
  * 3. a "reset" (history lost, new epoch) loads that feed again. Notifications are keyed by
  *    id and load once their channels are subscribed; `all` is replayed from its history for
  *    the announcement banner. Rendering is batched per animation frame.
+ *
+ * Several clusters (slurm_monitor.clusters): the page shows one (cluster-switch.js: the URL's
+ * `?cluster=NAME`, else the one remembered, else the primary), its channels taken from the
+ * clusters list in the config (GET /api/cluster/clusters's answer), its REST calls asking
+ * `?cluster=NAME`. Switching (`switchCluster`) unsubscribes the old cluster's channels, forgets
+ * its state, reloads the new one's snapshots and subscribes its channels from their positions,
+ * as a first load does; notifications stay. Events on shared channels (user:<me>, alerts) are
+ * applied only when they name the shown cluster.
  */
 import { connect } from "../hub/hub-client.js";
 import * as M from "./model.js";
@@ -23,14 +31,22 @@ import { toaster } from "./dom.js";
 import { createJobsTable } from "./jobs-table.js";
 import { createHistoryView } from "./history-view.js";
 import { createNodesView } from "./nodes-view.js";
-import { createMetricsView, loadHistory } from "./metrics-view.js";
+import { createMetricsView, historyKey, loadHistory } from "./metrics-view.js";
 import { createNotificationsView } from "./notifications-view.js";
 import { createAnnouncements, fromBroadcast } from "./announcements.js";
 import { createConnectionView } from "./connection-view.js";
 import { setupBrowserNotifications } from "./notify.js";
+import { createClusterSwitch } from "./cluster-switch.js";
 
 const config = JSON.parse(document.getElementById("dashboard-config").textContent);
 const $ = (id) => document.getElementById(id);
+const clusterSwitch = createClusterSwitch({ config, onSwitch: (cluster) => switchCluster(cluster) });
+const CLUSTER_API = ["jobs", "nodes", "metrics", "alerts"]; // the REST reads asking ?cluster=
+const BASE_API = { ...config.api };
+let SHOWN = clusterSwitch.shown;
+config.clusterPrimary = config.clusters?.primary;
+config.severalClusters = clusterSwitch.several;
+showCluster(SHOWN);
 const api = createApi(config);
 const toast = toaster($("toast"));
 const JOB_PAGE = 5000;
@@ -38,14 +54,59 @@ const SAMPLE_EVERY_MS = 30_000;
 
 const index = new JobIndex();
 const store = {
-  nodes: new Map(), metricsRaw: null, history: loadHistory(), notifications: new Map(), alerts: new Map(),
+  nodes: new Map(), metricsRaw: null, historyKey: historyKey(SHOWN), notifications: new Map(), alerts: new Map(),
   broadcasts: new Map(), lastEventAt: undefined, lastMetricsEventAt: 0, streams: {}, clockOffset: 0, source: "",
   get jobCounts() { return index.counts(); },
 };
-const PLAN = M.channelPlan(config);
-const FEED_CHANNELS = M.feedChannels(PLAN);
-const JOBS_CHANNEL = FEED_CHANNELS.jobs[0];
+store.history = loadHistory(globalThis.sessionStorage, store.historyKey);
+let PLAN, FEED_CHANNELS, JOBS_CHANNEL;
+planChannels();
 const browserNotify = setupBrowserNotifications({ button: $("browser-notify"), loadRules: () => api(`${config.api.notifications}/rules`) });
+
+// --- the shown cluster ------------------------------------------------------------------------
+
+/** `cluster` becomes the one whose REST state the page reads (links and history view too). */
+function showCluster(cluster) {
+  config.cluster = cluster;
+  for (const name of CLUSTER_API) if (BASE_API[name]) config.api[name] = M.withCluster(BASE_API[name], cluster);
+}
+
+/** Which channel serves which feed, for the shown cluster (channel names from the config). */
+function planChannels() {
+  PLAN = M.channelPlan({ ...config, channels: SHOWN.channels });
+  FEED_CHANNELS = M.feedChannels(PLAN);
+  JOBS_CHANNEL = FEED_CHANNELS.jobs[0];
+}
+
+let generation = 0; // bumped by a switch: a snapshot of the cluster left is dropped on arrival
+
+/**
+ * Show another cluster: leave the channels only the old one used, forget its rows, nodes,
+ * metrics and alerts, then load the new one's snapshots and follow its channels `since` their
+ * positions (the first load's road). Shared channels (user:<me>, notifications) stay.
+ */
+function switchCluster(cluster) {
+  generation += 1;
+  const before = new Set(Object.keys(PLAN));
+  SHOWN = cluster;
+  showCluster(cluster);
+  planChannels();
+  for (const channel of before) {
+    if (PLAN[channel]) continue;
+    hub.unsubscribe(channel);
+    following.delete(channel);
+    subscribedOnce.delete(channel);
+    reloadOnSubscribed.delete(channel);
+  }
+  for (const name of CLUSTER_API) feeds[name].buffer.length = 0; // events of the channels left
+  index.clear();
+  Object.assign(store, { nodes: new Map(), metricsRaw: null, alerts: new Map(), streams: {}, lastMetricsEventAt: 0,
+    source: "", historyKey: historyKey(cluster) });
+  store.history = loadHistory(globalThis.sessionStorage, store.historyKey);
+  historyView.invalidate();
+  startFeeds();
+  schedule("jobs", "nodes", "metrics", "alerts", "tick");
+}
 
 // --- rendering, batched per frame ---------------------------------------------------------
 
@@ -70,7 +131,7 @@ const historyView = createHistoryView({
   api, config, filters: () => jobsTable.filters, onView: (view) => { if (view === "active") jobsTable.refresh(); },
 });
 window.dashboardHistory = historyView;
-const nodesView = createNodesView({ store, index, isLoaded: () => feeds.nodes.loadedAt > 0 });
+const nodesView = createNodesView({ store, index, shown: () => config.cluster, isLoaded: () => feeds.nodes.loadedAt > 0 });
 const metricsView = createMetricsView({ store });
 const notificationsView = createNotificationsView({ store, api, config, schedule, toast, pendingFlash });
 const announcements = createAnnouncements({ store, markRead: (ids) => notificationsView.markRead(ids) });
@@ -103,13 +164,26 @@ function failed(name) {
   };
 }
 
+/** `load` answering for the cluster shown when it returns: read again after a switch. */
+function latest(load) {
+  return async () => {
+    for (;;) {
+      const mine = generation;
+      const body = await load();
+      if (mine === generation) return body;
+    }
+  };
+}
+
 /**
  * All active jobs, in keyset pages by job id; each page's rows carry that page's position
  * (JobIndex keeps, per row, the newest of page and events). Jobs no page listed go at the end.
  */
 async function loadJobs() {
   const seen = new Set();
+  const mine = generation;
   const first = await api(`${config.api.jobs}&limit=${JOB_PAGE}`);
+  if (mine !== generation) return { position: {} }; // another cluster since: its load follows
   index.loadRows(M.resultsOf(first), first.position?.[JOBS_CHANNEL]?.offset, { first: true, seen });
   store.source = first.source || store.source;
   M.noteStream(store.streams, "jobs", { updatedAt: first.updated_at });
@@ -118,6 +192,7 @@ async function loadJobs() {
   let next = first.next;
   while (next) {
     const page = await api(`${config.api.jobs}&limit=${JOB_PAGE}&after=${encodeURIComponent(next)}`);
+    if (mine !== generation) return { position: {} };
     index.loadRows(M.resultsOf(page), page.position?.[JOBS_CHANNEL]?.offset, { seen });
     schedule("jobs");
     next = page.next;
@@ -136,7 +211,7 @@ const feeds = {
     },
   }),
   nodes: new Feed("nodes", {
-    load: () => api(config.api.nodes), onError: failed("nodes"),
+    load: latest(() => api(config.api.nodes)), onError: failed("nodes"),
     applySnapshot(body) {
       M.noteStream(store.streams, "nodes", { updatedAt: body.updated_at });
       const next = new Map();
@@ -149,7 +224,7 @@ const feeds = {
     applyEvent(msg) { M.applyNodeEvent(store.nodes, msg); },
   }),
   metrics: new Feed("metrics", {
-    load: () => api(config.api.metrics), onError: failed("metrics"),
+    load: latest(() => api(config.api.metrics)), onError: failed("metrics"),
     applySnapshot(body) {
       M.noteStream(store.streams, "metrics", { updatedAt: body.updated_at });
       if (body.metrics && typeof body.metrics === "object") takeMetrics(body.metrics, body.metrics.collected_at);
@@ -179,15 +254,20 @@ const feeds = {
       const n = M.normNotification(msg.data);
       if (!n) return;
       const known = store.notifications.get(String(n.id));
-      if (!known) { pendingFlash.add(`n:${n.id}`); browserNotify.notify(n); }
+      if (!known) { pendingFlash.add(`n:${n.id}`); browserNotify.notify({ ...n, title: M.notificationTitle(n, config.severalClusters) }); }
       // An event never turns a notification read on this page back to unread.
       store.notifications.set(String(n.id), known ? { ...n, read: known.read || n.read } : n);
     },
   }),
   alerts: new Feed("alerts", {
-    load: () => api(config.api.alerts), onError: failed("alerts"),
+    load: latest(() => api(config.api.alerts)), onError: failed("alerts"),
     applySnapshot(body) { store.alerts = A.alertsFromSnapshot(body); },
-    applyEvent(msg) { A.applyAlertEvent(store.alerts, msg); },
+    applyEvent(msg) {
+      // `alerts` is shared by every cluster: apply the shown one's (an acknowledgement naming no
+      // cluster is about an alert this page lists, whichever cluster the hub's code left unnamed).
+      const unnamed = msg.type === "alert_acknowledged" && !msg.data?.cluster;
+      if (unnamed || M.isShownCluster(msg, SHOWN)) A.applyAlertEvent(store.alerts, msg);
+    },
   }),
 };
 for (const [name, feed] of Object.entries(feeds)) feed.onLoaded = () => schedule(name);
@@ -212,7 +292,7 @@ const reloadOnSubscribed = new Set(); // channels subscribed without a position
 function onPublication(channel) {
   return (msg) => {
     store.lastEventAt = Date.now();
-    const name = M.feedFor(PLAN, channel, msg);
+    const name = M.feedFor(PLAN, channel, msg, SHOWN);
     if (!name) return;
     if (M.MONITOR_STREAMS.includes(name)) M.noteStream(store.streams, name, { updatedAt: msg.timestamp });
     feeds[name].handle(msg);
@@ -284,11 +364,16 @@ for (const channel of FEED_CHANNELS.notifications || []) {
   following.add(channel);
   hub.subscribe(channel, onPublication(channel));
 }
-for (const name of ["jobs", "nodes", "metrics", "alerts"]) {
-  if (!FEED_CHANNELS[name]) continue;
-  if (name === "alerts" && !config.api.alerts) continue;
-  feeds[name].reload().then(() => { if (name !== "jobs") follow(name, feeds[name].position); });
+/** Load the shown cluster's snapshots; follow each feed's channels from its position. */
+function startFeeds() {
+  for (const name of ["jobs", "nodes", "metrics", "alerts"]) {
+    if (!FEED_CHANNELS[name]) continue;
+    if (name === "alerts" && !config.api.alerts) continue;
+    feeds[name].forget();
+    feeds[name].reload().then(() => { if (name !== "jobs") follow(name, feeds[name].position); });
+  }
 }
+startFeeds();
 
 // Without a metrics publisher, sample what the stores say.
 setInterval(() => {

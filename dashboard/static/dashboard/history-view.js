@@ -93,7 +93,7 @@ export function createHistoryView({ api, config, filters, onView }) {
     const limit = more || fresh ? PAGE : Math.min(MAX_REREAD, Math.max(PAGE, rows.length));
     $("history-wrap").setAttribute("aria-busy", "true");
     try {
-      const body = await api(`${base}?${H.historyQuery({ sort, filters: filters(), offset, limit })}`);
+      const body = await api(M.withCluster(`${base}?${H.historyQuery({ sort, filters: filters(), offset, limit })}`, config.cluster));
       if (run !== generation) return;
       const page = M.resultsOf(body).map(M.normJob).filter(Boolean);
       rows = more ? rows.concat(page) : page;
@@ -119,7 +119,7 @@ export function createHistoryView({ api, config, filters, onView }) {
     const label = job.displayId || job.id;
     const ended = job.endedAt ?? job.endTime;
     const cells = {
-      id: el("a", { class: "job-link", href: M.jobHref(job), text: label, "aria-label": `Job ${label}${job.name ? `, ${job.name}` : ""}` }),
+      id: el("a", { class: "job-link", href: M.jobHref(job, config.cluster), text: label, "aria-label": `Job ${label}${job.name ? `, ${job.name}` : ""}` }),
       name: job.name || "—", user: job.user || "", partition: job.partition || "",
       state: statePill(job.state, M.jobTone(job.state)), exit: H.exitLabel(job),
       cpus: job.cpus !== undefined ? String(job.cpus) : "", ran: M.jobTime(job).label,

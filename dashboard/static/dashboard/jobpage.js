@@ -147,12 +147,14 @@ function render() {
   root.dataset.state = job.state;
   root.dataset.inQueue = String(job.in_queue !== false);
   if (seen[seen.length - 1] !== job.state) seen.push(job.state);
-  text($("job-title"), `Job ${job.display_id || job.job_id}`);
+  // Job ids repeat across clusters: with several, the title says which one.
+  const where = config.severalClusters && job.cluster ? ` on ${job.cluster}` : "";
+  text($("job-title"), `Job ${job.display_id || job.job_id}${where}`);
   text($("job-name"), job.name || "");
   const pill = $("job-state");
   pill.className = `pill tone-${V.tone(job.state)}`;
   text(pill, V.stateLabel(job.state) + (job.state_flags && job.state_flags.length ? ` (${job.state_flags.join(", ").toLowerCase()})` : ""));
-  document.title = `Job ${job.display_id || job.job_id} · ${V.stateLabel(job.state)}`;
+  document.title = `Job ${job.display_id || job.job_id}${where} · ${V.stateLabel(job.state)}`;
   renderReason();
   renderFields(now);
   renderTransitions();

@@ -131,7 +131,7 @@ export function createJobsTable({ index, config, isLoaded, onFilters = () => {} 
     const label = isArray ? `${row.id}_[${row.counts.total}]` : (job.displayId || job.id);
     const counts = isArray ? `${row.counts.pending} pending · ${row.counts.running} running · ${row.counts.done} done${row.counts.failed ? ` (${row.counts.failed} failed)` : ""}` : "";
     const sig = [job.state, label, job.name, job.user, job.partition, where, resources, time.label, counts, row.expanded,
-      job.timeLimit, left === undefined ? "" : Math.floor(left / 1000), row.depth].join("|");
+      job.timeLimit, left === undefined ? "" : Math.floor(left / 1000), row.depth, config.cluster?.name].join("|");
     if (tr.dataset.sig === sig) return;
     const stateChanged = tr.dataset.state !== undefined && tr.dataset.state !== job.state && !isArray;
     tr.dataset.sig = sig;
@@ -142,7 +142,7 @@ export function createJobsTable({ index, config, isLoaded, onFilters = () => {} 
     const cells = tr.cells;
     const link = cells[0].querySelector("a.job-link");
     setText(link, label);
-    link.href = isArray ? `/jobs/${encodeURIComponent(row.id)}` : M.jobHref(job);
+    link.href = isArray ? `/jobs/${encodeURIComponent(row.id)}${M.clusterSuffix(config.cluster)}` : M.jobHref(job, config.cluster);
     link.setAttribute("aria-label", `Job ${label}${job.name ? `, ${job.name}` : ""}`);
     let toggle = cells[0].querySelector("button.expand");
     if (isArray && !toggle) {

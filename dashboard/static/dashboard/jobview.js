@@ -94,6 +94,8 @@ export function fromDetail(detail) {
 /** Does this publication concern the page's job? By record id, or the array task's "10_1". */
 export function concerns(state, msg) {
   if (!msg || !JOB_EVENTS.has(msg.type) || !msg.data) return false;
+  // Job ids repeat across clusters: on a shared channel (user:<me>) the event names its cluster.
+  if (msg.data.cluster && state.job.cluster && msg.data.cluster !== state.job.cluster) return false;
   const id = String(msg.data.job_id ?? "");
   return id === state.job.job_id || (!!msg.data.display_id && msg.data.display_id === state.job.display_id);
 }

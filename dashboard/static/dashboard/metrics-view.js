@@ -18,9 +18,14 @@ const CARDS = [
   { key: "nodesUp", label: "Nodes available", tone: "nodes", format: (v) => (v ?? "–"), detail: (m) => (m.nodesTotal !== undefined ? `of ${m.nodesTotal}${m.nodesDown ? ` · ${m.nodesDown} down/draining` : ""}` : "") },
 ];
 
-export function loadHistory(storage = globalThis.sessionStorage) {
+/** The sparklines' storage key: one hour of samples per cluster (the primary keeps the old key). */
+export function historyKey(shown) {
+  return shown && !shown.primary ? `${HISTORY_KEY}.${shown.name}` : HISTORY_KEY;
+}
+
+export function loadHistory(storage = globalThis.sessionStorage, key = HISTORY_KEY) {
   try {
-    const saved = JSON.parse(storage.getItem(HISTORY_KEY) || "[]");
+    const saved = JSON.parse(storage.getItem(key) || "[]");
     return Array.isArray(saved) ? saved.filter((s) => Date.now() - s.t < M.HOUR_MS) : [];
   } catch (_) {
     return [];
@@ -41,7 +46,7 @@ export function createMetricsView({ store }) {
 
   function addSample(when) {
     M.pushSample(store.history, { ...current(), t: M.toMillis(when) ?? Date.now() });
-    try { sessionStorage.setItem(HISTORY_KEY, JSON.stringify(store.history)); } catch (_) { /* full or off */ }
+    try { sessionStorage.setItem(store.historyKey || HISTORY_KEY, JSON.stringify(store.history)); } catch (_) { /* full or off */ }
   }
 
   function card(def) {

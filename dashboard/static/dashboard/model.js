@@ -91,12 +91,63 @@ const JOB_FIELDS = [
   ["end_time", "endTime", asTime], ["time_limit_minutes", "timeLimit", asNum], ["exit_code", "exitCode", asAny],
   ["signal", "signal", asAny], ["state_flags", "stateFlags", (v) => (Array.isArray(v) ? v.map(String) : [])],
   ["display_id", "displayId", asText], ["array_job_id", "arrayJobId", asText], ["array_task_id", "arrayTaskId", asNum],
-  ["in_queue", "inQueue", Boolean], ["ended_at", "endedAt", asTime],
+  ["in_queue", "inQueue", Boolean], ["ended_at", "endedAt", asTime], ["cluster", "cluster", asText],
 ];
 
-/** Where a job's page is: /jobs/<display id> (an array task: /jobs/10_1). */
-export function jobHref(job) {
-  return `/jobs/${encodeURIComponent(job.displayId && !job.displayId.includes("[") ? job.displayId : job.id)}`;
+/** Where a job's page is: /jobs/<display id> (an array task: /jobs/10_1), on the `shown`
+ * cluster (`pickCluster`; another than the primary adds `?cluster=NAME`). */
+export function jobHref(job, shown) {
+  const id = job.displayId && !job.displayId.includes("[") ? job.displayId : job.id;
+  return `/jobs/${encodeURIComponent(id)}${clusterSuffix(shown)}`;
+}
+
+// --- clusters (slurm_monitor.clusters): which one the page shows ----------------------------
+
+/**
+ * The cluster to show, from `answer` (GET /api/cluster/clusters: {primary, clusters: [{name,
+ * primary, channels}]}): `wanted` (the URL's ?cluster=) if known, else `remembered` if known,
+ * else the primary. Channel names come from the answer, never built here.
+ */
+export function pickCluster(answer, wanted, remembered) {
+  const list = Array.isArray(answer && answer.clusters) ? answer.clusters : [];
+  const primary = list.find((c) => c.primary) || { name: (answer && answer.primary) || "default", primary: true,
+    channels: { jobs: "jobs", nodes: "nodes", metrics: "metrics" } };
+  return list.find((c) => c.name === wanted) || list.find((c) => c.name === remembered) || primary;
+}
+
+/** "" on the primary cluster, else "?cluster=NAME" (job page links). */
+export function clusterSuffix(shown) {
+  return shown && !shown.primary ? `?cluster=${encodeURIComponent(shown.name)}` : "";
+}
+
+/** `url` asking for the `shown` cluster: unchanged on the primary (the REST default). */
+export function withCluster(url, shown) {
+  if (!shown || shown.primary) return url;
+  return `${url}${url.includes("?") ? "&" : "?"}cluster=${encodeURIComponent(shown.name)}`;
+}
+
+/** This page's URL showing cluster `name` (other query parameters kept). */
+export function clusterPageUrl(location, name) {
+  const params = new URLSearchParams(location.search);
+  params.set("cluster", name);
+  return `${location.pathname}?${params}${location.hash || ""}`;
+}
+
+/**
+ * Whether an event belongs to the `shown` cluster: its data's `cluster` (events on shared
+ * channels, user:<me>, alerts, notifications, name it); one without is the primary's (a monitor
+ * from before clusters).
+ */
+export function isShownCluster(msg, shown) {
+  if (!shown) return true;
+  const named = msg && msg.data && typeof msg.data === "object" ? msg.data.cluster : undefined;
+  return named === undefined || named === null || named === "" ? Boolean(shown.primary) : named === shown.name;
+}
+
+/** A notification's title, naming its cluster when the hub has several. */
+export function notificationTitle(n, severalClusters) {
+  const cluster = n && n.data && n.data.cluster;
+  return severalClusters && cluster ? `${n.title} · ${cluster}` : n.title;
 }
 
 /** Distinct values of `field` over jobs, sorted; partitions split on commas. */
@@ -295,10 +346,14 @@ export function normNotification(raw) {
   };
 }
 
-/** The job page a notification is about (its data names the job), or null. */
-export function notificationJobHref(n) {
+/** The job page a notification is about (its data names the job, and its cluster unless it
+ * is the `primary` one), or null. */
+export function notificationJobHref(n, primary) {
   const id = n && n.data && (n.data.display_id ?? n.data.job_id);
-  return id === undefined || id === null || id === "" ? null : `/jobs/${encodeURIComponent(String(id))}`;
+  if (id === undefined || id === null || id === "") return null;
+  const cluster = n.data.cluster;
+  const suffix = cluster && primary !== undefined && cluster !== primary ? `?cluster=${encodeURIComponent(cluster)}` : "";
+  return `/jobs/${encodeURIComponent(String(id))}${suffix}`;
 }
 
 /** A maintenance announcement: a cluster-wide notification of type `maintenance`, or a
@@ -326,15 +381,16 @@ export const JOB_EVENTS = new Set(["job_submitted", "job_state_changed", "job_re
  * channel -> the feeds it serves, for this page (PROTOCOL.md section 4). `notifications`
  * carries cluster-wide notifications only; the user's own come on `user:<name>`, and so do
  * their jobs' events when jobs are private (HUB_PRIVATE_JOBS) and the user is not staff (then
- * `jobs` is staff-only and not subscribed). Alerts are for staff.
+ * `jobs` is staff-only and not subscribed). Alerts are for staff. `channels`: the shown
+ * cluster's (`pickCluster(...).channels`: `jobs.b`... for cluster b); default the primary's.
  */
-export function channelPlan({ user, isStaff = false, privateJobs = false }) {
+export function channelPlan({ user, isStaff = false, privateJobs = false, channels = {} }) {
   const own = `user:${user}`;
   const jobsOnOwn = Boolean(privateJobs) && !isStaff;
   const plan = {};
-  if (!jobsOnOwn) plan.jobs = ["jobs"];
-  plan.nodes = ["nodes"];
-  plan.metrics = ["metrics"];
+  if (!jobsOnOwn) plan[channels.jobs || "jobs"] = ["jobs"];
+  plan[channels.nodes || "nodes"] = ["nodes"];
+  plan[channels.metrics || "metrics"] = ["metrics"];
   plan.notifications = ["notifications"];
   if (isStaff) plan.alerts = ["alerts"];
   plan[own] = jobsOnOwn ? ["notifications", "jobs"] : ["notifications"];
@@ -350,15 +406,16 @@ export function feedChannels(plan) {
 
 /**
  * The feed a message on `channel` belongs to, or null. On a `user:` channel the event type
- * decides (a notification, or a job event when the plan takes jobs from there); anything
- * else on it is ignored (jobs then come on `jobs`).
+ * decides (a notification, or a job event when the plan takes jobs from there, and only one
+ * of the `shown` cluster: that channel is shared by every cluster); anything else on it is
+ * ignored (jobs then come on the cluster's jobs channel).
  */
-export function feedFor(plan, channel, msg) {
+export function feedFor(plan, channel, msg, shown) {
   const feeds = plan[channel] || [];
   if (feeds.length <= 1 && !channel.startsWith("user:")) return feeds[0] ?? null;
   const type = msg && msg.type;
   if (type === "notification") return feeds.includes("notifications") ? "notifications" : null;
-  if (JOB_EVENTS.has(type)) return feeds.includes("jobs") ? "jobs" : null;
+  if (JOB_EVENTS.has(type)) return feeds.includes("jobs") && isShownCluster(msg, shown) ? "jobs" : null;
   return null;
 }
 

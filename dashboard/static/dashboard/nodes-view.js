@@ -43,7 +43,7 @@ export function jobsOnNode(jobs, name) {
   return out.sort((a, b) => (M.jobTone(a.state) === "running" ? 0 : 1) - (M.jobTone(b.state) === "running" ? 0 : 1));
 }
 
-export function createNodesView({ store, index, isLoaded }) {
+export function createNodesView({ store, index, isLoaded, shown }) {
   const $ = (id) => document.getElementById(id);
   const tiles = new Map();
   const dialog = $("node-panel");
@@ -118,7 +118,7 @@ export function createNodesView({ store, index, isLoaded }) {
     $("node-panel-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v, "data-fact": k.toLowerCase() })]));
     const jobs = jobsOnNode(index.jobs.values(), node.name);
     $("node-panel-jobs").replaceChildren(...jobs.slice(0, 200).map((job) => el("li", {},
-      el("a", { href: M.jobHref(job), text: job.displayId || job.id }), ` ${job.name || ""} · ${job.user || ""} · ${titleCase(job.state)}`)));
+      el("a", { href: M.jobHref(job, shown()), text: job.displayId || job.id }), ` ${job.name || ""} · ${job.user || ""} · ${titleCase(job.state)}`)));
     $("node-panel-nojobs").hidden = jobs.length > 0;
   }
 

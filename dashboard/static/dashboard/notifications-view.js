@@ -39,12 +39,12 @@ export function createNotificationsView({ store, api, config, schedule, toast, p
       it.li.dataset.scope = M.isClusterWide(n) ? "cluster" : "user";
       it.li.title = M.isClusterWide(n) ? "For everyone on the cluster" : "";
       it.li.classList.toggle("unread", !n.read);
-      setText(it.title, n.title);
+      setText(it.title, M.notificationTitle(n, config.severalClusters));
       setText(it.message, n.message);
       it.message.hidden = !n.message;
       setText(it.time, M.formatAgo(n.created));
       if (n.created) it.time.dateTime = new Date(n.created).toISOString();
-      const jobHref = M.notificationJobHref(n);
+      const jobHref = M.notificationJobHref(n, config.clusterPrimary);
       it.link.hidden = !jobHref;
       if (jobHref) it.link.href = jobHref;
       it.button.hidden = n.read;
