@@ -111,6 +111,24 @@ def add_transitions(entered: list[tuple[str, str, datetime]]) -> None:
             JobTransition.objects.filter(job_id=row["job_id"]).exclude(id__in=list(keep)).delete()
 
 
+JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
+
+
+def job_record(job: Job) -> dict[str, Any]:
+    """``dataclasses.asdict(job)`` without its deep copy (every field of ``Job`` is a scalar
+    or a tuple of strings): asdict cost ~0.2 ms a job, most of a 100,000-row baseline save."""
+    return {name: getattr(job, name) for name in JOB_FIELDS}
+
+
+def changed_jobs(previous: Mapping[str, Job], current: Mapping[str, Job]) -> list[Job]:
+    """The jobs of ``current`` that differ from ``previous``. The tiered poll hands back the very
+    object of a job it did not fetch again, so identity settles almost every job and only the
+    fetched ones (~1 % per poll) are compared field by field: at 100,000 jobs this was 0.35 s
+    of dataclass ``!=`` per poll."""
+    get = previous.get
+    return [job for job_id, job in current.items() if (before := get(job_id)) is not job and before != job]
+
+
 def save_jobs(previous: Mapping[str, Job] | None, current: Mapping[str, Job], source: str = "",
               positions: Positions | None = None, now: datetime | None = None) -> None:
     """Make the queued jobs equal ``current``; ``previous`` is what was last saved (None:
@@ -125,12 +143,12 @@ def save_jobs(previous: Mapping[str, Job] | None, current: Mapping[str, Job], so
         else:
             known = {job_id: job.state for job_id, job in previous.items()}
             gone = [job_id for job_id in previous if job_id not in current]
-            changed = [job for job_id, job in current.items() if previous.get(job_id) != job]
+            changed = changed_jobs(previous, current)
         for chunk in _chunks(gone):
             ClusterJob.objects.filter(job_id__in=chunk).update(left_queue_at=moment)
             ClusterJob.objects.filter(job_id__in=chunk, ended_at__isnull=True).update(ended_at=moment)
         rows = [ClusterJob(job_id=j.job_id, user=j.user[:150], partition=j.partition[:200],
-                           state=j.state[:32], record=dataclasses.asdict(j), array_job_id=j.array_job_id,
+                           state=j.state[:32], record=job_record(j), array_job_id=j.array_job_id,
                            ended_at=_moment(j.end_time, moment) if j.finished else None,
                            left_queue_at=None) for j in changed]
         if rows:
