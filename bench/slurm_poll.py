@@ -53,6 +53,7 @@ class Stages:
         self.cpu: dict[str, float] = {}
         self.wall: dict[str, float] = {}
         self.sim = 0.0
+        self.hwm: dict[str, int] = {}
         self.db_profile: cProfile.Profile | None = None  # --profile: the database thread's stages
 
     def wrap(self, owner: object, name: str, label: str) -> None:
@@ -65,6 +66,7 @@ class Stages:
             finally:
                 self.cpu[label] = self.cpu.get(label, 0.0) + time.process_time() - cpu - (self.sim - sim)
                 self.wall[label] = self.wall.get(label, 0.0) + time.monotonic() - wall
+                self.hwm.setdefault(label, vm("VmHWM"))  # the process's peak when this stage first ended
 
         setattr(owner, name, timed)
 
@@ -199,6 +201,7 @@ async def run(nodes: int, jobs: int, options: argparse.Namespace) -> None:
         print(f"poll {poll}: {kind:<12} events {sent:>5} cpu {cpu:5.2f} s wall {wall:5.2f} s "
               f"(sim {stages.sim:.2f}) | {parts} | rss {vm('VmRSS')} MB hwm {vm('VmHWM')} MB", flush=True)
         await asyncio.sleep(0.2)
+    print("peak RSS (VmHWM, MB) when each stage first ended:", stages.hwm)
     print(f"peak RSS (VmHWM) {vm('VmHWM')} MB, of which the simulator held {sim_rss} MB after being built")
     if profile is not None:
         profile.dump_stats(options.profile)
