@@ -117,10 +117,10 @@ class JobTiers:
         rows = await self.collector.collect_job_states() if self.supported else None
         if rows is None:
             self.supported = False
-        due = rows is None or self.jobs is None or self.rows is None or self.since_full + 1 >= self.full_every
-        if due and not (self.detail_first and rows is not None and self.jobs is not None and self.rows is not None):
-            return await self._full(rows)
         previous, before = self.jobs, self.rows
+        due = self.since_full + 1 >= self.full_every
+        if rows is None or previous is None or before is None or (due and not self.detail_first):
+            return await self._full(rows)
         wanted = [job_id for job_id, row in rows.items() if before.get(job_id) != row or job_id not in previous]
         kind = "state"
         if wanted:
