@@ -117,7 +117,7 @@ class Monitor(MonitorIO):
         self.history_due = 0.0  # monotonic time of the next history step
         self.gap: gap.Window | None = None  # after a restart: the downtime to ask sacct about, once
         self.last_ok: dict[str, float] = {}  # stream -> Unix time of its last successful poll
-        self.tiers = JobTiers(collector, full_every)
+        self.tiers = JobTiers(collector, full_every, detail_first=True)
         self.cadence = {name: Cadence(getattr(intervals, name)) for name in ("jobs", "nodes", "metrics")}
         self.in_flight: set[str] = set()
         self.sdiag_due = 0.0  # monotonic time of the next sdiag; inf: the source has none
@@ -144,12 +144,17 @@ class Monitor(MonitorIO):
             await self._pace("jobs", False, self._command_seconds("jobs", started))
             await self._heartbeat("jobs", False)
             return 0
-        changes = diff_jobs(self.jobs, current)
-        changes = await self.reminders.jobs(changes, self.jobs, current, self.clock())
-        self.jobs = current
-        offsets: dict[str, int] = {}
-        sent = await self.deliver(changes, "jobs", offsets)
-        await self._save("jobs", store.save_jobs, current, await self._positions(offsets))
+        sent, count = await self._apply_jobs(current)
+        if self.tiers.full_due:  # the detail's events are out: now the full JSON (tiers.JobTiers)
+            try:
+                current, tier = await self.tiers.collect_full()
+            except CollectError as exc:
+                self.stats["jobs_full_failed"] += 1
+                logger.warning("jobs poll: the full JSON failed after the detail's events were sent; "
+                               "the next poll tries again: %s", exc)
+            else:
+                more, more_count = await self._apply_jobs(current)
+                sent, count = sent + more, count + more_count
         self.stats["jobs_polls"] += 1
         self.stats[f"jobs_polls_{tier}"] += 1
         seconds = self._command_seconds("jobs", started)
@@ -157,12 +162,23 @@ class Monitor(MonitorIO):
         await self._pace("jobs", True, seconds)
         await self._heartbeat("jobs", True)
         logger.info("jobs poll: %s tier, commands took %.2fs, %d jobs, %d/%d events sent (%.2fs total)",
-                    tier, seconds, len(current), sent, len(changes), time.monotonic() - started)
+                    tier, seconds, len(current), sent, count, time.monotonic() - started)
         if self.persist and time.monotonic() >= self.history_due:
             self.history_due = time.monotonic() + self.history.interval
             await self.history_step()
         sent += await self.interest.step(self)
         return sent
+
+    async def _apply_jobs(self, current: dict[str, Job]) -> tuple[int, int]:
+        """Diff ``current`` against the last snapshot, deliver, then save it with the positions
+        its events got; returns (delivered, events and notifications)."""
+        changes = diff_jobs(self.jobs, current)
+        changes = await self.reminders.jobs(changes, self.jobs, current, self.clock())
+        self.jobs = current
+        offsets: dict[str, int] = {}
+        sent = await self.deliver(changes, "jobs", offsets)
+        await self._save("jobs", store.save_jobs, current, await self._positions(offsets))
+        return sent, len(changes)
 
     async def poll_nodes(self) -> int:
         """One nodes poll (``_poll_nodes``) unless one is still running."""

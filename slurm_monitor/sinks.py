@@ -105,15 +105,27 @@ class Sink:
         sent = len(publications) - len(errors)
         first_error = next(iter(errors.values()), "")
         failed = len(errors)
+        for note_outcome in await self.notify_many(list(notifications)):
+            if note_outcome is None:
+                sent += 1
+            else:
+                failed, first_error = failed + 1, first_error or str(note_outcome)
+        return sent, failed, first_error
+
+    async def notify_many(self, notifications: list[Notification]) -> list[Exception | None]:
+        """``notify`` each, in order; one outcome per notification (None: delivered, else
+        why not). This default sends them one by one; the layer sink stores and pushes a
+        poll's notifications together."""
+        outcomes: list[Exception | None] = []
         for note in notifications:
             try:
                 await self.notify(note)
-                sent += 1
+                outcomes.append(None)
             except Exception as exc:  # a SinkError, or a bug: deliver the rest
-                if not isinstance(exc, SinkError) and not first_error:
+                if not isinstance(exc, SinkError):
                     logger.exception("delivering a notification failed")
-                failed, first_error = failed + 1, first_error or str(exc)
-        return sent, failed, first_error
+                outcomes.append(exc)
+        return outcomes
 
     async def publish(self, channel: str, event: str, data: dict[str, Any]) -> int | None:
         raise NotImplementedError
@@ -185,6 +197,25 @@ class LayerSink(Sink):
                 notification.severity, notification.data)
         except Exception as exc:  # a bad username, a database hiccup: report, don't die
             raise SinkError(f"notification {notification.type} {scope}: {exc}") from None
+
+
+    async def notify_many(self, notifications: list[Notification]) -> list[Exception | None]:
+        """A poll's notifications in one worker-thread call (``create_notifications``: one
+        INSERT, one ``publish_many``), instead of a thread hop, an INSERT and a Redis round trip
+        each (~800 per poll at 100,000 jobs: most of what a poll's delivery cost)."""
+        if not notifications:
+            return []
+        from asgiref.sync import sync_to_async
+
+        from hub.notify.notifications import create_notifications
+
+        specs = [(n.user or None, n.type, n.title, n.message, n.severity, n.data) for n in notifications]
+        try:
+            outcomes = await sync_to_async(create_notifications, thread_sensitive=False)(specs)
+        except Exception as exc:  # the database: none of them stored
+            return [SinkError(f"{len(specs)} notifications: {exc}")] * len(specs)
+        return [SinkError(f"notification {n.type}: {o}") if isinstance(o, Exception) else None
+                for n, o in zip(notifications, outcomes)]
 
 
 class HttpSink(Sink):

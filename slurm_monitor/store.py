@@ -33,6 +33,7 @@ from slurm_monitor.snapshot import TERMINAL_JOB_STATES, Job, Node
 JOB_LIST_LIMIT_MAX = 10_000
 MAX_TRANSITIONS = 20  # per job: the newest are kept
 CHUNK = 500  # ids per IN (...): under SQLite's variable limit whatever its build
+SAVE_BATCH = 2000  # rows per INSERT ... ON CONFLICT built at once (memory, not SQL limits)
 
 # {channel: (offset, epoch)}: what the publications of one save got; epoch None or "": unknown.
 Positions = Mapping[str, tuple[int, "str | None"]]
@@ -42,6 +43,13 @@ VIEWS = ("active", "finished", "all")
 def _chunks(items: list[str]) -> Iterator[list[str]]:
     for start in range(0, len(items), CHUNK):
         yield items[start:start + CHUNK]
+
+
+def _batches(jobs: list[Job]) -> Iterator[list[Job]]:
+    """SAVE_BATCH jobs at a time: their model objects and SQL parameters are built per batch,
+    not for all 100,000 rows of a baseline at once (hundreds of MB at the peak)."""
+    for start in range(0, len(jobs), SAVE_BATCH):
+        yield jobs[start:start + SAVE_BATCH]
 
 
 def _touch(name: str, source: str, data: dict[str, Any] | None = None, cluster: str = PRIMARY) -> None:
@@ -104,7 +112,9 @@ def add_transitions(entered: list[tuple[str, str, datetime]]) -> None:
     """Record (job_id, state, at) and keep each job's newest MAX_TRANSITIONS."""
     if not entered:
         return
-    JobTransition.objects.bulk_create([JobTransition(job_id=j, state=s[:32], at=at) for j, s, at in entered])
+    for start in range(0, len(entered), SAVE_BATCH):  # bounded memory: a baseline enters 100,000
+        JobTransition.objects.bulk_create([JobTransition(job_id=j, state=s[:32], at=at)
+                                           for j, s, at in entered[start:start + SAVE_BATCH]])
     ids = sorted({j for j, _s, _at in entered})
     for chunk in _chunks(ids):
         crowded = (JobTransition.objects.filter(job_id__in=chunk).values("job_id")
@@ -113,6 +123,24 @@ def add_transitions(entered: list[tuple[str, str, datetime]]) -> None:
             keep = (JobTransition.objects.filter(job_id=row["job_id"]).order_by("-at", "-id")
                     .values_list("id", flat=True)[:MAX_TRANSITIONS])
             JobTransition.objects.filter(job_id=row["job_id"]).exclude(id__in=list(keep)).delete()
+
+
+JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
+
+
+def job_record(job: Job) -> dict[str, Any]:
+    """``dataclasses.asdict(job)`` without its deep copy (every field of ``Job`` is a scalar
+    or a tuple of strings): asdict cost ~0.2 ms a job, most of a 100,000-row baseline save."""
+    return {name: getattr(job, name) for name in JOB_FIELDS}
+
+
+def changed_jobs(previous: Mapping[str, Job], current: Mapping[str, Job]) -> list[Job]:
+    """The jobs of ``current`` that differ from ``previous``. The tiered poll hands back the very
+    object of a job it did not fetch again, so identity settles almost every job and only the
+    fetched ones (~1 % per poll) are compared field by field: at 100,000 jobs this was 0.35 s
+    of dataclass ``!=`` per poll."""
+    get = previous.get
+    return [job for job_id, job in current.items() if (before := get(job_id)) is not job and before != job]
 
 
 def save_jobs(previous: Mapping[str, Job] | None, current: Mapping[str, Job], source: str = "",
@@ -127,20 +155,20 @@ def save_jobs(previous: Mapping[str, Job] | None, current: Mapping[str, Job], so
             known = {split_key(k)[1]: state for k, state in ClusterJob.objects.filter(
                 cluster=cluster, left_queue_at__isnull=True).values_list("job_id", "state")}
             gone = [job_id for job_id in known if job_id not in current]
-            changed: Iterable[Job] = list(current.values())
+            changed: list[Job] = list(current.values())
         else:
-            known = {job_id: job.state for job_id, job in previous.items()}
-            gone = [job_id for job_id in previous if job_id not in current]
-            changed = [job for job_id, job in current.items() if previous.get(job_id) != job]
+            gone = list(previous.keys() - current.keys())
+            changed = changed_jobs(previous, current)
+            known = {j.job_id: previous[j.job_id].state for j in changed if j.job_id in previous}
         for chunk in _chunks([key(cluster, job_id) for job_id in gone]):
             ClusterJob.objects.filter(job_id__in=chunk).update(left_queue_at=moment)
             ClusterJob.objects.filter(job_id__in=chunk, ended_at__isnull=True).update(ended_at=moment)
-        rows = [ClusterJob(job_id=key(cluster, j.job_id), cluster=cluster, user=j.user[:150],
-                           partition=j.partition[:200], state=j.state[:32], record=dataclasses.asdict(j),
-                           array_job_id=j.array_job_id,
-                           ended_at=_moment(j.end_time, moment) if j.finished else None,
-                           left_queue_at=None) for j in changed]
-        if rows:
+        for batch in _batches(changed):  # bounded memory: a baseline saves every row
+            rows = [ClusterJob(job_id=key(cluster, j.job_id), cluster=cluster, user=j.user[:150],
+                               partition=j.partition[:200], state=j.state[:32], record=job_record(j),
+                               array_job_id=j.array_job_id,
+                               ended_at=_moment(j.end_time, moment) if j.finished else None,
+                               left_queue_at=None) for j in batch]
             ClusterJob.objects.bulk_create(
                 rows, update_conflicts=True, unique_fields=["job_id"],
                 update_fields=["user", "partition", "state", "record", "updated_at", "array_job_id",

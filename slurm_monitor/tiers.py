@@ -92,31 +92,41 @@ class JobTiers:
     first, then the full JSON, so a change between the two commands still differs from the
     baseline at the next state poll and is fetched then (nothing can slip between tiers)."""
 
-    def __init__(self, collector: Any, full_every: int = FULL_EVERY) -> None:
+    def __init__(self, collector: Any, full_every: int = FULL_EVERY, detail_first: bool = False) -> None:
         self.collector = collector
         self.full_every = max(1, full_every)
         self.jobs: dict[str, Job] | None = None
         self.rows: Rows | None = None
         self.since_full = 0
         self.supported = callable(getattr(collector, "collect_job_states", None))
+        # ``detail_first``: a full cycle is split (``full_due``, ``collect_full``), see ``collect``.
+        self.detail_first = detail_first
+        self._full_rows: Rows | None = None
+
+    @property
+    def full_due(self) -> bool:
+        """``collect`` answered the first half of a split full cycle: call ``collect_full``."""
+        return self._full_rows is not None
 
     async def collect(self) -> tuple[dict[str, Job], str]:
+        """With ``detail_first``, a full cycle's ``collect`` answers like a state poll (the
+        detail of what the state tier shows changed, so those events can leave at once) and
+        sets ``full_due``; ``collect_full`` then runs the full JSON, diffed by the caller
+        against what it just published (the same rule as two polls in a row: nothing twice,
+        nothing lost). The state rows of this call stay the baseline either way."""
         rows = await self.collector.collect_job_states() if self.supported else None
         if rows is None:
             self.supported = False
-        if rows is None or self.jobs is None or self.rows is None or self.since_full + 1 >= self.full_every:
-            jobs = await self.collector.collect_jobs()
-            self.jobs, self.rows, self.since_full = jobs, rows, 0
-            return jobs, "full"
         previous, before = self.jobs, self.rows
+        due = self.since_full + 1 >= self.full_every
+        if rows is None or previous is None or before is None or (due and not self.detail_first):
+            return await self._full(rows)
         wanted = [job_id for job_id, row in rows.items() if before.get(job_id) != row or job_id not in previous]
         kind = "state"
         if wanted:
             details = await self.collector.collect_job_details(wanted)
             if details is None:  # this release cannot narrow the JSON: a full poll
-                jobs = await self.collector.collect_jobs()
-                self.jobs, self.rows, self.since_full = jobs, rows, 0
-                return jobs, "full"
+                return await self._full(rows)
             kind = "state+detail"
         else:
             details = {}
@@ -126,5 +136,19 @@ class JobTiers:
             if job_id not in details:
                 jobs.pop(job_id, None)
         self.jobs, self.rows = jobs, rows
-        self.since_full += 1
+        if due:
+            self._full_rows = rows
+        else:
+            self.since_full += 1
         return jobs, kind
+
+    async def collect_full(self) -> tuple[dict[str, Job], str]:
+        """The second half of a split full cycle (``full_due``). If it fails, the next
+        ``collect`` starts a full cycle again."""
+        rows, self._full_rows = self._full_rows, None
+        return await self._full(rows)
+
+    async def _full(self, rows: Rows | None) -> tuple[dict[str, Job], str]:
+        jobs = await self.collector.collect_jobs()
+        self.jobs, self.rows, self.since_full = jobs, rows, 0
+        return jobs, "full"

@@ -146,6 +146,63 @@ def create_notification(username: str | None, type: str, title: str, message: st
     return payload
 
 
+def create_notifications(specs: list[tuple[Any, ...]]) -> list[dict[str, Any] | NotificationError]:
+    """``create_notification`` for many at once: ``specs`` are its arguments (username, type,
+    title, message, severity, data); one outcome per spec, its dict or the NotificationError
+    that refused it. The valid ones are stored in one INSERT and pushed in one
+    ``publish_many`` (each on its own channel, as ``push_live``; a failed push is logged,
+    the row stays the truth), then their deliveries planned: what the Slurm monitor pays
+    once per poll instead of once per ended job. Other errors (the database) raise."""
+    from hub import publish as hub_publish
+    from hub.models import Notification
+    from hub.notify import deliveries
+
+    outcomes: list[dict[str, Any] | NotificationError] = []
+    rows: list[Notification] = []
+    for spec in specs:
+        try:
+            rows.append(Notification(**validate(*spec)))
+            outcomes.append({})
+        except NotificationError as exc:
+            outcomes.append(exc)
+    if rows:
+        rows = Notification.objects.bulk_create(rows)  # ids set: SQLite and PostgreSQL return them
+    payloads = [to_dict(row) for row in rows]
+    fill = iter(payloads)
+    outcomes = [o if isinstance(o, NotificationError) else next(fill) for o in outcomes]
+    if payloads:
+        items = [(hub_publish.user_channel(p["user"]) if p["user"] else NOTIFICATIONS_CHANNEL,
+                  NOTIFICATION_EVENT, p) for p in payloads]
+        pushed = hub_publish.publish_many_sync(items)
+        failed = [(p["id"], o) for p, o in zip(payloads, pushed) if not isinstance(o, int)]
+        if failed:
+            logger.warning("%d of %d notifications not pushed; first %s: %s", len(failed), len(payloads),
+                           failed[0][0], failed[0][1])
+    known = _accounts_among({row.username for row in rows if row.username})
+    for row in rows:
+        if row.username is None or row.username in known:
+            deliveries.enqueue(row)  # planning asks who the name is: 2 queries each
+    return outcomes
+
+
+def _accounts_among(names: set[str]) -> set[str]:
+    """Those of ``names`` that may be an account's Slurm user (a profile's ``slurm_user``, or
+    a username): for any other, ``user_for_slurm_user`` is None and a delivery plan is empty,
+    so ``create_notifications`` skips planning it (a cluster's job owners mostly have no
+    hub account)."""
+    from django.contrib.auth import get_user_model
+
+    from hub.models import HubProfile
+
+    field = get_user_model().USERNAME_FIELD
+    ordered, found = sorted(names), set[str]()
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start:start + 500]
+        found.update(HubProfile.objects.filter(slurm_user__in=chunk).values_list("slurm_user", flat=True))
+        found.update(get_user_model().objects.filter(**{f"{field}__in": chunk}).values_list(field, flat=True))
+    return found
+
+
 def _visible_to(username: str):
     """``username``'s notifications and the cluster-wide ones, each annotated ``is_read``
     (the row's flag for their own, their NotificationRead for a cluster-wide one)."""

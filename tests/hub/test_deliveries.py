@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from hub.notify import deliveries
 from hub.models import Notification, NotificationDelivery, NotificationRule
-from hub.notify.notifications import create_notification
+from hub.notify.notifications import NotificationError, create_notification, create_notifications
 from tests.hub.webhook_receiver import WebhookReceiver
 
 
@@ -156,6 +156,37 @@ def test_defaults_without_configuration(make_user):
                    .values_list("notification__title", "channel", "target"))
     assert planned == [("Job 1 failed", "email", "dora@example.org"),
                        ("Job 2 timed out", "email", "dora@example.org")]
+
+
+def test_a_batch_stores_pushes_and_plans_like_one_by_one(make_user, monkeypatch):
+    """``create_notifications`` (the monitor's poll): one outcome per spec, a bad one refused
+    alone, each pushed on its own channel in one ``publish_many``, and deliveries planned
+    exactly as ``create_notification`` plans them (an owner without an account: none)."""
+    from hub import publish as hub_publish
+
+    pushes: list[list] = []
+    monkeypatch.setattr(hub_publish, "publish_many_sync", lambda items: pushes.append(items) or
+                        list(range(1, len(items) + 1)))
+    dora, _ = make_user("dora")
+    dora.email = "dora@example.org"
+    dora.save()
+    outcomes = create_notifications([
+        ("dora", "job_failed", "Job 1 failed", "", "error", {"job_id": "1"}),
+        ("nobody", "job_failed", "Job 2 failed", "", "error", None),  # no hub account
+        ("dora", "job_failed", "Job 3 failed", "", "loud", None),  # bad severity
+        (None, "node_down", "Node n1 is down", "", "error", None),
+        ("dora", "job_timeout", "Job 4 timed out", "", "warning", None)])
+    assert isinstance(outcomes[2], NotificationError)
+    stored = [o for o in outcomes if not isinstance(o, NotificationError)]
+    assert [o["title"] for o in stored] == ["Job 1 failed", "Job 2 failed", "Node n1 is down", "Job 4 timed out"]
+    assert sorted(Notification.objects.values_list("id", flat=True)) == sorted(o["id"] for o in stored)
+    assert len(pushes) == 1
+    assert [(channel, event, data["id"]) for channel, event, data in pushes[0]] == [
+        ("user:dora", "notification", stored[0]["id"]), ("user:nobody", "notification", stored[1]["id"]),
+        ("notifications", "notification", stored[2]["id"]), ("user:dora", "notification", stored[3]["id"])]
+    planned = list(NotificationDelivery.objects.order_by("id").values_list("notification__title", "channel", "target"))
+    assert planned == [("Job 1 failed", "email", "dora@example.org"),
+                       ("Job 4 timed out", "email", "dora@example.org")]
 
 
 def test_cluster_wide_notifications_go_only_to_explicit_rules(make_user, receiver):

@@ -13,7 +13,7 @@ from slurm_monitor import store
 from slurm_monitor.collector import CollectError, SlurmCollector
 from slurm_monitor.events import build_metrics_update, job_fields, node_fields
 from slurm_monitor.metrics import compute_metrics
-from slurm_monitor.models import ClusterJob, ClusterNode
+from slurm_monitor.models import ClusterJob, ClusterNode, JobTransition
 from slurm_monitor.monitor import Monitor
 from tests.slurm_monitor import shapes
 from tests.slurm_monitor.test_monitor import RecordingSink, ScriptedSlurm, squeue
@@ -73,6 +73,23 @@ def test_incremental_saves():
     assert ClusterJob.objects.get(job_id="102").state == "COMPLETED"
     store.save_jobs(None, {})  # unknown previous: rewrite everything
     assert store.load_jobs() == {}
+
+
+def test_saves_in_batches_and_only_what_changed(monkeypatch):
+    """A save bigger than SAVE_BATCH goes out in several INSERTs (memory) and saves every row
+    and transition; a later save writes only the jobs that differ from the previous snapshot:
+    an equal copy (a detail fetch that found nothing new) is no write, a changed one is."""
+    monkeypatch.setattr(store, "SAVE_BATCH", 2)
+    store.save_jobs(None, EXPECTED_JOBS)
+    assert store.load_jobs() == EXPECTED_JOBS and len(EXPECTED_JOBS) > 2
+    assert JobTransition.objects.count() == len(EXPECTED_JOBS)
+    again = {job_id: dataclasses.replace(job) for job_id, job in EXPECTED_JOBS.items()}  # equal copies
+    again["102"] = dataclasses.replace(again["102"], state="COMPLETED", exit_code=0)
+    assert store.changed_jobs(EXPECTED_JOBS, again) == [again["102"]]
+    ClusterJob.objects.update(user="stale")  # a row rewritten by the save would lose this mark
+    store.save_jobs(EXPECTED_JOBS, again)
+    assert sorted(ClusterJob.objects.exclude(user="stale").values_list("job_id", flat=True)) == ["102"]
+    assert JobTransition.objects.filter(job_id="102").count() == 2
 
 
 def test_jobs_api(client):

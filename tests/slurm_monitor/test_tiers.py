@@ -179,3 +179,37 @@ async def test_a_failed_state_tier_changes_nothing():
         await tiers.collect()
     assert tiers.jobs is jobs
 
+
+
+async def test_a_split_full_cycle_sends_the_details_events_before_the_full_json():
+    """The monitor's full cycle (``detail_first``): the detail of what the state tier shows
+    changed is fetched and its events delivered before the full ``squeue --json`` runs; the
+    full answer (the simulator changes nothing between the two commands) then adds no job
+    event, so none is sent twice, and the snapshot is the full one."""
+    from slurm_monitor.monitor import Monitor
+    from tests.slurm_monitor.test_monitor import RecordingSink
+
+    cluster = ScaleCluster(20, 400, seed=5, churn=0.02)
+    log: list[tuple[str, str]] = []
+
+    async def runner(argv, timeout):
+        log.append(("cmd", " ".join(argv)))
+        return await cluster.run(argv, timeout)
+
+    class Sink(RecordingSink):
+        async def publish(self, channel, event, data):
+            log.append(("event", f"{channel} {event} {data.get('job_id')}"))
+            return await super().publish(channel, event, data)
+
+    monitor = Monitor(SlurmCollector(runner=runner, state_tier=True), Sink(), persist=False, full_every=3)
+    for _ in range(3):  # the baseline (full), then two state polls
+        await monitor.poll_jobs()
+    assert monitor.stats["jobs_polls_full"] == 1 and monitor.stats["jobs_polls_state+detail"] == 2
+    log.clear()
+    await monitor.poll_jobs()  # a full cycle is due
+    full_json = log.index(("cmd", "squeue --all --json"))
+    detail = [i for i, (kind, text) in enumerate(log) if kind == "cmd" and "--jobs=" in text]
+    job_events = [i for i, (kind, text) in enumerate(log) if kind == "event" and text.startswith("jobs ")]
+    assert detail and job_events and max(detail) < min(job_events) and max(job_events) < full_json
+    assert monitor.stats["jobs_polls_full"] == 2 and not monitor.tiers.full_due
+    assert monitor.jobs == parse_jobs(cluster.squeue_json(set(cluster.jobs)))
