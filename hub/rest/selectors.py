@@ -98,17 +98,14 @@ def monitor_streams(now: float | None = None, by_channel: bool = False) -> list:
     if not apps.is_installed("slurm_monitor"):
         return []
     # app-loading: slurm_monitor's models (through its store) need the app registry ready
-    from slurm_monitor.cluster_select import primary_name
-    from slurm_monitor.clusters import channel
     from slurm_monitor.metrics import stream_age
     from slurm_monitor.store import load_heartbeats
 
     moment = time.time() if now is None else now
-    primary = primary_name()
 
     def name(beat) -> str:
-        # StreamBeat.cluster: the cluster's display name ("" or absent from older monitors: the primary)
-        return channel(beat.stream, getattr(beat, "cluster", "") or primary, primary) if by_channel else beat.stream
+        # StreamBeat.channel: the stream's channel on its cluster (jobs, jobs.b: clusters.channel)
+        return (beat.channel or beat.stream) if by_channel else beat.stream
     return [stream_age(name(b), b.interval, b.ok, b.last_ok_at, b.first_at, moment)
             for b in load_heartbeats()]
 

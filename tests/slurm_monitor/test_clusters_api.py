@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from types import SimpleNamespace
 
 import pytest
 from django.core.cache import cache
@@ -180,14 +179,14 @@ def test_cancel_off_the_primary_needs_the_cluster_placeholder(settings, two_clus
     assert staff.post("/api/cluster/jobs/43/cancel").status_code == 404  # 43 is b's, not the primary's
 
 
-def test_health_names_another_clusters_stale_stream(monkeypatch):
-    now = time.time()
-
-    def beat(stream, cluster, age):
-        return SimpleNamespace(stream=stream, cluster=cluster, interval=10.0, ok=True, last_ok_at=now - age,
-                               first_at=now - 999)
-    monkeypatch.setattr(store, "load_heartbeats", lambda: [beat("jobs", "default", 1), beat("jobs", "b", 300),
-                                                          beat("nodes", "b", 1)])
+def test_health_names_another_clusters_stale_stream():
+    """Real heartbeat rows, as the two monitors write them (store.record_heartbeat)."""
+    store.record_heartbeat("jobs", True, 10.0)  # the primary
+    store.record_heartbeat("jobs", True, 10.0, cluster="b")
+    store.record_heartbeat("nodes", True, 10.0, cluster="b")
+    late = ClusterStream.objects.get(name=clusters.key("b", store.HEARTBEAT_PREFIX + "jobs"))
+    late.data = {**late.data, "last_ok_at": time.time() - 300}
+    late.save()
     body = APIClient().get("/api/health").json()
     assert body["status"] == "degraded" and list(body["stale"]) == ["jobs.b"]
     assert sorted(body["streams"]) == ["jobs", "jobs.b", "nodes.b"]
