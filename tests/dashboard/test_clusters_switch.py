@@ -90,7 +90,7 @@ def test_switching_clusters_changes_rows_channels_and_live_events(hub_server, ma
     page.locator(ROW.format(43)).wait_for()
     assert page.evaluate("window.__samePage") is True
     assert page.locator(ROW.format(42) + " a.job-link").get_attribute("href") == "/jobs/42?cluster=b"
-    page.wait_for_function("window.dashboardHub.channels().some(c => c.name === 'jobs.b')")
+    page.wait_for_function("window.dashboardHub.channels().some(c => c.name === 'jobs.b' && c.subscribed)")
     assert "jobs" not in subscribed(page) and "nodes.b" in subscribed(page)
 
     # Live on b: an event on jobs.b shows.
@@ -102,7 +102,9 @@ def test_switching_clusters_changes_rows_channels_and_live_events(hub_server, ma
     page.wait_for_url(server.url + "/jobs/43?cluster=b")
     page.wait_for_selector("#job[data-state='PENDING']")
     assert page.locator("#job-title").inner_text() == "Job 43 on b"
-    page.wait_for_function("window.jobPage && window.jobPage.hub.channels().some(c => c.name === 'jobs.b')")
+    # Subscribed (acknowledged), not only asked for: an event before that is not the page's.
+    page.wait_for_function(
+        "window.jobPage && window.jobPage.hub.channels().some(c => c.name === 'jobs.b' && c.subscribed)")
     publish("jobs.b", "43", "b", "job_state_changed", "RUNNING")
     page.wait_for_selector("#job[data-state='RUNNING']")
     assert page.evaluate("window.jobPage.seen").count("RUNNING") == 1
