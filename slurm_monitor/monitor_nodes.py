@@ -54,6 +54,8 @@ class NodeStreams(MonitorIO):
     reminders: Reminders
     figures: FigureCache
     intervals: Any  # monitor.Intervals
+    _idle: asyncio.Event | None = None  # made on first use, in the running loop (``_jobs_idle``)
+    _idle_loop: asyncio.AbstractEventLoop | None = None
 
     async def _after_jobs(self) -> None:
         """Return when no jobs poll is in flight, or after one jobs interval at most."""
@@ -68,8 +70,7 @@ class NodeStreams(MonitorIO):
     def _jobs_idle(self) -> asyncio.Event:
         """Set while no jobs poll runs (cleared and set by ``Monitor.poll_jobs``); one per loop."""
         loop = asyncio.get_running_loop()
-        event = getattr(self, "_idle", None)
-        if event is None or self._idle_loop is not loop:
+        if self._idle is None or self._idle_loop is not loop:
             self._idle, self._idle_loop = asyncio.Event(), loop
             if "jobs" not in self.in_flight:
                 self._idle.set()
