@@ -15,6 +15,12 @@ being built (``--sim-only``: build the simulator only and report that).
 
 ``--profile FILE``: a cProfile of the state+detail polls (main thread; the database work runs
 in asgiref's thread and shows only as its stage's time).
+
+``--nodes-every K``: after every K-th jobs poll, one nodes poll and one metrics publish, each
+timed by stage the same way (nodes: collect, diff, reminders, alerts with the rules'
+evaluation in the database thread, deliver, save with ``save_nodes``; metrics:
+compute_metrics, gauge_figures, deliver, writes), as ``n:``/``m:`` lines. K=2 is the e2e
+ratio (jobs every 5 s, nodes every 10 s). ``--profile`` then covers these too.
 """
 
 from __future__ import annotations
@@ -87,6 +93,19 @@ class Stages:
 
         setattr(module, name, timed)
 
+    def wrap_cpu(self, owner: object, name: str, label: str) -> None:
+        """A plain function run on the event loop: its process CPU."""
+        inner = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            cpu = time.process_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.cpu[label] = self.cpu.get(label, 0.0) + time.process_time() - cpu
+
+        setattr(owner, name, timed)
+
     def reset(self) -> None:
         self.cpu.clear()
         self.wall.clear()
@@ -97,6 +116,8 @@ def main() -> None:
     parser.add_argument("--size", default="10000x100000")
     parser.add_argument("--polls", type=int, default=6, help="jobs polls after the baseline")
     parser.add_argument("--profile", help="write a cProfile of the state+detail polls here")
+    parser.add_argument("--nodes-every", type=int, default=0,
+                        help="a nodes poll and a metrics publish after every K-th jobs poll (0: none)")
     parser.add_argument("--sim-only", action="store_true", help="build the simulator only: its RSS")
     options = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -180,6 +201,8 @@ async def run(nodes: int, jobs: int, options: argparse.Namespace) -> None:
             stages.cpu["diff"] = stages.cpu.get("diff", 0.0) + time.process_time() - begun
 
     monitor_module.diff_jobs = timed_diff  # type: ignore[assignment]
+    if options.nodes_every:
+        wrap_other_streams(monitor, stages)
     profile = cProfile.Profile() if options.profile else None
     print(f"simulator built: {len(cluster.jobs)} jobs, +{sim_rss} MB RSS; load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -202,6 +225,8 @@ async def run(nodes: int, jobs: int, options: argparse.Namespace) -> None:
                          for k, v in stages.cpu.items())
         print(f"poll {poll}: {kind:<12} events {sent:>5} cpu {cpu:5.2f} s wall {wall:5.2f} s "
               f"(sim {stages.sim:.2f}) | {parts} | rss {vm('VmRSS')} MB hwm {vm('VmHWM')} MB", flush=True)
+        if options.nodes_every and poll % options.nodes_every == 0:
+            await other_streams(monitor, stages, profile if poll > 0 else None)
         await asyncio.sleep(0.2)
     print("peak RSS (VmHWM, MB) when each stage first ended:", stages.hwm)
     print(f"peak RSS (VmHWM) {vm('VmHWM')} MB, of which the simulator held {sim_rss} MB after being built")
@@ -209,6 +234,47 @@ async def run(nodes: int, jobs: int, options: argparse.Namespace) -> None:
         profile.dump_stats(options.profile)
     if stages.db_profile is not None:
         stages.db_profile.dump_stats(options.profile + ".db")
+
+
+def wrap_other_streams(monitor, stages: Stages) -> None:
+    """The nodes and metrics streams' stages (labels prefixed so they never mix with a jobs
+    poll's; ``stages`` is reset before each poll anyway)."""
+    import importlib
+
+    from slurm_monitor import monitor as monitor_module, store
+
+    try:  # where the streams live since branch nodes; before, in monitor itself
+        streams = importlib.import_module("slurm_monitor.monitor_nodes")
+    except ImportError:
+        streams = monitor_module
+    stages.wrap(monitor.collector, "collect_nodes", "collect")
+    stages.wrap(monitor, "_evaluate_alerts", "alerts")
+    stages.wrap(monitor, "_write", "write")
+    stages.wrap_sync(store, "save_nodes", "save_nodes (db thread)")
+    stages.wrap_sync(streams, "evaluate_and_record", "rules (db thread)")
+    for owner, name, label in ((streams, "diff_nodes", "diff"), (monitor.reminders, "nodes", "reminders"),
+                               (streams, "compute_metrics", "compute_metrics"),
+                               (streams, "gauge_figures", "gauge_figures")):
+        stages.wrap_cpu(owner, name, label)
+
+
+async def other_streams(monitor, stages: Stages, profile: cProfile.Profile | None) -> None:
+    """One nodes poll then one metrics publish, each printed like a jobs poll."""
+    for label, poll in (("n", monitor.poll_nodes), ("m", monitor.publish_metrics)):
+        stages.reset()
+        stages.sim = 0.0
+        cpu, wall = time.process_time(), time.monotonic()
+        if profile is not None:
+            profile.enable()
+        sent = await poll()
+        if profile is not None:
+            profile.disable()
+        cpu = time.process_time() - cpu - stages.sim
+        wall = time.monotonic() - wall
+        parts = " ".join(f"{k}={v:.2f}" + (f"/{stages.wall[k]:.2f}w" if k in stages.wall else "")
+                         for k, v in stages.cpu.items())
+        print(f"  {label}: events {sent:>5} cpu {cpu:5.2f} s wall {wall:5.2f} s (sim {stages.sim:.2f}) | {parts}",
+              flush=True)
 
 
 if __name__ == "__main__":

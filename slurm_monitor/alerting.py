@@ -130,9 +130,11 @@ def active_payloads(cluster: str = clusters.PRIMARY) -> list[dict]:
 
 
 def evaluate_and_record(jobs: Mapping[str, Job], nodes: Mapping[str, Node], now: float,
-                        source: str = "", cluster: str = clusters.PRIMARY) -> list[Publication]:
+                        source: str = "", cluster: str = clusters.PRIMARY,
+                        pending: Mapping[str, int] | None = None) -> list[Publication]:
     """One evaluation of every enabled rule for ``cluster`` (its column value): store the
-    transitions, return what to publish. Another cluster's alerts are never touched."""
+    transitions, return what to publish. Another cluster's alerts are never touched.
+    ``pending``: pending jobs per partition if the caller has them (``alerts.evaluate_rules``)."""
     from slurm_monitor.models import ClusterStream
 
     with transaction.atomic():
@@ -141,7 +143,7 @@ def evaluate_and_record(jobs: Mapping[str, Job], nodes: Mapping[str, Node], now:
         open_alerts = {(a.rule_name, a.target): a for a in
                        Alert.objects.select_for_update().filter(cluster=cluster, resolved_at__isnull=True)}
         states = {key: _state(alert) for key, alert in open_alerts.items()}
-        transitions = evaluate_rules([rule_spec(r) for r in rules.values()], jobs, nodes, states, now)
+        transitions = evaluate_rules([rule_spec(r) for r in rules.values()], jobs, nodes, states, now, pending)
         publications = [p for t in transitions if (p := _apply(t, open_alerts, rules, now, cluster)) is not None]
         if transitions or not ClusterStream.objects.filter(name=clusters.stream_key(cluster, "alerts")).exists():
             store.save_alerts(active_payloads(cluster), source, cluster=cluster)

@@ -171,11 +171,24 @@ def _figure(metric: str, nodes: list[Node], pending: int) -> tuple[float, int]:
     return _pct(out, len(nodes)), out
 
 
-def observe(spec: RuleSpec, jobs: Mapping[str, Job], nodes: Mapping[str, Node]) -> list[Observation]:
-    """The rule's value per target of its scope (an unknown metric observes nothing)."""
+def pending_by_partition(jobs: Mapping[str, Job]) -> dict[str, int]:
+    """Pending jobs per partition (``metrics.JobCounts.pending_by_partition``, counted here
+    when the caller has no counts)."""
+    out: dict[str, int] = {}
+    for job in jobs.values():
+        if job.state == "PENDING":
+            out[job.partition] = out.get(job.partition, 0) + 1
+    return out
+
+
+def observe(spec: RuleSpec, jobs: Mapping[str, Job], nodes: Mapping[str, Node],
+            pending: Mapping[str, int] | None = None) -> list[Observation]:
+    """The rule's value per target of its scope (an unknown metric observes nothing).
+    ``pending``: ``pending_by_partition(jobs)`` if the caller has it (then ``jobs`` is unread)."""
     if spec.metric not in RULE_METRICS:
         return []
-    pending = [j for j in jobs.values() if j.state == "PENDING"]
+    if pending is None:
+        pending = pending_by_partition(jobs)
     groups: dict[str, list[Node]] = {}
     if spec.scope == "cluster":
         groups[""] = list(nodes.values())
@@ -183,8 +196,8 @@ def observe(spec: RuleSpec, jobs: Mapping[str, Job], nodes: Mapping[str, Node]) 
         for node in nodes.values():
             for partition in node.partitions:
                 groups.setdefault(partition, []).append(node)
-        for job in pending:  # a partition with pending jobs but no node listed is still one
-            groups.setdefault(job.partition, [])
+        for partition in pending:  # a partition with pending jobs but no node listed is still one
+            groups.setdefault(partition, [])
     elif spec.scope == "node":
         groups = {name: [node] for name, node in nodes.items()}
     if spec.target:
@@ -192,9 +205,9 @@ def observe(spec: RuleSpec, jobs: Mapping[str, Job], nodes: Mapping[str, Node]) 
     out = []
     for target, members in sorted(groups.items()):
         if spec.scope == "partition":
-            waiting = sum(1 for j in pending if j.partition == target)
+            waiting = pending.get(target, 0)
         else:
-            waiting = len(pending) if spec.scope == "cluster" else 0
+            waiting = sum(pending.values()) if spec.scope == "cluster" else 0
         value, count = _figure(spec.metric, members, waiting)
         out.append(Observation(target, value, count))
     return out
@@ -230,12 +243,16 @@ def step(spec: RuleSpec, obs: Observation, state: AlertState | None, now: float)
 
 
 def evaluate_rules(specs: Sequence[RuleSpec], jobs: Mapping[str, Job], nodes: Mapping[str, Node],
-                   states: Mapping[tuple[str, str], AlertState], now: float) -> list[Transition]:
+                   states: Mapping[tuple[str, str], AlertState], now: float,
+                   pending: Mapping[str, int] | None = None) -> list[Transition]:
     """Every transition of this poll. An unresolved alert whose rule or target is no longer
-    evaluated (rule disabled or deleted, node gone) is resolved (dropped if only pending)."""
+    evaluated (rule disabled or deleted, node gone) is resolved (dropped if only pending).
+    ``pending``: as ``observe``'s, counted once here when not given (not once per rule)."""
     out, seen = [], set()
+    if pending is None:
+        pending = pending_by_partition(jobs)
     for spec in specs:
-        for obs in observe(spec, jobs, nodes):
+        for obs in observe(spec, jobs, nodes, pending):
             seen.add((spec.name, obs.target))
             transition = step(spec, obs, states.get((spec.name, obs.target)), now)
             if transition:

@@ -121,6 +121,8 @@ def diff_nodes(
             publications.append(build_node_added(after))
             new_marks[name] = mark_of(after)
             continue
+        if before is after:  # not rebuilt by the parser (cache.RecordCache): nothing moved, and its
+            continue  # mark was settled against these very figures by the call that returned ``marks``
         if before.state != after.state:
             publications.append(build_node_state_changed(before, after))
             note = build_node_notification(before, after)

@@ -11,7 +11,9 @@ through the hub. Jobs polls are tiered (``tiers.JobTiers``: a cheap state tier, 
 of new or changed jobs, a full cycle every ``full_every`` polls). Nodes are polled in full:
 measured at 10,000 simulated nodes a nodes poll costs 0.15 CPU s, and the metrics need the
 allocation and load figures, which change on most busy nodes between two polls, so a state
-tier would fetch the detail of nearly every node anyway. Each stream waits its ``Cadence``
+tier would fetch the detail of nearly every node anyway; what did not change is not parsed,
+diffed, figured or saved again, and the nodes and metrics streams wait for an in-flight jobs
+poll before their CPU work (``monitor_nodes``). Each stream waits its ``Cadence``
 (stretched when Slurm is slow, failing or busy; visible in the log, the heartbeat rows, admin
 and /metrics); one poll per stream is in flight, ever (``in_flight``).
 
@@ -34,28 +36,25 @@ alerts and figures are that cluster's, and ``MonitorIO.deliver`` stamps every ev
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Callable
 
 
 from slurm_monitor import gap, store
-from slurm_monitor.alerting import evaluate_and_record
-from slurm_monitor.alerts import ActiveAlert, evaluate_alerts
+from slurm_monitor.alerts import ActiveAlert
 from slurm_monitor.cadence import Cadence
 from slurm_monitor.cluster_scope import scope
 from slurm_monitor.collector import CollectError
-from slurm_monitor.diff import Changes, ResourceMark, diff_jobs, diff_nodes
-from slurm_monitor.events import Publication, build_metrics_update, iso
-from slurm_monitor.exporter import save_gauges
+from slurm_monitor.diff import ResourceMark, diff_jobs
+from slurm_monitor.figures import FigureCache
 from slurm_monitor.interest import Interest, InterestConfig
 from slurm_monitor.loop import install_stop_signals, run_streams
-from slurm_monitor.monitor_io import MonitorIO, _db, _save_positions_only
-from slurm_monitor.metrics import compute_metrics, gauge_figures
+from slurm_monitor.monitor_io import _db
+from slurm_monitor.monitor_nodes import NodeStreams
 from slurm_monitor.reminders import Reminders
 from slurm_monitor.sinks import Sink
 from slurm_monitor.snapshot import Job, Node
@@ -91,7 +90,7 @@ class History:
     gap_jobs: int = 2000
 
 
-class Monitor(MonitorIO):
+class Monitor(NodeStreams):
     def __init__(self, collector: Source, sink: Sink, intervals: Intervals = Intervals(),
                  source: str = "slurm", persist: bool = True,
                  clock: Callable[[], float] = time.time, history: History = History(),
@@ -123,6 +122,7 @@ class Monitor(MonitorIO):
         self.sdiag_due = 0.0  # monotonic time of the next sdiag; inf: the source has none
         self.busy: str | None = None  # why sdiag said the scheduler is busy, or None
         self.reminders = reminders or Reminders(fraction=0)  # node-down reminders; time-limit ones only when given
+        self.figures = FigureCache()  # job counts per jobs snapshot, node figures per node (figures)
         self.interest = Interest(interest, clock)  # what open job pages watch (slurm_monitor.interest)
 
     # --- one poll of each stream --------------------------------------------------------------
@@ -130,7 +130,12 @@ class Monitor(MonitorIO):
     async def poll_jobs(self) -> int:
         """One jobs poll (``_poll_jobs``) unless one is still running; returns how many
         events/notifications were delivered."""
-        return await self._alone("jobs", self._poll_jobs)
+        self._jobs_idle().clear()  # the nodes and metrics streams wait (monitor_nodes._after_jobs)
+        try:
+            return await self._alone("jobs", self._poll_jobs)
+        finally:
+            if "jobs" not in self.in_flight:  # not when this call was refused: the running poll sets it
+                self._jobs_idle().set()
 
     async def _poll_jobs(self) -> int:
         started = time.monotonic()
@@ -179,85 +184,6 @@ class Monitor(MonitorIO):
         sent = await self.deliver(changes, "jobs", offsets)
         await self._save("jobs", store.save_jobs, current, await self._positions(offsets))
         return sent, len(changes)
-
-    async def poll_nodes(self) -> int:
-        """One nodes poll (``_poll_nodes``) unless one is still running."""
-        return await self._alone("nodes", self._poll_nodes)
-
-    async def _poll_nodes(self) -> int:
-        started = time.monotonic()
-        self._command_seconds("nodes", started)
-        try:
-            current = await self.collector.collect_nodes()
-        except CollectError as exc:
-            self.stats["nodes_failed"] += 1
-            logger.warning("nodes poll failed after %.2fs, nothing sent: %s", time.monotonic() - started, exc)
-            await self._record_poll("nodes", time.monotonic() - started, False)
-            await self._pace("nodes", False, self._command_seconds("nodes", started))
-            await self._heartbeat("nodes", False)
-            return 0
-        changes, self.marks = diff_nodes(self.nodes, current, self.marks)
-        changes = self.reminders.nodes(changes, self.nodes, current, self.jobs, self.clock())
-        self.nodes = current
-        alert_events = await self._evaluate_alerts(current)
-        changes = Changes(changes.publications + alert_events, changes.notifications)
-        offsets: dict[str, int] = {}
-        sent = await self.deliver(changes, "nodes", offsets)
-        positions = await self._positions(offsets)
-        await self._save("nodes", store.save_nodes, current,
-                         {c: p for c, p in positions.items() if c != "alerts"})
-        if "alerts" in positions:
-            # The alert rows were stored by _evaluate_alerts before publishing; their position
-            # follows once the offset is known (a reader in between replays one alert event).
-            await self._write("alerts", _save_positions_only, None, {"alerts": positions["alerts"]})
-        self.stats["nodes_polls"] += 1
-        command = self.collector.last_run.get("nodes", ("nodes", 0.0))[0]
-        seconds = self._command_seconds("nodes", started)
-        await self._record_poll("nodes", seconds, True)
-        await self._pace("nodes", True, seconds)
-        await self._heartbeat("nodes", True)
-        logger.info("nodes poll: %s took %.2fs, %d nodes, %d/%d events sent (%.2fs total)",
-                    command, seconds, len(current), sent, len(changes), time.monotonic() - started)
-        return sent
-
-    async def publish_metrics(self) -> int:
-        if self.nodes is None:
-            logger.info("metrics: no node snapshot yet, nothing sent")
-            await self._heartbeat("metrics", False)
-            return 0
-        now = self.clock()
-        self.last_ok["metrics"] = now
-        publication = build_metrics_update(compute_metrics(self.jobs or {}, self.nodes), now)
-        publication = dataclasses.replace(publication, data={**publication.data, "streams": self.stream_fields()})
-        offsets: dict[str, int] = {}
-        sent = await self.deliver(Changes((publication,)), "metrics", offsets)
-        await self._write("metrics", store.save_metrics, publication.data, await self._positions(offsets))
-        await self._write("gauges", save_gauges, gauge_figures(self.jobs or {}, self.nodes, now))
-        await self._heartbeat("metrics", True)
-        self.stats["metrics_sent"] += sent
-        return sent
-
-    def stream_fields(self) -> dict[str, dict[str, Any]]:
-        """``metrics_update``'s ``streams``: per stream, its current interval (seconds) and when it
-        last polled successfully (``updated_at``, null before the first), so a page can tell
-        stale data (3 intervals late) from a quiet cluster."""
-        return {name: {"interval": self.cadence[name].interval,
-                       "updated_at": iso(self.last_ok[name]) if name in self.last_ok else None}
-                for name in ("jobs", "nodes", "metrics")}
-
-    async def _evaluate_alerts(self, nodes: dict[str, Node]) -> tuple[Publication, ...]:
-        """With a database: the AlertRule rows, each alert's lifecycle stored (and the
-        ``alerts`` stream saved) by ``alerting.evaluate_and_record``. Without one: the
-        built-in rules, in memory. A failed evaluation sends nothing; the next poll retries."""
-        if not self.persist:
-            self.alerts, events = evaluate_alerts(self.alerts, compute_metrics(self.jobs or {}, nodes), self.clock())
-            return events
-        try:
-            return tuple(await _db(evaluate_and_record)(self.jobs or {}, nodes, self.clock(), self.source,
-                                                        self.scope.column))
-        except Exception:
-            logger.exception("evaluating the alert rules failed")
-            return ()
 
     async def load_baseline(self) -> None:
         """Diff the first poll against what the previous run saved, active alerts included

@@ -179,6 +179,15 @@ def save_jobs(previous: Mapping[str, Job] | None, current: Mapping[str, Job], so
         _touch("jobs", source, cluster=cluster)
 
 
+_NODE_FIELDS = tuple(f.name for f in dataclasses.fields(Node))
+
+
+def node_record(node: Node) -> dict[str, Any]:
+    """``dataclasses.asdict(node)`` without its recursive deep copy (a Node's fields are
+    scalars and tuples of str, which the JSON column stores as lists either way)."""
+    return {name: getattr(node, name) for name in _NODE_FIELDS}
+
+
 def save_nodes(previous: Mapping[str, Node] | None, current: Mapping[str, Node], source: str = "",
                positions: Positions | None = None, cluster: str = PRIMARY) -> None:
     """Make the nodes of ``cluster`` (its column value) equal ``current`` (keyed by node name)."""
@@ -191,9 +200,11 @@ def save_nodes(previous: Mapping[str, Node] | None, current: Mapping[str, Node],
             gone = [key(cluster, name) for name in previous if name not in current]
             if gone:
                 ClusterNode.objects.filter(name__in=gone).delete()
-            changed = [node for name, node in current.items() if previous.get(name) != node]
+            # identity first: a node the parser did not rebuild is the previous poll's object
+            changed = [node for name, node in current.items()
+                       if (before := previous.get(name)) is not node and before != node]
         rows = [ClusterNode(name=key(cluster, n.name), cluster=cluster, state=n.state[:32],
-                            record=dataclasses.asdict(n)) for n in changed]
+                            record=node_record(n)) for n in changed]
         if rows:
             ClusterNode.objects.bulk_create(
                 rows, update_conflicts=True, unique_fields=["name"],
