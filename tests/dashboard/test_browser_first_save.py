@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.dashboard.conftest import login, orm, wait_following
-from tests.dashboard.test_browser import DOM_JOB_STATES, rest_job_states
+from tests.dashboard.test_browser import rest_job_states
 
 pytestmark = pytest.mark.usefixtures("transactional_db")
 
@@ -33,7 +33,10 @@ RECORD_EVENTS = """() => {
 }"""
 
 # Both snapshots read and settled: the reload a null position asks for once subscribed too.
-SNAPSHOTS_SETTLED = """() => ["jobs", "nodes"].every((n) => dashboardFeeds[n].loadedAt > 0 && !dashboardFeeds[n].loading)"""
+SNAPSHOTS_SETTLED = """() => ["jobs", "nodes"].every((n) => {
+  const f = dashboardFeeds[n];
+  return f.loadedAt > 0 && !f.loading;
+})"""
 
 # A row only the baseline can have given: a job no event named, a node state no event told.
 BASELINE_SHOWN = """() => {
@@ -43,6 +46,8 @@ BASELINE_SHOWN = """() => {
     .filter((el) => el.dataset.state && el.dataset.state !== "UNKNOWN" && !__told.nodes.has(el.dataset.node));
   return jobs.length > 0 && nodes.length > 0 && { jobs: jobs.length, nodes: nodes.length };
 }"""
+
+HELD_JOB_STATES = "() => Object.fromEntries([...dashboardJobs.jobs].map(([id, job]) => [id, job.state]))"
 
 
 @pytest.mark.timeout(300)
@@ -65,14 +70,17 @@ def test_page_opened_before_the_first_save_shows_the_baseline(hub_server, slurm_
     try:
         shown = page.wait_for_function(BASELINE_SHOWN, timeout=WAIT_MS).json_value()
     except PlaywrightTimeout:
-        raise AssertionError(f"the baseline never reached the page (monitor log:\n{monitor.log_text()[-2000:]})") from None
+        log = monitor.log_text()[-2000:]
+        raise AssertionError(f"the baseline never reached the page (monitor log:\n{log})") from None
     assert shown["jobs"] >= 1 and shown["nodes"] >= 1, shown
     assert orm(lambda: ClusterJob.objects.exists())
+    assert None not in page.evaluate("[dashboardFeeds.jobs.updatedAt, dashboardFeeds.nodes.updatedAt]")
 
-    # Every job REST lists is on the page (the cluster keeps moving: retry, bounded).
+    # The page holds every job REST lists, as REST says it is (the cluster keeps moving: retry,
+    # bounded). The table draws only the rows in view, so compare what the page holds.
     deadline = time.monotonic() + 90
-    while (dom := page.evaluate(DOM_JOB_STATES)) != (truth := rest_job_states(page)):
-        assert time.monotonic() < deadline, f"page never matched REST:\nshown={dom}\ntruth={truth}"
+    while (held := page.evaluate(HELD_JOB_STATES)) != (truth := rest_job_states(page)):
+        assert time.monotonic() < deadline, f"page never matched REST:\nheld={held}\ntruth={truth}"
         time.sleep(0.5)
     assert page.evaluate("window.__pageId") == page_id, "the page reloaded"
     assert not pages.page_errors()
