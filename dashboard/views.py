@@ -27,6 +27,10 @@ API_URLS = {
 }
 
 
+# How often a job page asked for before the monitor's first save of the jobs looks again.
+FIRST_SAVE_RETRY_SECONDS = 5
+
+
 def build_page_config(request: HttpRequest) -> dict:
     """What dashboard.js needs to start: who is looking (``user``: their Slurm user, which
     the jobs' ``user`` and "Mine" compare with), where the hub and the API are, and
@@ -94,13 +98,16 @@ def job_page(request: HttpRequest, job_id: str) -> HttpResponse:
     """``/jobs/<id>`` (an id or an array task, ``10_1``): the job page, or a friendly 404 page
     for an id that is malformed, unknown, or another user's under HUB_PRIVATE_JOBS (the same
     page for all three, as the REST detail, so ids reveal nothing). ``?cluster=NAME``: the
-    job of that cluster (an invalid or unknown cluster: the same 404 page)."""
+    job of that cluster (an invalid or unknown cluster: the same 404 page). Before the
+    monitor first saved the cluster's jobs, no id is known yet: that 404 page says so and
+    looks again every FIRST_SAVE_RETRY_SECONDS (the id reveals nothing either way)."""
     import re
 
     from slurm_monitor.apis import JOB_REF_PATTERN, job_owner_scope
     from slurm_monitor.cluster_select import UnknownCluster, select
-    from slurm_monitor.clusters import ClusterNameError
+    from slurm_monitor.clusters import ClusterNameError, stream_key
     from slurm_monitor.history import job_detail
+    from slurm_monitor.models import ClusterStream
 
     try:
         cluster = select(request.GET.get("cluster"))
@@ -110,5 +117,9 @@ def job_page(request: HttpRequest, job_id: str) -> HttpResponse:
         job_detail(job_id, owner=job_owner_scope(request.user), cluster=cluster.column)
     if not found:
         shown = job_id if len(job_id) <= 40 else job_id[:40] + "…"
-        return render(request, "dashboard/job_not_found.html", {"job_id": shown, "user": request.user}, status=404)
+        unsaved = cluster is not None and not ClusterStream.objects.filter(
+            name=stream_key(cluster.column, "jobs")).exists()
+        return render(request, "dashboard/job_not_found.html",
+                      {"job_id": shown, "user": request.user,
+                       "retry_seconds": FIRST_SAVE_RETRY_SECONDS if unsaved else None}, status=404)
     return render(request, "dashboard/job.html", {"config": build_job_page_config(request, job_id)})

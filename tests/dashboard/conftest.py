@@ -209,8 +209,9 @@ class MonitorProcess:
         """Wait until the monitor has saved its first jobs and nodes polls.
 
         On an empty store its first poll is only a baseline: saved for REST, published as no
-        event. A page whose snapshots predate that save shows none of those rows until they
-        change (or a reset reloads them), so a test comparing the page with REST opens it after.
+        event. A page whose snapshots predate that save loads them again once it hears of the
+        save (test_browser_first_save.py); a test that needs the full table from its first
+        rows on opens the page after it.
         """
         from slurm_monitor.models import ClusterJob, ClusterNode
 

@@ -90,8 +90,8 @@ def test_reconnects_and_catches_up_after_hub_restart(mode, hub_server, slurm_mon
         server = hub_server()
         monitor = slurm_monitor(server.url, seed=10)
     orm(make_user, "alice")
-    # The page must start from the monitor's first save: only changes after it are events
-    # (redis mode recovers without reloading, so jobs that never change would never show).
+    # The page starts from the monitor's first save, so the table it shows first (``before``)
+    # is the whole queue, not the rows events brought until it hears of that save.
     monitor.wait_first_save()
     page = pages.open()
     login(page, server.url, "alice")

@@ -64,6 +64,20 @@ def test_unknown_or_malformed_is_a_friendly_404(queue, job_id):
     assert answer.status_code == 404
     html = answer.content.decode()
     assert "No job" in html and "Back to all jobs" in html and "Traceback" not in html
+    assert 'http-equiv="refresh"' not in html and "job-first-poll" not in html  # the jobs were saved
+
+
+def test_before_the_monitors_first_save_the_404_page_says_so_and_looks_again():
+    """An empty store: no job is known yet, whichever id; once the jobs are saved, no retry."""
+    client = signed_in("alice")
+    answer = client.get("/jobs/5")
+    html = answer.content.decode()
+    assert answer.status_code == 404 and "No job" in html
+    assert '<meta http-equiv="refresh" content="5">' in html and 'id="job-first-poll"' in html
+    store.save_jobs(None, snap(job("6", user="alice")), now=T0)
+    html = client.get("/jobs/5").content.decode()
+    assert 'http-equiv="refresh"' not in html and "job-first-poll" not in html
+    assert client.get("/jobs/6").status_code == 200
 
 
 def test_private_jobs_another_users_job_is_the_same_404(queue, settings):

@@ -198,7 +198,7 @@ async function loadJobs() {
     next = page.next;
   }
   index.sweep(seen);
-  return { position: {} }; // the index gates every row itself
+  return { position: {}, updated_at: first.updated_at }; // the index gates every row itself
 }
 
 const feeds = {
@@ -270,12 +270,24 @@ const feeds = {
     },
   }),
 };
-for (const [name, feed] of Object.entries(feeds)) feed.onLoaded = () => schedule(name);
+window.dashboardFeeds = feeds; // for the console and the browser tests
+for (const [name, feed] of Object.entries(feeds)) feed.onLoaded = () => { schedule(name); catchFirstSaves(); };
+
+/**
+ * A jobs or nodes snapshot read before the monitor first saved that stream (`updated_at` null)
+ * misses the rows of that first poll, a baseline published as no event: once the page hears
+ * the stream was saved (metrics_update's `streams`, or any event of it), load that feed again.
+ * Its channel stays subscribed; the feed skips what the new snapshot includes, as on a reset.
+ */
+function catchFirstSaves() {
+  for (const name of ["jobs", "nodes"]) feeds[name].catchFirstSave(store.streams[name]?.updatedAt);
+}
 
 /** Metrics carry per-node allocations (memory, GPUs) that node events do not: merge them. */
 function takeMetrics(metrics, when) {
   store.metricsRaw = metrics;
   M.noteMetricsStreams(store.streams, metrics);
+  catchFirstSaves();
   for (const raw of Array.isArray(metrics.per_node) ? metrics.per_node : []) {
     const figures = M.normNode(raw);
     if (figures) store.nodes.set(figures.name, { ...(store.nodes.get(figures.name) || { state: "UNKNOWN" }), ...figures });
@@ -296,6 +308,7 @@ function onPublication(channel) {
     if (!name) return;
     if (M.MONITOR_STREAMS.includes(name)) M.noteStream(store.streams, name, { updatedAt: msg.timestamp });
     feeds[name].handle(msg);
+    if (name === "jobs" || name === "nodes") catchFirstSaves(); // an event of it: that stream was saved
     schedule(name);
   };
 }

@@ -7,6 +7,11 @@
  *   new Feed(name, {load: () => body, applySnapshot(body), applyEvent(msg), gate: true})
  *
  * `gate: false` leaves the offsets to the caller (the jobs index keeps one per row).
+ *
+ * A snapshot whose `updated_at` is null was read before the monitor first saved that stream.
+ * On an empty store that first poll is a baseline: saved, but published as no event, so its
+ * rows would never reach the page. `catchFirstSave(savedAt)` loads again once the page hears
+ * the stream was saved (section 6, "first save").
  */
 export class Feed {
   constructor(name, { load, applySnapshot, applyEvent, gate = true, onLoaded = () => {}, onError = () => {} }) {
@@ -18,6 +23,8 @@ export class Feed {
     this.position = null; // the last snapshot's position: {channel: {offset, epoch} | null}
     this.loadedAt = 0;
     this.failed = false;
+    this.updatedAt = undefined; // the last snapshot's `updated_at`: null, the stream was never saved
+    this.reloadedFor = undefined; // the save time `catchFirstSave` last loaded again for
   }
 
   /** Load the snapshot (again); resolves once it and the events buffered meanwhile are applied. */
@@ -31,6 +38,7 @@ export class Feed {
       this.asOf = {};
       for (const [channel, p] of Object.entries(this.position)) if (p && Number.isInteger(p.offset)) this.asOf[channel] = p.offset;
       this.applySnapshot(body);
+      this.updatedAt = body && "updated_at" in body ? body.updated_at : undefined;
       this.loadedAt = Date.now();
       this.failed = false;
     } catch (err) {
@@ -53,6 +61,19 @@ export class Feed {
   deliver(msg) {
     if (this.gate && typeof msg.offset === "number" && msg.offset <= (this.asOf[msg.channel] ?? -Infinity)) return;
     this.applyEvent(msg);
+  }
+
+  /**
+   * The stream was saved at `savedAt` (metrics_update's `streams`, or an event's time; undefined:
+   * not known to be saved) while the last snapshot predates its first save: load again. Once
+   * per `savedAt` (a save that failed is retried at the next one), never while a load is in
+   * flight (call again when it ends). Returns whether it reloads.
+   */
+  catchFirstSave(savedAt) {
+    if (this.loading || this.updatedAt !== null || savedAt === undefined || savedAt === this.reloadedFor) return false;
+    this.reloadedFor = savedAt;
+    this.reload();
+    return true;
   }
 
   /** The history behind the position is gone (a new epoch): offsets start again. */
