@@ -98,7 +98,11 @@ class JobParser:
                                                    fingerprint)
 
     def parse(self, raw: str | bytes | Mapping[str, Any], partial: bool = False) -> dict[str, Job]:
-        return {job.job_id: job for job in self.cache.build(load_document(raw, "jobs"), partial)}
+        return self.parse_records(load_document(raw, "jobs"), partial)
+
+    def parse_records(self, records: Iterable[Mapping[str, Any]], partial: bool = False) -> dict[str, Job]:
+        """The same from the job records themselves (``slices.iter_records`` yields them)."""
+        return {job.job_id: job for job in self.cache.build(records, partial)}
 
 
 class NodeParser:
