@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Sequence
 
 from django.db import connection
-from django.db.models import CharField, DateTimeField, IntegerField, Model
+from django.db.models import CharField, DateTimeField, Field, IntegerField, Model
 from django.db.models.constants import OnConflict
 
 # ``store.save_jobs``'s ClusterJob columns (accounting and its tries are written for a new row
@@ -29,19 +29,30 @@ def insert_rows(model: type[Model], fields: Sequence[str], rows: Iterable[Sequen
     ``unique``, a row whose ``unique`` value exists updates that row's ``update`` fields
     instead (``bulk_create(update_conflicts=True, ...)``'s contract)."""
     meta = model._meta
-    columns = [meta.get_field(name) for name in fields]
+    columns = [_field(model, name) for name in fields]
     quote = connection.ops.quote_name
-    sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in columns)}) "
+    sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(_column(f)) for f in columns)}) "
            f"VALUES ({', '.join(['%s'] * len(columns))})")
     if unique is not None:
         sql += " " + connection.ops.on_conflict_suffix_sql(
-            columns, OnConflict.UPDATE, [meta.get_field(name).column for name in update],
-            [meta.get_field(unique).column])
+            columns, OnConflict.UPDATE, [_column(_field(model, name)) for name in update],
+            [_column(_field(model, unique))])
     adapters = [_adapter(field) for field in columns]
     params = [[adapt(value) for adapt, value in zip(adapters, row)] for row in rows]
     if params:
         with connection.cursor() as cursor:
             cursor.executemany(sql, params)
+
+
+def _field(model: type[Model], name: str) -> Field:
+    field = model._meta.get_field(name)
+    if not isinstance(field, Field):  # a reverse relation: no column of this table
+        raise ValueError(f"{model.__name__}.{name} is not a column")
+    return field
+
+
+def _column(field: Field) -> str:
+    return str(field.column)
 
 
 def _adapter(field: Any) -> Callable[[Any], Any]:
