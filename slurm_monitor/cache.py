@@ -16,6 +16,7 @@ same job's fields hashing equal is a 64-bit collision (~1e-19 per changed record
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable, Generic, Hashable, Iterable, Mapping, TypeVar
 
 from slurm_monitor.snapshot import (
@@ -90,15 +91,34 @@ class RecordCache(Generic[T]):
         return out
 
 
+# Job fields whose values repeat across a queue (a few states, partitions, users, reasons):
+# decoded, each record's is a str of its own (~55 bytes); shared, 100,000 jobs hold one each.
+SHARED_FIELDS = ("user", "partition", "state", "name", "reason", "account", "qos")
+
+
+def parse_shared_job(record: Mapping[str, Any]) -> Job:
+    """``parse_job``, the values of ``SHARED_FIELDS`` interned: equal values are one object."""
+    job = parse_job(record)
+    for name in SHARED_FIELDS:
+        value = getattr(job, name)
+        if type(value) is str:
+            object.__setattr__(job, name, sys.intern(value))  # frozen: as Job.__post_init__ does
+    return job
+
+
 class JobParser:
     """``parse(raw)``: ``snapshot.parse_jobs`` with a memory of the previous poll."""
 
     def __init__(self, fingerprint: Fingerprint = fingerprint) -> None:
-        self.cache: RecordCache[Job] = RecordCache(parse_job, JOB_FIELDS, lambda r: r.get("job_id"),
+        self.cache: RecordCache[Job] = RecordCache(parse_shared_job, JOB_FIELDS, lambda r: r.get("job_id"),
                                                    fingerprint)
 
     def parse(self, raw: str | bytes | Mapping[str, Any], partial: bool = False) -> dict[str, Job]:
-        return {job.job_id: job for job in self.cache.build(load_document(raw, "jobs"), partial)}
+        return self.parse_records(load_document(raw, "jobs"), partial)
+
+    def parse_records(self, records: Iterable[Mapping[str, Any]], partial: bool = False) -> dict[str, Job]:
+        """The same from the job records themselves (``slices.iter_records`` yields them)."""
+        return {job.job_id: job for job in self.cache.build(records, partial)}
 
 
 class NodeParser:

@@ -48,6 +48,7 @@ from slurm_monitor.sacct import (
     with_exit_codes,
 )
 from slurm_monitor.progress import StepUsage, parse_sstat, parse_start, sstat_command, start_command
+from slurm_monitor.slices import iter_records
 from slurm_monitor.snapshot import Job, Node, SnapshotError
 
 try:
@@ -134,9 +135,12 @@ def gc_paused():
 
 
 def parse_jobs_output(parser: JobParser, text: str) -> dict[str, Job]:
-    """The collector's way from ``squeue --json`` text to records (bench/slurm_parse.py times it)."""
+    """The collector's way from ``squeue --json`` text to records (bench/slurm_parse.py times
+    it): with orjson, a big document is decoded a slice of records at a time (``slices``)."""
     with gc_paused():
-        return parser.parse(decode_json(text))
+        if orjson is None:
+            return parser.parse(decode_json(text))
+        return parser.parse_records(iter_records(text, "jobs", orjson.loads))
 
 
 def parse_nodes_output(parser: NodeParser, text: str) -> dict[str, Node]:

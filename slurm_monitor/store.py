@@ -29,6 +29,7 @@ from slurm_monitor.cluster_select import primary_name
 from slurm_monitor.events import iso, job_fields, node_fields
 from slurm_monitor.models import ClusterJob, ClusterNode, ClusterStream, JobTransition, StreamPosition
 from slurm_monitor.snapshot import TERMINAL_JOB_STATES, Job, Node
+from slurm_monitor.store_sql import JOB_COLUMNS, insert_rows
 
 JOB_LIST_LIMIT_MAX = 10_000
 MAX_TRANSITIONS = 20  # per job: the newest are kept
@@ -46,7 +47,7 @@ def _chunks(items: list[str]) -> Iterator[list[str]]:
 
 
 def _batches(jobs: list[Job]) -> Iterator[list[Job]]:
-    """SAVE_BATCH jobs at a time: their model objects and SQL parameters are built per batch,
+    """SAVE_BATCH jobs at a time: their rows and SQL parameters are built per batch,
     not for all 100,000 rows of a baseline at once (hundreds of MB at the peak)."""
     for start in range(0, len(jobs), SAVE_BATCH):
         yield jobs[start:start + SAVE_BATCH]
@@ -113,8 +114,8 @@ def add_transitions(entered: list[tuple[str, str, datetime]]) -> None:
     if not entered:
         return
     for start in range(0, len(entered), SAVE_BATCH):  # bounded memory: a baseline enters 100,000
-        JobTransition.objects.bulk_create([JobTransition(job_id=j, state=s[:32], at=at)
-                                           for j, s, at in entered[start:start + SAVE_BATCH]])
+        insert_rows(JobTransition, ("job", "state", "at"),
+                    [(j, s[:32], at) for j, s, at in entered[start:start + SAVE_BATCH]])
     ids = sorted({j for j, _s, _at in entered})
     for chunk in _chunks(ids):
         crowded = (JobTransition.objects.filter(job_id__in=chunk).values("job_id")
@@ -164,15 +165,11 @@ def save_jobs(previous: Mapping[str, Job] | None, current: Mapping[str, Job], so
             ClusterJob.objects.filter(job_id__in=chunk).update(left_queue_at=moment)
             ClusterJob.objects.filter(job_id__in=chunk, ended_at__isnull=True).update(ended_at=moment)
         for batch in _batches(changed):  # bounded memory: a baseline saves every row
-            rows = [ClusterJob(job_id=key(cluster, j.job_id), cluster=cluster, user=j.user[:150],
-                               partition=j.partition[:200], state=j.state[:32], record=job_record(j),
-                               array_job_id=j.array_job_id,
-                               ended_at=_moment(j.end_time, moment) if j.finished else None,
-                               left_queue_at=None) for j in batch]
-            ClusterJob.objects.bulk_create(
-                rows, update_conflicts=True, unique_fields=["job_id"],
-                update_fields=["user", "partition", "state", "record", "updated_at", "array_job_id",
-                               "ended_at", "left_queue_at"])
+            saved_at = timezone.now()  # updated_at (auto_now: only the ORM's save fills it in)
+            insert_rows(ClusterJob, JOB_COLUMNS, [
+                (key(cluster, j.job_id), cluster, j.user[:150], j.partition[:200], j.state[:32], job_record(j),
+                 saved_at, j.array_job_id, _moment(j.end_time, moment) if j.finished else None, None, None, 0)
+                for j in batch], unique="job_id", update=JOB_COLUMNS[2:10])
         add_transitions([(key(cluster, j.job_id), j.state, state_time(j, moment)) for j in changed
                          if known.get(j.job_id) != j.state])
         save_positions(positions)

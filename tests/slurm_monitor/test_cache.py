@@ -69,3 +69,12 @@ def test_node_parser_reuses_unchanged_nodes():
     assert all(second[n] is first[n] for n in first if n != "cn01")
     with pytest.raises(s.SnapshotError, match="no nodes"):
         parser.parse({"nodes": [], "errors": []})
+
+
+def test_repeated_values_are_one_object():
+    # Decoded, two records' equal strings are two objects; the parser keeps one of each.
+    raw = json.dumps({"jobs": [dict(doc()["jobs"][0], job_id=n, partition="gpu", user_name="ann") for n in (1, 2)]})
+    a, b = JobParser().parse(raw).values()
+    assert a.partition == b.partition == "gpu" and a.partition is b.partition
+    assert a.user is b.user and a.state is b.state
+    assert a == s.parse_job(json.loads(raw)["jobs"][0])
