@@ -276,17 +276,25 @@ for (const [name, feed] of Object.entries(feeds)) feed.onLoaded = () => { schedu
 /**
  * A jobs or nodes snapshot read before the monitor first saved that stream (`updated_at` null)
  * misses the rows of that first poll, a baseline published as no event: once the page hears
- * the stream was saved (metrics_update's `streams`, or any event of it), load that feed again.
- * Its channel stays subscribed; the feed skips what the new snapshot includes, as on a reset.
+ * the stream was saved, load that feed again. Heard from metrics_update's `streams` only (the
+ * monitor reports a stream's poll there after saving it), never from an event of the stream:
+ * events leave before their rows are saved, and a publisher other than the monitor sends
+ * events backed by no row at all, which a reload would wipe. Its channel stays subscribed;
+ * the feed skips what the new snapshot includes, as on a reset.
  */
+const savedAt = {}; // stream -> its last save as metrics_update's `streams` reported it
 function catchFirstSaves() {
-  for (const name of ["jobs", "nodes"]) feeds[name].catchFirstSave(store.streams[name]?.updatedAt);
+  for (const name of ["jobs", "nodes"]) feeds[name].catchFirstSave(savedAt[name]);
 }
 
 /** Metrics carry per-node allocations (memory, GPUs) that node events do not: merge them. */
 function takeMetrics(metrics, when) {
   store.metricsRaw = metrics;
   M.noteMetricsStreams(store.streams, metrics);
+  for (const name of ["jobs", "nodes"]) {
+    const saved = metrics && metrics.streams && metrics.streams[name] ? metrics.streams[name].updated_at : null;
+    if (saved) savedAt[name] = saved;
+  }
   catchFirstSaves();
   for (const raw of Array.isArray(metrics.per_node) ? metrics.per_node : []) {
     const figures = M.normNode(raw);
@@ -308,7 +316,6 @@ function onPublication(channel) {
     if (!name) return;
     if (M.MONITOR_STREAMS.includes(name)) M.noteStream(store.streams, name, { updatedAt: msg.timestamp });
     feeds[name].handle(msg);
-    if (name === "jobs" || name === "nodes") catchFirstSaves(); // an event of it: that stream was saved
     schedule(name);
   };
 }

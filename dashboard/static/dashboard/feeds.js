@@ -64,7 +64,7 @@ export class Feed {
   }
 
   /**
-   * The stream was saved at `savedAt` (metrics_update's `streams`, or an event's time; undefined:
+   * The stream was saved at `savedAt` (metrics_update's `streams`; undefined:
    * not known to be saved) while the last snapshot predates its first save: load again. Once
    * per `savedAt` (a save that failed is retried at the next one), never while a load is in
    * flight (call again when it ends). Returns whether it reloads.
