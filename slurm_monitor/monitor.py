@@ -51,7 +51,6 @@ from slurm_monitor.cluster_scope import scope
 from slurm_monitor.collector import CollectError
 from slurm_monitor.diff import ResourceMark, diff_jobs
 from slurm_monitor.figures import FigureCache
-from slurm_monitor.gc_policy import GcPolicy
 from slurm_monitor.interest import Interest, InterestConfig
 from slurm_monitor.loop import install_stop_signals, run_streams
 from slurm_monitor.monitor_io import _db
@@ -125,7 +124,6 @@ class Monitor(NodeStreams):
         self.reminders = reminders or Reminders(fraction=0)  # node-down reminders; time-limit ones only when given
         self.figures = FigureCache()  # job counts per jobs snapshot, node figures per node (figures)
         self.interest = Interest(interest, clock)  # what open job pages watch (slurm_monitor.interest)
-        self.gc_policy: GcPolicy | None = None  # the long-running monitor's (service.serve)
 
     # --- one poll of each stream --------------------------------------------------------------
 
@@ -174,8 +172,6 @@ class Monitor(NodeStreams):
             self.history_due = time.monotonic() + self.history.interval
             await self.history_step()
         sent += await self.interest.step(self)
-        if self.gc_policy is not None:  # everything of this poll is out and saved (gc_policy)
-            self.gc_policy.after_poll()
         return sent
 
     async def _apply_jobs(self, current: dict[str, Job]) -> tuple[int, int]:

@@ -24,7 +24,6 @@ from slurm_monitor.collector import CollectError, SlurmCollector, run_command
 from slurm_monitor.conf import MonitorConfig
 from slurm_monitor.interest import InterestConfig
 from slurm_monitor.loop import install_stop_signals
-from slurm_monitor.gc_policy import GcPolicy
 from slurm_monitor.monitor import History, Intervals, Monitor
 from slurm_monitor.reminders import Reminders, sent_keys
 from slurm_monitor.sinks import build_sink
@@ -114,7 +113,6 @@ async def serve(options: RunOptions) -> None:
         await monitor.run_once()
         logger.info("one round done: %s", dict(monitor.stats))
         return
-    monitor.gc_policy = GcPolicy()  # long-running: full collections between polls (gc_policy)
     stop = asyncio.Event()
     install_stop_signals(stop)
     await monitor.run(stop)
