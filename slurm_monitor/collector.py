@@ -26,8 +26,6 @@ count the commands through it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import os
 import re
 import time
@@ -37,6 +35,7 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from slurm_monitor import tiers
 from slurm_monitor.cache import JobParser, NodeParser, fingerprint
+from slurm_monitor.gc_hold import gc_paused
 from slurm_monitor.sacct import (
     Accounting,
     exit_codes_command,
@@ -117,21 +116,6 @@ def decode_json(text: str | bytes) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return text
-
-
-@contextlib.contextmanager
-def gc_paused():
-    """Decoding a big document allocates millions of dicts and lists, none in a cycle; each
-    allocation burst would trigger the cyclic collector, which walks every live object (the
-    whole document): measured at 100,000 jobs, the next poll took longer than the first. The
-    collector resumes (and catches up) right after."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def parse_jobs_output(parser: JobParser, text: str) -> dict[str, Job]:
@@ -234,17 +218,15 @@ class SlurmCollector:
             self.release, self.full_release = release[:2], release
         return self.release
 
-    async def collect_job_states(self) -> tiers.Rows | None:
-        """The state tier: {job id: state row} (``tiers.state_command``); None when off."""
+    async def collect_job_states(self) -> tiers.StateRows | None:
+        """The state tier: {job id: state row} (``tiers.state_command``); None when off. Its
+        lines are checked as ``JobTiers`` reads them (``tiers.StateRows``)."""
         if not self.state_tier:
             return None
         await self.slurm_release()
         assert self.full_release is not None
         result = await self._run(tiers.state_command(self.full_release), "jobs")
-        try:
-            return tiers.parse_state_rows(result.stdout)
-        except SnapshotError as exc:
-            raise CollectError(f"squeue: {exc}", result.seconds) from None
+        return tiers.StateRows(result.stdout)
 
     async def collect_job_details(self, job_ids: Sequence[str]) -> dict[str, Job] | None:
         """The records of ``job_ids`` (those still queued), or None when this release cannot

@@ -19,7 +19,7 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from slurm_monitor.events import (
     Notification,
@@ -60,24 +60,31 @@ def _job_order(job_id: str) -> tuple[int, str]:
     return (int(job_id), job_id) if job_id.isdigit() else (1 << 62, job_id)
 
 
-def diff_jobs(previous: Mapping[str, Job] | None, current: Mapping[str, Job]) -> Changes:
+def diff_jobs(previous: Mapping[str, Job] | None, current: Mapping[str, Job],
+              touched: Iterable[str] | None = None) -> Changes:
     """Events in job-id order. ``state`` is the base state, so a job whose list reads
     ``[CANCELLED, COMPLETING]`` has ended: its terminal event and notification go now, and a
     later ``[CANCELLED]`` (only a flag cleared) sends nothing; a purge while still completing
     sends ``job_removed`` only. Cost: set operations on the ids, an identity test per job
     (``JobParser`` hands back the very same record when a job's fields did not change), then
-    work only for the jobs that changed."""
+    work only for the jobs that changed. ``touched``, when given, names every id that can
+    differ (``tiers.JobTiers.touched_ids``: a state poll knows what it asked for and what left):
+    only those are looked at, not every job."""
     if previous is None:
         return Changes()
     get = previous.get
-    touched = [job_id for job_id, job in current.items() if get(job_id) is not job]
-    touched += previous.keys() - current.keys()
+    if touched is None:
+        ids = [job_id for job_id, job in current.items() if get(job_id) is not job]
+        ids += previous.keys() - current.keys()
+    else:
+        ids = list(touched)
     publications: list[Publication] = []
     notifications: list[Notification] = []
-    for job_id in sorted(touched, key=_job_order):
+    for job_id in sorted(ids, key=_job_order):
         before, after = get(job_id), current.get(job_id)
-        if after is None:  # so the id came from ``previous``
-            publications.append(build_job_removed(previous[job_id]))
+        if after is None:
+            if before is not None:
+                publications.append(build_job_removed(before))
             continue
         if before is None:
             publications.append(build_job_submitted(after))

@@ -51,6 +51,7 @@ from slurm_monitor.cluster_scope import scope
 from slurm_monitor.collector import CollectError
 from slurm_monitor.diff import ResourceMark, diff_jobs
 from slurm_monitor.figures import FigureCache
+from slurm_monitor.gc_hold import GcHold
 from slurm_monitor.interest import Interest, InterestConfig
 from slurm_monitor.loop import install_stop_signals, run_streams
 from slurm_monitor.monitor_io import _db
@@ -138,18 +139,18 @@ class Monitor(NodeStreams):
                 self._jobs_idle().set()
 
     async def _poll_jobs(self) -> int:
+        with GcHold() as window:  # from the listing until the events are out (gc_hold)
+            return await self._poll_jobs_held(window)
+
+    async def _poll_jobs_held(self, window: GcHold) -> int:
         started = time.monotonic()
         self._command_seconds("jobs", started)
         try:
-            current, tier = await self.tiers.collect()
+            current, tier = await self.tiers.collect(listed=window.hold)
         except CollectError as exc:
-            self.stats["jobs_failed"] += 1
-            logger.warning("jobs poll failed after %.2fs, nothing sent: %s", time.monotonic() - started, exc)
-            await self._record_poll("jobs", time.monotonic() - started, False)
-            await self._pace("jobs", False, self._command_seconds("jobs", started))
-            await self._heartbeat("jobs", False)
-            return 0
-        sent, count = await self._apply_jobs(current)
+            window.release()
+            return await self._poll_failed("jobs", started, exc)
+        sent, count = await self._apply_jobs(current, window)
         if self.tiers.full_due:  # the detail's events are out: now the full JSON (tiers.JobTiers)
             try:
                 current, tier = await self.tiers.collect_full()
@@ -174,14 +175,17 @@ class Monitor(NodeStreams):
         sent += await self.interest.step(self)
         return sent
 
-    async def _apply_jobs(self, current: dict[str, Job]) -> tuple[int, int]:
+    async def _apply_jobs(self, current: dict[str, Job], window: GcHold | None = None) -> tuple[int, int]:
         """Diff ``current`` against the last snapshot, deliver, then save it with the positions
-        its events got; returns (delivered, events and notifications)."""
-        changes = diff_jobs(self.jobs, current)
+        its events got; returns (delivered, events and notifications). ``window`` is released
+        once the events are out, before the save."""
+        changes = diff_jobs(self.jobs, current, self.tiers.touched_ids(self.jobs, current))
         changes = await self.reminders.jobs(changes, self.jobs, current, self.clock())
         self.jobs = current
         offsets: dict[str, int] = {}
         sent = await self.deliver(changes, "jobs", offsets)
+        if window is not None:
+            window.release()
         await self._save("jobs", store.save_jobs, current, await self._positions(offsets))
         return sent, len(changes)
 

@@ -129,6 +129,16 @@ class MonitorIO(HistorySteps):
         except Exception:
             logger.exception("saving the latest %s failed", what)
 
+    async def _poll_failed(self, stream: str, started: float, exc: Exception) -> int:
+        """A poll of ``stream`` whose command failed: counted, logged, recorded, paced (the
+        cadence stretches) and heartbeaten; nothing was sent, so it returns 0."""
+        self.stats[f"{stream}_failed"] += 1
+        logger.warning("%s poll failed after %.2fs, nothing sent: %s", stream, time.monotonic() - started, exc)
+        await self._record_poll(stream, time.monotonic() - started, False)
+        await self._pace(stream, False, self._command_seconds(stream, started))
+        await self._heartbeat(stream, False)
+        return 0
+
     async def _record_poll(self, stream: str, seconds: float, ok: bool) -> None:
         """Poll figures for the hub's /metrics (``hub.ops.metrics.record_poll``), when present."""
         if not self.persist:

@@ -90,12 +90,7 @@ class NodeStreams(MonitorIO):
         try:
             current = await self.collector.collect_nodes()
         except CollectError as exc:
-            self.stats["nodes_failed"] += 1
-            logger.warning("nodes poll failed after %.2fs, nothing sent: %s", time.monotonic() - started, exc)
-            await self._record_poll("nodes", time.monotonic() - started, False)
-            await self._pace("nodes", False, self._command_seconds("nodes", started))
-            await self._heartbeat("nodes", False)
-            return 0
+            return await self._poll_failed("nodes", started, exc)
         await self._after_jobs()  # a jobs poll may have started while the command ran
         changes, self.marks = diff_nodes(self.nodes, current, self.marks)
         changes = self.reminders.nodes(changes, self.nodes, current, self.jobs, self.clock())

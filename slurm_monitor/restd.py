@@ -48,11 +48,11 @@ from slurm_monitor.collector import (
     CollectError,
     decode_json,
     fast_fingerprint,
-    gc_paused,
     orjson,
     parse_release,
 )
 from slurm_monitor.cache import JobParser, NodeParser, fingerprint
+from slurm_monitor.gc_hold import gc_paused
 from slurm_monitor.sacct import ENDED_STATES, SACCT_MAX_IDS, Accounting, parse_sacct, slurm_time
 from slurm_monitor.snapshot import Job, Node, SnapshotError, slurm_release
 

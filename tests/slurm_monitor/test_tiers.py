@@ -213,3 +213,132 @@ async def test_a_split_full_cycle_sends_the_details_events_before_the_full_json(
     assert detail and job_events and max(detail) < min(job_events) and max(job_events) < full_json
     assert monitor.stats["jobs_polls_full"] == 2 and not monitor.tiers.full_due
     assert monitor.jobs == parse_jobs(cluster.squeue_json(set(cluster.jobs)))
+
+
+class Scripted:
+    """A 25.11 cluster whose state listing and JSON answers the test sets by hand."""
+
+    def __init__(self) -> None:
+        from tests.slurm_monitor import shapes
+
+        self.shapes = shapes
+        self.listing: dict[int, str] = {}  # job id -> state (its state-tier row)
+        self.answers: dict[int, dict] = {}  # job id -> the record --json gives for it
+        self.asked: list[list[str]] = []
+
+    async def __call__(self, argv, timeout):
+        if argv[:2] == ["scontrol", "--version"]:
+            out = "slurm 25.11.0\n"
+        elif "--only-job-state" in argv:
+            out = "".join(f"{i}|{state}|N/A\n" for i, state in self.listing.items())
+        else:
+            wanted = argv[-1].split("=", 1)[1].split(",") if argv[-1].startswith("--jobs=") else None
+            if wanted is not None:
+                self.asked.append(wanted)
+            jobs = [job for i, job in self.answers.items() if wanted is None or str(i) in wanted]
+            out = json.dumps(self.shapes.squeue_doc("25.11", jobs))
+        return CommandResult(tuple(argv), 0, out, "", 0.0)
+
+    def job(self, job_id: int, state: str) -> None:
+        self.listing[job_id] = state
+        self.answers[job_id] = dict(self.shapes.JOBS[1], id=job_id, state=state)
+
+
+async def test_a_job_asked_for_and_not_answered_is_asked_again_while_listed():
+    """The listing shows a change, the detail does not answer for that job (it left between
+    the two commands, or the answer lagged): the job is out of the picture, and while the
+    listing still shows it (the same line: nothing "changed" any more) it is asked for again
+    at every poll until the detail answers."""
+    cluster = Scripted()
+    cluster.job(1, "RUNNING")
+    cluster.job(2, "RUNNING")
+    tiers = JobTiers(SlurmCollector(runner=cluster, state_tier=True), full_every=100)
+    jobs, kind = await tiers.collect()
+    assert kind == "full" and set(jobs) == {"1", "2"}
+    cluster.listing[2] = "COMPLETED"  # listed as completed, the detail does not answer yet
+    record = cluster.answers.pop(2)
+    jobs, kind = await tiers.collect()
+    assert kind == "state+detail" and set(jobs) == {"1"} and cluster.asked == [["2"]]
+    jobs, kind = await tiers.collect()  # same line as last time: asked again all the same
+    assert set(jobs) == {"1"} and cluster.asked[-1] == ["2"]
+    cluster.answers[2] = dict(record, state="COMPLETED")
+    jobs, kind = await tiers.collect()
+    assert jobs["2"].state == "COMPLETED" and cluster.asked[-1] == ["2"]
+    cluster.asked.clear()
+    jobs, kind = await tiers.collect()
+    assert kind == "state" and cluster.asked == []  # answered: no longer asked
+
+
+async def test_a_job_in_the_full_json_but_not_listed_is_gone_at_the_next_state_poll():
+    """The full cycle's JSON lists a job the state listing just before it did not (it came
+    between the two commands, or is leaving): the next state poll, which does not list it,
+    drops it; one the next listing does show is fetched as new."""
+    cluster = Scripted()
+    cluster.job(1, "RUNNING")
+    cluster.answers[2] = dict(cluster.shapes.JOBS[1], id=2, state="RUNNING")  # JSON only
+    cluster.answers[3] = dict(cluster.shapes.JOBS[1], id=3, state="PENDING")  # JSON only
+    tiers = JobTiers(SlurmCollector(runner=cluster, state_tier=True), full_every=100)
+    jobs, _ = await tiers.collect()
+    assert set(jobs) == {"1", "2", "3"}
+    del cluster.answers[2]
+    cluster.listing[3] = "PENDING"
+    jobs, kind = await tiers.collect()
+    assert set(jobs) == {"1", "3"} and cluster.asked == [["3"]]
+
+
+async def test_the_changed_ids_name_every_difference_the_full_diff_finds():
+    """``touched_ids`` lets the monitor's diff look at what the state poll changed only: over
+    polls of the simulator with churn, arrays, submissions and departures, the events are the
+    same as comparing every job."""
+    from slurm_monitor.diff import diff_jobs
+
+    cluster = ScaleCluster(30, 1500, seed=11, churn=0.05)
+    tiers = JobTiers(SlurmCollector(runner=cluster.run, state_tier=True), full_every=4)
+    previous, _ = await tiers.collect()
+    hinted = 0
+    for _ in range(10):
+        current, kind = await tiers.collect()
+        touched = tiers.touched_ids(previous, current)
+        assert (touched is None) == (kind == "full")
+        full = diff_jobs(previous, current)
+        if touched is not None:
+            hinted += 1
+            assert len(touched) < len(current) // 4
+            assert diff_jobs(previous, current, touched) == full and len(full) > 0
+        assert tiers.touched_ids(current, current) is None  # not the pair it made
+        previous = current
+    assert hinted >= 6
+
+
+def test_state_rows_compare_by_lines_and_check_what_they_read():
+    from slurm_monitor.snapshot import SnapshotError
+    from slurm_monitor.tiers import StateRows
+
+    before = StateRows("1|RUNNING|N/A\n2|PENDING|N/A\n3|RUNNING|N/A\n")
+    after = StateRows("1|RUNNING|N/A\n2|RUNNING|N/A\n4|PENDING|N/A\n")
+    added, dropped = after.changed_since(before)
+    assert added == {"2": "RUNNING|N/A", "4": "PENDING|N/A"} and dropped == {"2", "3"}
+    assert dict(after) == {"1": "RUNNING|N/A", "2": "RUNNING|N/A", "4": "PENDING|N/A"}
+    broken = StateRows("1|RUNNING|N/A\nslurm_load_jobs error: Socket timed out\n")
+    with pytest.raises(SnapshotError, match="unreadable line"):
+        broken.changed_since(before)
+    with pytest.raises(SnapshotError, match="unreadable line"):
+        len(broken)
+
+
+async def test_a_broken_listing_fails_the_state_poll_and_keeps_the_picture():
+    cluster = Scripted()
+    cluster.job(1, "RUNNING")
+    tiers = JobTiers(SlurmCollector(runner=cluster, state_tier=True), full_every=100)
+    jobs, _ = await tiers.collect()
+    real = cluster.__call__
+
+    async def broken(argv, timeout):
+        if "--only-job-state" in argv:
+            return CommandResult(tuple(argv), 0, "slurm_load_jobs error: Socket timed out\n", "", 0.0)
+        return await real(argv, timeout)
+
+    tiers.collector.runner = broken
+    with pytest.raises(CollectError, match="unreadable line"):
+        await tiers.collect()
+    assert tiers.jobs is jobs and set(tiers.rows or {}) == {"1"}
