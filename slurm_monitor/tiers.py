@@ -139,6 +139,8 @@ class JobTiers:
         self._orphans: set[str] = set()  # in ``jobs`` (a full answer), not listed: gone next poll
         # (before, after, ids) of the last state poll: the ids diff_jobs must look at.
         self.touched: tuple[dict[str, Job], dict[str, Job], frozenset[str]] | None = None
+        self._listed: set[str] = set()  # the ids of ``_listed_rows``, kept up to date poll by poll
+        self._listed_rows: StateRows | None = None
         self.supported = callable(getattr(collector, "collect_job_states", None))
         # ``detail_first``: a full cycle is split (``full_due``, ``collect_full``), see ``collect``.
         self.detail_first = detail_first
@@ -189,7 +191,10 @@ class JobTiers:
             jobs.pop(job_id, None)
         self._orphans = set()
         self.touched = (previous, jobs, frozenset(gone.union(wanted, details)))  # details: an array id lists its tasks
+        self._listed.difference_update(dropped)
+        self._listed.update(added)
         self.jobs, self.rows = jobs, rows
+        self._listed_rows = rows
         if due:
             self._full_rows = rows
         else:
@@ -215,13 +220,15 @@ class JobTiers:
         self.jobs, self.rows, self.since_full, self.touched = jobs, rows, 0, None
         # The invariant the next state poll relies on: a listed id missing from ``jobs`` is
         # "unseen" (asked for again), a job without a line is an "orphan" (gone unless listed).
-        try:
-            listed = rows.keys() if rows is not None else set()
-        except SnapshotError as exc:  # the JSON stands; this listing is no baseline: the next poll is full
-            logger.warning("jobs poll: %s", exc)
-            listed, self.rows = set(), None
-        self._unseen = set(listed - jobs.keys())
-        self._orphans = set(jobs.keys() - listed)
+        if rows is None or rows is not self._listed_rows:  # else: the rows the last state poll read
+            try:  # (dict keys: set operations in C; a Mapping's own keys view is Python)
+                self._listed = set(rows._mapping()) if rows is not None else set()
+            except SnapshotError as exc:  # the JSON stands; this listing is no baseline: the next poll is full
+                logger.warning("jobs poll: %s", exc)
+                self._listed, self.rows = set(), None
+        self._unseen = self._listed - jobs.keys()
+        self._orphans = jobs.keys() - self._listed
+        self._listed_rows = self.rows
         return jobs, "full"
 
 

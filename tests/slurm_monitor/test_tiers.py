@@ -12,7 +12,7 @@ import pytest
 from slurm_monitor.collector import CollectError, CommandResult, SlurmCollector
 from slurm_monitor.mock_scale import ScaleCluster
 from slurm_monitor.snapshot import parse_jobs
-from slurm_monitor.tiers import JobTiers, detail_commands, parse_state_rows, state_command
+from slurm_monitor.tiers import JobTiers, StateRows, detail_commands, parse_state_rows, state_command
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -286,17 +286,19 @@ async def test_a_job_in_the_full_json_but_not_listed_is_gone_at_the_next_state_p
     assert set(jobs) == {"1", "3"} and cluster.asked == [["3"]]
 
 
-async def test_the_changed_ids_name_every_difference_the_full_diff_finds():
+@pytest.mark.parametrize("detail_first", [False, True])
+async def test_the_changed_ids_name_every_difference_the_full_diff_finds(detail_first):
     """``touched_ids`` lets the monitor's diff look at what the state poll changed only: over
-    polls of the simulator with churn, arrays, submissions and departures, the events are the
-    same as comparing every job."""
+    polls of the simulator with churn, arrays, submissions and departures, and full cycles
+    (split as the monitor runs them, or not), the events are the same as comparing every job,
+    and the ids the tiers keep for the listing are the listing's."""
     from slurm_monitor.diff import diff_jobs
 
     cluster = ScaleCluster(30, 1500, seed=11, churn=0.05)
-    tiers = JobTiers(SlurmCollector(runner=cluster.run, state_tier=True), full_every=4)
+    tiers = JobTiers(SlurmCollector(runner=cluster.run, state_tier=True), full_every=4, detail_first=detail_first)
     previous, _ = await tiers.collect()
-    hinted = 0
-    for _ in range(10):
+    hinted = fulls = 0
+    for _ in range(12):
         current, kind = await tiers.collect()
         touched = tiers.touched_ids(previous, current)
         assert (touched is None) == (kind == "full")
@@ -306,13 +308,20 @@ async def test_the_changed_ids_name_every_difference_the_full_diff_finds():
             assert len(touched) < len(current) // 4
             assert diff_jobs(previous, current, touched) == full and len(full) > 0
         assert tiers.touched_ids(current, current) is None  # not the pair it made
+        if tiers.full_due:
+            previous = current
+            current, kind = await tiers.collect_full()
+            assert tiers.touched_ids(previous, current) is None
+        fulls += kind == "full"
+        assert tiers._listed == set(parse_state_rows("".join(
+            line + "\n" for line in (tiers.rows.lines if isinstance(tiers.rows, StateRows) else ()))))
+        assert set(current) == tiers._listed  # the simulator lists what its JSON gives
         previous = current
-    assert hinted >= 6
+    assert hinted >= 8 and fulls >= 2
 
 
 def test_state_rows_compare_by_lines_and_check_what_they_read():
     from slurm_monitor.snapshot import SnapshotError
-    from slurm_monitor.tiers import StateRows
 
     before = StateRows("1|RUNNING|N/A\n2|PENDING|N/A\n3|RUNNING|N/A\n")
     after = StateRows("1|RUNNING|N/A\n2|RUNNING|N/A\n4|PENDING|N/A\n")
