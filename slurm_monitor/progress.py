@@ -26,7 +26,8 @@ from typing import Any, Iterable, Mapping
 
 from slurm_monitor.events import JOBS, Notification, Publication, iso
 from slurm_monitor.sacct import efficiency
-from slurm_monitor.snapshot import Job, parse_memory_mb, parse_tres
+from slurm_monitor.fields import parse_memory_mb, parse_tres
+from slurm_monitor.snapshot import Job
 
 # Job ids per command: far below ARG_MAX, and what one monitor cycle asks about at most.
 MAX_IDS = 500

@@ -14,7 +14,7 @@ same paths):
 - ``state: {current, reason}``: ``current`` a string to 23.02, a flag list from 23.11;
 - ``exit_code`` (and ``derived_exit_code``): ``_dump_job_exit_code``: ``{"status":
   "PENDING"|"SUCCESS"|"SIGNALED"|"CORE_DUMPED"|"ERROR", "return_code", "signal": {"signal_id",
-  "name"}}`` (``snapshot.decode_exit_code`` reads every release's form);
+  "name"}}`` (``fields.decode_exit_code`` reads every release's form);
 - ``time: {elapsed, start, end, submission, limit, suspended, total: {seconds, microseconds},
   user: {...}, system: {...}}``: plain numbers in v0.0.38, ``limit`` a number object from
   v0.0.39 (UINT32_NO_VAL);
@@ -36,11 +36,8 @@ from datetime import datetime
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterable, Mapping
 
-from slurm_monitor.snapshot import (
-    TERMINAL_JOB_STATES,
-    SnapshotError,
+from slurm_monitor.fields import (
     decode_exit_code,
-    load_document,
     parse_memory_mb,
     parse_tres,
     split_job_state,
@@ -49,6 +46,7 @@ from slurm_monitor.snapshot import (
     unwrap_number,
     unwrap_time,
 )
+from slurm_monitor.snapshot import TERMINAL_JOB_STATES, SnapshotError, load_document
 
 __all__ = ["Accounting", "SnapshotError", "efficiency", "gap_command", "parse_sacct", "sacct_command"]
 
