@@ -23,7 +23,7 @@ never build.
 Authenticated users (alerts: staff, like the ``alerts`` channel). With ``HUB_PRIVATE_JOBS``
 (Slurm's ``PrivateData=jobs``) a non-staff user gets only their own jobs; the ``user`` filter
 narrows within them, never widens; another user's job is a 404, as an unknown one (its
-existence is private too). Thin: validate the query, call one ``store`` reader. Answers are
+existence is private too). Thin: validate the query, call one ``store_read`` reader. Answers are
 ``{"count", "results", "updated_at", "source", "position"}`` (``{"metrics", "updated_at",
 "source", "position"}`` for metrics); ``updated_at`` is null until the monitor has saved that
 stream once.
@@ -48,7 +48,7 @@ from rest_framework.views import APIView
 
 from hub.rest.permissions import HubApiThrottle
 from hub.rest.serializers import ErrorSerializer, StrictQuerySerializer
-from slurm_monitor import cluster_select, store
+from slurm_monitor import cluster_select, store_read
 from slurm_monitor.clusters import ClusterNameError, split_key
 
 # Rows per /api/cluster/jobs request (over it: 400 naming ``limit``); the dashboard's first
@@ -66,12 +66,12 @@ class JobQuerySerializer(StrictQuerySerializer):
     limit = serializers.IntegerField(required=False, default=1000, min_value=1,
                                      max_value=JOB_PAGE_MAX)
     offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=10**9)
-    view = serializers.ChoiceField(choices=store.VIEWS, required=False, default="active",
+    view = serializers.ChoiceField(choices=store_read.VIEWS, required=False, default="active",
                                    help_text="active: what squeue lists now; finished: jobs that ended; all")
     job = serializers.RegexField(JOB_REF_PATTERN, required=False,
                                  help_text="a job id, an array id, or one array task (10_1)")
     ordering = serializers.ChoiceField(
-        choices=[p + k for k in store.JOB_ORDERINGS for p in ("", "-")], required=False,
+        choices=[p + k for k in store_read.JOB_ORDERINGS for p in ("", "-")], required=False,
         help_text="sort by this column ('-': descending), then by job id; default job_id (finished: -ended_at)")
     after = serializers.RegexField(r"^[0-9]{1,20}$", required=False,
                                    help_text="keyset paging by job id: the rows after this job id "
@@ -198,7 +198,7 @@ class ClusterJobsView(ClusterView):
         query.is_valid(raise_exception=True)
         q = query.validated_data
         cluster = selected_cluster(request)
-        return Response(_fill_epochs(store.list_jobs(
+        return Response(_fill_epochs(store_read.list_jobs(
             user=q.get("user"), partition=q.get("partition"), states=_states(q.get("state")),
             limit=q["limit"], offset=q["offset"], owner=job_owner_scope(request.user),
             view=q["view"], job=q.get("job"), channels=_job_channels(request, cluster),
@@ -278,7 +278,7 @@ class ClusterNodesView(ClusterView):
         query = NodeQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         cluster = selected_cluster(request)
-        return Response(_fill_epochs(store.list_nodes(
+        return Response(_fill_epochs(store_read.list_nodes(
             states=_states(query.validated_data.get("state")), cluster=cluster.column,
             channels=[cluster.channel("nodes")])))
 
@@ -288,7 +288,7 @@ class ClusterMetricsView(ClusterView):
                    summary="The latest metrics_update payload", operation_id="cluster_metrics")
     def get(self, request):
         cluster = selected_cluster(request)
-        return Response(_fill_epochs(store.get_metrics(cluster.column, [cluster.channel("metrics")])))
+        return Response(_fill_epochs(store_read.get_metrics(cluster.column, [cluster.channel("metrics")])))
 
 
 class ClusterAlertsView(ClusterView):
@@ -298,7 +298,7 @@ class ClusterAlertsView(ClusterView):
                    summary="Active cluster alerts (each an alert event's payload)",
                    operation_id="cluster_alerts")
     def get(self, request):
-        return Response(_fill_epochs(store.list_alerts(selected_cluster(request).column)))
+        return Response(_fill_epochs(store_read.list_alerts(selected_cluster(request).column)))
 
 
 _CLUSTERS = inline_serializer("Clusters", {

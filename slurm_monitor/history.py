@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping
 
 from django.db import transaction
 
-from slurm_monitor import store
+from slurm_monitor import store, store_read
 from slurm_monitor.clusters import PRIMARY, split_key
 from slurm_monitor.clusters import key as row_key
 from slurm_monitor import clusters
@@ -128,7 +128,7 @@ def visible_job(text: str, owner: str | None = None, cluster: str = PRIMARY) -> 
     None when none (or, with ``owner``, none of that owner's): an exact id first; "10" naming
     an array: the array's own record, else its first task. The job page and its watch
     (``interest``) resolve ids the same way."""
-    rows = store.find_job_rows(text, cluster)
+    rows = store_read.find_job_rows(text, cluster)
     if rows is None:
         return None
     if owner is not None:
@@ -147,7 +147,7 @@ def job_detail(text: str, owner: str | None = None, channels: Iterable[str] = ()
     in the same snapshot as the record and its transitions (PROTOCOL.md section 6), so a page
     subscribing ``since`` it misses no transition and applies none twice. ``steps``: what
     accounting recorded ([] until ``sacct`` answered, or where it keeps none). ``cluster``: the
-    cluster's column value; the answer's ``job`` names it (``store.row_fields``)."""
+    cluster's column value; the answer's ``job`` names it (``store_read.row_fields``)."""
     with store.consistent_read():
         row = visible_job(text, owner, cluster)
         if row is None:
@@ -156,7 +156,7 @@ def job_detail(text: str, owner: str | None = None, channels: Iterable[str] = ()
                        for t in row.transitions.order_by("at", "id")]
         live = progress_fields(row.job_id, row.state)
         position = store.read_positions(channels)
-    fields = store.row_fields(row)
+    fields = store_read.row_fields(row)
     if fields is None:
         return None
     accounting = row.accounting

@@ -24,7 +24,7 @@ a REST reader's ``position`` then matches its rows exactly. After a jobs poll co
 history step (``history_step``); after a restart, the first step also asks once about the jobs
 that came and went unseen (``gap``). The loop that runs the streams is ``loop.run_streams``.
 
-Every poll of every stream ends with a heartbeat (``store.record_heartbeat``: ok or not, and
+Every poll of every stream ends with a heartbeat (``heartbeats.record_heartbeat``: ok or not, and
 the stream's current interval and its reason), whether or not anything changed, so
 /api/health, /metrics and the dashboard can tell a quiet cluster from a dead monitor. ``metrics_update`` carries each
 stream's last successful poll (``streams``) for pages, which see no database.

@@ -12,7 +12,7 @@ from typing import Any, Awaitable, Callable
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-from slurm_monitor import store
+from slurm_monitor import heartbeats, store
 from slurm_monitor.cadence import SDIAG_EVERY, Cadence, busy_detail
 from slurm_monitor.cluster_scope import Scope
 from slurm_monitor.collector import CollectError
@@ -160,9 +160,9 @@ class MonitorIO(HistorySteps):
             return
         try:
             cadence = self.cadence[stream]
-            await _db(store.record_heartbeat)(stream, ok, cadence.interval, self.source,
-                                              {"base_interval": cadence.base, "reason": cadence.reason,
-                                               "detail": cadence.detail}, self.scope.column)
+            await _db(heartbeats.record_heartbeat)(stream, ok, cadence.interval, self.source,
+                                                   {"base_interval": cadence.base, "reason": cadence.reason,
+                                                    "detail": cadence.detail}, self.scope.column)
         except Exception:
             logger.exception("recording the %s heartbeat failed", stream)
 

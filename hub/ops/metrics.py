@@ -250,7 +250,7 @@ def stream_age_families() -> Iterable:
     import time
 
     from slurm_monitor.metrics import stream_age
-    from slurm_monitor.store import load_heartbeats
+    from slurm_monitor.heartbeats import load_heartbeats
 
     age = GaugeMetricFamily("hub_slurm_stream_age_seconds",
                             "Seconds since the Slurm monitor stream's last successful poll",

@@ -97,9 +97,9 @@ def monitor_streams(now: float | None = None, by_channel: bool = False) -> list:
 
     if not apps.is_installed("slurm_monitor"):
         return []
-    # app-loading: slurm_monitor's models (through its store) need the app registry ready
+    # app-loading: slurm_monitor's models (through its heartbeats) need the app registry ready
     from slurm_monitor.metrics import stream_age
-    from slurm_monitor.store import load_heartbeats
+    from slurm_monitor.heartbeats import load_heartbeats
 
     moment = time.time() if now is None else now
 
@@ -111,14 +111,14 @@ def monitor_streams(now: float | None = None, by_channel: bool = False) -> list:
 
 
 def monitor_cadences() -> list:
-    """Each Slurm monitor stream's heartbeat (``slurm_monitor.store.StreamBeat``): its current
+    """Each Slurm monitor stream's heartbeat (``slurm_monitor.heartbeats.StreamBeat``): its current
     interval, configured interval and the cadence's reason; [] without the monitor."""
     # app-loading: the monitor is an optional app; its modules load only when installed
     from django.apps import apps
 
     if not apps.is_installed("slurm_monitor"):
         return []
-    # app-loading: slurm_monitor's models (through its store) need the app registry ready
-    from slurm_monitor.store import load_heartbeats
+    # app-loading: slurm_monitor's models (through its heartbeats) need the app registry ready
+    from slurm_monitor.heartbeats import load_heartbeats
 
     return [b for b in load_heartbeats() if b.reason]

@@ -17,7 +17,7 @@ from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
-from slurm_monitor import store
+from slurm_monitor import heartbeats
 from slurm_monitor.models import ClusterStream
 from tests.conftest import ARTIFACTS, ROOT, database_env, stop_process
 
@@ -36,7 +36,7 @@ def age_samples(text: str) -> dict[str, float]:
 
 def backdate(stream: str, seconds: float) -> None:
     """The stream's last successful poll was ``seconds`` ago."""
-    row = ClusterStream.objects.get(name=store.HEARTBEAT_PREFIX + stream)
+    row = ClusterStream.objects.get(name=heartbeats.HEARTBEAT_PREFIX + stream)
     row.data = {**row.data, "last_ok_at": time.time() - seconds}
     row.save()
 
@@ -51,7 +51,7 @@ def test_a_hub_without_a_monitor_is_healthy():
 @pytest.mark.django_db
 def test_fresh_streams_are_healthy():
     for stream, interval in (("jobs", 5), ("nodes", 10), ("metrics", 15)):
-        store.record_heartbeat(stream, True, interval, "test")
+        heartbeats.record_heartbeat(stream, True, interval, "test")
     body = APIClient().get("/api/health").json()
     assert body["status"] == "healthy" and body["stale"] == {}
     assert set(body["streams"]) == {"jobs", "nodes", "metrics"}
@@ -60,8 +60,8 @@ def test_fresh_streams_are_healthy():
 
 @pytest.mark.django_db
 def test_a_stream_three_intervals_late_degrades_health_and_is_named():
-    store.record_heartbeat("jobs", True, 5, "test")
-    store.record_heartbeat("nodes", True, 10, "test")
+    heartbeats.record_heartbeat("jobs", True, 5, "test")
+    heartbeats.record_heartbeat("nodes", True, 10, "test")
     backdate("jobs", 16)
     backdate("nodes", 25)  # late, but not by 3 of its intervals (30 s; room for a slow request)
     response = APIClient().get("/api/health")
@@ -75,17 +75,17 @@ def test_a_stream_three_intervals_late_degrades_health_and_is_named():
 
 @pytest.mark.django_db
 def test_failing_polls_count_as_not_reporting():
-    store.record_heartbeat("jobs", True, 5, "test")
+    heartbeats.record_heartbeat("jobs", True, 5, "test")
     backdate("jobs", 20)
-    store.record_heartbeat("jobs", False, 5, "test")  # the monitor runs, squeue keeps failing
+    heartbeats.record_heartbeat("jobs", False, 5, "test")  # the monitor runs, squeue keeps failing
     body = APIClient().get("/api/health").json()
     assert body["status"] == "degraded" and body["stale"]["jobs"]["ok"] is False
 
 
 @pytest.mark.django_db
 def test_metrics_export_each_streams_age_at_scrape_time():
-    store.record_heartbeat("jobs", True, 5, "test")
-    store.record_heartbeat("metrics", True, 15, "test")
+    heartbeats.record_heartbeat("jobs", True, 5, "test")
+    heartbeats.record_heartbeat("metrics", True, 15, "test")
     backdate("jobs", 42)
     text = Client().get("/metrics").content.decode()
     ages = age_samples(text)

@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from slurm_monitor import alerting, store
+from slurm_monitor import alerting, store_read
 from slurm_monitor.alerts import AlertState, RuleSpec, evaluate_rules, observe, step
 from slurm_monitor.collector import SlurmCollector
 from slurm_monitor.models import Alert, AlertAudit, AlertRule
@@ -122,7 +122,7 @@ def test_lifecycle_is_stored_and_audited():
     assert [(p.event, p.data["alert_id"], p.data["severity"]) for p in published] == [("alert", "cpu_busy", "warning")]
     busy.refresh_from_db()
     assert busy.status == "active"
-    assert [a["alert_id"] for a in store.list_alerts()["results"]] == ["cpu_busy"]
+    assert [a["alert_id"] for a in store_read.list_alerts()["results"]] == ["cpu_busy"]
 
     assert alerting.acknowledge(busy, "boss") and not alerting.acknowledge(busy, "boss")
     busy.refresh_from_db()

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
-from slurm_monitor import store
+from slurm_monitor import heartbeats
 from slurm_monitor.cadence import Cadence
 from slurm_monitor.collector import CommandResult, SlurmCollector
 from slurm_monitor.mock_scale import ScaleCluster
@@ -142,7 +142,7 @@ async def test_cadence_and_reason_in_heartbeat_metrics_and_admin(admin_client):
     monitor = make(slurm, persist=True)
     slurm.seconds = 3.0
     await monitor.poll_jobs()  # the first poll is a full cycle: state tier + JSON, 6 s
-    beat = {b.stream: b for b in await sync_to_async(store.load_heartbeats)()}["jobs"]
+    beat = {b.stream: b for b in await sync_to_async(heartbeats.load_heartbeats)()}["jobs"]
     assert (beat.reason, beat.base_interval) == ("slow", 5.0) and beat.interval == 24.0
 
     def pages():

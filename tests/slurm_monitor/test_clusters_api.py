@@ -16,7 +16,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from slurm_monitor import clusters, store
+from slurm_monitor import clusters, heartbeats
 from slurm_monitor.cancel import parse_command
 from slurm_monitor.models import ClusterJob, ClusterNode, ClusterStream, JobActionAudit, JobWatch, StreamPosition
 from tests.slurm_monitor.test_history import job
@@ -180,11 +180,11 @@ def test_cancel_off_the_primary_needs_the_cluster_placeholder(settings, two_clus
 
 
 def test_health_names_another_clusters_stale_stream():
-    """Real heartbeat rows, as the two monitors write them (store.record_heartbeat)."""
-    store.record_heartbeat("jobs", True, 10.0)  # the primary
-    store.record_heartbeat("jobs", True, 10.0, cluster="b")
-    store.record_heartbeat("nodes", True, 10.0, cluster="b")
-    late = ClusterStream.objects.get(name=clusters.key("b", store.HEARTBEAT_PREFIX + "jobs"))
+    """Real heartbeat rows, as the two monitors write them (heartbeats.record_heartbeat)."""
+    heartbeats.record_heartbeat("jobs", True, 10.0)  # the primary
+    heartbeats.record_heartbeat("jobs", True, 10.0, cluster="b")
+    heartbeats.record_heartbeat("nodes", True, 10.0, cluster="b")
+    late = ClusterStream.objects.get(name=clusters.key("b", heartbeats.HEARTBEAT_PREFIX + "jobs"))
     late.data = {**late.data, "last_ok_at": time.time() - 300}
     late.save()
     body = APIClient().get("/api/health").json()

@@ -12,7 +12,7 @@ from datetime import datetime
 import pytest
 from asgiref.sync import sync_to_async
 
-from slurm_monitor import gap, history, store
+from slurm_monitor import gap, history, store_read
 from slurm_monitor.events import iso
 from slurm_monitor.monitor import History
 from tests.slurm_monitor.test_restart import JOB1_RUNNING, JOB3_FAILED, JOB3_RUNNING, RELEASE, job_events, \
@@ -28,7 +28,7 @@ NOW = int(time.time())
 DONE_7 = job_v0038(7, "COMPLETED", end=NOW - 120)
 FAILED_8 = job_v0038(8, "FAILED", exit_code=EXIT3, end=NOW - 60)
 
-finished_jobs = sync_to_async(lambda: store.list_jobs(view="finished"))
+finished_jobs = sync_to_async(lambda: store_read.list_jobs(view="finished"))
 
 
 async def test_jobs_that_came_and_went_while_down_are_reported_once_with_a_history_row():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from slurm_monitor import store
+from slurm_monitor import heartbeats, store_read
 from slurm_monitor.collector import SlurmCollector
 from slurm_monitor.metrics import stream_age
 from slurm_monitor.monitor import Intervals, Monitor
@@ -30,15 +30,15 @@ def make_monitor(script, clock):
     return monitor, sink
 
 
-def beats() -> dict[str, store.StreamBeat]:
-    return {b.stream: b for b in store.load_heartbeats()}
+def beats() -> dict[str, heartbeats.StreamBeat]:
+    return {b.stream: b for b in heartbeats.load_heartbeats()}
 
 
 async def test_every_poll_beats_even_when_nothing_changed():
     from asgiref.sync import sync_to_async
 
     monitor, sink = make_monitor([squeue("23.11", shapes.JOBS)], Clock())
-    assert await sync_to_async(store.load_heartbeats)() == []
+    assert await sync_to_async(heartbeats.load_heartbeats)() == []
     await monitor.poll_jobs()
     first = (await sync_to_async(beats)())["jobs"]
     events = len(sink.sent)
@@ -86,8 +86,8 @@ async def test_metrics_beat_and_carry_every_streams_last_success():
     assert streams == {"jobs": {"interval": 2, "updated_at": "2023-11-14T22:13:20.000Z"},
                        "nodes": {"interval": 4, "updated_at": "2023-11-14T22:13:21.000Z"},
                        "metrics": {"interval": 6, "updated_at": "2023-11-14T22:13:22.000Z"}}
-    assert (await sync_to_async(store.get_metrics)())["metrics"]["streams"] == streams  # REST too
-    assert {b.stream: b.ok for b in await sync_to_async(store.load_heartbeats)()} == \
+    assert (await sync_to_async(store_read.get_metrics)())["metrics"]["streams"] == streams  # REST too
+    assert {b.stream: b.ok for b in await sync_to_async(heartbeats.load_heartbeats)()} == \
         {"jobs": True, "nodes": True, "metrics": True}
 
 

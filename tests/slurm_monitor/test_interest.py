@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 
 from slurm_monitor import history, interest, progress, store
 from slurm_monitor.collector import CommandResult, SlurmCollector
+from slurm_monitor.events import iso
 from slurm_monitor.interest import InterestConfig
 from slurm_monitor.monitor import History, Monitor
 from tests.slurm_monitor import shapes
@@ -143,12 +144,12 @@ async def test_the_rest_detail_serves_the_figures_the_monitor_stored():
         return api.get(f"/api/cluster/jobs/{job_id}").json()
 
     pending, running = await sync_to_async(read)("101"), await sync_to_async(read)("102")
-    assert pending["start_estimate"] == store.iso(local(ESTIMATE)) and pending["live_efficiency"] is None
+    assert pending["start_estimate"] == iso(local(ESTIMATE)) and pending["live_efficiency"] is None
     live = running["live_efficiency"]
     assert running["start_estimate"] is None
     assert live["cpu"] == {"used_seconds": 2400.0, "available_seconds": 4800, "percent": 50.0}
     assert live["memory"] == {"max_rss_mb": 2000.0, "requested_mb": 8000, "percent": 25.0}
-    assert live["measured_at"] == store.iso(NOW)
+    assert live["measured_at"] == iso(NOW)
 
 
 def test_an_unwatched_job_has_null_figures():

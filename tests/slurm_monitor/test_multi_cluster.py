@@ -16,7 +16,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.management import CommandError, call_command
 
-from slurm_monitor import alerting, gap, history, store
+from slurm_monitor import alerting, gap, heartbeats, history, store
 from slurm_monitor.collector import SlurmCollector
 from slurm_monitor.mock import build_mock_cluster
 from slurm_monitor.models import Alert, ClusterJob, ClusterNode, ClusterStream, StreamPosition
@@ -140,9 +140,9 @@ def accounting(job_id: str) -> Accounting:
 
 @pytest.mark.django_db
 def test_heartbeats_alerts_gap_and_history_are_per_cluster():
-    store.record_heartbeat("jobs", True, 5.0, "slurm")
-    store.record_heartbeat("jobs", False, 7.0, "slurm", cluster="b")
-    beats = {(b.cluster, b.stream): b for b in store.load_heartbeats()}
+    heartbeats.record_heartbeat("jobs", True, 5.0, "slurm")
+    heartbeats.record_heartbeat("jobs", False, 7.0, "slurm", cluster="b")
+    beats = {(b.cluster, b.stream): b for b in heartbeats.load_heartbeats()}
     assert set(beats) == {("default", "jobs"), ("b", "jobs")}
     assert beats[("default", "jobs")].ok and not beats[("b", "jobs")].ok and beats[("b", "jobs")].interval == 7.0
     assert (beats[("default", "jobs")].channel, beats[("b", "jobs")].channel) == ("jobs", "jobs.b")
@@ -276,7 +276,7 @@ def test_metrics_carry_the_cluster_label():
     save_gauges({"collected_at": 1.0, "nodes": {"IDLE": 3}}, "t")
     save_gauges({"collected_at": 2.0, "nodes": {"IDLE": 5}}, "t", None, "b")
     store.save_alerts([{"alert_id": "b/nodes_down", "severity": "critical"}], "t", cluster="b")
-    store.record_heartbeat("jobs", True, 5.0, "t", cluster="b")
+    heartbeats.record_heartbeat("jobs", True, 5.0, "t", cluster="b")
     record_poll("jobs", 0.1, True, "b")
     record_poll("jobs", 0.1, False)
     got: dict[str, dict[tuple, float]] = {}

@@ -16,7 +16,7 @@ import pytest
 import websockets
 from asgiref.sync import sync_to_async
 
-from slurm_monitor import store
+from slurm_monitor import store_read
 from slurm_monitor.collector import SlurmCollector
 from slurm_monitor.monitor import Monitor
 from slurm_monitor.sinks import HttpSink
@@ -168,8 +168,9 @@ async def test_each_save_carries_the_offsets_of_its_own_publications():
     await monitor.poll_jobs()  # 101 PENDING -> RUNNING, on jobs and user:alice
 
     def positions():
-        return {**store.list_jobs()["position"], **store.list_jobs(channels=["user:alice"])["position"],
-                **store.list_nodes()["position"], **store.get_metrics()["position"], **store.list_alerts()["position"]}
+        return {**store_read.list_jobs()["position"], **store_read.list_jobs(channels=["user:alice"])["position"],
+                **store_read.list_nodes()["position"], **store_read.get_metrics()["position"],
+                **store_read.list_alerts()["position"]}
 
     sent = {channel: n for n, (channel, _e, _k) in enumerate(sink.sent, 1)}  # RecordingSink: offset = count
     assert await sync_to_async(positions)() == {

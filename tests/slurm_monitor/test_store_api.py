@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from slurm_monitor import store
+from slurm_monitor import store, store_read
 from slurm_monitor.collector import CollectError, SlurmCollector
 from slurm_monitor.events import build_metrics_update, job_fields, node_fields
 from slurm_monitor.metrics import compute_metrics
@@ -176,9 +176,9 @@ async def test_monitor_saves_state_alerts_and_poll_figures():
 
     def check():
         assert store.load_jobs() == expected_jobs("24.05") and store.load_nodes() == EXPECTED_NODES
-        assert [a["alert_id"] for a in store.list_alerts()["results"]] == ["nodes_down"]  # cn03 is down
+        assert [a["alert_id"] for a in store_read.list_alerts()["results"]] == ["nodes_down"]  # cn03 is down
         # 24.05 says job 106 COMPLETED (still COMPLETING its epilog): no longer running.
-        assert store.get_metrics()["metrics"]["jobs"] == {"running": 1, "pending": 1, "total": 7}
+        assert store_read.get_metrics()["metrics"]["jobs"] == {"running": 1, "pending": 1, "total": 7}
         stats = {row.stream: (row.polls_total, row.errors_total) for row in MonitorPollStats.objects.all()}
         assert stats == {"jobs": (2, 1), "nodes": (1, 0)}
 
