@@ -257,6 +257,11 @@ def test_rest_cluster_wide_needs_the_broadcast_permission(pushed):
     ({"type": "t", "title": "x", "data": {"b": "x" * (svc.DATA_MAX_BYTES + 1)}}, "data"),
     ({"type": "t", "title": "x", "data": {"b": "\x00"}}, "data"),  # PostgreSQL cannot store it
     ({"type": "t", "title": "x\x00"}, "title"),
+    # A JSON boolean only: DRF's BooleanField would take these (schemathesis found 0.0 accepted).
+    ({"type": "t", "title": "x", "cluster_wide": 0.0}, "cluster_wide"),
+    ({"type": "t", "title": "x", "cluster_wide": 1}, "cluster_wide"),
+    ({"type": "t", "title": "x", "cluster_wide": "true"}, "cluster_wide"),
+    ({"type": "t", "title": "x", "cluster_wide": None}, "cluster_wide"),
 ])
 def test_rest_create_bad_input_is_400(pushed, body, field):
     response = client_for("alice").post("/api/notifications", body, format="json")
