@@ -13,7 +13,7 @@ import functools
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from slurm_monitor.snapshot import Job, Node
+from slurm_monitor.snapshot import Job, Node, percent
 
 ACTIVE_JOB_STATES: frozenset[str] = frozenset({"RUNNING", "COMPLETING", "SUSPENDED", "CONFIGURING"})
 
@@ -53,10 +53,6 @@ class ClusterMetrics:
     nodes_down: int
     nodes_drained: int
     nodes: tuple[NodeFigures, ...]
-
-
-def _percent(part: int, whole: int) -> float:
-    return round(min(100.0, part / whole * 100.0), 1) if whole > 0 else 0.0
 
 
 def node_figures(node: Node) -> NodeFigures:
@@ -129,13 +125,13 @@ def compute_metrics(jobs: Mapping[str, Job], nodes: Mapping[str, Node], counts: 
     return ClusterMetrics(
         cpus_total=cpus,
         cpus_allocated=alloc_cpus,
-        cpu_usage_percent=_percent(alloc_cpus, cpus),
+        cpu_usage_percent=percent(alloc_cpus, cpus),
         memory_total_mb=memory,
         memory_allocated_mb=alloc_memory,
-        memory_usage_percent=_percent(alloc_memory, memory),
+        memory_usage_percent=percent(alloc_memory, memory),
         gpus_total=gpus,
         gpus_allocated=alloc_gpus,
-        gpu_usage_percent=_percent(alloc_gpus, gpus),
+        gpu_usage_percent=percent(alloc_gpus, gpus),
         jobs_running=counts.running,
         jobs_pending=counts.pending,
         jobs_total=counts.total,

@@ -51,7 +51,7 @@ from slurm_monitor.fields import (
 # The decoders are re-exported: callers that read records as snapshot does import them from here.
 __all__ = [
     "JOB_FIELDS", "NODE_FIELDS", "TERMINAL_JOB_STATES", "UNAVAILABLE_NODE_STATES", "Job", "Node",
-    "SnapshotError", "load_document", "parse_job", "parse_jobs", "parse_node", "parse_nodes",
+    "SnapshotError", "load_document", "percent", "parse_job", "parse_jobs", "parse_node", "parse_nodes",
     "slurm_release", "decode_exit_code", "normalise_job_state", "normalise_node_state",
     "parse_gres_gpus", "parse_memory_mb", "parse_tres", "split_job_state", "tres_gpus",
     "unwrap_id", "unwrap_int", "unwrap_number", "unwrap_time",
@@ -140,7 +140,7 @@ class Node:
 
     @property
     def cpu_alloc_percent(self) -> float:
-        return _percent(self.alloc_cpus, self.cpus)
+        return percent(self.alloc_cpus, self.cpus)
 
     @property
     def cpu_load_percent(self) -> float | None:
@@ -150,16 +150,16 @@ class Node:
 
     @property
     def memory_alloc_percent(self) -> float:
-        return _percent(self.alloc_memory_mb, self.real_memory_mb)
+        return percent(self.alloc_memory_mb, self.real_memory_mb)
 
     @property
     def gpu_alloc_percent(self) -> float:
-        return _percent(self.alloc_gpus, self.gpus)
+        return percent(self.alloc_gpus, self.gpus)
 
 
-def _percent(part: int, whole: int) -> float:
+def percent(part: int, whole: int) -> float:
+    """``part`` of ``whole`` in percent, one decimal, at most 100; 0 when ``whole`` is not positive."""
     return round(min(100.0, part / whole * 100.0), 1) if whole > 0 else 0.0
-
 
 
 # --- documents ----------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from slurm_monitor.events import iso, job_fields, node_fields
 from slurm_monitor.models import ClusterJob, ClusterNode, ClusterStream
 from slurm_monitor.store import _job, _node, consistent_read, read_positions
 
-JOB_LIST_LIMIT_MAX = 10_000
 VIEWS = ("active", "finished", "all")
 
 
